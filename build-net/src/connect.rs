@@ -1,0 +1,282 @@
+//! Connection rules, keyed by target: everything a target neuron's incoming
+//! synapses depend on is a pure function of (seed, projection, target index
+//! in its population, synapse index), so any rank can draw the synapses of
+//! the neurons it owns without knowing how the rest is distributed.
+//!
+//! Random streams (see `snn_kernels::rng::Purpose`):
+//! * `Synapse(p, t, k)`: synapse `k` of target `t` in projection `p`. For
+//!   `fixed_indegree` with multapses and `fixed_total_number`, it first draws
+//!   the source (`below(n_src)`, redrawn while it equals the target when
+//!   autapses are excluded), then the weight, then the delay. For the other
+//!   rules the source is fixed by the rule and the stream starts with the
+//!   weight.
+//! * `TotalNumberSplit(p, node)`: the binomial split of a `fixed_total_number`
+//!   total over a binary tree of target ranges (node numbering: root 1,
+//!   children `2i` and `2i+1`; the left child gets the lower half
+//!   `[lo, lo + (hi-lo)/2)`), so the in-degrees are a multinomial draw that
+//!   any rank reproduces for its own targets.
+//! * `NoMultapse(p, t, 0)`: Floyd's sampling of distinct sources, sorted.
+//! * `Bernoulli(p, t, 0)`: geometric gaps between connected sources.
+
+use std::collections::HashSet;
+
+use snn_formats::model::{delay_to_steps, quantize_weight, Dist, Model, Projection, Rule};
+use snn_kernels::detmath;
+use snn_kernels::rng::{CounterRng, Purpose};
+
+/// Draw from a resolved distribution.
+#[inline]
+pub fn draw(d: &Dist, rng: &mut CounterRng) -> f64 {
+    match *d {
+        Dist::Constant(v) => v,
+        Dist::Normal {
+            mean,
+            std,
+            min,
+            max,
+            clip,
+        } => loop {
+            let x = mean + std * rng.normal();
+            if clip {
+                return x.max(min).min(max);
+            }
+            if x >= min && x <= max {
+                return x;
+            }
+        },
+        Dist::Uniform { min, max } => min + (max - min) * rng.open01(),
+    }
+}
+
+/// How a projection's sources are determined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceMode {
+    /// Each synapse's stream draws its source.
+    PerSynapse,
+    /// The rule lists the sources; the synapse streams draw weight and delay.
+    Listed,
+}
+
+/// A projection prepared for drawing.
+#[derive(Clone, Debug)]
+pub struct ProjPlan {
+    /// The projection.
+    pub proj: Projection,
+    /// Source population size.
+    pub n_src: u64,
+    /// Global id of the first source neuron.
+    pub src_first: u64,
+    /// Target population size.
+    pub n_tgt: u64,
+    /// Global id of the first target neuron.
+    pub tgt_first: u64,
+    /// Source mode.
+    pub mode: SourceMode,
+    /// Autapses must be avoided (same population, not allowed).
+    pub exclude_self: bool,
+    /// ln(1 - p) for `pairwise_bernoulli`.
+    pub ln_1mp: f64,
+    /// Network seed.
+    pub seed: u64,
+    /// Weight fraction bits.
+    pub frac_bits: u32,
+    /// dt.
+    pub dt_ms: f64,
+}
+
+impl ProjPlan {
+    /// Prepare projection `proj` of `model`.
+    pub fn new(model: &Model, proj: &Projection) -> ProjPlan {
+        let s = &model.populations[proj.source];
+        let t = &model.populations[proj.target];
+        let mode = match proj.rule {
+            Rule::FixedTotalNumber { .. } => SourceMode::PerSynapse,
+            Rule::FixedIndegree { .. } if proj.allow_multapses => SourceMode::PerSynapse,
+            _ => SourceMode::Listed,
+        };
+        let ln_1mp = match proj.rule {
+            Rule::PairwiseBernoulli { p } => detmath::ln(1.0 - p),
+            _ => 0.0,
+        };
+        ProjPlan {
+            proj: proj.clone(),
+            n_src: s.size,
+            src_first: s.first_id,
+            n_tgt: t.size,
+            tgt_first: t.first_id,
+            mode,
+            exclude_self: !proj.allow_autapses && proj.source == proj.target,
+            ln_1mp,
+            seed: model.seed,
+            frac_bits: model.weight_frac_bits,
+            dt_ms: model.dt_ms,
+        }
+    }
+
+    #[inline]
+    fn synapse_rng(&self, t: u64, k: u64) -> CounterRng {
+        CounterRng::new(self.seed, Purpose::Synapse, self.proj.index, t as u32, k as u32)
+    }
+
+    /// Draw the source of a per-synapse stream.
+    #[inline]
+    fn draw_source(&self, rng: &mut CounterRng, t: u64) -> u64 {
+        loop {
+            let s = rng.below(self.n_src);
+            if !(self.exclude_self && s == t) {
+                return s;
+            }
+        }
+    }
+
+    /// The sources (population indices) of target `t` for `Listed` rules,
+    /// in synapse order.
+    pub fn listed_sources(&self, t: u64, out: &mut Vec<u64>) {
+        out.clear();
+        match self.proj.rule {
+            Rule::OneToOne => {
+                if !self.exclude_self {
+                    out.push(t);
+                }
+            }
+            Rule::AllToAll => {
+                out.extend((0..self.n_src).filter(|&s| !(self.exclude_self && s == t)));
+            }
+            Rule::PairwiseBernoulli { p } => {
+                if p <= 0.0 || self.n_src == 0 {
+                    return;
+                }
+                let mut rng = CounterRng::new(self.seed, Purpose::Bernoulli, self.proj.index, t as u32, 0);
+                let mut s = 0u64;
+                loop {
+                    s = s.saturating_add(detmath::geometric_skip(&mut rng, self.ln_1mp));
+                    if s >= self.n_src {
+                        break;
+                    }
+                    if !(self.exclude_self && s == t) {
+                        out.push(s);
+                    }
+                    s += 1;
+                }
+            }
+            Rule::FixedIndegree { k } => {
+                // Without multapses: k distinct sources (Floyd's algorithm),
+                // sorted.
+                let avail = self.n_src - u64::from(self.exclude_self);
+                let k = k.min(avail);
+                let mut rng = CounterRng::new(self.seed, Purpose::NoMultapse, self.proj.index, t as u32, 0);
+                let mut set = HashSet::with_capacity(k as usize);
+                for j in avail - k..avail {
+                    let r = rng.below(j + 1);
+                    if !set.insert(r) {
+                        set.insert(j);
+                    }
+                }
+                out.extend(set);
+                out.sort_unstable();
+                if self.exclude_self {
+                    for s in out.iter_mut() {
+                        if *s >= t {
+                            *s += 1;
+                        }
+                    }
+                }
+            }
+            Rule::FixedTotalNumber { .. } => {}
+        }
+    }
+
+    /// Call `f(source_index)` for each synapse of target `t` (in synapse
+    /// order) given its in-degree for `PerSynapse` rules.
+    #[inline]
+    pub fn for_each_source(&self, t: u64, indegree: u64, scratch: &mut Vec<u64>, mut f: impl FnMut(u64)) {
+        match self.mode {
+            SourceMode::PerSynapse => {
+                for k in 0..indegree {
+                    let mut rng = self.synapse_rng(t, k);
+                    f(self.draw_source(&mut rng, t));
+                }
+            }
+            SourceMode::Listed => {
+                self.listed_sources(t, scratch);
+                for &s in scratch.iter() {
+                    f(s);
+                }
+            }
+        }
+    }
+
+    /// Call `f(source_index, weight_fixed, delay_steps)` for each synapse of
+    /// target `t`, in synapse order.
+    #[inline]
+    pub fn for_each_synapse(&self, t: u64, indegree: u64, scratch: &mut Vec<u64>, mut f: impl FnMut(u64, i32, u32)) {
+        let w = &self.proj.weight_pa;
+        let d = &self.proj.delay_ms;
+        match self.mode {
+            SourceMode::PerSynapse => {
+                for k in 0..indegree {
+                    let mut rng = self.synapse_rng(t, k);
+                    let s = self.draw_source(&mut rng, t);
+                    let wq = quantize_weight(draw(w, &mut rng), self.frac_bits);
+                    let ds = delay_to_steps(draw(d, &mut rng), self.dt_ms);
+                    f(s, wq, ds);
+                }
+            }
+            SourceMode::Listed => {
+                self.listed_sources(t, scratch);
+                for (k, &s) in scratch.iter().enumerate() {
+                    let mut rng = self.synapse_rng(t, k as u64);
+                    let wq = quantize_weight(draw(w, &mut rng), self.frac_bits);
+                    let ds = delay_to_steps(draw(d, &mut rng), self.dt_ms);
+                    f(s, wq, ds);
+                }
+            }
+        }
+    }
+
+    /// Expected in-degree of a target (for load balancing only).
+    pub fn expected_indegree(&self) -> f64 {
+        match self.proj.rule {
+            Rule::FixedIndegree { k } => k as f64,
+            Rule::FixedTotalNumber { n } => n as f64 / self.n_tgt.max(1) as f64,
+            Rule::PairwiseBernoulli { p } => p * self.n_src as f64,
+            Rule::OneToOne => 1.0,
+            Rule::AllToAll => self.n_src as f64,
+        }
+    }
+}
+
+/// In-degrees of a `fixed_total_number` projection: the multinomial split of
+/// `n_total` over `n_tgt` targets by a binary tree of binomial draws. Only
+/// the subtrees that contain a target with `wanted(index)` in their range
+/// (checked by `range_wanted(lo, hi)`) are expanded; `out[i]` receives the
+/// in-degree of target `i` for expanded leaves (others stay 0).
+pub fn split_total_number(
+    seed: u64,
+    projection: u32,
+    n_total: u64,
+    n_tgt: u64,
+    range_wanted: &dyn Fn(u64, u64) -> bool,
+    out: &mut [u32],
+) {
+    if n_tgt == 0 {
+        return;
+    }
+    // (lo, hi, n, node id)
+    let mut stack: Vec<(u64, u64, u64, u64)> = vec![(0, n_tgt, n_total, 1)];
+    while let Some((lo, hi, n, node)) = stack.pop() {
+        if n == 0 || !range_wanted(lo, hi) {
+            continue;
+        }
+        if hi - lo == 1 {
+            out[lo as usize] = u32::try_from(n).unwrap_or(u32::MAX);
+            continue;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let p = (mid - lo) as f64 / (hi - lo) as f64;
+        let mut rng = CounterRng::new(seed, Purpose::TotalNumberSplit, projection, node as u32, (node >> 32) as u32);
+        let left = detmath::binomial(&mut rng, n, p);
+        stack.push((mid, hi, n - left, 2 * node + 1));
+        stack.push((lo, mid, left, 2 * node));
+    }
+}

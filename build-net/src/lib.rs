@@ -1,0 +1,32 @@
+//! `snn-build`'s library: deterministic, sharded network construction.
+//!
+//! [`build_network`] resolves a config, builds every rank's shard (see
+//! [`rank`] for the two-pass algorithm and [`connect`] for the rules and
+//! their random streams) and writes a network directory atomically.
+
+pub mod connect;
+pub mod network;
+pub mod rank;
+pub mod verify;
+
+pub use network::{build_network, BuildOptions, BuildSummary};
+
+/// Errors of the builder.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Config problem.
+    #[error(transparent)]
+    Config(#[from] snn_formats::ConfigError),
+    /// File problem.
+    #[error(transparent)]
+    Format(#[from] snn_formats::FormatError),
+    /// Placement problem.
+    #[error(transparent)]
+    Placement(#[from] snn_formats::placement::PlacementError),
+    /// The network does not fit the shard layout.
+    #[error("network too large: {0}")]
+    TooLarge(String),
+    /// A bug.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+}

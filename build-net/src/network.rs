@@ -1,0 +1,243 @@
+//! Building a whole network directory in one process (`--ranks N`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use snn_formats::manifest::{
+    hex, model_hash, Manifest, PopulationEntry, ProjectionEntry, Provenance, ShardEntry, MANIFEST_FILE,
+    MANIFEST_FORMAT, MANIFEST_VERSION,
+};
+use snn_formats::model::Model;
+use snn_formats::output::Staging;
+use snn_formats::shard::{shard_file_name, write_shard, SHARD_FORMAT_VERSION};
+use snn_formats::{Config, FormatError, Placement};
+
+use crate::connect::ProjPlan;
+use crate::rank::RankPlan;
+use crate::BuildError;
+
+/// Options of a build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Number of ranks (shards).
+    pub n_ranks: u32,
+    /// zstd level for compressed shards.
+    pub compress: Option<i32>,
+    /// Replace an existing output directory.
+    pub force: bool,
+    /// Synapses drawn so far (both passes), for a progress display.
+    pub progress: Arc<AtomicU64>,
+    /// The command line, for the manifest.
+    pub command: Vec<String>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            n_ranks: 1,
+            compress: None,
+            force: false,
+            progress: Arc::new(AtomicU64::new(0)),
+            command: Vec::new(),
+        }
+    }
+}
+
+/// What a build produced (also printed by `snn-build --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct BuildSummary {
+    /// Output directory.
+    pub network_dir: PathBuf,
+    /// Model name.
+    pub model: String,
+    /// Ranks.
+    pub n_ranks: u32,
+    /// Threads.
+    pub threads: usize,
+    /// Neurons.
+    pub n_neurons: u64,
+    /// Synapses.
+    pub total_synapses: u64,
+    /// Synapses per projection.
+    pub projections: Vec<ProjectionEntry>,
+    /// Smallest delay, steps.
+    pub min_delay_steps: u32,
+    /// Largest delay, steps.
+    pub max_delay_steps: u32,
+    /// Bytes of all shards on disk.
+    pub shard_bytes: u64,
+    /// Bytes on disk per synapse.
+    pub bytes_per_synapse: f64,
+    /// Wall time of the whole build including writing, s.
+    pub build_seconds: f64,
+    /// Of which writing shards, s.
+    pub write_seconds: f64,
+    /// Synapses per second of wall time.
+    pub synapses_per_second: f64,
+}
+
+/// Expected number of synapses (for progress displays).
+pub fn expected_synapses(model: &Model) -> f64 {
+    model
+        .projections
+        .iter()
+        .map(|p| ProjPlan::new(model, p).expected_indegree() * model.populations[p.target].size as f64)
+        .sum()
+}
+
+/// Build the network of `cfg` into `dest`. `origin` names the config file in
+/// errors.
+pub fn build_network(cfg: &Config, origin: &str, dest: &Path, opts: &BuildOptions) -> Result<BuildSummary, BuildError> {
+    let t0 = Instant::now();
+    let model = Model::resolve(cfg, origin)?;
+    let placement = Placement::new(&model, opts.n_ranks)?;
+    let staging = Staging::new(dest, opts.force)?;
+    let hash = model_hash(cfg);
+    let n_ranks = opts.n_ranks;
+    let threads = rayon::current_num_threads();
+    let progress = &*opts.progress;
+
+    // Routing needs: which neurons of rank q rank r needs (its images).
+    let all_images: Vec<Vec<Vec<u64>>> = if n_ranks > 1 {
+        (0..n_ranks)
+            .map(|r| {
+                let plan = RankPlan::new(&model, &placement, r, threads);
+                let counts = plan.count(progress);
+                plan.images(&counts)
+            })
+            .collect()
+    } else {
+        vec![vec![Vec::new()]]
+    };
+
+    let mut entries = Vec::with_capacity(n_ranks as usize);
+    let mut per_projection = vec![0u64; model.projections.len()];
+    let (mut dmin, mut dmax) = (u32::MAX, 0u32);
+    let mut write_seconds = 0.0;
+    for r in 0..n_ranks {
+        let plan = RankPlan::new(&model, &placement, r, threads);
+        let counts = plan.count(progress);
+        let send: Vec<Vec<u32>> = (0..n_ranks as usize)
+            .map(|d| {
+                all_images[d]
+                    .get(r as usize)
+                    .map(|v| v.iter().map(|&g| placement.locate(g).1).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let shard = plan.fill(counts, &all_images[r as usize], &send, hash, progress)?;
+        for (a, b) in per_projection.iter_mut().zip(&shard.projection_synapses) {
+            *a += b;
+        }
+        if !shard.syn_weight.is_empty() {
+            dmin = dmin.min(shard.min_delay_steps);
+            dmax = dmax.max(shard.max_delay_steps);
+        }
+        let tw = Instant::now();
+        let file = shard_file_name(r);
+        let written = write_shard(&staging.path().join(&file), &shard, opts.compress)?;
+        write_seconds += tw.elapsed().as_secs_f64();
+        entries.push(ShardEntry {
+            file,
+            rank: r,
+            bytes: written.file_bytes,
+            xxh3: format!("{:016x}", written.file_xxh3),
+            synapses: shard.syn_weight.len() as u64,
+            neurons: shard.local_to_global.len() as u64,
+            images: shard.images.len() as u64,
+        });
+    }
+    if dmin == u32::MAX {
+        dmin = 0;
+    }
+    let total_synapses: u64 = per_projection.iter().sum();
+    let projections: Vec<ProjectionEntry> = model
+        .projections
+        .iter()
+        .zip(&per_projection)
+        .map(|(p, &n)| ProjectionEntry {
+            name: p.name.clone(),
+            source: model.populations[p.source].name.clone(),
+            target: model.populations[p.target].name.clone(),
+            rule: p.rule.name().to_string(),
+            synapses: n,
+        })
+        .collect();
+    let shard_bytes: u64 = entries.iter().map(|e| e.bytes).sum();
+    let build_seconds = t0.elapsed().as_secs_f64();
+    let mut manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        format_version: MANIFEST_VERSION,
+        shard_format_version: SHARD_FORMAT_VERSION,
+        model_hash: hex(&hash),
+        model_name: model.name.clone(),
+        seed: model.seed,
+        n_ranks,
+        dt_ms: model.dt_ms,
+        min_delay_steps: dmin,
+        max_delay_steps: dmax,
+        n_neurons: model.n_neurons,
+        total_synapses,
+        weight_frac_bits: model.weight_frac_bits,
+        compressed: opts.compress.is_some(),
+        populations: model
+            .populations
+            .iter()
+            .map(|p| PopulationEntry {
+                name: p.name.clone(),
+                size: p.size,
+                first_id: p.first_id,
+                model: p.params.model.name().into(),
+            })
+            .collect(),
+        projections: projections.clone(),
+        shards: entries,
+        config: cfg.clone(),
+        provenance: Provenance {
+            builder_version: env!("CARGO_PKG_VERSION").into(),
+            command: opts.command.clone(),
+            created_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            host: hostname(),
+            threads,
+            device: "cpu".into(),
+            build_seconds,
+        },
+        checksum: String::new(),
+    };
+    let mpath = staging.path().join(MANIFEST_FILE);
+    let text = manifest.to_json();
+    let mut f = std::fs::File::create(&mpath).map_err(|e| FormatError::io(&mpath, "create", e))?;
+    f.write_all(text.as_bytes()).map_err(|e| FormatError::io(&mpath, "write", e))?;
+    f.sync_all().map_err(|e| FormatError::io(&mpath, "fsync", e))?;
+    let network_dir = staging.commit()?;
+    let build_seconds = t0.elapsed().as_secs_f64();
+    Ok(BuildSummary {
+        network_dir,
+        model: model.name.clone(),
+        n_ranks,
+        threads,
+        n_neurons: model.n_neurons,
+        total_synapses,
+        projections,
+        min_delay_steps: dmin,
+        max_delay_steps: dmax,
+        shard_bytes,
+        bytes_per_synapse: if total_synapses > 0 { shard_bytes as f64 / total_synapses as f64 } else { 0.0 },
+        build_seconds,
+        write_seconds,
+        synapses_per_second: total_synapses as f64 / build_seconds.max(1e-9),
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

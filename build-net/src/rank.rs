@@ -1,0 +1,416 @@
+//! Building one rank's shard.
+//!
+//! Two passes over the rank's own targets, split into contiguous chunks (one
+//! per thread, balanced by expected synapse count):
+//! 1. *count*: draw only the sources and count synapses per (chunk, source);
+//!    this gives the images (remote sources) and the CSR row sizes;
+//! 2. *fill*: draw everything again (the streams are counter-based, so the
+//!    same numbers come out) and write each synapse straight to its final
+//!    position. A chunk's synapses of one row go after those of earlier
+//!    chunks, and inside a chunk targets are visited in order, so every row
+//!    ends up in canonical order (target, projection, synapse index) whatever
+//!    the number of threads.
+//!
+//! Memory: the final arrays (8 bytes per synapse) plus `4 * n_neurons *
+//! (chunks + 1)` bytes of counters, never a second copy of the synapses.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use snn_formats::model::{Model, Rule};
+use snn_formats::placement::Placement;
+use snn_formats::shard::ShardData;
+
+use crate::connect::{split_total_number, ProjPlan};
+use crate::BuildError;
+
+/// Row index marker for sources without synapses here.
+const NO_ROW: u32 = u32::MAX;
+
+/// The rank's own targets and their in-degrees.
+pub struct RankPlan<'a> {
+    model: &'a Model,
+    placement: &'a Placement,
+    rank: u32,
+    /// Global ids of own neurons.
+    owned: Vec<u64>,
+    /// Per population: range of local indices.
+    pop_local: Vec<(usize, usize)>,
+    /// Prepared projections.
+    projs: Vec<ProjPlan>,
+    /// Per population: indices into `projs` of projections targeting it.
+    by_target: Vec<Vec<usize>>,
+    /// Per projection: in-degree per own target of its target population
+    /// (fixed_total_number only).
+    split_indeg: Vec<Vec<u32>>,
+    /// Chunk boundaries in local indices.
+    chunks: Vec<(usize, usize)>,
+}
+
+/// Result of the counting pass.
+pub struct Counts {
+    /// Per chunk: synapses per global source.
+    per_chunk: Vec<Vec<u32>>,
+    /// Synapses per chunk.
+    per_chunk_total: Vec<u64>,
+    /// Synapses per projection.
+    pub per_projection: Vec<u64>,
+}
+
+impl<'a> RankPlan<'a> {
+    /// Plan rank `rank` with `n_chunks` parallel chunks.
+    pub fn new(model: &'a Model, placement: &'a Placement, rank: u32, n_chunks: usize) -> RankPlan<'a> {
+        let owned = placement.owned(rank);
+        let mut pop_local = Vec::with_capacity(model.populations.len());
+        for p in &model.populations {
+            let a = owned.partition_point(|&g| g < p.first_id);
+            let b = owned.partition_point(|&g| g < p.first_id + p.size);
+            pop_local.push((a, b));
+        }
+        let projs: Vec<ProjPlan> = model.projections.iter().map(|p| ProjPlan::new(model, p)).collect();
+        let mut by_target = vec![Vec::new(); model.populations.len()];
+        for (i, p) in projs.iter().enumerate() {
+            by_target[p.proj.target].push(i);
+        }
+        // In-degrees of fixed_total_number projections, for own targets.
+        let split_indeg = projs
+            .par_iter()
+            .map(|pp| {
+                let Rule::FixedTotalNumber { n } = pp.proj.rule else {
+                    return Vec::new();
+                };
+                let (a, b) = pop_local[pp.proj.target];
+                let own = &owned[a..b];
+                let first = pp.tgt_first;
+                let wanted = |lo: u64, hi: u64| {
+                    let i = own.partition_point(|&g| g < first + lo);
+                    i < own.len() && own[i] < first + hi
+                };
+                let mut all = vec![0u32; pp.n_tgt as usize];
+                split_total_number(pp.seed, pp.proj.index, n, pp.n_tgt, &wanted, &mut all);
+                own.iter().map(|&g| all[(g - first) as usize]).collect()
+            })
+            .collect();
+        // Chunks balanced by expected synapses.
+        let mut weight = vec![0.0f64; owned.len()];
+        for (pi, list) in by_target.iter().enumerate() {
+            let (a, b) = pop_local[pi];
+            let w: f64 = list.iter().map(|&j| projs[j].expected_indegree()).sum::<f64>() + 1.0;
+            for x in &mut weight[a..b] {
+                *x = w;
+            }
+        }
+        let total: f64 = weight.iter().sum();
+        let n_chunks = n_chunks.max(1);
+        let mut chunks = Vec::with_capacity(n_chunks);
+        let mut start = 0usize;
+        let mut acc = 0.0;
+        for (i, w) in weight.iter().enumerate() {
+            acc += w;
+            if chunks.len() + 1 < n_chunks && acc >= total * (chunks.len() + 1) as f64 / n_chunks as f64 {
+                chunks.push((start, i + 1));
+                start = i + 1;
+            }
+        }
+        chunks.push((start, owned.len()));
+        RankPlan {
+            model,
+            placement,
+            rank,
+            owned,
+            pop_local,
+            projs,
+            by_target,
+            split_indeg,
+            chunks,
+        }
+    }
+
+    /// Own neurons.
+    pub fn n_local(&self) -> usize {
+        self.owned.len()
+    }
+
+    fn pop_of_local(&self, l: usize) -> usize {
+        self.pop_local.partition_point(|&(_, b)| b <= l)
+    }
+
+    /// Visit the own targets of a chunk with their population, index within
+    /// it and the projections targeting it.
+    fn for_targets(&self, (a, b): (usize, usize), mut f: impl FnMut(usize, u64, &[usize], usize)) {
+        let mut l = a;
+        while l < b {
+            let pi = self.pop_of_local(l);
+            let (pa, pb) = self.pop_local[pi];
+            let end = pb.min(b);
+            let first = self.model.populations[pi].first_id;
+            for ll in l..end {
+                f(ll, self.owned[ll] - first, &self.by_target[pi], ll - pa);
+            }
+            l = end;
+        }
+    }
+
+    fn indegree(&self, j: usize, own_in_pop: usize) -> u64 {
+        match self.projs[j].proj.rule {
+            Rule::FixedIndegree { k } => k,
+            Rule::FixedTotalNumber { .. } => self.split_indeg[j][own_in_pop] as u64,
+            _ => 0,
+        }
+    }
+
+    /// Pass 1: count synapses per chunk and global source.
+    pub fn count(&self, progress: &AtomicU64) -> Counts {
+        let n = self.model.n_neurons as usize;
+        let n_proj = self.projs.len();
+        let results: Vec<(Vec<u32>, Vec<u64>)> = self
+            .chunks
+            .par_iter()
+            .map(|&range| {
+                let mut counts = vec![0u32; n];
+                let mut per_proj = vec![0u64; n_proj];
+                let mut scratch = Vec::new();
+                self.for_targets(range, |_, t, projs, own_in_pop| {
+                    let mut done = 0u64;
+                    for &j in projs {
+                        let pp = &self.projs[j];
+                        let first = pp.src_first as usize;
+                        let mut c = 0u64;
+                        pp.for_each_source(t, self.indegree(j, own_in_pop), &mut scratch, |s| {
+                            counts[first + s as usize] += 1;
+                            c += 1;
+                        });
+                        per_proj[j] += c;
+                        done += c;
+                    }
+                    progress.fetch_add(done, Ordering::Relaxed);
+                });
+                (counts, per_proj)
+            })
+            .collect();
+        let mut per_projection = vec![0u64; n_proj];
+        let mut per_chunk = Vec::with_capacity(results.len());
+        let mut per_chunk_total = Vec::with_capacity(results.len());
+        for (c, p) in results {
+            for (a, b) in per_projection.iter_mut().zip(&p) {
+                *a += b;
+            }
+            per_chunk_total.push(p.iter().sum());
+            per_chunk.push(c);
+        }
+        Counts {
+            per_chunk,
+            per_chunk_total,
+            per_projection,
+        }
+    }
+
+    /// Remote sources with synapses here, grouped by owner rank, sorted.
+    pub fn images(&self, counts: &Counts) -> Vec<Vec<u64>> {
+        let mut out = vec![Vec::new(); self.placement.n_ranks() as usize];
+        for g in 0..self.model.n_neurons as usize {
+            if counts.per_chunk.iter().any(|c| c[g] > 0) {
+                let (r, _) = self.placement.locate(g as u64);
+                if r != self.rank {
+                    out[r as usize].push(g as u64);
+                }
+            }
+        }
+        out
+    }
+
+    /// Pass 2: fill the synapses and assemble the shard. `images` is this
+    /// rank's [`RankPlan::images`], `send` the local indices each other rank
+    /// needs from this one.
+    pub fn fill(
+        &self,
+        mut counts: Counts,
+        images: &[Vec<u64>],
+        send: &[Vec<u32>],
+        model_hash: [u8; 16],
+        progress: &AtomicU64,
+    ) -> Result<ShardData, BuildError> {
+        let n_local = self.owned.len();
+        let n_images: usize = images.iter().map(|v| v.len()).sum();
+        let n_rows = n_local + n_images;
+        if n_rows >= NO_ROW as usize {
+            return Err(BuildError::TooLarge(format!(
+                "rank {} would have {n_rows} rows (own neurons + images); at most 2^32-2",
+                self.rank
+            )));
+        }
+        // Row of each global source.
+        let mut row_of = vec![NO_ROW; self.model.n_neurons as usize];
+        for (l, &g) in self.owned.iter().enumerate() {
+            row_of[g as usize] = l as u32;
+        }
+        let mut row = n_local as u32;
+        for group in images {
+            for &g in group {
+                row_of[g as usize] = row;
+                row += 1;
+            }
+        }
+        // Row sizes and chunk cursors (relative to the row start).
+        let mut row_len = vec![0u64; n_rows];
+        for (g, &r) in row_of.iter().enumerate() {
+            if r == NO_ROW {
+                continue;
+            }
+            let mut acc = 0u32;
+            for c in counts.per_chunk.iter_mut() {
+                let k = c[g];
+                c[g] = acc;
+                acc += k;
+            }
+            row_len[r as usize] = acc as u64;
+        }
+        let mut row_ptr = Vec::with_capacity(n_rows + 1);
+        let mut acc = 0u64;
+        row_ptr.push(0);
+        for len in &row_len {
+            acc += len;
+            row_ptr.push(acc);
+        }
+        drop(row_len);
+        let n_syn = acc as usize;
+        let target_bits = bits_for(n_local as u64);
+        let delay_limit = 1u64 << (32 - target_bits);
+        let mut syn_td = vec![0u32; n_syn];
+        let mut syn_w = vec![0i32; n_syn];
+        {
+            let td = SharedOut(syn_td.as_mut_ptr());
+            let wt = SharedOut(syn_w.as_mut_ptr());
+            let (td, wt) = (&td, &wt);
+            let row_ptr = &row_ptr;
+            let row_of = &row_of;
+            let results: Vec<Result<(u32, u32, u64), BuildError>> = self
+                .chunks
+                .par_iter()
+                .zip(counts.per_chunk.par_iter_mut())
+                .map(|(&range, cursor)| {
+                    let mut scratch = Vec::new();
+                    let (mut dmin, mut dmax) = (u32::MAX, 0u32);
+                    let mut written = 0u64;
+                    let mut err = None;
+                    self.for_targets(range, |l, t, projs, own_in_pop| {
+                        let mut done = 0u64;
+                        for &j in projs {
+                            let pp = &self.projs[j];
+                            let first = pp.src_first as usize;
+                            pp.for_each_synapse(t, self.indegree(j, own_in_pop), &mut scratch, |s, w, d| {
+                                let g = first + s as usize;
+                                let pos = row_ptr[row_of[g] as usize] + cursor[g] as u64;
+                                cursor[g] += 1;
+                                if d as u64 >= delay_limit {
+                                    err.get_or_insert(BuildError::TooLarge(format!(
+                                        "projection '{}': a delay of {d} steps does not fit next to {target_bits}-bit targets",
+                                        pp.proj.name
+                                    )));
+                                    return;
+                                }
+                                if pos as usize >= n_syn {
+                                    err.get_or_insert(BuildError::Internal("synapse position out of range".into()));
+                                    return;
+                                }
+                                dmin = dmin.min(d);
+                                dmax = dmax.max(d);
+                                // SAFETY: `pos < n_syn` was just checked, and
+                                // positions are disjoint between chunks: each
+                                // (chunk, source) pair owns the range
+                                // [row start + cursor at pass start, + its
+                                // pass-1 count), and pass 2 draws the same
+                                // sources as pass 1 (same counter streams);
+                                // the final cursor check below confirms it.
+                                unsafe {
+                                    td.0.add(pos as usize).write(l as u32 | (d << target_bits));
+                                    wt.0.add(pos as usize).write(w);
+                                }
+                                done += 1;
+                            });
+                        }
+                        written += done;
+                        progress.fetch_add(done, Ordering::Relaxed);
+                    });
+                    match err {
+                        Some(e) => Err(e),
+                        None => Ok((dmin, dmax, written)),
+                    }
+                })
+                .collect();
+            let (mut dmin, mut dmax) = (u32::MAX, 0u32);
+            for (c, r) in results.into_iter().enumerate() {
+                let (a, b, written) = r?;
+                dmin = dmin.min(a);
+                dmax = dmax.max(b);
+                if written != counts.per_chunk_total[c] {
+                    return Err(BuildError::Internal("fill pass disagrees with count pass".into()));
+                }
+            }
+            // Pass 2 wrote exactly what pass 1 counted: per chunk in total
+            // (above), cursors in order, and the last one at each row's end.
+            for (g, &r) in row_of.iter().enumerate() {
+                if r == NO_ROW {
+                    continue;
+                }
+                let len = row_ptr[r as usize + 1] - row_ptr[r as usize];
+                let chunks = &counts.per_chunk;
+                let ordered = chunks.windows(2).all(|w| w[0][g] <= w[1][g]);
+                if !ordered || chunks.last().map(|c| c[g] as u64) != Some(len) {
+                    return Err(BuildError::Internal("fill pass disagrees with count pass".into()));
+                }
+            }
+            let (min_delay_steps, max_delay_steps) = if n_syn == 0 { (0, 0) } else { (dmin, dmax) };
+            let mut image_offsets = vec![0u64];
+            let mut flat_images = Vec::with_capacity(n_images);
+            for group in images {
+                flat_images.extend_from_slice(group);
+                image_offsets.push(flat_images.len() as u64);
+            }
+            let mut send_offsets = vec![0u64];
+            let mut flat_send = Vec::new();
+            for group in send {
+                flat_send.extend_from_slice(group);
+                send_offsets.push(flat_send.len() as u64);
+            }
+            let per_projection = std::mem::take(&mut counts.per_projection);
+            drop(counts);
+            Ok(ShardData {
+                rank: self.rank,
+                n_ranks: self.placement.n_ranks(),
+                model_hash,
+                n_neurons: self.model.n_neurons,
+                weight_frac_bits: self.model.weight_frac_bits,
+                target_bits,
+                min_delay_steps,
+                max_delay_steps,
+                local_to_global: self.owned.clone(),
+                image_offsets,
+                images: flat_images,
+                send_offsets,
+                send: flat_send,
+                row_ptr: row_ptr.clone(),
+                syn_target_delay: std::mem::take(&mut syn_td),
+                syn_weight: std::mem::take(&mut syn_w),
+                projection_synapses: per_projection,
+            })
+        }
+    }
+}
+
+/// Bits needed to address `n` local neurons (at least 1).
+pub fn bits_for(n: u64) -> u32 {
+    let mut b = 1;
+    while b < 31 && (1u64 << b) < n {
+        b += 1;
+    }
+    b
+}
+
+/// Raw output pointer shared by the fill threads.
+struct SharedOut<T>(*mut T);
+// SAFETY: the threads write disjoint positions (see the write site), and
+// the owning Vec outlives the parallel section.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SharedOut<T> {}

@@ -1,0 +1,443 @@
+//! The model config: a TOML file describing populations, projections,
+//! external input, recording and placement, with NEST's parameter names.
+//!
+//! Loading goes in three steps, each with errors that name the file and field:
+//! 1. parse the TOML into a tree and apply `--set key=value` overrides
+//!    ([`apply_override`]); array elements are addressed by index or, for
+//!    tables with a `name` field, by that name (`populations.L23E.size`);
+//! 2. deserialise the tree into [`Config`] (unknown keys are errors);
+//! 3. validate and resolve it into a [`crate::model::Model`] (sizes after
+//!    scaling, synapse counts, weights after in-degree compensation).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::ConfigError;
+
+/// The whole model config, as written in the TOML file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Global settings: name, time step, network seed.
+    pub network: NetworkSection,
+    /// Scaling of population sizes and in-degrees.
+    #[serde(default)]
+    pub scale: ScaleSection,
+    /// Distribution of neurons over ranks.
+    #[serde(default)]
+    pub placement: PlacementSection,
+    /// Neuron parameters shared by all populations (a population's own
+    /// `params` override them).
+    #[serde(default)]
+    pub neuron_defaults: NeuronParamsRaw,
+    /// The populations, numbered globally in this order.
+    pub populations: Vec<PopulationRaw>,
+    /// Connections between populations.
+    #[serde(default)]
+    pub projections: Vec<ProjectionRaw>,
+    /// Independent Poisson input to every neuron (rate x `K_ext`).
+    #[serde(default)]
+    pub poisson_background: Option<PoissonBackground>,
+    /// What `snn-sim` records.
+    #[serde(default)]
+    pub recording: RecordingSection,
+}
+
+/// `[network]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// A short name of the model.
+    pub name: String,
+    /// Simulation time step (NEST's `resolution`), in ms.
+    #[serde(default = "default_dt")]
+    pub dt_ms: f64,
+    /// Seed of the network's connectivity (simulation seeds are separate).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_dt() -> f64 {
+    0.1
+}
+fn default_seed() -> u64 {
+    55
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[scale]`: downscaling as in Potjans & Diesmann (2014) and the HPC
+/// benchmark.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleSection {
+    /// Factor on population sizes (populations with `scalable = false` keep
+    /// their size).
+    #[serde(default = "default_one")]
+    pub neurons: f64,
+    /// Factor on in-degrees (`indegree`, `N`, `connection_probability`,
+    /// `K_ext`).
+    #[serde(default = "default_one")]
+    pub indegree: f64,
+    /// When `indegree < 1`: divide weights by sqrt(indegree) and add the DC
+    /// input that keeps the mean input of the full-scale model (needs
+    /// `mean_rate_Hz` on every source population).
+    #[serde(default)]
+    pub compensate_indegree: bool,
+}
+
+impl Default for ScaleSection {
+    fn default() -> Self {
+        ScaleSection {
+            neurons: 1.0,
+            indegree: 1.0,
+            compensate_indegree: false,
+        }
+    }
+}
+
+/// `[placement]`: which rank owns which neuron. Never changes the network or
+/// the spikes, only where they are computed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSection {
+    /// The scheme.
+    #[serde(default)]
+    pub scheme: PlacementScheme,
+    /// For `scheme = "population"`: the rank of each population.
+    #[serde(default)]
+    pub population_ranks: BTreeMap<String, u32>,
+}
+
+/// How neurons are distributed over ranks.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementScheme {
+    /// Global neuron id modulo the number of ranks.
+    #[default]
+    RoundRobin,
+    /// Each population split into contiguous blocks, one per rank.
+    Block,
+    /// Whole populations on the rank given by `population_ranks` (modulo the
+    /// number of ranks): one area per GPU in multi-area models.
+    Population,
+}
+
+/// Neuron parameters with NEST's names and units; absent fields take the
+/// model's NEST default.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NeuronParamsRaw {
+    /// Neuron model: `iaf_psc_exp`, `iaf_psc_alpha` or `spike_generator`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Membrane capacitance, pF.
+    #[serde(default)]
+    pub C_m: Option<f64>,
+    /// Membrane time constant, ms.
+    #[serde(default)]
+    pub tau_m: Option<f64>,
+    /// Excitatory synaptic time constant, ms.
+    #[serde(default)]
+    pub tau_syn_ex: Option<f64>,
+    /// Inhibitory synaptic time constant, ms.
+    #[serde(default)]
+    pub tau_syn_in: Option<f64>,
+    /// Absolute refractory period, ms.
+    #[serde(default)]
+    pub t_ref: Option<f64>,
+    /// Resting potential, mV.
+    #[serde(default)]
+    pub E_L: Option<f64>,
+    /// Spike threshold, mV.
+    #[serde(default)]
+    pub V_th: Option<f64>,
+    /// Reset potential, mV.
+    #[serde(default)]
+    pub V_reset: Option<f64>,
+    /// Constant input current, pA.
+    #[serde(default)]
+    pub I_e: Option<f64>,
+    /// Spike times of a `spike_generator`, ms (every neuron of the
+    /// population emits them).
+    #[serde(default)]
+    pub spike_times: Option<Vec<f64>>,
+}
+
+/// One `[[populations]]` entry.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationRaw {
+    /// Unique name.
+    pub name: String,
+    /// Number of neurons at scale 1 (an integer >= 0).
+    pub size: i64,
+    /// Whether `scale.neurons` applies (false for stimulus devices).
+    #[serde(default = "default_true")]
+    pub scalable: bool,
+    /// Neuron parameters (override `[neuron_defaults]`).
+    #[serde(default)]
+    pub params: NeuronParamsRaw,
+    /// Initial membrane potential, mV (drawn per neuron at simulation start
+    /// from the simulation seed). Default: `E_L`.
+    #[serde(default)]
+    pub V_m_init: Option<Distribution>,
+    /// Number of Poisson background inputs at scale 1 (see
+    /// `[poisson_background]`).
+    #[serde(default)]
+    pub K_ext: Option<f64>,
+    /// Mean rate of this population in the full-scale model, Hz: used by the
+    /// in-degree compensation.
+    #[serde(default)]
+    pub mean_rate_Hz: Option<f64>,
+}
+
+/// A number or a distribution of numbers (weights in pA, delays in ms,
+/// potentials in mV).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Distribution {
+    /// A constant.
+    Constant(f64),
+    /// A random distribution.
+    Random(RandomDistribution),
+}
+
+/// How out-of-range draws are handled.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Bounds {
+    /// Draw again until in `[min, max]` (NEST's `nest.math.redraw`).
+    #[default]
+    Redraw,
+    /// Clamp to `[min, max]`.
+    Clip,
+}
+
+/// A random distribution.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "distribution", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RandomDistribution {
+    /// Normal with optional bounds.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation (>= 0).
+        std: f64,
+        /// Lower bound.
+        #[serde(default)]
+        min: Option<f64>,
+        /// Upper bound.
+        #[serde(default)]
+        max: Option<f64>,
+        /// What happens outside the bounds.
+        #[serde(default)]
+        bounds: Bounds,
+    },
+    /// Uniform on `[min, max)`.
+    Uniform {
+        /// Lower end.
+        min: f64,
+        /// Upper end.
+        max: f64,
+    },
+}
+
+/// Connection rules, with NEST's names.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleName {
+    /// Each target draws `indegree` sources.
+    FixedIndegree,
+    /// Exactly `N` synapses, targets and sources drawn uniformly.
+    FixedTotalNumber,
+    /// Each pair connected with probability `p`.
+    PairwiseBernoulli,
+    /// Source i to target i.
+    OneToOne,
+    /// Every source to every target.
+    AllToAll,
+}
+
+/// One `[[projections]]` entry.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionRaw {
+    /// Optional name (default `source->target`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Source population.
+    pub source: String,
+    /// Target population.
+    pub target: String,
+    /// Connection rule.
+    pub rule: RuleName,
+    /// In-degree at scale 1 (`fixed_indegree`).
+    #[serde(default)]
+    pub indegree: Option<f64>,
+    /// Total number at scale 1 (`fixed_total_number`).
+    #[serde(default)]
+    pub N: Option<f64>,
+    /// `fixed_total_number` only: derive `N` from this connection probability
+    /// with Potjans & Diesmann's formula `ln(1-p) / ln(1 - 1/(N_pre N_post))`
+    /// at full population sizes, then scale.
+    #[serde(default)]
+    pub connection_probability: Option<f64>,
+    /// Connection probability (`pairwise_bernoulli`), not scaled.
+    #[serde(default)]
+    pub p: Option<f64>,
+    /// Allow a neuron to connect to itself.
+    #[serde(default = "default_true")]
+    pub allow_autapses: bool,
+    /// Allow several synapses between the same pair.
+    #[serde(default = "default_true")]
+    pub allow_multapses: bool,
+    /// Weight, pA (sign selects the excitatory or inhibitory receptor).
+    pub weight: Distribution,
+    /// Delay, ms (rounded to steps, at least one step).
+    pub delay: Distribution,
+}
+
+/// `[poisson_background]`: every neuron of a population with `K_ext` gets an
+/// independent Poisson train of rate `rate_Hz * K_ext`.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoissonBackground {
+    /// Rate per input, Hz.
+    pub rate_Hz: f64,
+    /// Weight at scale 1, pA.
+    pub weight: f64,
+    /// Delay, ms.
+    pub delay: f64,
+}
+
+/// `[recording]`.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSection {
+    /// Populations whose spikes are recorded (default: all).
+    #[serde(default)]
+    pub spikes: Option<Vec<String>>,
+    /// Membrane potential recordings.
+    #[serde(default)]
+    pub V_m: Vec<VmRecording>,
+}
+
+/// Record V_m of some neurons of a population at every step.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VmRecording {
+    /// Population name.
+    pub population: String,
+    /// Indices within the population.
+    pub neurons: Vec<u64>,
+}
+
+/// Parse TOML text, apply overrides and deserialise. `origin` names the file
+/// in error messages.
+pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Config, ConfigError> {
+    let mut tree: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        file: origin.to_string(),
+        message: e.message().to_string(),
+        line: e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+    })?;
+    for ov in overrides {
+        apply_override(&mut tree, ov).map_err(|message| ConfigError::Override {
+            file: origin.to_string(),
+            setting: ov.clone(),
+            message,
+        })?;
+    }
+    config_from_tree(tree, origin)
+}
+
+/// Deserialise an already-parsed tree (e.g. a manifest's config copy).
+pub fn config_from_tree(tree: toml::Value, origin: &str) -> Result<Config, ConfigError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::Field {
+            file: origin.to_string(),
+            field: if path == "." { "(top level)".into() } else { path },
+            message: e.into_inner().message().to_string(),
+        }
+    })
+}
+
+/// Read and parse a config file.
+pub fn load_config(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: origin.clone(),
+        message: e.to_string(),
+    })?;
+    parse_config(&text, &origin, overrides)
+}
+
+/// Apply one `key.path=value` override to a TOML tree. The value is parsed as
+/// a TOML value (`0.1`, `true`, `"text"`, `[1, 2]`, `{ distribution = ... }`);
+/// anything that does not parse is taken as a bare string.
+pub fn apply_override(tree: &mut toml::Value, setting: &str) -> Result<(), String> {
+    let (key, raw) = setting
+        .split_once('=')
+        .ok_or_else(|| "expected key=value".to_string())?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err("empty key".into());
+    }
+    let raw = raw.trim();
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = tree;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        node = match node {
+            toml::Value::Table(t) => {
+                if last {
+                    t.insert((*part).to_string(), value);
+                    return Ok(());
+                }
+                t.entry((*part).to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
+            toml::Value::Array(a) => {
+                let idx = match part.parse::<usize>() {
+                    Ok(i) if i < a.len() => i,
+                    Ok(i) => return Err(format!("index {i} out of range (array has {})", a.len())),
+                    Err(_) => a
+                        .iter()
+                        .position(|el| el.get("name").and_then(|n| n.as_str()) == Some(part))
+                        .ok_or_else(|| {
+                            format!("no element named '{part}' in '{}'", parts[..i].join("."))
+                        })?,
+                };
+                if last {
+                    a[idx] = value;
+                    return Ok(());
+                }
+                &mut a[idx]
+            }
+            _ => {
+                return Err(format!(
+                    "'{}' is not a table or array",
+                    parts[..i].join(".")
+                ))
+            }
+        };
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! snn's file formats and the model description they carry.
+//!
+//! * [`config`]: the model config (TOML) with `--set` overrides;
+//! * [`model`]: the validated, scaled model;
+//! * [`placement`]: which rank owns which neuron;
+//! * [`shard`]: the per-rank network shard (rkyv, memory-mapped, checksummed);
+//! * [`manifest`]: `manifest.json` and opening a network directory;
+//! * [`output`]: staging directories renamed into place.
+
+pub mod config;
+pub mod error;
+pub mod manifest;
+pub mod model;
+pub mod output;
+pub mod placement;
+pub mod shard;
+
+pub use config::{load_config, parse_config, Config};
+pub use error::{ConfigError, FormatError};
+pub use manifest::{Manifest, NetworkDir};
+pub use model::Model;
+pub use placement::Placement;
+pub use shard::{Check, Shard, ShardData};

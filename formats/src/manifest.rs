@@ -1,0 +1,267 @@
+//! `net/manifest.json`: what the network is and where its shards are.
+//!
+//! The manifest carries its own checksum: `checksum` is the xxh3-64 (hex) of
+//! the manifest serialised with `checksum` set to the empty string. Loading
+//! recomputes it, so an edited or damaged manifest is detected.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::config::{config_from_tree, Config};
+use crate::error::FormatError;
+use crate::model::Model;
+use crate::shard::{shard_file_name, Check, Shard};
+
+/// Name of the manifest file in a network directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Value of the `format` field.
+pub const MANIFEST_FORMAT: &str = "snn-network";
+/// Version of the manifest layout.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Per-shard entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ShardEntry {
+    /// File name inside the network directory.
+    pub file: String,
+    /// Rank.
+    pub rank: u32,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// xxh3-64 of the whole file, hex.
+    pub xxh3: String,
+    /// Synapses stored.
+    pub synapses: u64,
+    /// Own neurons.
+    pub neurons: u64,
+    /// Images of remote neurons.
+    pub images: u64,
+}
+
+/// Per-population entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PopulationEntry {
+    /// Name.
+    pub name: String,
+    /// Neurons.
+    pub size: u64,
+    /// Global id of the first neuron.
+    pub first_id: u64,
+    /// Neuron model.
+    pub model: String,
+}
+
+/// Per-projection entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProjectionEntry {
+    /// Name.
+    pub name: String,
+    /// Source population.
+    pub source: String,
+    /// Target population.
+    pub target: String,
+    /// Rule.
+    pub rule: String,
+    /// Synapses in the whole network.
+    pub synapses: u64,
+}
+
+/// How the network was made.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Provenance {
+    /// snn version.
+    pub builder_version: String,
+    /// Command line.
+    pub command: Vec<String>,
+    /// UTC time, seconds since the Unix epoch.
+    pub created_unix_s: u64,
+    /// Host name.
+    pub host: String,
+    /// Threads used.
+    pub threads: usize,
+    /// Build device (`cpu`).
+    pub device: String,
+    /// Wall time of the build, s.
+    pub build_seconds: f64,
+}
+
+/// The manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Always [`MANIFEST_VERSION`].
+    pub format_version: u32,
+    /// Shard layout version.
+    pub shard_format_version: u32,
+    /// Model hash (hex of 16 bytes).
+    pub model_hash: String,
+    /// Model name.
+    pub model_name: String,
+    /// Network seed.
+    pub seed: u64,
+    /// Ranks.
+    pub n_ranks: u32,
+    /// Time step, ms.
+    pub dt_ms: f64,
+    /// Smallest delay in the network, steps.
+    pub min_delay_steps: u32,
+    /// Largest delay in the network, steps.
+    pub max_delay_steps: u32,
+    /// Neurons.
+    pub n_neurons: u64,
+    /// Synapses.
+    pub total_synapses: u64,
+    /// Fixed-point fraction bits of weights.
+    pub weight_frac_bits: u32,
+    /// Shards are zstd-compressed.
+    pub compressed: bool,
+    /// Populations.
+    pub populations: Vec<PopulationEntry>,
+    /// Projections.
+    pub projections: Vec<ProjectionEntry>,
+    /// Shards, by rank.
+    pub shards: Vec<ShardEntry>,
+    /// The config the network was built from, after `--set` overrides.
+    pub config: Config,
+    /// Provenance.
+    pub provenance: Provenance,
+    /// xxh3-64 (hex) of this manifest with `checksum` empty.
+    pub checksum: String,
+}
+
+/// Hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The model hash: xxh3-128 of the canonical JSON of the config after
+/// overrides, with the shard format version.
+pub fn model_hash(cfg: &Config) -> [u8; 16] {
+    let mut text = serde_json::to_string(cfg).unwrap_or_default();
+    text.push_str(&format!("|shard-format-{}", crate::shard::SHARD_FORMAT_VERSION));
+    xxhash_rust::xxh3::xxh3_128(text.as_bytes()).to_le_bytes()
+}
+
+impl Manifest {
+    fn compute_checksum(&self) -> String {
+        let mut copy = self.clone();
+        copy.checksum.clear();
+        let text = serde_json::to_string(&copy).unwrap_or_default();
+        format!("{:016x}", xxh3_64(text.as_bytes()))
+    }
+
+    /// Set `checksum` and serialise.
+    pub fn to_json(&mut self) -> String {
+        self.checksum = self.compute_checksum();
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Parse and verify a manifest's text.
+    pub fn from_json(path: &Path, text: &str) -> Result<Manifest, FormatError> {
+        let m: Manifest = serde_json::from_str(text)
+            .map_err(|e| FormatError::corrupt(path, format!("not a valid network manifest: {e}")))?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(FormatError::corrupt(path, format!("format is '{}', expected '{MANIFEST_FORMAT}'", m.format)));
+        }
+        if m.format_version != MANIFEST_VERSION {
+            return Err(FormatError::corrupt(
+                path,
+                format!("manifest version {}, this build reads {MANIFEST_VERSION}", m.format_version),
+            ));
+        }
+        if m.compute_checksum() != m.checksum {
+            return Err(FormatError::corrupt(path, "manifest checksum mismatch (edited or corrupt)"));
+        }
+        if m.shards.len() != m.n_ranks as usize || m.shards.iter().enumerate().any(|(i, s)| s.rank != i as u32) {
+            return Err(FormatError::corrupt(path, "shard list does not match n_ranks"));
+        }
+        Ok(m)
+    }
+
+    /// The resolved model of the embedded config.
+    pub fn model(&self, path: &Path) -> Result<Model, FormatError> {
+        let origin = format!("{} (embedded config)", path.display());
+        // Round-trip through TOML so the same deserialiser checks it.
+        let tree = toml::Value::try_from(&self.config)
+            .map_err(|e| FormatError::corrupt(path, format!("embedded config: {e}")))?;
+        let cfg = config_from_tree(tree, &origin)?;
+        Ok(Model::resolve(&cfg, &origin)?)
+    }
+}
+
+/// An opened network directory.
+#[derive(Debug)]
+pub struct NetworkDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+impl NetworkDir {
+    /// Open a network directory: read and verify the manifest, check that
+    /// every shard file exists with the recorded size.
+    pub fn open(dir: &Path) -> Result<NetworkDir, FormatError> {
+        let mpath = dir.join(MANIFEST_FILE);
+        if !dir.is_dir() {
+            return Err(FormatError::Mismatch {
+                path: dir.to_path_buf(),
+                message: "not a directory (expected a network directory made by snn-build)".into(),
+            });
+        }
+        let text = std::fs::read_to_string(&mpath).map_err(|e| FormatError::io(&mpath, "read", e))?;
+        let manifest = Manifest::from_json(&mpath, &text)?;
+        for s in &manifest.shards {
+            let p = dir.join(&s.file);
+            if s.file != shard_file_name(s.rank) {
+                return Err(FormatError::corrupt(&mpath, format!("unexpected shard file name '{}'", s.file)));
+            }
+            let len = std::fs::metadata(&p).map_err(|e| FormatError::io(&p, "stat", e))?.len();
+            if len != s.bytes {
+                return Err(FormatError::corrupt(
+                    &p,
+                    format!("{len} bytes but the manifest records {} (truncated or replaced)", s.bytes),
+                ));
+            }
+        }
+        Ok(NetworkDir {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// Path of rank `rank`'s shard.
+    pub fn shard_path(&self, rank: u32) -> PathBuf {
+        self.dir.join(shard_file_name(rank))
+    }
+
+    /// Open rank `rank`'s shard and check it belongs to this network.
+    pub fn open_shard(&self, rank: u32, check: Check) -> Result<Shard, FormatError> {
+        let path = self.shard_path(rank);
+        if rank >= self.manifest.n_ranks {
+            return Err(FormatError::Mismatch {
+                path,
+                message: format!("rank {rank} out of range: the network has {} ranks", self.manifest.n_ranks),
+            });
+        }
+        if check == Check::Full {
+            let sum = format!("{:016x}", crate::shard::hash_file(&path)?);
+            if sum != self.manifest.shards[rank as usize].xxh3 {
+                return Err(FormatError::corrupt(&path, "file checksum differs from the manifest (corrupt shard)"));
+            }
+        }
+        let shard = Shard::open(&path, check)?;
+        let h = shard.header();
+        if hex(&h.model_hash) != self.manifest.model_hash || h.rank != rank || h.n_ranks != self.manifest.n_ranks {
+            return Err(FormatError::Mismatch {
+                path,
+                message: "shard belongs to a different network or rank than the manifest".into(),
+            });
+        }
+        Ok(shard)
+    }
+}

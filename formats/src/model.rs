@@ -1,0 +1,885 @@
+//! The resolved model: a validated [`Config`] with scaling applied, in the
+//! units the builder and the simulator use.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    Bounds, Config, Distribution, NeuronParamsRaw, PlacementScheme, PlacementSection,
+    RandomDistribution, RuleName,
+};
+use crate::error::ConfigError;
+
+/// Neuron models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeuronModel {
+    /// Leaky integrate-and-fire, exponential current synapses (NEST
+    /// `iaf_psc_exp`).
+    IafPscExp,
+    /// Leaky integrate-and-fire, alpha current synapses (NEST
+    /// `iaf_psc_alpha`).
+    IafPscAlpha,
+    /// A device emitting given spike times (NEST `spike_generator`).
+    SpikeGenerator,
+}
+
+impl NeuronModel {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "iaf_psc_exp" => Some(NeuronModel::IafPscExp),
+            "iaf_psc_alpha" => Some(NeuronModel::IafPscAlpha),
+            "spike_generator" => Some(NeuronModel::SpikeGenerator),
+            _ => None,
+        }
+    }
+    /// NEST's name of the model.
+    pub fn name(self) -> &'static str {
+        match self {
+            NeuronModel::IafPscExp => "iaf_psc_exp",
+            NeuronModel::IafPscAlpha => "iaf_psc_alpha",
+            NeuronModel::SpikeGenerator => "spike_generator",
+        }
+    }
+}
+
+/// Resolved neuron parameters (NEST names and units).
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronParams {
+    /// The model.
+    pub model: NeuronModel,
+    /// Membrane capacitance, pF.
+    pub C_m: f64,
+    /// Membrane time constant, ms.
+    pub tau_m: f64,
+    /// Excitatory synaptic time constant, ms.
+    pub tau_syn_ex: f64,
+    /// Inhibitory synaptic time constant, ms.
+    pub tau_syn_in: f64,
+    /// Refractory period, ms.
+    pub t_ref: f64,
+    /// Resting potential, mV.
+    pub E_L: f64,
+    /// Threshold, mV.
+    pub V_th: f64,
+    /// Reset potential, mV.
+    pub V_reset: f64,
+    /// Constant current including any in-degree compensation, pA.
+    pub I_e: f64,
+    /// Spike times of a `spike_generator`, ms.
+    pub spike_times: Vec<f64>,
+}
+
+/// A resolved distribution (bounds are +-inf when absent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Dist {
+    /// A constant.
+    Constant(f64),
+    /// Normal; `clip` clamps instead of redrawing.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+        /// Clamp instead of redraw.
+        clip: bool,
+    },
+    /// Uniform on `[min, max)`.
+    Uniform {
+        /// Lower end.
+        min: f64,
+        /// Upper end.
+        max: f64,
+    },
+}
+
+impl Dist {
+    /// The mean parameter (of the unbounded distribution).
+    pub fn mean(&self) -> f64 {
+        match *self {
+            Dist::Constant(v) => v,
+            Dist::Normal { mean, .. } => mean,
+            Dist::Uniform { min, max } => 0.5 * (min + max),
+        }
+    }
+    /// A bound on the absolute value of draws (10 sd for unbounded normals;
+    /// rarer draws saturate when quantised).
+    pub fn abs_bound(&self) -> f64 {
+        match *self {
+            Dist::Constant(v) => v.abs(),
+            Dist::Normal {
+                mean, std, min, max, ..
+            } => {
+                let hi = if max.is_finite() { max } else { mean + 10.0 * std };
+                let lo = if min.is_finite() { min } else { mean - 10.0 * std };
+                hi.abs().max(lo.abs())
+            }
+            Dist::Uniform { min, max } => min.abs().max(max.abs()),
+        }
+    }
+    /// Multiply by a positive factor (bounds too).
+    fn scaled(&self, f: f64) -> Dist {
+        match *self {
+            Dist::Constant(v) => Dist::Constant(v * f),
+            Dist::Normal {
+                mean,
+                std,
+                min,
+                max,
+                clip,
+            } => Dist::Normal {
+                mean: mean * f,
+                std: std * f,
+                min: min * f,
+                max: max * f,
+                clip,
+            },
+            Dist::Uniform { min, max } => Dist::Uniform {
+                min: min * f,
+                max: max * f,
+            },
+        }
+    }
+}
+
+/// A population after scaling.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Population {
+    /// Name.
+    pub name: String,
+    /// Number of neurons.
+    pub size: u64,
+    /// Global id of the first neuron.
+    pub first_id: u64,
+    /// Neuron parameters.
+    pub params: NeuronParams,
+    /// Initial membrane potential, mV.
+    pub v_m_init: Dist,
+    /// Poisson background inputs per neuron (scaled).
+    pub k_ext: f64,
+    /// Rate of the Poisson drive of each neuron, Hz (`rate_Hz * k_ext`).
+    pub poisson_rate_hz: f64,
+}
+
+/// A resolved connection rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Rule {
+    /// Each target draws `k` sources.
+    FixedIndegree {
+        /// In-degree.
+        k: u64,
+    },
+    /// Exactly `n` synapses in total.
+    FixedTotalNumber {
+        /// Total number.
+        n: u64,
+    },
+    /// Each pair with probability `p`.
+    PairwiseBernoulli {
+        /// Probability.
+        p: f64,
+    },
+    /// i to i.
+    OneToOne,
+    /// All pairs.
+    AllToAll,
+}
+
+impl Rule {
+    /// NEST's name of the rule.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::FixedIndegree { .. } => "fixed_indegree",
+            Rule::FixedTotalNumber { .. } => "fixed_total_number",
+            Rule::PairwiseBernoulli { .. } => "pairwise_bernoulli",
+            Rule::OneToOne => "one_to_one",
+            Rule::AllToAll => "all_to_all",
+        }
+    }
+}
+
+/// A resolved projection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Projection {
+    /// Position in the config (part of every random stream key).
+    pub index: u32,
+    /// Name (`source->target` unless given).
+    pub name: String,
+    /// Source population index.
+    pub source: usize,
+    /// Target population index.
+    pub target: usize,
+    /// Rule.
+    pub rule: Rule,
+    /// Autapses allowed.
+    pub allow_autapses: bool,
+    /// Multapses allowed.
+    pub allow_multapses: bool,
+    /// Weight, pA (after in-degree compensation).
+    pub weight_pa: Dist,
+    /// Delay, ms.
+    pub delay_ms: Dist,
+}
+
+/// Resolved Poisson background.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoissonInput {
+    /// Rate of one input, Hz.
+    pub rate_hz: f64,
+    /// Weight (after compensation), pA.
+    pub weight_pa: f64,
+    /// Delay, ms.
+    pub delay_ms: f64,
+    /// Delay in steps.
+    pub delay_steps: u32,
+}
+
+/// Resolved recording selection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recording {
+    /// Populations whose spikes are recorded.
+    pub spike_populations: Vec<usize>,
+    /// (population, neuron index within it) whose V_m is recorded.
+    pub v_m: Vec<(usize, u64)>,
+}
+
+/// The resolved model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Model name.
+    pub name: String,
+    /// Time step, ms.
+    pub dt_ms: f64,
+    /// Network seed.
+    pub seed: u64,
+    /// Populations in global-id order.
+    pub populations: Vec<Population>,
+    /// Projections in config order.
+    pub projections: Vec<Projection>,
+    /// Poisson background, if any.
+    pub poisson: Option<PoissonInput>,
+    /// Recording.
+    pub recording: Recording,
+    /// Placement.
+    pub placement: PlacementSection,
+    /// Total neurons.
+    pub n_neurons: u64,
+    /// Fixed-point fraction bits of stored weights: a weight `w` pA is stored
+    /// as `round(w * 2^weight_frac_bits)` in an `i32`.
+    pub weight_frac_bits: u32,
+}
+
+/// Convert a delay in ms to steps as NEST does (round half up, at least 1).
+pub fn delay_to_steps(delay_ms: f64, dt_ms: f64) -> u32 {
+    let steps = (delay_ms * (1.0 / dt_ms) + 0.5).floor();
+    if steps < 1.0 {
+        1
+    } else if steps > u32::MAX as f64 {
+        u32::MAX
+    } else {
+        steps as u32
+    }
+}
+
+/// Quantise a weight to the stored fixed point (saturating).
+pub fn quantize_weight(weight_pa: f64, frac_bits: u32) -> i32 {
+    let x = (weight_pa * (2f64).powi(frac_bits as i32)).round();
+    if x >= i32::MAX as f64 {
+        i32::MAX
+    } else if x <= i32::MIN as f64 {
+        i32::MIN
+    } else {
+        x as i32
+    }
+}
+
+/// The weight in pA of a stored fixed-point weight.
+pub fn dequantize_weight(w: i32, frac_bits: u32) -> f64 {
+    w as f64 / (2f64).powi(frac_bits as i32)
+}
+
+/// NEST defaults of a model (NEST 3.10 documentation of each model).
+fn nest_defaults(model: NeuronModel) -> NeuronParams {
+    let (tau_syn, t_ref) = match model {
+        NeuronModel::IafPscExp => (2.0, 2.0),
+        NeuronModel::IafPscAlpha => (2.0, 2.0),
+        NeuronModel::SpikeGenerator => (2.0, 2.0),
+    };
+    NeuronParams {
+        model,
+        C_m: 250.0,
+        tau_m: 10.0,
+        tau_syn_ex: tau_syn,
+        tau_syn_in: tau_syn,
+        t_ref,
+        E_L: -70.0,
+        V_th: -55.0,
+        V_reset: -70.0,
+        I_e: 0.0,
+        spike_times: Vec::new(),
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Field {
+            file: self.file.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn resolve_dist(ctx: &Ctx, field: &str, d: &Distribution) -> Result<Dist, ConfigError> {
+    let finite = |name: &str, v: f64| -> Result<f64, ConfigError> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(ctx.err(format!("{field}.{name}"), "must be a finite number"))
+        }
+    };
+    Ok(match d {
+        Distribution::Constant(v) => Dist::Constant(finite("value", *v)?),
+        Distribution::Random(RandomDistribution::Normal {
+            mean,
+            std,
+            min,
+            max,
+            bounds,
+        }) => {
+            let mean = finite("mean", *mean)?;
+            let std = finite("std", *std)?;
+            if std < 0.0 {
+                return Err(ctx.err(format!("{field}.std"), format!("must be >= 0, got {std}")));
+            }
+            let lo = min.unwrap_or(f64::NEG_INFINITY);
+            let hi = max.unwrap_or(f64::INFINITY);
+            if lo.is_nan() || hi.is_nan() || lo > hi {
+                return Err(ctx.err(field, format!("min ({lo}) must be <= max ({hi})")));
+            }
+            if *bounds == Bounds::Redraw {
+                // Redrawing must terminate quickly: the interval has to reach
+                // within 5 sd of the mean.
+                let reach = 5.0 * std;
+                if hi < mean - reach || lo > mean + reach || (std == 0.0 && (mean < lo || mean > hi)) {
+                    return Err(ctx.err(
+                        field,
+                        format!(
+                            "bounds [{lo}, {hi}] are too far from mean {mean} (sd {std}) to redraw; use bounds = \"clip\""
+                        ),
+                    ));
+                }
+            }
+            Dist::Normal {
+                mean,
+                std,
+                min: lo,
+                max: hi,
+                clip: *bounds == Bounds::Clip,
+            }
+        }
+        Distribution::Random(RandomDistribution::Uniform { min, max }) => {
+            let min = finite("min", *min)?;
+            let max = finite("max", *max)?;
+            if min > max {
+                return Err(ctx.err(field, format!("min ({min}) must be <= max ({max})")));
+            }
+            Dist::Uniform { min, max }
+        }
+    })
+}
+
+fn merge_params(
+    ctx: &Ctx,
+    field: &str,
+    defaults: &NeuronParamsRaw,
+    own: &NeuronParamsRaw,
+) -> Result<NeuronParams, ConfigError> {
+    let model_name = own
+        .model
+        .as_deref()
+        .or(defaults.model.as_deref())
+        .unwrap_or("iaf_psc_exp");
+    let model = NeuronModel::parse(model_name).ok_or_else(|| {
+        ctx.err(
+            format!("{field}.model"),
+            format!("unknown neuron model '{model_name}' (known: iaf_psc_exp, iaf_psc_alpha, spike_generator)"),
+        )
+    })?;
+    let mut p = nest_defaults(model);
+    for src in [defaults, own] {
+        macro_rules! take {
+            ($f:ident) => {
+                if let Some(v) = src.$f {
+                    p.$f = v;
+                }
+            };
+        }
+        take!(C_m);
+        take!(tau_m);
+        take!(tau_syn_ex);
+        take!(tau_syn_in);
+        take!(t_ref);
+        take!(E_L);
+        take!(V_th);
+        take!(V_reset);
+        take!(I_e);
+        if let Some(t) = &src.spike_times {
+            p.spike_times = t.clone();
+        }
+    }
+    let pos = |name: &str, v: f64| -> Result<(), ConfigError> {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(ctx.err(format!("{field}.{name}"), format!("must be > 0, got {v}")))
+        }
+    };
+    if model != NeuronModel::SpikeGenerator {
+        pos("C_m", p.C_m)?;
+        pos("tau_m", p.tau_m)?;
+        pos("tau_syn_ex", p.tau_syn_ex)?;
+        pos("tau_syn_in", p.tau_syn_in)?;
+        if !(p.t_ref.is_finite() && p.t_ref >= 0.0) {
+            return Err(ctx.err(format!("{field}.t_ref"), format!("must be >= 0, got {}", p.t_ref)));
+        }
+        for (n, v) in [("E_L", p.E_L), ("V_th", p.V_th), ("V_reset", p.V_reset), ("I_e", p.I_e)] {
+            if !v.is_finite() {
+                return Err(ctx.err(format!("{field}.{n}"), "must be a finite number"));
+            }
+        }
+        if p.V_reset >= p.V_th {
+            return Err(ctx.err(
+                format!("{field}.V_reset"),
+                format!("must be below V_th ({} >= {})", p.V_reset, p.V_th),
+            ));
+        }
+        if !p.spike_times.is_empty() {
+            return Err(ctx.err(format!("{field}.spike_times"), "only a spike_generator has spike_times"));
+        }
+    } else {
+        for (i, w) in p.spike_times.windows(2).enumerate() {
+            if w[1] < w[0] {
+                return Err(ctx.err(
+                    format!("{field}.spike_times[{}]", i + 1),
+                    "spike times must be sorted in increasing order",
+                ));
+            }
+        }
+        if let Some(t) = p.spike_times.iter().find(|t| !(t.is_finite() && **t > 0.0)) {
+            return Err(ctx.err(format!("{field}.spike_times"), format!("spike times must be > 0 ms, got {t}")));
+        }
+    }
+    Ok(p)
+}
+
+impl Model {
+    /// Validate and resolve a config. `file` names the config in errors.
+    pub fn resolve(cfg: &Config, file: &str) -> Result<Model, ConfigError> {
+        let ctx = Ctx { file };
+        let net = &cfg.network;
+        if !(net.dt_ms.is_finite() && net.dt_ms > 0.0) {
+            return Err(ctx.err("network.dt_ms", format!("must be > 0, got {}", net.dt_ms)));
+        }
+        let sc = &cfg.scale;
+        for (n, v) in [("scale.neurons", sc.neurons), ("scale.indegree", sc.indegree)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ctx.err(n, format!("must be > 0, got {v}")));
+            }
+        }
+        if cfg.populations.is_empty() {
+            return Err(ctx.err("populations", "at least one population is needed"));
+        }
+        // Populations.
+        let mut pops = Vec::with_capacity(cfg.populations.len());
+        let mut first_id = 0u64;
+        for (i, p) in cfg.populations.iter().enumerate() {
+            let field = format!("populations[{i}]");
+            if p.name.is_empty() || p.name.contains(['/', '.', ',', ' ']) {
+                return Err(ctx.err(
+                    format!("{field}.name"),
+                    format!("'{}' is not a valid name (non-empty, no '/', '.', ',' or spaces)", p.name),
+                ));
+            }
+            if cfg.populations[..i].iter().any(|q| q.name == p.name) {
+                return Err(ctx.err(format!("{field}.name"), format!("duplicate population '{}'", p.name)));
+            }
+            if p.size < 0 {
+                return Err(ctx.err(format!("{field}.size"), format!("must be >= 0, got {}", p.size)));
+            }
+            let size = if p.scalable {
+                (p.size as f64 * sc.neurons).round_ties_even() as u64
+            } else {
+                p.size as u64
+            };
+            if size > u32::MAX as u64 {
+                return Err(ctx.err(format!("{field}.size"), "a population may hold at most 2^32-1 neurons"));
+            }
+            let params = merge_params(&ctx, &format!("{field}.params"), &cfg.neuron_defaults, &p.params)?;
+            let v_m_init = match &p.V_m_init {
+                Some(d) => resolve_dist(&ctx, &format!("{field}.V_m_init"), d)?,
+                None => Dist::Constant(params.E_L),
+            };
+            let k_ext_full = p.K_ext.unwrap_or(0.0);
+            if !(k_ext_full.is_finite() && k_ext_full >= 0.0) {
+                return Err(ctx.err(format!("{field}.K_ext"), format!("must be >= 0, got {k_ext_full}")));
+            }
+            if k_ext_full > 0.0 && cfg.poisson_background.is_none() {
+                return Err(ctx.err(format!("{field}.K_ext"), "needs a [poisson_background] section"));
+            }
+            if let Some(r) = p.mean_rate_Hz {
+                if !(r.is_finite() && r >= 0.0) {
+                    return Err(ctx.err(format!("{field}.mean_rate_Hz"), format!("must be >= 0, got {r}")));
+                }
+            }
+            let k_ext = k_ext_full * sc.indegree;
+            let poisson_rate_hz = cfg
+                .poisson_background
+                .as_ref()
+                .map(|b| b.rate_Hz * k_ext)
+                .unwrap_or(0.0);
+            pops.push(Population {
+                name: p.name.clone(),
+                size,
+                first_id,
+                params,
+                v_m_init,
+                k_ext,
+                poisson_rate_hz,
+            });
+            first_id += size;
+        }
+        let names: Vec<String> = pops.iter().map(|p| p.name.clone()).collect();
+        let pop_index = |field: String, name: &str| -> Result<usize, ConfigError> {
+            names.iter().position(|p| p == name).ok_or_else(|| {
+                ctx.err(
+                    field,
+                    format!("unknown population '{name}' (known: {})", names.join(", ")),
+                )
+            })
+        };
+        let compensate = sc.compensate_indegree && sc.indegree < 1.0;
+        let w_factor = if compensate { 1.0 / sc.indegree.sqrt() } else { 1.0 };
+        // Mean input at full scale per target population, pA*ms/ms, for the
+        // DC compensation (Potjans & Diesmann 2014, NEST example).
+        let mut full_input = vec![0.0f64; pops.len()];
+
+        let mut projections = Vec::with_capacity(cfg.projections.len());
+        if cfg.projections.len() >= (1 << 24) {
+            return Err(ctx.err("projections", "at most 2^24-1 projections"));
+        }
+        for (i, pr) in cfg.projections.iter().enumerate() {
+            let field = format!("projections[{i}]");
+            let s = pop_index(format!("{field}.source"), &pr.source)?;
+            let t = pop_index(format!("{field}.target"), &pr.target)?;
+            if pops[t].params.model == NeuronModel::SpikeGenerator {
+                return Err(ctx.err(format!("{field}.target"), "a spike_generator cannot receive synapses"));
+            }
+            let n_s = pops[s].size;
+            let n_t = pops[t].size;
+            let full_size = |idx: usize| -> f64 {
+                let raw = &cfg.populations[idx];
+                raw.size as f64
+            };
+            let need = |name: &str, v: Option<f64>| -> Result<f64, ConfigError> {
+                let v = v.ok_or_else(|| {
+                    ctx.err(format!("{field}.{name}"), format!("rule '{}' needs '{name}'", rule_name(pr.rule)))
+                })?;
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(ctx.err(format!("{field}.{name}"), format!("must be >= 0, got {v}")));
+                }
+                Ok(v)
+            };
+            let forbid = |name: &str, v: Option<f64>| -> Result<(), ConfigError> {
+                if v.is_some() {
+                    Err(ctx.err(format!("{field}.{name}"), format!("not used by rule '{}'", rule_name(pr.rule))))
+                } else {
+                    Ok(())
+                }
+            };
+            // Full-scale mean in-degree, for the compensation.
+            let (rule, k_full) = match pr.rule {
+                RuleName::FixedIndegree => {
+                    forbid("N", pr.N)?;
+                    forbid("p", pr.p)?;
+                    forbid("connection_probability", pr.connection_probability)?;
+                    let k = need("indegree", pr.indegree)?;
+                    let k_scaled = (k * sc.indegree).round_ties_even() as u64;
+                    if !pr.allow_multapses {
+                        let avail = n_s - u64::from(!pr.allow_autapses && s == t && n_s > 0);
+                        if k_scaled > avail {
+                            return Err(ctx.err(
+                                format!("{field}.indegree"),
+                                format!("{k_scaled} distinct sources requested but the source has only {avail} (allow_multapses = false)"),
+                            ));
+                        }
+                    }
+                    if !pr.allow_autapses && s == t && n_s == 1 && k_scaled > 0 {
+                        return Err(ctx.err(format!("{field}.allow_autapses"), "a population of one neuron without autapses has no sources"));
+                    }
+                    (Rule::FixedIndegree { k: k_scaled }, k)
+                }
+                RuleName::FixedTotalNumber => {
+                    forbid("indegree", pr.indegree)?;
+                    forbid("p", pr.p)?;
+                    if !pr.allow_multapses {
+                        return Err(ctx.err(
+                            format!("{field}.allow_multapses"),
+                            "fixed_total_number draws with replacement; allow_multapses = false is not supported (as in NEST)",
+                        ));
+                    }
+                    let n_full = match (pr.N, pr.connection_probability) {
+                        (Some(_), Some(_)) => {
+                            return Err(ctx.err(field.clone(), "give either N or connection_probability, not both"))
+                        }
+                        (Some(n), None) => need("N", Some(n))?,
+                        (None, Some(p)) => {
+                            if !(0.0..1.0).contains(&p) {
+                                return Err(ctx.err(
+                                    format!("{field}.connection_probability"),
+                                    format!("must be in [0, 1), got {p}"),
+                                ));
+                            }
+                            let nn = full_size(s) * full_size(t);
+                            if p == 0.0 || nn <= 1.0 {
+                                0.0
+                            } else {
+                                (1.0 - p).ln() / ((nn - 1.0) / nn).ln()
+                            }
+                        }
+                        (None, None) => {
+                            return Err(ctx.err(
+                                format!("{field}.N"),
+                                "rule 'fixed_total_number' needs 'N' or 'connection_probability'",
+                            ))
+                        }
+                    };
+                    let n = (n_full * sc.neurons * sc.indegree).round_ties_even() as u64;
+                    if n > 0 && (n_s == 0 || n_t == 0) {
+                        return Err(ctx.err(field.clone(), "synapses requested between empty populations"));
+                    }
+                    if !pr.allow_autapses && s == t && n_s == 1 && n > 0 {
+                        return Err(ctx.err(format!("{field}.allow_autapses"), "a population of one neuron without autapses has no sources"));
+                    }
+                    let full_t = full_size(t);
+                    (Rule::FixedTotalNumber { n }, if full_t > 0.0 { n_full / full_t } else { 0.0 })
+                }
+                RuleName::PairwiseBernoulli => {
+                    forbid("indegree", pr.indegree)?;
+                    forbid("N", pr.N)?;
+                    forbid("connection_probability", pr.connection_probability)?;
+                    let p = need("p", pr.p)?;
+                    if p > 1.0 {
+                        return Err(ctx.err(format!("{field}.p"), format!("must be in [0, 1], got {p}")));
+                    }
+                    (Rule::PairwiseBernoulli { p }, p * full_size(s))
+                }
+                RuleName::OneToOne => {
+                    forbid("indegree", pr.indegree)?;
+                    forbid("N", pr.N)?;
+                    forbid("p", pr.p)?;
+                    forbid("connection_probability", pr.connection_probability)?;
+                    if n_s != n_t {
+                        return Err(ctx.err(
+                            field.clone(),
+                            format!("one_to_one needs populations of equal size ({n_s} != {n_t})"),
+                        ));
+                    }
+                    (Rule::OneToOne, 1.0)
+                }
+                RuleName::AllToAll => {
+                    forbid("indegree", pr.indegree)?;
+                    forbid("N", pr.N)?;
+                    forbid("p", pr.p)?;
+                    forbid("connection_probability", pr.connection_probability)?;
+                    (Rule::AllToAll, full_size(s))
+                }
+            };
+            let weight_full = resolve_dist(&ctx, &format!("{field}.weight"), &pr.weight)?;
+            let delay_ms = resolve_dist(&ctx, &format!("{field}.delay"), &pr.delay)?;
+            check_delay(&ctx, &format!("{field}.delay"), &delay_ms, net.dt_ms)?;
+            if compensate {
+                let w = weight_full.mean();
+                let tau = if w >= 0.0 {
+                    pops[t].params.tau_syn_ex
+                } else {
+                    pops[t].params.tau_syn_in
+                };
+                let rate = cfg.populations[s].mean_rate_Hz.ok_or_else(|| {
+                    ctx.err(
+                        format!("populations[{s}].mean_rate_Hz"),
+                        "needed by scale.compensate_indegree when scale.indegree < 1",
+                    )
+                })?;
+                full_input[t] += tau * w * k_full * rate;
+            }
+            let name = pr.name.clone().unwrap_or_else(|| format!("{}->{}", pr.source, pr.target));
+            projections.push(Projection {
+                index: i as u32,
+                name,
+                source: s,
+                target: t,
+                rule,
+                allow_autapses: pr.allow_autapses,
+                allow_multapses: pr.allow_multapses,
+                weight_pa: weight_full.scaled(w_factor),
+                delay_ms,
+            });
+        }
+        let poisson = match &cfg.poisson_background {
+            None => None,
+            Some(b) => {
+                let f = "poisson_background";
+                if !(b.rate_Hz.is_finite() && b.rate_Hz >= 0.0) {
+                    return Err(ctx.err(format!("{f}.rate_Hz"), format!("must be >= 0, got {}", b.rate_Hz)));
+                }
+                if !b.weight.is_finite() {
+                    return Err(ctx.err(format!("{f}.weight"), "must be a finite number"));
+                }
+                check_delay(&ctx, &format!("{f}.delay"), &Dist::Constant(b.delay), net.dt_ms)?;
+                if compensate {
+                    for (i, p) in pops.iter().enumerate() {
+                        full_input[i] += p.params.tau_syn_ex
+                            * b.weight
+                            * cfg.populations[i].K_ext.unwrap_or(0.0)
+                            * b.rate_Hz;
+                    }
+                }
+                Some(PoissonInput {
+                    rate_hz: b.rate_Hz,
+                    weight_pa: b.weight * w_factor,
+                    delay_ms: b.delay,
+                    delay_steps: delay_to_steps(b.delay, net.dt_ms),
+                })
+            }
+        };
+        if compensate {
+            let f = 1.0 - sc.indegree.sqrt();
+            for (p, input) in pops.iter_mut().zip(&full_input) {
+                if p.params.model != NeuronModel::SpikeGenerator {
+                    p.params.I_e += 0.001 * f * input;
+                }
+            }
+        }
+        // Recording.
+        let spike_populations = match &cfg.recording.spikes {
+            None => (0..pops.len()).collect(),
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| pop_index(format!("recording.spikes[{i}]"), n))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let mut v_m = Vec::new();
+        for (i, r) in cfg.recording.V_m.iter().enumerate() {
+            let p = pop_index(format!("recording.V_m[{i}].population"), &r.population)?;
+            for &n in &r.neurons {
+                if n >= pops[p].size {
+                    return Err(ctx.err(
+                        format!("recording.V_m[{i}].neurons"),
+                        format!("neuron {n} is outside population '{}' of size {}", pops[p].name, pops[p].size),
+                    ));
+                }
+                v_m.push((p, n));
+            }
+        }
+        // Placement.
+        if cfg.placement.scheme == PlacementScheme::Population {
+            for name in cfg.placement.population_ranks.keys() {
+                pop_index(format!("placement.population_ranks.{name}"), name)?;
+            }
+            if let Some(p) = pops.iter().find(|p| !cfg.placement.population_ranks.contains_key(&p.name)) {
+                return Err(ctx.err(
+                    "placement.population_ranks",
+                    format!("population '{}' has no rank (scheme = \"population\")", p.name),
+                ));
+            }
+        } else if !cfg.placement.population_ranks.is_empty() {
+            return Err(ctx.err("placement.population_ranks", "only used with scheme = \"population\""));
+        }
+        // Weight quantisation: the largest weight must fit in 2^30.
+        let mut max_abs = 0.0f64;
+        for p in &projections {
+            max_abs = max_abs.max(p.weight_pa.abs_bound());
+        }
+        if let Some(p) = &poisson {
+            max_abs = max_abs.max(p.weight_pa.abs());
+        }
+        let mut frac_bits = 0u32;
+        while frac_bits < 40 && max_abs * (2f64).powi(frac_bits as i32 + 1) <= (1u64 << 30) as f64 {
+            frac_bits += 1;
+        }
+        Ok(Model {
+            name: net.name.clone(),
+            dt_ms: net.dt_ms,
+            seed: net.seed,
+            n_neurons: first_id,
+            populations: pops,
+            projections,
+            poisson,
+            recording: Recording {
+                spike_populations,
+                v_m,
+            },
+            placement: cfg.placement.clone(),
+            weight_frac_bits: frac_bits,
+        })
+    }
+
+    /// The population holding a global neuron id.
+    pub fn population_of(&self, global: u64) -> usize {
+        self.populations
+            .partition_point(|p| p.first_id + p.size <= global)
+            .min(self.populations.len() - 1)
+    }
+}
+
+fn rule_name(r: RuleName) -> &'static str {
+    match r {
+        RuleName::FixedIndegree => "fixed_indegree",
+        RuleName::FixedTotalNumber => "fixed_total_number",
+        RuleName::PairwiseBernoulli => "pairwise_bernoulli",
+        RuleName::OneToOne => "one_to_one",
+        RuleName::AllToAll => "all_to_all",
+    }
+}
+
+fn check_delay(ctx: &Ctx, field: &str, d: &Dist, dt_ms: f64) -> Result<(), ConfigError> {
+    // The smallest delay that can occur must round to at least one step.
+    let half = 0.5 * dt_ms;
+    let lowest = match *d {
+        Dist::Constant(v) => v,
+        Dist::Normal { min, clip, mean, std, .. } => {
+            if min.is_finite() {
+                min
+            } else if clip {
+                f64::NEG_INFINITY
+            } else {
+                mean - 10.0 * std
+            }
+        }
+        Dist::Uniform { min, .. } => min,
+    };
+    if lowest < half {
+        let what = match d {
+            Dist::Constant(_) => format!("delay {lowest} ms"),
+            _ => "the distribution reaches delays".to_string(),
+        };
+        return Err(ctx.err(
+            field,
+            format!(
+                "{what} below dt/2 = {half} ms (delays are rounded to steps of {dt_ms} ms and must be at least one step; set min >= {half})"
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
+//! SC'11) and a small sequential reader over one counter stream.
+//!
+//! A stream is named by a 64-bit seed (the Philox key) and three 32-bit words
+//! (the high words of the counter); the low counter word numbers the 128-bit
+//! blocks of the stream. Streams used by snn put a [`Purpose`] tag in the top
+//! byte of the first word so that different uses of the same seed never
+//! overlap.
+
+/// Multiplier of the first Philox4x32 lane.
+const PHILOX_M0: u32 = 0xD251_1F53;
+/// Multiplier of the second Philox4x32 lane.
+const PHILOX_M1: u32 = 0xCD9E_8D57;
+/// Weyl increment of the first key word.
+const PHILOX_W0: u32 = 0x9E37_79B9;
+/// Weyl increment of the second key word.
+const PHILOX_W1: u32 = 0xBB67_AE85;
+
+/// One Philox4x32-10 block: four random 32-bit words as a pure function of a
+/// 128-bit counter and a 64-bit key.
+#[inline]
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut c = counter;
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k[0] = k[0].wrapping_add(PHILOX_W0);
+            k[1] = k[1].wrapping_add(PHILOX_W1);
+        }
+        let p0 = (PHILOX_M0 as u64) * (c[0] as u64);
+        let p1 = (PHILOX_M1 as u64) * (c[2] as u64);
+        let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+        let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+    }
+    c
+}
+
+/// What a random stream is used for. Stored in the top byte of the first
+/// stream word; the values are part of the network format (changing one
+/// changes every network built with it), so never renumber them.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Source, weight and delay of one synapse: words (projection, target, k).
+    Synapse = 1,
+    /// Binomial split of a `fixed_total_number` projection: words (projection,
+    /// node low, node high).
+    TotalNumberSplit = 2,
+    /// Gaps of a `pairwise_bernoulli` projection: words (projection, target, 0).
+    Bernoulli = 3,
+    /// Initial membrane potential: words (population, neuron, 0).
+    InitialVm = 4,
+    /// Poisson drive: words (neuron low, neuron high, step low) with the step
+    /// high word in the block counter's upper half.
+    PoissonDrive = 5,
+    /// Sources of a `fixed_indegree` projection without multapses.
+    NoMultapse = 6,
+}
+
+/// Sequential reader over one Philox stream. Cheap to create (no state beyond
+/// the counter), so every synapse or every neuron-step gets its own.
+#[derive(Clone, Debug)]
+pub struct CounterRng {
+    key: [u32; 2],
+    words: [u32; 3],
+    block: u32,
+    buf: [u32; 4],
+    used: usize,
+}
+
+impl CounterRng {
+    /// The stream `(seed, purpose, w0, w1, w2)`. `w0` must fit in 24 bits
+    /// (the purpose takes the top byte of that word).
+    #[inline]
+    pub fn new(seed: u64, purpose: Purpose, w0: u32, w1: u32, w2: u32) -> Self {
+        debug_assert!(w0 < (1 << 24), "stream word 0 must fit in 24 bits");
+        Self::from_raw(seed, [((purpose as u32) << 24) | w0, w1, w2], 0)
+    }
+
+    /// The stream with raw counter words and a starting block number.
+    #[inline]
+    pub fn from_raw(seed: u64, words: [u32; 3], first_block: u32) -> Self {
+        CounterRng {
+            key: [seed as u32, (seed >> 32) as u32],
+            words,
+            block: first_block,
+            buf: [0; 4],
+            used: 4,
+        }
+    }
+
+    /// The next 32 random bits of the stream.
+    #[inline]
+    pub fn next_u32(&mut self) -> u32 {
+        if self.used == 4 {
+            self.buf = philox4x32_10(
+                [self.block, self.words[0], self.words[1], self.words[2]],
+                self.key,
+            );
+            self.block = self.block.wrapping_add(1);
+            self.used = 0;
+        }
+        let x = self.buf[self.used];
+        self.used += 1;
+        x
+    }
+
+    /// The next 64 random bits (two words, the first one high).
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        let hi = self.next_u32() as u64;
+        let lo = self.next_u32() as u64;
+        (hi << 32) | lo
+    }
+
+    /// A uniform integer in `0..n` (`n > 0`) from 64 random bits by
+    /// multiply-high; the bias is below `n / 2^64`.
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// A uniform double in the open interval (0, 1): `(j + 1/2) / 2^52` with
+    /// `j` the top 52 bits of [`next_u64`](Self::next_u64) (two words). Every
+    /// step is exact, so the result is symmetric (`1 - u` has the same law)
+    /// and lies in `[2^-53, 1 - 2^-53]`. (With 53 bits, `j + 1/2` would not
+    /// be representable near 2^53 and could round up to exactly 1.)
+    #[inline]
+    pub fn open01(&mut self) -> f64 {
+        let bits = self.next_u64() >> 12;
+        (bits as f64 + 0.5) * (1.0 / 4_503_599_627_370_496.0)
+    }
+
+    /// A uniform double in the open interval (-1, 1) from 32 random bits.
+    #[inline]
+    pub fn open_pm1(&mut self) -> f64 {
+        (self.next_u32() as i32 as f64 + 0.5) * (1.0 / 2_147_483_648.0)
+    }
+
+    /// A standard normal variate (Marsaglia's polar method with the
+    /// deterministic logarithm); uses 64 random bits per attempt.
+    #[inline]
+    pub fn normal(&mut self) -> f64 {
+        loop {
+            let u = self.open_pm1();
+            let v = self.open_pm1();
+            let s = u * u + v * v;
+            if s < 1.0 && s > 0.0 {
+                return u * (-2.0 * crate::detmath::ln(s) / s).sqrt();
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Install what the project needs on a fresh Debian 12 machine. Idempotent.
+#
+#   scripts/install.sh                 # system packages, cargo-nextest, Python venv (.venv) with NEST 3.10
+#   SNN_SKIP_PYTHON=1 scripts/install.sh   # skip the Python venv (CI does this)
+#
+# Environment:
+#   SNN_SKIP_PYTHON=1   do not create/update .venv (NEST is only needed for bench/)
+#   SNN_PYTHON=...      interpreter used to create .venv (default: python3 on PATH)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+
+step() { printf '[install] %s\n' "$*"; }
+
+# Must run as root or with sudo for apt.
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        step "warning: not root and no sudo; apt step will fail if packages are missing"
+    fi
+fi
+
+# ---- 1. Debian packages -------------------------------------------------------
+# build-essential/pkg-config/cmake: C/C++ for -sys crates; libhdf5-dev: spike files
+# (hdf5 crate); libclang-dev/clang: bindgen; mpich/libmpich-dev: MPI (rsmpi);
+# time: /usr/bin/time -v for bench/build.sh.
+APT_PACKAGES=(build-essential pkg-config cmake libhdf5-dev libclang-dev clang mpich libmpich-dev time)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]} == 0)); then
+    step "apt: all ${#APT_PACKAGES[@]} packages already installed, skipping apt-get"
+else
+    step "apt: missing ${missing[*]}: apt-get update"
+    $SUDO apt-get update -qq
+    step "apt: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    step "apt: done"
+fi
+
+# ---- 2. Rust tools --------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+    step "error: cargo not found; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+step "rust: $(cargo --version)"
+if cargo nextest --version >/dev/null 2>&1; then
+    step "rust: $(cargo nextest --version 2>/dev/null | head -n1) already installed"
+else
+    step "rust: installing cargo-nextest (cargo install cargo-nextest --locked)"
+    cargo install cargo-nextest --locked
+fi
+
+# ---- 3. Python venv with NEST 3.10 (benchmarks only) ----------------------------
+if [[ "${SNN_SKIP_PYTHON:-0}" == "1" ]]; then
+    step "python: skipped (SNN_SKIP_PYTHON=1)"
+else
+    PY="${SNN_PYTHON:-python3}"
+    VENV="$ROOT/.venv"
+    if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        step "python: venv $VENV exists ($("$VENV/bin/python" --version))"
+    else
+        if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            # Debian's own python3 needs python3-venv for ensurepip.
+            step "python: $PY lacks venv/ensurepip: installing python3-venv"
+            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        fi
+        step "python: creating venv $VENV with $("$PY" --version 2>&1)"
+        rm -rf "$VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    PIP_PACKAGES=(nest-simulator==3.10.0 numpy h5py matplotlib scipy)
+    if PYNEST_QUIET=1 "$VENV/bin/python" - <<'PYEOF' >/dev/null 2>&1
+import importlib.metadata as md, sys
+import nest, numpy, h5py, matplotlib, scipy
+sys.exit(0 if md.version("nest-simulator") == "3.10.0" else 1)
+PYEOF
+    then
+        step "python: ${PIP_PACKAGES[*]} already installed"
+    else
+        step "python: pip install ${PIP_PACKAGES[*]}"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
+    fi
+    ver=$(PYNEST_QUIET=1 "$VENV/bin/python" -c 'import nest; print(nest.__version__)' 2>/dev/null | tail -n1)
+    if [[ "$ver" != 3.10* ]]; then
+        step "error: 'import nest' in $VENV gave version '$ver', expected 3.10" >&2
+        exit 1
+    fi
+    step "python: import nest OK (NEST $ver)"
+fi
+
+step "done"

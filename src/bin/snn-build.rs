@@ -1,0 +1,342 @@
+//! `snn-build`: turn a model config into a sharded network directory, and
+//! inspect, verify or dump one.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use snn_formats::model::dequantize_weight;
+use snn_formats::{Check, NetworkDir};
+use snn_netbuild::network::expected_synapses;
+use snn_netbuild::{build_network, BuildOptions};
+
+/// Build a spiking network from a model config into a directory of
+/// per-rank shards (or inspect one).
+#[derive(Parser, Debug)]
+#[command(
+    name = "snn-build",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+#[derive(Args, Debug)]
+struct BuildArgs {
+    /// Model config (TOML), e.g. configs/microcircuit.toml.
+    #[arg(required = true)]
+    config: Option<PathBuf>,
+    /// Output network directory.
+    #[arg(short, long, required = true)]
+    output: Option<PathBuf>,
+    /// Number of ranks (shards) to build.
+    #[arg(long, default_value_t = 1)]
+    ranks: u32,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Override a config field: --set scale.neurons=0.1 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    force: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Compress shards with zstd (optional level, default 3); loading them
+    /// is then not zero-copy.
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "3")]
+    compress: Option<i32>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Summarise a network: populations, synapses per projection,
+    /// bytes/synapse, per-rank sizes.
+    Info {
+        /// Network directory.
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify every shard: checksums, structure, synapses, routing tables.
+    Verify {
+        /// Network directory.
+        dir: PathBuf,
+    },
+    /// Print synapses as CSV: source,target,weight_pA,delay_ms (global ids).
+    Dump {
+        /// Network directory.
+        dir: PathBuf,
+        /// Only this rank's shard.
+        #[arg(long)]
+        rank: Option<u32>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Some(Cmd::Info { dir, json }) => info(&dir, json),
+        Some(Cmd::Verify { dir }) => verify(&dir),
+        Some(Cmd::Dump { dir, rank }) => dump(&dir, rank),
+        None => build(cli.build),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (e.g. `dump | head`) is not an error.
+            if e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("snn-build: error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn build(a: BuildArgs) -> Result<()> {
+    let (Some(config), Some(output)) = (a.config, a.output) else {
+        bail!("a config file and -o DIR are required");
+    };
+    if a.ranks == 0 {
+        bail!("--ranks must be at least 1");
+    }
+    if let Some(t) = a.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("cannot start the thread pool")?;
+    }
+    if let Some(l) = a.compress {
+        if !(1..=22).contains(&l) {
+            bail!("--compress level must be 1..=22, got {l}");
+        }
+    }
+    let cfg = snn_formats::load_config(&config, &a.set)?;
+    let origin = config.display().to_string();
+    let opts = BuildOptions {
+        n_ranks: a.ranks,
+        compress: a.compress,
+        force: a.force,
+        progress: Arc::new(Default::default()),
+        command: std::env::args().collect(),
+    };
+    // Progress bar on a terminal only.
+    let bar = if std::io::stderr().is_terminal() {
+        let model = snn_formats::Model::resolve(&cfg, &origin)?;
+        let passes = if a.ranks > 1 { 3.0 } else { 2.0 };
+        let total = (expected_synapses(&model) * passes).max(1.0) as u64;
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} building {bar:40} {percent:>3}% synapse draws, eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let counter = opts.progress.clone();
+        let pb2 = pb.clone();
+        std::thread::spawn(move || loop {
+            pb2.set_position(counter.load(Ordering::Relaxed));
+            if pb2.is_finished() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        });
+        Some(pb)
+    } else {
+        None
+    };
+    let summary = build_network(&cfg, &origin, &output, &opts);
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let summary = summary?;
+    if a.json {
+        let mut v = serde_json::to_value(&summary)?;
+        v["peak_rss_bytes"] = peak_rss_bytes().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "built {} ({} neurons, {} synapses, {} ranks) in {:.2} s: {:.1} M synapses/s, {:.2} bytes/synapse -> {}",
+            summary.model,
+            summary.n_neurons,
+            summary.total_synapses,
+            summary.n_ranks,
+            summary.build_seconds,
+            summary.synapses_per_second / 1e6,
+            summary.bytes_per_synapse,
+            summary.network_dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn info(dir: &std::path::Path, json: bool) -> Result<()> {
+    let net = NetworkDir::open(dir)?;
+    let m = &net.manifest;
+    let shard_bytes: u64 = m.shards.iter().map(|s| s.bytes).sum();
+    let bps = if m.total_synapses > 0 {
+        shard_bytes as f64 / m.total_synapses as f64
+    } else {
+        0.0
+    };
+    if json {
+        let v = serde_json::json!({
+            "network_dir": dir,
+            "model": m.model_name,
+            "model_hash": m.model_hash,
+            "seed": m.seed,
+            "n_ranks": m.n_ranks,
+            "dt_ms": m.dt_ms,
+            "min_delay_steps": m.min_delay_steps,
+            "max_delay_steps": m.max_delay_steps,
+            "n_neurons": m.n_neurons,
+            "total_synapses": m.total_synapses,
+            "shard_bytes": shard_bytes,
+            "bytes_per_synapse": bps,
+            "compressed": m.compressed,
+            "populations": m.populations,
+            "projections": m.projections,
+            "shards": m.shards,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "network   {} ({})", dir.display(), m.model_name)?;
+    writeln!(out, "model     hash {}  seed {}  dt {} ms", m.model_hash, m.seed, m.dt_ms)?;
+    writeln!(
+        out,
+        "delays    {}..{} steps ({} .. {} ms)",
+        m.min_delay_steps,
+        m.max_delay_steps,
+        m.min_delay_steps as f64 * m.dt_ms,
+        m.max_delay_steps as f64 * m.dt_ms
+    )?;
+    writeln!(
+        out,
+        "size      {} neurons, {} synapses, {} ranks, {} bytes of shards{} = {:.3} bytes/synapse",
+        m.n_neurons,
+        m.total_synapses,
+        m.n_ranks,
+        shard_bytes,
+        if m.compressed { " (zstd)" } else { "" },
+        bps
+    )?;
+    writeln!(out, "\npopulations")?;
+    writeln!(out, "  {:<12} {:>12} {:>12}  model", "name", "neurons", "first id")?;
+    for p in &m.populations {
+        writeln!(out, "  {:<12} {:>12} {:>12}  {}", p.name, p.size, p.first_id, p.model)?;
+    }
+    writeln!(out, "\nprojections")?;
+    writeln!(out, "  {:<20} {:<20} {:>14}", "name", "rule", "synapses")?;
+    for p in &m.projections {
+        writeln!(out, "  {:<20} {:<20} {:>14}", p.name, p.rule, p.synapses)?;
+    }
+    writeln!(out, "\nshards")?;
+    writeln!(
+        out,
+        "  {:>5} {:>10} {:>10} {:>14} {:>14} {:>10}",
+        "rank", "neurons", "images", "synapses", "bytes", "B/syn"
+    )?;
+    for s in &m.shards {
+        writeln!(
+            out,
+            "  {:>5} {:>10} {:>10} {:>14} {:>14} {:>10.3}",
+            s.rank,
+            s.neurons,
+            s.images,
+            s.synapses,
+            s.bytes,
+            if s.synapses > 0 { s.bytes as f64 / s.synapses as f64 } else { 0.0 }
+        )?;
+    }
+    Ok(())
+}
+
+fn verify(dir: &std::path::Path) -> Result<()> {
+    let net = NetworkDir::open(dir)?;
+    let report = snn_netbuild::verify::verify_network(&net)?;
+    println!(
+        "ok: {} shards, {} neurons, {} synapses verified (checksums, structure, synapses, routing tables)",
+        report.shards, report.neurons, report.synapses
+    );
+    Ok(())
+}
+
+fn dump(dir: &std::path::Path, rank: Option<u32>) -> Result<()> {
+    let net = NetworkDir::open(dir)?;
+    let m = &net.manifest;
+    let ranks: Vec<u32> = match rank {
+        Some(r) if r >= m.n_ranks => bail!("--rank {r}: the network has {} ranks", m.n_ranks),
+        Some(r) => vec![r],
+        None => (0..m.n_ranks).collect(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    writeln!(out, "source,target,weight_pA,delay_ms")?;
+    for r in ranks {
+        let shard = net.open_shard(r, Check::Structure)?;
+        let d = shard.data();
+        let n_local = d.local_to_global.len();
+        let tb = d.target_bits.to_native();
+        let mask = (1u32 << tb) - 1;
+        let frac = d.weight_frac_bits.to_native();
+        for row in 0..d.row_ptr.len() - 1 {
+            let src = if row < n_local {
+                d.local_to_global[row].to_native()
+            } else {
+                d.images[row - n_local].to_native()
+            };
+            let (a, b) = (d.row_ptr[row].to_native() as usize, d.row_ptr[row + 1].to_native() as usize);
+            for i in a..b {
+                let td = d.syn_target_delay[i].to_native();
+                let t = (td & mask) as usize;
+                let Some(tg) = d.local_to_global.get(t) else {
+                    bail!("{}: synapse {i} has target {t} outside the shard", shard.path().display());
+                };
+                let w = dequantize_weight(d.syn_weight[i].to_native(), frac);
+                let delay_ms = (td >> tb) as f64 * m.dt_ms;
+                writeln!(out, "{src},{},{w},{}", tg.to_native(), fmt_ms(delay_ms))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A time in ms with the float noise of `steps * dt` removed.
+fn fmt_ms(x: f64) -> String {
+    let s = format!("{x:.9}");
+    let s = s.trim_end_matches('0');
+    s.strip_suffix('.').unwrap_or(s).to_string()
+}
