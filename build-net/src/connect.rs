@@ -24,9 +24,43 @@ use snn_formats::model::{delay_to_steps, quantize_weight, Dist, Model, Projectio
 use snn_kernels::detmath;
 use snn_kernels::rng::{CounterRng, Purpose};
 
-/// Draw from a resolved distribution.
+/// Normal variates drawn in polar pairs ([`CounterRng::normal2`]): the
+/// second of a pair is kept for the next request, so a synapse's weight and
+/// delay usually share one pair.
+pub struct Normals<'a> {
+    rng: &'a mut CounterRng,
+    spare: Option<f64>,
+}
+
+impl<'a> Normals<'a> {
+    /// Start drawing from `rng`.
+    #[inline]
+    pub fn new(rng: &'a mut CounterRng) -> Self {
+        Normals { rng, spare: None }
+    }
+    /// The next standard normal variate.
+    #[inline]
+    pub fn next(&mut self) -> f64 {
+        match self.spare.take() {
+            Some(z) => z,
+            None => {
+                let (a, b) = self.rng.normal2();
+                self.spare = Some(b);
+                a
+            }
+        }
+    }
+    /// The underlying stream (for uniform draws).
+    #[inline]
+    pub fn rng(&mut self) -> &mut CounterRng {
+        self.rng
+    }
+}
+
+/// Draw from a resolved distribution: normals from `z` (redrawn until inside
+/// the bounds, or clamped), uniforms `min + (max - min) * open01()`.
 #[inline]
-pub fn draw(d: &Dist, rng: &mut CounterRng) -> f64 {
+pub fn draw(d: &Dist, z: &mut Normals) -> f64 {
     match *d {
         Dist::Constant(v) => v,
         Dist::Normal {
@@ -36,7 +70,7 @@ pub fn draw(d: &Dist, rng: &mut CounterRng) -> f64 {
             max,
             clip,
         } => loop {
-            let x = mean + std * rng.normal();
+            let x = mean + std * z.next();
             if clip {
                 return x.max(min).min(max);
             }
@@ -44,7 +78,7 @@ pub fn draw(d: &Dist, rng: &mut CounterRng) -> f64 {
                 return x;
             }
         },
-        Dist::Uniform { min, max } => min + (max - min) * rng.open01(),
+        Dist::Uniform { min, max } => min + (max - min) * z.rng().open01(),
     }
 }
 
@@ -217,8 +251,9 @@ impl ProjPlan {
                 for k in 0..indegree {
                     let mut rng = self.synapse_rng(t, k);
                     let s = self.draw_source(&mut rng, t);
-                    let wq = quantize_weight(draw(w, &mut rng), self.frac_bits);
-                    let ds = delay_to_steps(draw(d, &mut rng), self.dt_ms);
+                    let mut z = Normals::new(&mut rng);
+                    let wq = quantize_weight(draw(w, &mut z), self.frac_bits);
+                    let ds = delay_to_steps(draw(d, &mut z), self.dt_ms);
                     f(s, wq, ds);
                 }
             }
@@ -226,8 +261,9 @@ impl ProjPlan {
                 self.listed_sources(t, scratch);
                 for (k, &s) in scratch.iter().enumerate() {
                     let mut rng = self.synapse_rng(t, k as u64);
-                    let wq = quantize_weight(draw(w, &mut rng), self.frac_bits);
-                    let ds = delay_to_steps(draw(d, &mut rng), self.dt_ms);
+                    let mut z = Normals::new(&mut rng);
+                    let wq = quantize_weight(draw(w, &mut z), self.frac_bits);
+                    let ds = delay_to_steps(draw(d, &mut z), self.dt_ms);
                     f(s, wq, ds);
                 }
             }

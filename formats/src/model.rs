@@ -275,26 +275,28 @@ pub struct Model {
 }
 
 /// Convert a delay in ms to steps as NEST does (round half up, at least 1).
+#[inline]
 pub fn delay_to_steps(delay_ms: f64, dt_ms: f64) -> u32 {
-    let steps = (delay_ms * (1.0 / dt_ms) + 0.5).floor();
-    if steps < 1.0 {
+    // For x >= 1, truncation of x is floor(x); `as` saturates.
+    let x = delay_ms * (1.0 / dt_ms) + 0.5;
+    if x < 1.0 || x.is_nan() {
         1
-    } else if steps > u32::MAX as f64 {
-        u32::MAX
     } else {
-        steps as u32
+        x as u32
     }
 }
 
 /// Quantise a weight to the stored fixed point (saturating).
+///
+/// Rounds half away from zero: `trunc(|x| + 1/2)` with the sign of `x`, where
+/// `x = weight * 2^frac_bits` (exact); `as` truncates and saturates.
+#[inline]
 pub fn quantize_weight(weight_pa: f64, frac_bits: u32) -> i32 {
-    let x = (weight_pa * (2f64).powi(frac_bits as i32)).round();
-    if x >= i32::MAX as f64 {
-        i32::MAX
-    } else if x <= i32::MIN as f64 {
-        i32::MIN
+    let x = weight_pa * f64::from_bits(((1023 + frac_bits as u64) & 0x7ff) << 52);
+    if x >= 0.0 {
+        (x + 0.5) as i32
     } else {
-        x as i32
+        -((0.5 - x) as i64).min(1 << 31) as i32
     }
 }
 

@@ -39,14 +39,9 @@ impl Placement {
         let mut pop_rank = vec![0u32; pops.len()];
         if scheme == PlacementScheme::Population {
             for (i, p) in model.populations.iter().enumerate() {
-                let r = *model.placement.population_ranks.get(&p.name).unwrap_or(&0);
-                if r >= n_ranks {
-                    return Err(PlacementError(format!(
-                        "population '{}' is placed on rank {r} but the network has {n_ranks} ranks",
-                        p.name
-                    )));
-                }
-                pop_rank[i] = r;
+                // Modulo the rank count, so one placement serves any number
+                // of ranks (e.g. areas on fewer GPUs than areas).
+                pop_rank[i] = *model.placement.population_ranks.get(&p.name).unwrap_or(&0) % n_ranks;
             }
         }
         let r_n = n_ranks as usize;

@@ -17,7 +17,7 @@
 #define SNN_LOG2_E 1.4426950408889634
 #define SNN_TWO_POW_54 18014398509481984.0
 #define SNN_HALF_LN_2PI 0.9189385332046728
-#define SNN_INFINITY (1.0 / 0.0)
+#define SNN_INFINITY snn_bits_to_double(0x7ff0000000000000ull)
 #define SNN_GEOMETRIC_SKIP_MAX 0x7fffffffffffffffull
 
 // Natural logarithm; ln(+-0) = -inf, ln(x < 0) = NaN, ln(inf) = inf.

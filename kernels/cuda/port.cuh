@@ -53,9 +53,11 @@ SNN_HD double snn_bits_to_double(uint64_t b) {
 SNN_HD uint64_t snn_umulhi64(uint64_t a, uint64_t b) {
 #if defined(__CUDA_ARCH__)
     return __umul64hi(a, b);
-#elif defined(__SIZEOF_INT128__)
-    return (uint64_t)(((unsigned __int128)a * b) >> 64);
+#elif defined(__SIZEOF_INT128__) && !defined(SNN_PORT_NO_INT128)
+    __extension__ typedef unsigned __int128 snn_u128;
+    return (uint64_t)(((snn_u128)a * b) >> 64);
 #else
+    // Portable fallback (also forced by SNN_PORT_NO_INT128, for the tests).
     uint64_t a_lo = a & 0xffffffffu, a_hi = a >> 32;
     uint64_t b_lo = b & 0xffffffffu, b_hi = b >> 32;
     uint64_t lo_lo = a_lo * b_lo;

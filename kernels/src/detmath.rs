@@ -206,7 +206,7 @@ const BINOMIAL_INVERSION_MAX_STEPS: u64 = 110;
 /// `p <= 1/2`:
 /// * mean `n p < 14`: inversion by sequential search of the CDF from 0:
 ///   one uniform per attempt (a second attempt only after round-off leaves
-///   the first unresolved after 110 steps, which has probability ~1e-16);
+///   the first unresolved after 110 steps, with probability of order 1e-15);
 /// * otherwise Hörmann's BTRD (transformed rejection with decomposition,
 ///   1993), O(1) expected time: each round reads one uniform `V`; if it
 ///   lands in the central box it is the only one, otherwise a second uniform

@@ -138,6 +138,22 @@ impl CounterRng {
         (self.next_u32() as i32 as f64 + 0.5) * (1.0 / 2_147_483_648.0)
     }
 
+    /// Two independent standard normal variates from one accepted polar
+    /// pair `(u f, v f)`, `f = sqrt(-2 ln s / s)`; same word consumption as
+    /// [`normal`](Self::normal), which returns the first of them.
+    #[inline]
+    pub fn normal2(&mut self) -> (f64, f64) {
+        loop {
+            let u = self.open_pm1();
+            let v = self.open_pm1();
+            let s = u * u + v * v;
+            if s < 1.0 && s > 0.0 {
+                let f = (-2.0 * crate::detmath::ln(s) / s).sqrt();
+                return (u * f, v * f);
+            }
+        }
+    }
+
     /// A standard normal variate (Marsaglia's polar method with the
     /// deterministic logarithm); uses 64 random bits per attempt.
     #[inline]

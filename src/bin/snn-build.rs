@@ -305,7 +305,7 @@ fn dump(dir: &std::path::Path, rank: Option<u32>) -> Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     writeln!(out, "source,target,weight_pA,delay_ms")?;
     for r in ranks {
-        let shard = net.open_shard(r, Check::Structure)?;
+        let shard = net.open_shard(r, Check::Checksum)?;
         let d = shard.data();
         let n_local = d.local_to_global.len();
         let tb = d.target_bits.to_native();
