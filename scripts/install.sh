@@ -25,8 +25,8 @@ fi
 # ---- 1. Debian packages -------------------------------------------------------
 # build-essential/pkg-config/cmake: C/C++ for -sys crates; libhdf5-dev: spike files
 # (hdf5 crate); libclang-dev/clang: bindgen; mpich/libmpich-dev: MPI (rsmpi);
-# time: /usr/bin/time -v for bench/build.sh.
-APT_PACKAGES=(build-essential pkg-config cmake libhdf5-dev libclang-dev clang mpich libmpich-dev time)
+# time: /usr/bin/time -v for bench/build.sh; fonts-dejavu-core: plot labels.
+APT_PACKAGES=(build-essential pkg-config cmake libhdf5-dev libclang-dev clang mpich libmpich-dev time fonts-dejavu-core)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

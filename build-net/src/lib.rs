@@ -5,6 +5,8 @@
 //! their random streams) and writes a network directory atomically.
 
 pub mod connect;
+#[cfg(feature = "mpi")]
+pub mod mpi_build;
 pub mod network;
 pub mod rank;
 pub mod verify;
@@ -29,4 +31,7 @@ pub enum BuildError {
     /// A bug.
     #[error("internal error (please report): {0}")]
     Internal(String),
+    /// A rank of a distributed build failed.
+    #[error("{0}")]
+    Distributed(String),
 }

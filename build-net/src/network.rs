@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use snn_formats::manifest::{
     hex, model_hash, Manifest, PopulationEntry, ProjectionEntry, Provenance, ShardEntry, MANIFEST_FILE,
     MANIFEST_FORMAT, MANIFEST_VERSION,
@@ -114,10 +114,7 @@ pub fn build_network(cfg: &Config, origin: &str, dest: &Path, opts: &BuildOption
         vec![vec![Vec::new()]]
     };
 
-    let mut entries = Vec::with_capacity(n_ranks as usize);
-    let mut per_projection = vec![0u64; model.projections.len()];
-    let (mut dmin, mut dmax) = (u32::MAX, 0u32);
-    let mut write_seconds = 0.0;
+    let mut results = Vec::with_capacity(n_ranks as usize);
     for r in 0..n_ranks {
         let plan = RankPlan::new(&model, &placement, r, threads);
         let counts = plan.count(progress);
@@ -130,26 +127,70 @@ pub fn build_network(cfg: &Config, origin: &str, dest: &Path, opts: &BuildOption
             })
             .collect();
         let shard = plan.fill(counts, &all_images[r as usize], &send, hash, progress)?;
-        for (a, b) in per_projection.iter_mut().zip(&shard.projection_synapses) {
-            *a += b;
-        }
-        if !shard.syn_weight.is_empty() {
-            dmin = dmin.min(shard.min_delay_steps);
-            dmax = dmax.max(shard.max_delay_steps);
-        }
         let tw = Instant::now();
         let file = shard_file_name(r);
         let written = write_shard(&staging.path().join(&file), &shard, opts.compress)?;
-        write_seconds += tw.elapsed().as_secs_f64();
-        entries.push(ShardEntry {
-            file,
-            rank: r,
-            bytes: written.file_bytes,
-            xxh3: format!("{:016x}", written.file_xxh3),
-            synapses: shard.syn_weight.len() as u64,
-            neurons: shard.local_to_global.len() as u64,
-            images: shard.images.len() as u64,
+        results.push(RankResult {
+            entry: ShardEntry {
+                file,
+                rank: r,
+                bytes: written.file_bytes,
+                xxh3: format!("{:016x}", written.header_xxh3),
+                synapses: shard.syn_weight.len() as u64,
+                neurons: shard.local_to_global.len() as u64,
+                images: shard.images.len() as u64,
+            },
+            per_projection: shard.projection_synapses.clone(),
+            min_delay_steps: shard.min_delay_steps,
+            max_delay_steps: shard.max_delay_steps,
+            write_seconds: tw.elapsed().as_secs_f64(),
         });
+    }
+    finish_manifest(cfg, &model, hash, staging, results, opts, threads, t0)
+}
+
+/// What one rank's build produced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RankResult {
+    /// Manifest entry of its shard.
+    pub entry: ShardEntry,
+    /// Synapses per projection.
+    pub per_projection: Vec<u64>,
+    /// Smallest delay (0 without synapses).
+    pub min_delay_steps: u32,
+    /// Largest delay.
+    pub max_delay_steps: u32,
+    /// Time spent writing, s.
+    pub write_seconds: f64,
+}
+
+/// Write the manifest from the ranks' results and commit the directory.
+#[allow(clippy::too_many_arguments)]
+pub fn finish_manifest(
+    cfg: &Config,
+    model: &Model,
+    hash: [u8; 16],
+    staging: Staging,
+    results: Vec<RankResult>,
+    opts: &BuildOptions,
+    threads: usize,
+    t0: Instant,
+) -> Result<BuildSummary, BuildError> {
+    let n_ranks = results.len() as u32;
+    let mut per_projection = vec![0u64; model.projections.len()];
+    let (mut dmin, mut dmax) = (u32::MAX, 0u32);
+    let mut write_seconds = 0.0;
+    let mut entries = Vec::with_capacity(results.len());
+    for r in results {
+        for (a, b) in per_projection.iter_mut().zip(&r.per_projection) {
+            *a += b;
+        }
+        if r.entry.synapses > 0 {
+            dmin = dmin.min(r.min_delay_steps);
+            dmax = dmax.max(r.max_delay_steps);
+        }
+        write_seconds += r.write_seconds;
+        entries.push(r.entry);
     }
     if dmin == u32::MAX {
         dmin = 0;

@@ -348,10 +348,11 @@ pub struct VmRecording {
 pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Config, ConfigError> {
     let mut tree: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         file: origin.to_string(),
-        message: e.message().to_string(),
+        message: one_line(e.message()),
+        // 1 + the newlines before the error (byte-wise: never panics).
         line: e
             .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+            .map(|s| 1 + text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count()),
     })?;
     for ov in overrides {
         apply_override(&mut tree, ov).map_err(|message| ConfigError::Override {
@@ -370,9 +371,15 @@ pub fn config_from_tree(tree: toml::Value, origin: &str) -> Result<Config, Confi
         ConfigError::Field {
             file: origin.to_string(),
             field: if path == "." { "(top level)".into() } else { path },
-            message: e.into_inner().message().to_string(),
+            message: one_line(e.into_inner().message()),
         }
     })
+}
+
+/// A parser message on one line (the TOML parser's may span several).
+fn one_line(message: &str) -> String {
+    let parts: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    parts.join("; ")
 }
 
 /// Read and parse a config file.

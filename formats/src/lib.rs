@@ -14,6 +14,7 @@ pub mod model;
 pub mod output;
 pub mod placement;
 pub mod shard;
+pub mod sonata;
 
 pub use config::{load_config, parse_config, Config};
 pub use error::{ConfigError, FormatError};

@@ -29,7 +29,8 @@ pub struct ShardEntry {
     pub rank: u32,
     /// Bytes on disk.
     pub bytes: u64,
-    /// xxh3-64 of the whole file, hex.
+    /// xxh3-64 (hex) of the shard's 256-byte header, which holds the
+    /// payload's checksum: together they pin every byte of the file.
     pub xxh3: String,
     /// Synapses stored.
     pub synapses: u64,
@@ -248,14 +249,11 @@ impl NetworkDir {
                 message: format!("rank {rank} out of range: the network has {} ranks", self.manifest.n_ranks),
             });
         }
-        if check == Check::Full {
-            let sum = format!("{:016x}", crate::shard::hash_file(&path)?);
-            if sum != self.manifest.shards[rank as usize].xxh3 {
-                return Err(FormatError::corrupt(&path, "file checksum differs from the manifest (corrupt shard)"));
-            }
-        }
         let shard = Shard::open(&path, check)?;
         let h = shard.header();
+        if check >= Check::Checksum && format!("{:016x}", h.header_xxh3) != self.manifest.shards[rank as usize].xxh3 {
+            return Err(FormatError::corrupt(&path, "shard header differs from the manifest's record (replaced or corrupt shard)"));
+        }
         if hex(&h.model_hash) != self.manifest.model_hash || h.rank != rank || h.n_ranks != self.manifest.n_ranks {
             return Err(FormatError::Mismatch {
                 path,

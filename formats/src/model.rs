@@ -350,7 +350,12 @@ fn resolve_dist(ctx: &Ctx, field: &str, d: &Distribution) -> Result<Dist, Config
         }
     };
     Ok(match d {
-        Distribution::Constant(v) => Dist::Constant(finite("value", *v)?),
+        Distribution::Constant(v) => {
+            if !v.is_finite() {
+                return Err(ctx.err(field, "must be a finite number"));
+            }
+            Dist::Constant(*v)
+        }
         Distribution::Random(RandomDistribution::Normal {
             mean,
             std,
@@ -411,9 +416,31 @@ fn merge_params(
         .as_deref()
         .or(defaults.model.as_deref())
         .unwrap_or("iaf_psc_exp");
+    // Where a parameter was set, for error messages: the population's own
+    // `params`, or `[neuron_defaults]` when only that sets it.
+    let at = |name: &str| -> String {
+        let set = |r: &NeuronParamsRaw| match name {
+            "model" => r.model.is_some(),
+            "C_m" => r.C_m.is_some(),
+            "tau_m" => r.tau_m.is_some(),
+            "tau_syn_ex" => r.tau_syn_ex.is_some(),
+            "tau_syn_in" => r.tau_syn_in.is_some(),
+            "t_ref" => r.t_ref.is_some(),
+            "E_L" => r.E_L.is_some(),
+            "V_th" => r.V_th.is_some(),
+            "V_reset" => r.V_reset.is_some(),
+            "I_e" => r.I_e.is_some(),
+            _ => true,
+        };
+        if !set(own) && set(defaults) {
+            format!("neuron_defaults.{name}")
+        } else {
+            format!("{field}.{name}")
+        }
+    };
     let model = NeuronModel::parse(model_name).ok_or_else(|| {
         ctx.err(
-            format!("{field}.model"),
+            at("model"),
             format!("unknown neuron model '{model_name}' (known: iaf_psc_exp, iaf_psc_alpha, spike_generator)"),
         )
     })?;
@@ -443,7 +470,7 @@ fn merge_params(
         if v.is_finite() && v > 0.0 {
             Ok(())
         } else {
-            Err(ctx.err(format!("{field}.{name}"), format!("must be > 0, got {v}")))
+            Err(ctx.err(at(name), format!("must be > 0, got {v}")))
         }
     };
     if model != NeuronModel::SpikeGenerator {
@@ -452,16 +479,16 @@ fn merge_params(
         pos("tau_syn_ex", p.tau_syn_ex)?;
         pos("tau_syn_in", p.tau_syn_in)?;
         if !(p.t_ref.is_finite() && p.t_ref >= 0.0) {
-            return Err(ctx.err(format!("{field}.t_ref"), format!("must be >= 0, got {}", p.t_ref)));
+            return Err(ctx.err(at("t_ref"), format!("must be >= 0, got {}", p.t_ref)));
         }
         for (n, v) in [("E_L", p.E_L), ("V_th", p.V_th), ("V_reset", p.V_reset), ("I_e", p.I_e)] {
             if !v.is_finite() {
-                return Err(ctx.err(format!("{field}.{n}"), "must be a finite number"));
+                return Err(ctx.err(at(n), "must be a finite number"));
             }
         }
         if p.V_reset >= p.V_th {
             return Err(ctx.err(
-                format!("{field}.V_reset"),
+                at("V_reset"),
                 format!("must be below V_th ({} >= {})", p.V_reset, p.V_th),
             ));
         }

@@ -6,7 +6,7 @@
 //! offset 256  payload: an rkyv archive of `ShardData` (64-bit relative
 //!             pointers, so shards may exceed 2 GiB), optionally zstd
 //!             compressed; the header holds the xxh3 of the uncompressed
-//!             archive
+//!             archive and of the bytes as stored
 //! ```
 //! Opening always checks the header, the file length and the archive
 //! structure (rkyv's validation plus the cross-field invariants in
@@ -112,6 +112,13 @@ pub struct ShardHeader {
     pub n_local: u64,
     /// Images of remote neurons.
     pub n_images: u64,
+    /// xxh3-64 of the 256 header bytes (recorded in the manifest; since the
+    /// header holds the payload checksums, it identifies the whole file).
+    pub header_xxh3: u64,
+    /// xxh3-64 of the payload as stored (the compressed bytes of a
+    /// compressed shard: some changes to a zstd frame decompress to the same
+    /// archive, so `payload_xxh3` alone does not pin them).
+    pub stored_xxh3: u64,
 }
 
 impl ShardHeader {
@@ -131,6 +138,7 @@ impl ShardHeader {
         b[72..80].copy_from_slice(&self.n_synapses.to_le_bytes());
         b[80..88].copy_from_slice(&self.n_local.to_le_bytes());
         b[88..96].copy_from_slice(&self.n_images.to_le_bytes());
+        b[96..104].copy_from_slice(&self.stored_xxh3.to_le_bytes());
         let sum = xxh3_64(&b[..HEADER_LEN - 8]);
         b[HEADER_LEN - 8..].copy_from_slice(&sum.to_le_bytes());
         b
@@ -187,6 +195,8 @@ impl ShardHeader {
             n_synapses: u64_at(72),
             n_local: u64_at(80),
             n_images: u64_at(88),
+            header_xxh3: xxh3_64(&b[..HEADER_LEN]),
+            stored_xxh3: u64_at(96),
         })
     }
 }
@@ -203,8 +213,8 @@ pub struct WrittenShard {
     pub file_bytes: u64,
     /// Bytes of the uncompressed archive.
     pub payload_bytes: u64,
-    /// xxh3-64 of the whole file.
-    pub file_xxh3: u64,
+    /// xxh3-64 of the header (see [`ShardHeader::header_xxh3`]).
+    pub header_xxh3: u64,
 }
 
 struct HashingWriter<W> {
@@ -238,9 +248,9 @@ pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Re
         .map_err(|e| io("create", e))?;
     file.write_all(&[0u8; HEADER_LEN]).map_err(|e| io("write", e))?;
     let buffered = BufWriter::with_capacity(1 << 20, &mut file);
-    // Hash of the archive bytes; for compressed shards a second hash of the
-    // stored bytes is not needed (the manifest hashes the whole file).
-    let (payload_len, payload_xxh3, stored_len) = match zstd_level {
+    // Hash of the archive bytes and, for compressed shards, of the stored
+    // bytes.
+    let (payload_len, payload_xxh3, stored_len, stored_xxh3) = match zstd_level {
         None => {
             let hw = HashingWriter {
                 inner: buffered,
@@ -251,7 +261,7 @@ pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Re
                 .map_err(|e| io("write", std::io::Error::other(e.to_string())))?;
             let mut hw = w.into_inner();
             hw.flush().map_err(|e| io("write", e))?;
-            (hw.len, hw.hash.digest(), hw.len)
+            (hw.len, hw.hash.digest(), hw.len, hw.hash.digest())
         }
         Some(level) => {
             let counting = HashingWriter {
@@ -271,7 +281,7 @@ pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Re
             let (plen, psum) = (hw.len, hw.hash.digest());
             let mut counting = hw.inner.finish().map_err(|e| io("compress", e))?;
             counting.flush().map_err(|e| io("write", e))?;
-            (plen, psum, counting.len)
+            (plen, psum, counting.len, counting.hash.digest())
         }
     };
     let header = ShardHeader {
@@ -286,15 +296,17 @@ pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Re
         n_synapses: data.syn_weight.len() as u64,
         n_local: data.local_to_global.len() as u64,
         n_images: data.images.len() as u64,
+        header_xxh3: 0,
+        stored_xxh3,
     };
+    let encoded = header.encode();
     file.seek(SeekFrom::Start(0)).map_err(|e| io("seek", e))?;
-    file.write_all(&header.encode()).map_err(|e| io("write", e))?;
+    file.write_all(&encoded).map_err(|e| io("write", e))?;
     file.sync_all().map_err(|e| io("fsync", e))?;
-    let file_xxh3 = hash_file(path)?;
     Ok(WrittenShard {
         file_bytes: HEADER_LEN as u64 + stored_len,
         payload_bytes: payload_len,
-        file_xxh3,
+        header_xxh3: xxh3_64(&encoded),
     })
 }
 
@@ -367,6 +379,9 @@ impl Shard {
             ));
         }
         let backing = if header.compressed {
+            if check >= Check::Checksum && xxh3_64(&map[HEADER_LEN..]) != header.stored_xxh3 {
+                return Err(FormatError::corrupt(path, "compressed payload checksum mismatch (corrupt shard)"));
+            }
             let mut out = AlignedVec::<16>::new();
             let cap = usize::try_from(header.payload_len)
                 .map_err(|_| FormatError::corrupt(path, "payload too large for this machine"))?;

@@ -139,6 +139,22 @@ SNN_HD double snn_rng_normal(SnnRng* r) {
     }
 }
 
+// Two standard normal variates from one accepted polar pair (rng::normal2):
+// same words as snn_rng_normal, which returns the first of them.
+SNN_HD void snn_rng_normal2(SnnRng* r, double* a, double* b) {
+    for (;;) {
+        double u = snn_rng_open_pm1(r);
+        double v = snn_rng_open_pm1(r);
+        double s = u * u + v * v;
+        if (s < 1.0 && s > 0.0) {
+            double f = snn_sqrt(-2.0 * snn_ln(s) / s);
+            *a = u * f;
+            *b = v * f;
+            return;
+        }
+    }
+}
+
 #include "detmath.cuh"
 
 #endif  // SNN_PHILOX_CUH

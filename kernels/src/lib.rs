@@ -12,8 +12,11 @@
 //!   needs to be stored, split or communicated.
 //! * [`detmath`]: deterministic `ln`/`exp` and the random variates built on
 //!   them (normal, binomial, Poisson, geometric).
+//! * [`ziggurat`]: the fast normal sampler (one 32-bit word per variate in
+//!   ~99% of cases) with its host-computed tables.
 
 pub mod detmath;
 pub mod rng;
+pub mod ziggurat;
 
 pub use rng::{CounterRng, Purpose};

@@ -2,6 +2,7 @@
 //! `cargo test -p snn-kernels --release --test bench -- --ignored --nocapture`.
 
 use snn_kernels::rng::philox4x32_10;
+use snn_kernels::ziggurat::{normal_zig, normal_zig_with, ZigguratTables};
 use snn_kernels::{detmath, CounterRng, Purpose};
 use std::hint::black_box;
 use std::time::Instant;
@@ -32,6 +33,25 @@ fn bench_kernels() {
     });
     let mut rng = stream(0);
     time("normal (one stream)", n, |_| rng.normal().to_bits());
+    // Per call = one pair (two normals): halve for ns per normal.
+    time("normal2 (one stream, per pair)", n, |_| {
+        let (a, b) = rng.normal2();
+        a.to_bits() ^ b.to_bits()
+    });
+    time("normal_zig (one stream)", n, |_| normal_zig(&mut rng).to_bits());
+    let t = ZigguratTables::get();
+    time("normal_zig_with (one stream)", n, |_| {
+        normal_zig_with(t, &mut rng).to_bits()
+    });
+    // As in the network builder: a fresh stream per synapse, two normals.
+    time("fresh stream + normal2 (2 normals)", n, |i| {
+        let (a, b) = stream(i).normal2();
+        a.to_bits() ^ b.to_bits()
+    });
+    time("fresh stream + 2 normal_zig_with", n, |i| {
+        let mut r = stream(i);
+        normal_zig_with(t, &mut r).to_bits() ^ normal_zig_with(t, &mut r).to_bits()
+    });
     time("binomial(5e7, 0.5)", n, |i| {
         detmath::binomial(&mut stream(i), 50_000_000, 0.5)
     });

@@ -4,6 +4,7 @@
 //! compared. Skipped (passing, with a note) when no C++ compiler is found.
 
 use snn_kernels::rng::philox4x32_10;
+use snn_kernels::ziggurat::{normal_zig_with, ZigguratTables};
 use snn_kernels::{detmath, CounterRng};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -204,7 +205,7 @@ fn build_cases() -> Cases {
     for i in 0..300u32 {
         let seed = g.next_u64();
         let w = [g.next_u32(), g.next_u32(), g.next_u32()];
-        let kind = i % 6;
+        let kind = i % 7;
         let arg = match i % 4 {
             0 => 10,
             1 => 1000,
@@ -222,7 +223,12 @@ fn build_cases() -> Cases {
                 2 => rng.below(arg),
                 3 => rng.open01().to_bits(),
                 4 => rng.open_pm1().to_bits(),
-                _ => rng.normal().to_bits(),
+                5 => rng.normal().to_bits(),
+                _ => {
+                    let (a, b) = rng.normal2();
+                    write!(expected, "{:x} ", a.to_bits()).expect("write to String");
+                    b.to_bits()
+                }
             };
             write!(expected, "{v:x} ").expect("write to String");
         }
@@ -238,6 +244,51 @@ fn build_cases() -> Cases {
 
     // Samplers, each on its own stream.
     let stream = |g: &mut CounterRng| (g.next_u64(), [g.next_u32(), g.next_u32(), g.next_u32()]);
+
+    // Ziggurat: the tables go to the driver as the host uploads them, then
+    // runs of variates on random streams, and on streams whose first
+    // attempt is known to take the tail (layer 0 beyond the base rectangle)
+    // or a wedge, so that both slow paths are well covered.
+    let tables = ZigguratTables::new();
+    let flat: Vec<String> = tables
+        .to_flat()
+        .iter()
+        .map(|v| format!("{:x}", v.to_bits()))
+        .collect();
+    c.push(format!("T {}", flat.join(" ")), "ok".into());
+    let zig = |c: &mut Cases, seed: u64, w: [u32; 3], count: u32| {
+        let mut rng = CounterRng::from_raw(seed, w, 0);
+        let mut expected = String::new();
+        for _ in 0..count {
+            let z = normal_zig_with(&tables, &mut rng);
+            write!(expected, "{:x} ", z.to_bits()).expect("write to String");
+        }
+        write!(expected, "{:x}", rng.next_u32()).expect("write to String");
+        c.push(
+            format!("Z {seed:x} {:x} {:x} {:x} {count:x}", w[0], w[1], w[2]),
+            expected,
+        );
+    };
+    for i in 0..5000u32 {
+        let (seed, w) = stream(&mut g);
+        zig(&mut c, seed, w, 1 + i % 50);
+    }
+    let (mut tails, mut wedges) = (0, 0);
+    while tails < 1000 || wedges < 1000 {
+        let (seed, w) = stream(&mut g);
+        let first = CounterRng::from_raw(seed, w, 0).next_u32();
+        let layer = (first & 0xff) as usize;
+        let u = ((first >> 9) as f64 + 0.5) / 8_388_608.0;
+        if u >= tables.r()[layer] {
+            if layer == 0 && tails < 1000 {
+                tails += 1;
+                zig(&mut c, seed, w, 3);
+            } else if layer != 0 && wedges < 1000 {
+                wedges += 1;
+                zig(&mut c, seed, w, 3);
+            }
+        }
+    }
     for i in 0..30_000u32 {
         let n = match i % 5 {
             0 => (g.next_u32() % 100) as u64,

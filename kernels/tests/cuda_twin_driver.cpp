@@ -5,6 +5,7 @@
 
 #include "philox.cuh"
 #include "detmath.cuh"
+#include "ziggurat.cuh"
 
 typedef unsigned long long ull;
 
@@ -24,6 +25,10 @@ static SnnRng rd_stream() {
     ull w0 = rd(), w1 = rd(), w2 = rd();
     return snn_rng_from_raw(seed, (uint32_t)w0, (uint32_t)w1, (uint32_t)w2, 0);
 }
+
+// The ziggurat tables, loaded by the 'T' command (as the host would upload
+// them to the device).
+static SnnZigTables zig_tables;
 
 static void out(ull x) { printf("%llx", x); }
 static void outf(double x) { out(snn_double_to_bits(x)); }
@@ -54,7 +59,15 @@ int main() {
                 case 2: out(snn_rng_below(&r, arg)); break;
                 case 3: outf(snn_rng_open01(&r)); break;
                 case 4: outf(snn_rng_open_pm1(&r)); break;
-                default: outf(snn_rng_normal(&r)); break;
+                case 5: outf(snn_rng_normal(&r)); break;
+                default: {
+                    double a, b;
+                    snn_rng_normal2(&r, &a, &b);
+                    outf(a);
+                    printf(" ");
+                    outf(b);
+                    break;
+                }
                 }
                 printf(" ");
             }
@@ -78,6 +91,24 @@ int main() {
                                  : snn_geometric_skip(&r, x);
             out(k);
             printf(" ");
+            out(snn_rng_next_u32(&r));
+            break;
+        }
+        case 'T': {
+            // x[257], r[256], f[257] as in ZigguratTables::to_flat.
+            for (int i = 0; i <= SNN_ZIG_LAYERS; ++i) zig_tables.x[i] = rdf();
+            for (int i = 0; i < SNN_ZIG_LAYERS; ++i) zig_tables.r[i] = rdf();
+            for (int i = 0; i <= SNN_ZIG_LAYERS; ++i) zig_tables.f[i] = rdf();
+            printf("ok");
+            break;
+        }
+        case 'Z': {
+            SnnRng r = rd_stream();
+            ull count = rd();
+            for (ull i = 0; i < count; ++i) {
+                outf(snn_normal_zig(&zig_tables, &r));
+                printf(" ");
+            }
             out(snn_rng_next_u32(&r));
             break;
         }

@@ -38,9 +38,10 @@ struct BuildArgs {
     /// Output network directory.
     #[arg(short, long, required = true)]
     output: Option<PathBuf>,
-    /// Number of ranks (shards) to build.
-    #[arg(long, default_value_t = 1)]
-    ranks: u32,
+    /// Number of ranks (shards) to build in this process (default 1; under
+    /// mpirun: the number of processes, one shard each).
+    #[arg(long)]
+    ranks: Option<u32>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -126,7 +127,9 @@ fn build(a: BuildArgs) -> Result<()> {
     let (Some(config), Some(output)) = (a.config, a.output) else {
         bail!("a config file and -o DIR are required");
     };
-    if a.ranks == 0 {
+    let ranks_given = a.ranks;
+    let ranks = a.ranks.unwrap_or(1);
+    if ranks == 0 {
         bail!("--ranks must be at least 1");
     }
     if let Some(t) = a.threads {
@@ -146,7 +149,7 @@ fn build(a: BuildArgs) -> Result<()> {
     let cfg = snn_formats::load_config(&config, &a.set)?;
     let origin = config.display().to_string();
     let opts = BuildOptions {
-        n_ranks: a.ranks,
+        n_ranks: ranks,
         compress: a.compress,
         force: a.force,
         progress: Arc::new(Default::default()),
@@ -155,7 +158,7 @@ fn build(a: BuildArgs) -> Result<()> {
     // Progress bar on a terminal only.
     let bar = if std::io::stderr().is_terminal() {
         let model = snn_formats::Model::resolve(&cfg, &origin)?;
-        let passes = if a.ranks > 1 { 3.0 } else { 2.0 };
+        let passes = if ranks > 1 { 3.0 } else { 2.0 };
         let total = (expected_synapses(&model) * passes).max(1.0) as u64;
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
@@ -175,11 +178,24 @@ fn build(a: BuildArgs) -> Result<()> {
     } else {
         None
     };
-    let summary = build_network(&cfg, &origin, &output, &opts);
-    if let Some(pb) = &bar {
-        pb.finish_and_clear();
-    }
-    let summary = summary?;
+    let summary = match mpi_launch::world_size() {
+        Some(n) if n > 1 => {
+            if let Some(pb) = &bar {
+                pb.finish_and_clear();
+            }
+            match mpi_launch::build(&cfg, &origin, &output, &opts, ranks_given)? {
+                Some(s) => s,
+                None => return Ok(()),
+            }
+        }
+        _ => {
+            let s = build_network(&cfg, &origin, &output, &opts);
+            if let Some(pb) = &bar {
+                pb.finish_and_clear();
+            }
+            s?
+        }
+    };
     if a.json {
         let mut v = serde_json::to_value(&summary)?;
         v["peak_rss_bytes"] = peak_rss_bytes().into();
@@ -239,8 +255,8 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
         "delays    {}..{} steps ({} .. {} ms)",
         m.min_delay_steps,
         m.max_delay_steps,
-        m.min_delay_steps as f64 * m.dt_ms,
-        m.max_delay_steps as f64 * m.dt_ms
+        fmt_ms(m.min_delay_steps as f64 * m.dt_ms),
+        fmt_ms(m.max_delay_steps as f64 * m.dt_ms)
     )?;
     writeln!(
         out,
@@ -332,6 +348,49 @@ fn dump(dir: &std::path::Path, rank: Option<u32>) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// Running under `mpirun`: one shard per process.
+mod mpi_launch {
+    use anyhow::{bail, Result};
+    use snn_formats::Config;
+    use snn_netbuild::{BuildOptions, BuildSummary};
+    use std::path::Path;
+
+    /// The world size announced by the MPI launcher, if any.
+    pub fn world_size() -> Option<u32> {
+        ["PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    }
+
+    #[cfg(feature = "mpi")]
+    pub fn build(
+        cfg: &Config,
+        origin: &str,
+        out: &Path,
+        opts: &BuildOptions,
+        ranks_given: Option<u32>,
+    ) -> Result<Option<BuildSummary>> {
+        use mpi::traits::Communicator;
+        let Some(universe) = mpi::initialize() else {
+            bail!("MPI could not be initialised");
+        };
+        let world = universe.world();
+        if let Some(r) = ranks_given {
+            if r != world.size() as u32 {
+                bail!("--ranks {r} differs from the {} MPI processes (omit --ranks under mpirun)", world.size());
+            }
+        }
+        let mut opts = opts.clone();
+        opts.n_ranks = world.size() as u32;
+        Ok(snn_netbuild::mpi_build::build_network_mpi(&world, cfg, origin, out, &opts)?)
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    pub fn build(_: &Config, _: &str, _: &Path, _: &BuildOptions, _: Option<u32>) -> Result<Option<BuildSummary>> {
+        bail!("this snn-build was compiled without MPI support (cargo feature `mpi`); build with it to run under mpirun, or use --ranks N in one process")
+    }
 }
 
 /// A time in ms with the float noise of `steps * dt` removed.

@@ -1,0 +1,281 @@
+//! Reading a run directory: `summary.json` (populations, simulated time) and
+//! the per-rank SONATA spike files `spikes-rank-*.h5`, merged.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use snn_formats::sonata::read_spikes;
+
+use crate::error::AnalyzeError;
+
+/// One population as described by `summary.json`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct PopulationInfo {
+    /// The population's name (also its group in the spike files).
+    pub name: String,
+    /// The number of neurons; spike node ids are `0..size`.
+    pub size: u64,
+    /// The global id of the population's first neuron (informational).
+    #[serde(default)]
+    pub first_id: Option<u64>,
+}
+
+/// The fields of `summary.json` (written by `snn-sim`) that the analyzer
+/// uses; other fields are ignored.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct RunSummary {
+    /// The populations, in model order.
+    pub populations: Vec<PopulationInfo>,
+    /// Start of the simulated time (ms).
+    #[serde(default)]
+    pub t_start_ms: f64,
+    /// End of the simulated time (ms).
+    pub t_stop_ms: f64,
+    /// The simulation step (ms).
+    #[serde(default)]
+    pub dt_ms: Option<f64>,
+    /// The number of ranks (= spike files).
+    #[serde(default)]
+    pub n_ranks: Option<usize>,
+    /// The spike files, relative to the run directory.
+    #[serde(default)]
+    pub spike_files: Option<Vec<String>>,
+}
+
+/// Spike trains of one population in compressed form: the spike times of
+/// neuron `i` are `times[offsets[i]..offsets[i + 1]]`, sorted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpikeTrains {
+    offsets: Vec<usize>,
+    times: Vec<f64>,
+}
+
+impl SpikeTrains {
+    /// Build from (population-local node id, time in ms) pairs; ids must be
+    /// `< n_neurons`.
+    pub fn from_spikes(n_neurons: usize, spikes: impl IntoIterator<Item = (u64, f64)>) -> Self {
+        let spikes: Vec<(u64, f64)> = spikes.into_iter().collect();
+        let mut offsets = vec![0usize; n_neurons + 1];
+        for &(id, _) in &spikes {
+            offsets[id as usize + 1] += 1;
+        }
+        for i in 0..n_neurons {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut times = vec![0.0; spikes.len()];
+        for &(id, t) in &spikes {
+            let k = &mut fill[id as usize];
+            times[*k] = t;
+            *k += 1;
+        }
+        for i in 0..n_neurons {
+            times[offsets[i]..offsets[i + 1]].sort_by(f64::total_cmp);
+        }
+        SpikeTrains { offsets, times }
+    }
+
+    /// Build from one spike-time list per neuron (each list is sorted here).
+    pub fn from_trains(trains: &[Vec<f64>]) -> Self {
+        let spikes = trains
+            .iter()
+            .enumerate()
+            .flat_map(|(i, tr)| tr.iter().map(move |&t| (i as u64, t)));
+        SpikeTrains::from_spikes(trains.len(), spikes)
+    }
+
+    /// The number of neurons.
+    pub fn n_neurons(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// The total number of spikes.
+    pub fn n_spikes(&self) -> usize {
+        self.times.len()
+    }
+
+    /// The sorted spike times of neuron `i` (ms).
+    pub fn train(&self, i: usize) -> &[f64] {
+        &self.times[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+/// A population's description and its spikes.
+#[derive(Debug, Clone)]
+pub struct PopulationSpikeData {
+    /// From `summary.json`.
+    pub info: PopulationInfo,
+    /// The merged spikes of all ranks.
+    pub trains: SpikeTrains,
+}
+
+/// A loaded run directory.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Its `summary.json`.
+    pub summary: RunSummary,
+    /// The recorded populations (those with a group in the spike files), in
+    /// `summary.json` order.
+    pub populations: Vec<PopulationSpikeData>,
+    /// Populations of `summary.json` that no spike file records.
+    pub unrecorded: Vec<String>,
+    /// The spike files read.
+    pub spike_files: Vec<PathBuf>,
+}
+
+/// Read and validate `dir/summary.json`.
+pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
+    if !dir.is_dir() {
+        let msg = if dir.exists() { "not a directory" } else { "run directory does not exist" };
+        return Err(AnalyzeError::input(dir, msg));
+    }
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let msg = if e.kind() == std::io::ErrorKind::NotFound {
+            "missing (is this a run directory written by snn-sim?)".to_string()
+        } else {
+            format!("cannot read: {e}")
+        };
+        AnalyzeError::input(&path, msg)
+    })?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    let summary: RunSummary = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field.is_empty() || field == "." {
+            AnalyzeError::input(&path, format!("invalid: {inner}"))
+        } else {
+            AnalyzeError::input(&path, format!("{field}: {inner}"))
+        }
+    })?;
+    let bad = |m: String| Err(AnalyzeError::input(&path, m));
+    if !(summary.t_start_ms.is_finite() && summary.t_stop_ms.is_finite() && summary.t_stop_ms > summary.t_start_ms) {
+        return bad(format!(
+            "t_start_ms = {} and t_stop_ms = {}: need t_start_ms < t_stop_ms",
+            summary.t_start_ms, summary.t_stop_ms
+        ));
+    }
+    for (i, p) in summary.populations.iter().enumerate() {
+        if summary.populations[..i].iter().any(|q| q.name == p.name) {
+            return bad(format!("populations[{i}].name: population {:?} listed twice", p.name));
+        }
+        if usize::try_from(p.size).is_err() {
+            return bad(format!("populations[{i}].size: {} is too large", p.size));
+        }
+    }
+    if let Some(files) = &summary.spike_files {
+        for (i, f) in files.iter().enumerate() {
+            let fp = Path::new(f);
+            if fp.is_absolute() || fp.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return bad(format!("spike_files[{i}]: {f:?} must be a file name inside the run directory"));
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// The spike files of a run: those listed in `summary.json`, else all
+/// `spike-rank-*.h5` files (which must then number `n_ranks`, if given).
+fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, AnalyzeError> {
+    let summary_path = dir.join("summary.json");
+    let files = if let Some(list) = &summary.spike_files {
+        let files: Vec<PathBuf> = list.iter().map(|f| dir.join(f)).collect();
+        for f in &files {
+            if !f.is_file() {
+                return Err(AnalyzeError::input(f, "missing (listed in summary.json spike_files)"));
+            }
+        }
+        files
+    } else {
+        let rd = std::fs::read_dir(dir).map_err(|e| AnalyzeError::input(dir, format!("cannot list: {e}")))?;
+        let mut files = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| AnalyzeError::input(dir, format!("cannot list: {e}")))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("spikes-rank-") && name.ends_with(".h5") {
+                files.push(entry.path());
+            }
+        }
+        files.sort();
+        if let Some(n) = summary.n_ranks {
+            if files.len() != n {
+                return Err(AnalyzeError::input(
+                    dir,
+                    format!(
+                        "found {} spikes-rank-*.h5 files but summary.json says n_ranks = {n}",
+                        files.len()
+                    ),
+                ));
+            }
+        }
+        files
+    };
+    if files.is_empty() {
+        return Err(AnalyzeError::input(
+            &summary_path,
+            "no spike files (spike_files is empty and no spikes-rank-*.h5 in the run directory)",
+        ));
+    }
+    Ok(files)
+}
+
+/// Load a run directory: `summary.json` and all spike files, merged over
+/// ranks. Every node id is checked against its population's size and every
+/// time must be finite.
+pub fn load_run(dir: &Path) -> Result<Run, AnalyzeError> {
+    let summary = read_summary(dir)?;
+    let files = spike_files(dir, &summary)?;
+    let n_pops = summary.populations.len();
+    let mut spikes: Vec<Vec<(u64, f64)>> = vec![Vec::new(); n_pops];
+    let mut recorded = vec![false; n_pops];
+    for f in &files {
+        for pop in read_spikes(f)? {
+            let Some(p) = summary.populations.iter().position(|q| q.name == pop.name) else {
+                return Err(AnalyzeError::input(
+                    f,
+                    format!("/spikes/{}: population not in summary.json", pop.name),
+                ));
+            };
+            recorded[p] = true;
+            let size = summary.populations[p].size;
+            let dst = &mut spikes[p];
+            dst.reserve(pop.node_ids.len());
+            for (&id, &t) in pop.node_ids.iter().zip(&pop.timestamps_ms) {
+                if id >= size {
+                    return Err(AnalyzeError::input(
+                        f,
+                        format!("/spikes/{}/node_ids: node id {id} >= population size {size}", pop.name),
+                    ));
+                }
+                if !t.is_finite() {
+                    return Err(AnalyzeError::input(
+                        f,
+                        format!("/spikes/{}/timestamps: non-finite spike time {t}", pop.name),
+                    ));
+                }
+                dst.push((id, t));
+            }
+        }
+    }
+    let mut populations = Vec::new();
+    let mut unrecorded = Vec::new();
+    for ((info, sp), rec) in summary.populations.iter().zip(spikes).zip(recorded) {
+        if rec {
+            populations.push(PopulationSpikeData {
+                info: info.clone(),
+                trains: SpikeTrains::from_spikes(info.size as usize, sp),
+            });
+        } else {
+            unrecorded.push(info.name.clone());
+        }
+    }
+    Ok(Run {
+        dir: dir.to_path_buf(),
+        summary,
+        populations,
+        unrecorded,
+        spike_files: files,
+    })
+}

@@ -1,0 +1,359 @@
+//! One rank's network in memory and the time-driven step loop (CPU backend).
+//!
+//! Epoch structure: time advances in *intervals* of `D` steps, `D` = the
+//! smallest delay of the network (the communication interval). Within an
+//! interval every neuron is updated step by step; the spikes of the interval
+//! are delivered at its end. A spike emitted in step `s` with delay `d`
+//! steps arrives in the update of step `s + d >= interval end`, so delivering
+//! late never changes what a neuron sees.
+//!
+//! Synaptic input is accumulated in integer fixed point (the weights stored
+//! in the shard, `i64` sums, atomic adds), so the sum does not depend on the
+//! order in which spikes are delivered: threads and ranks cannot change it.
+//! Floating point is used only inside the neuron update.
+//!
+//! Ring buffer: `slots = max_delay + 1` rows of `n_local` `i64` per receptor
+//! (excitatory: weight >= 0, inhibitory: weight < 0); row `t % slots` holds
+//! the input arriving in step `t` and is cleared when read.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use rayon::prelude::*;
+use snn_formats::model::{Model, NeuronModel};
+use snn_formats::shard::ArchivedShardData;
+use snn_formats::Shard;
+
+use crate::input::{generator_steps, initial_v_m, poisson_word, PoissonTable};
+use crate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
+use crate::SimError;
+
+/// Neurons per parallel work item.
+const CHUNK: usize = 1024;
+
+enum Dynamics {
+    Exp(IafPscExpConsts, IafPscExpState),
+    Alpha(IafPscAlphaConsts, IafPscAlphaState),
+    Generator(Vec<u64>),
+}
+
+struct Chunk {
+    pop: usize,
+    /// First local index.
+    start: usize,
+    len: usize,
+    dynamics: Dynamics,
+    in_ex: Vec<f64>,
+    in_in: Vec<f64>,
+    spikes: Vec<u32>,
+}
+
+struct PoissonDrive {
+    table: PoissonTable,
+    weight_fixed: i64,
+    delay_steps: u64,
+}
+
+/// One rank's simulation state.
+pub struct Engine {
+    model: Model,
+    shard: Shard,
+    seed: u64,
+    n_local: usize,
+    chunks: Vec<Chunk>,
+    ring_ex: Vec<AtomicI64>,
+    ring_in: Vec<AtomicI64>,
+    slots: u64,
+    weight_scale: f64,
+    step: u64,
+    interval: u64,
+    poisson: Vec<Option<PoissonDrive>>,
+    /// Population of each local neuron's chunk range (by population).
+    pop_first_local: Vec<usize>,
+    /// Per local neuron: range into `send_entries`.
+    send_ptr: Vec<u32>,
+    /// (destination rank, position in that rank's send table).
+    send_entries: Vec<(u32, u32)>,
+}
+
+/// Spikes of one step: local neuron indices in increasing order.
+#[derive(Clone, Debug, Default)]
+pub struct StepSpikes {
+    /// The step.
+    pub step: u64,
+    /// Local indices.
+    pub local: Vec<u32>,
+}
+
+impl Engine {
+    /// Set up rank state from a shard: neuron state with initial potentials
+    /// drawn from `seed`, empty ring buffers, step 0.
+    pub fn new(model: Model, shard: Shard, min_delay_steps: u32, max_delay_steps: u32, seed: u64) -> Result<Engine, SimError> {
+        let d = shard.data();
+        let n_local = d.local_to_global.len();
+        let dt = model.dt_ms;
+        // Chunks: contiguous local ranges inside one population.
+        let mut chunks = Vec::new();
+        let mut pop_first_local = Vec::with_capacity(model.populations.len());
+        let mut l = 0usize;
+        for (pi, p) in model.populations.iter().enumerate() {
+            pop_first_local.push(l);
+            let a = l;
+            while l < n_local && d.local_to_global[l].to_native() < p.first_id + p.size {
+                if d.local_to_global[l].to_native() < p.first_id {
+                    return Err(SimError::Internal("local neurons out of population order".into()));
+                }
+                l += 1;
+            }
+            let mut s = a;
+            while s < l {
+                let len = CHUNK.min(l - s);
+                let gid0 = |i: usize| d.local_to_global[s + i].to_native() - p.first_id;
+                let v0 = |i: usize| initial_v_m(seed, pi, gid0(i), &p.v_m_init);
+                let dynamics = match p.params.model {
+                    NeuronModel::IafPscExp => {
+                        Dynamics::Exp(IafPscExpConsts::new(&p.params, dt), IafPscExpState::new(len, v0))
+                    }
+                    NeuronModel::IafPscAlpha => {
+                        Dynamics::Alpha(IafPscAlphaConsts::new(&p.params, dt), IafPscAlphaState::new(len, v0))
+                    }
+                    NeuronModel::SpikeGenerator => Dynamics::Generator(generator_steps(&p.params.spike_times, dt)),
+                };
+                chunks.push(Chunk {
+                    pop: pi,
+                    start: s,
+                    len,
+                    dynamics,
+                    in_ex: vec![0.0; len],
+                    in_in: vec![0.0; len],
+                    spikes: Vec::new(),
+                });
+                s += len;
+            }
+        }
+        if l != n_local {
+            return Err(SimError::Internal("local neurons not covered by populations".into()));
+        }
+        let frac = model.weight_frac_bits;
+        let weight_scale = 1.0 / (2f64).powi(frac as i32);
+        let poisson = model
+            .populations
+            .iter()
+            .map(|p| {
+                let pi = model.poisson.as_ref()?;
+                if p.poisson_rate_hz <= 0.0 || p.params.model == NeuronModel::SpikeGenerator {
+                    return None;
+                }
+                Some(PoissonDrive {
+                    table: PoissonTable::new(p.poisson_rate_hz * dt * 1e-3),
+                    weight_fixed: snn_formats::model::quantize_weight(pi.weight_pa, frac) as i64,
+                    delay_steps: pi.delay_steps as u64,
+                })
+            })
+            .collect();
+        // Inverse of the send tables: where each own neuron's spikes go.
+        let n_ranks = d.n_ranks.to_native() as usize;
+        let mut per_neuron: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_local];
+        for q in 0..n_ranks {
+            let (a, b) = (d.send_offsets[q].to_native() as usize, d.send_offsets[q + 1].to_native() as usize);
+            for (pos, l) in d.send[a..b].iter().enumerate() {
+                per_neuron[l.to_native() as usize].push((q as u32, pos as u32));
+            }
+        }
+        let mut send_ptr = Vec::with_capacity(n_local + 1);
+        let mut send_entries = Vec::new();
+        send_ptr.push(0u32);
+        for v in per_neuron {
+            send_entries.extend(v);
+            send_ptr.push(send_entries.len() as u32);
+        }
+        let slots = max_delay_steps.max(1) as u64 + 1;
+        let ring = |n: usize| (0..n).map(|_| AtomicI64::new(0)).collect::<Vec<_>>();
+        Ok(Engine {
+            ring_ex: ring(slots as usize * n_local),
+            ring_in: ring(slots as usize * n_local),
+            model,
+            shard,
+            seed,
+            n_local,
+            chunks,
+            slots,
+            weight_scale,
+            step: 0,
+            interval: min_delay_steps.max(1) as u64,
+            poisson,
+            pop_first_local,
+            send_ptr,
+            send_entries,
+        })
+    }
+
+    /// Split an interval's spikes into local deliveries `(step, row)` and,
+    /// per destination rank, packed wire entries `offset << 32 | position`
+    /// (`offset` = step - `interval_start`, `position` in the send table).
+    pub fn route(&self, spikes: &[StepSpikes], interval_start: u64, n_ranks: usize) -> (Vec<(u64, u32)>, Vec<Vec<u64>>) {
+        let mut local = Vec::new();
+        let mut out = vec![Vec::new(); n_ranks];
+        for s in spikes {
+            let off = (s.step - interval_start) << 32;
+            for &l in &s.local {
+                local.push((s.step, l));
+                let (a, b) = (self.send_ptr[l as usize] as usize, self.send_ptr[l as usize + 1] as usize);
+                for &(q, pos) in &self.send_entries[a..b] {
+                    out[q as usize].push(off | pos as u64);
+                }
+            }
+        }
+        (local, out)
+    }
+
+    /// Turn wire entries received from rank `from` into deliveries. Entries
+    /// that do not fit the routing tables are an error (a peer bug or a
+    /// network mismatch), never an out-of-bounds access.
+    pub fn receive(&self, from: u32, packed: &[u64], interval_start: u64, out: &mut Vec<(u64, u32)>) -> Result<(), SimError> {
+        let d = self.shard.data();
+        let q = from as usize;
+        if q + 1 >= d.image_offsets.len() {
+            return Err(SimError::Internal(format!("spikes from unknown rank {from}")));
+        }
+        let (a, b) = (d.image_offsets[q].to_native(), d.image_offsets[q + 1].to_native());
+        for &w in packed {
+            let (off, pos) = (w >> 32, w & 0xffff_ffff);
+            if off >= self.interval || a + pos >= b {
+                return Err(SimError::Internal(format!("malformed spike entry from rank {from}")));
+            }
+            out.push((interval_start + off, (self.n_local as u64 + a + pos) as u32));
+        }
+        Ok(())
+    }
+
+    /// The current step (number of steps done).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The communication interval, steps.
+    pub fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The shard data.
+    pub fn data(&self) -> &ArchivedShardData {
+        self.shard.data()
+    }
+
+    /// Local neurons.
+    pub fn n_local(&self) -> usize {
+        self.n_local
+    }
+
+    /// Membrane potential of local neuron `l` (NaN for generators).
+    pub fn v_m(&self, l: usize) -> f64 {
+        let c = &self.chunks[self.chunks.partition_point(|c| c.start + c.len <= l)];
+        match &c.dynamics {
+            Dynamics::Exp(_, s) => s.v_m(l - c.start),
+            Dynamics::Alpha(_, s) => s.v_m(l - c.start),
+            Dynamics::Generator(_) => f64::NAN,
+        }
+    }
+
+    /// Advance one step; returns the local indices that spiked.
+    fn update_step(&mut self) -> StepSpikes {
+        let t = self.step;
+        let n = self.n_local;
+        let slot = (t % self.slots) as usize;
+        let row_ex = &self.ring_ex[slot * n..(slot + 1) * n];
+        let row_in = &self.ring_in[slot * n..(slot + 1) * n];
+        let scale = self.weight_scale;
+        let seed = self.seed;
+        let poisson = &self.poisson;
+        let d = self.shard.data();
+        self.chunks.par_iter_mut().with_min_len(4).for_each(|c| {
+            c.spikes.clear();
+            let drive = poisson[c.pop].as_ref();
+            for i in 0..c.len {
+                let l = c.start + i;
+                let mut ex = row_ex[l].swap(0, Ordering::Relaxed);
+                let mut inh = row_in[l].swap(0, Ordering::Relaxed);
+                if let Some(p) = drive {
+                    if t >= p.delay_steps {
+                        let gid = d.local_to_global[l].to_native();
+                        let k = p.table.sample(poisson_word(seed, gid, t - p.delay_steps)) as i64;
+                        if p.weight_fixed >= 0 {
+                            ex += k * p.weight_fixed;
+                        } else {
+                            inh += k * p.weight_fixed;
+                        }
+                    }
+                }
+                c.in_ex[i] = ex as f64 * scale;
+                c.in_in[i] = inh as f64 * scale;
+            }
+            match &mut c.dynamics {
+                Dynamics::Exp(k, s) => s.step(k, 0..c.len, &c.in_ex, &c.in_in, &mut c.spikes),
+                Dynamics::Alpha(k, s) => s.step(k, 0..c.len, &c.in_ex, &c.in_in, &mut c.spikes),
+                Dynamics::Generator(steps) => {
+                    if steps.binary_search(&t).is_ok() {
+                        c.spikes.extend(0..c.len as u32);
+                    }
+                }
+            }
+        });
+        let mut local = Vec::new();
+        for c in &self.chunks {
+            local.extend(c.spikes.iter().map(|&i| c.start as u32 + i));
+        }
+        self.step += 1;
+        StepSpikes { step: t, local }
+    }
+
+    /// Update `n_steps` steps (at most one interval) and return the spikes of
+    /// each step. Call [`Engine::deliver`] with them (and the spikes received
+    /// from other ranks) before the next interval.
+    pub fn update(&mut self, n_steps: u64) -> Vec<StepSpikes> {
+        debug_assert!(n_steps <= self.interval);
+        (0..n_steps).map(|_| self.update_step()).collect()
+    }
+
+    /// Deliver spikes: `(step, row)` pairs, `row` being a local neuron index
+    /// or `n_local + image index` for spikes of remote neurons. Returns the
+    /// number of synaptic events.
+    pub fn deliver(&self, spikes: &[(u64, u32)]) -> u64 {
+        let d = self.shard.data();
+        let tb = d.target_bits.to_native();
+        let mask = (1u32 << tb) - 1;
+        let n = self.n_local;
+        let slots = self.slots;
+        let (ring_ex, ring_in) = (&self.ring_ex, &self.ring_in);
+        let one = |&(s, row): &(u64, u32)| {
+            let a = d.row_ptr[row as usize].to_native() as usize;
+            let b = d.row_ptr[row as usize + 1].to_native() as usize;
+            for i in a..b {
+                let td = d.syn_target_delay[i].to_native();
+                let target = (td & mask) as usize;
+                let slot = ((s + (td >> tb) as u64) % slots) as usize;
+                let w = d.syn_weight[i].to_native() as i64;
+                let cell = if w >= 0 { &ring_ex[slot * n + target] } else { &ring_in[slot * n + target] };
+                cell.fetch_add(w, Ordering::Relaxed);
+            }
+        };
+        if spikes.len() < 64 {
+            spikes.iter().for_each(one);
+        } else {
+            spikes.par_iter().with_min_len(16).for_each(one);
+        }
+        spikes
+            .iter()
+            .map(|&(_, row)| d.row_ptr[row as usize + 1].to_native() - d.row_ptr[row as usize].to_native())
+            .sum()
+    }
+
+    /// First local index of each population.
+    pub fn pop_first_local(&self) -> &[usize] {
+        &self.pop_first_local
+    }
+}

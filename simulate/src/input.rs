@@ -1,0 +1,149 @@
+//! External input: independent Poisson drive per neuron, spike generators,
+//! initial membrane potentials. All random numbers are pure functions of
+//! (simulation seed, neuron, step), so they do not depend on threads, ranks
+//! or where a run was interrupted.
+
+use snn_formats::model::Dist;
+use snn_kernels::detmath;
+use snn_kernels::rng::{CounterRng, Purpose};
+
+/// Inversion table for Poisson counts with a fixed mean: `thresholds[k]` is
+/// `floor(P(X <= k) * 2^32)` (saturated); the count for a uniform 32-bit word
+/// `u` is the smallest `k` with `u < thresholds[k]`, or the table length if
+/// none (probability below 2^-32 per draw). Built on the host with the
+/// deterministic `exp`, so the CPU and GPU use the very same table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoissonTable {
+    thresholds: Vec<u64>,
+    /// Mean count per step.
+    pub lambda: f64,
+}
+
+impl PoissonTable {
+    /// The table for mean `lambda` (>= 0) per step.
+    pub fn new(lambda: f64) -> PoissonTable {
+        let mut thresholds = Vec::new();
+        if lambda > 0.0 {
+            let scale = 4_294_967_296.0;
+            let mut p = detmath::exp(-lambda);
+            let mut cdf = p;
+            let mut k = 0u64;
+            loop {
+                let t = (cdf * scale).floor();
+                thresholds.push(if t >= scale { 1u64 << 32 } else { t as u64 });
+                if t >= scale - 1.0 || k > 100_000 {
+                    break;
+                }
+                k += 1;
+                p = p * lambda / k as f64;
+                cdf += p;
+                // Past the mode, once the remaining mass no longer moves
+                // the 32-bit threshold, the table is complete.
+                if k as f64 > lambda && p * scale < 0.5 {
+                    thresholds.push(1u64 << 32);
+                    break;
+                }
+            }
+        }
+        PoissonTable { thresholds, lambda }
+    }
+
+    /// The count for the uniform word `u`.
+    #[inline]
+    pub fn sample(&self, u: u32) -> u32 {
+        let u = u as u64;
+        // Small means: the first entries cover almost all mass.
+        self.thresholds.partition_point(|&t| t <= u) as u32
+    }
+
+    /// True when the mean is zero.
+    pub fn is_empty(&self) -> bool {
+        self.thresholds.is_empty()
+    }
+}
+
+/// The uniform word of the Poisson drive of neuron `gid` for inputs emitted
+/// in step `emit_step`: word 0 of the Philox block (seed, PoissonDrive |
+/// gid_hi, gid_lo, step_lo) with block counter step_hi.
+#[inline]
+pub fn poisson_word(seed: u64, gid: u64, emit_step: u64) -> u32 {
+    let mut rng = CounterRng::from_raw(
+        seed,
+        [
+            ((Purpose::PoissonDrive as u32) << 24) | ((gid >> 32) as u32 & 0x00ff_ffff),
+            gid as u32,
+            emit_step as u32,
+        ],
+        (emit_step >> 32) as u32,
+    );
+    rng.next_u32()
+}
+
+/// Initial membrane potential of neuron `index` of population `pop`.
+pub fn initial_v_m(seed: u64, pop: usize, index: u64, dist: &Dist) -> f64 {
+    let mut rng = CounterRng::new(seed, Purpose::InitialVm, pop as u32 & 0x00ff_ffff, index as u32, (index >> 32) as u32);
+    match *dist {
+        Dist::Constant(v) => v,
+        Dist::Normal {
+            mean,
+            std,
+            min,
+            max,
+            clip,
+        } => loop {
+            let x = mean + std * rng.normal();
+            if clip {
+                return x.max(min).min(max);
+            }
+            if x >= min && x <= max {
+                return x;
+            }
+        },
+        Dist::Uniform { min, max } => min + (max - min) * rng.open01(),
+    }
+}
+
+/// Emission steps of a spike generator: a spike at `t` ms is emitted in the
+/// update of step `round(t / dt) - 1` (its recorded time is then `t`).
+pub fn generator_steps(spike_times_ms: &[f64], dt_ms: f64) -> Vec<u64> {
+    let mut steps: Vec<u64> = spike_times_ms
+        .iter()
+        .map(|&t| (t / dt_ms).round() as u64)
+        .filter(|&s| s >= 1)
+        .map(|s| s - 1)
+        .collect();
+    steps.sort_unstable();
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_table_matches_pmf() {
+        for &lambda in &[0.128, 1.28, 2.08, 7.5] {
+            let t = PoissonTable::new(lambda);
+            // Exact probabilities of each count from the thresholds.
+            let mut prev = 0u64;
+            let mut mean = 0.0;
+            for (k, &th) in t.thresholds.iter().enumerate() {
+                let p = (th - prev) as f64 / 4_294_967_296.0;
+                let pmf = (-lambda).exp() * lambda.powi(k as i32) / (1..=k).map(|x| x as f64).product::<f64>();
+                assert!((p - pmf).abs() < 1e-9, "lambda {lambda} k {k}: {p} vs {pmf}");
+                mean += k as f64 * p;
+                prev = th;
+            }
+            assert_eq!(*t.thresholds.last().unwrap(), 1u64 << 32);
+            assert!((mean - lambda).abs() < 1e-8);
+            assert_eq!(t.sample(0), 0);
+            assert_eq!(t.sample(u32::MAX) as usize, t.thresholds.len() - 1);
+        }
+        assert!(PoissonTable::new(0.0).is_empty());
+    }
+
+    #[test]
+    fn generator_steps_follow_nest_timing() {
+        assert_eq!(generator_steps(&[1.0, 0.1, 2.55], 0.1), vec![0, 9, 25]);
+    }
+}

@@ -1,0 +1,133 @@
+//! `snn-sim`: simulate a network built by `snn-build`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use snn_simulate::run::{run, Progress, RunOptions};
+
+/// Simulate a network directory and record spikes (SONATA HDF5) and a JSON
+/// summary into a run directory.
+#[derive(Parser, Debug)]
+#[command(name = "snn-sim", version)]
+struct Cli {
+    /// Network directory made by snn-build.
+    network: PathBuf,
+    /// Output run directory.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Presimulation before recording starts, ms.
+    #[arg(long, default_value_t = 0.0)]
+    t_presim: f64,
+    /// Recorded simulation time, ms.
+    #[arg(long)]
+    t_sim: f64,
+    /// Simulation seed: Poisson input and initial membrane potentials.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Backend.
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    force: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match sim(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("snn-sim: error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sim(cli: Cli) -> Result<()> {
+    if cli.backend != "cpu" {
+        bail!("--backend {}: this build has only the cpu backend", cli.backend);
+    }
+    if let Some(t) = cli.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("cannot start the thread pool")?;
+    }
+    let opts = RunOptions {
+        network: cli.network,
+        output: cli.output,
+        t_presim_ms: cli.t_presim,
+        t_sim_ms: cli.t_sim,
+        seed: cli.seed,
+        force: cli.force,
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new(1000);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bar:40} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+    let start = Instant::now();
+    let mut last = Instant::now();
+    let mut on_progress = |p: Progress| {
+        if let Some(pb) = &bar {
+            if last.elapsed().as_millis() < 100 && p.t_ms < p.t_total_ms {
+                return;
+            }
+            last = Instant::now();
+            let wall = start.elapsed().as_secs_f64();
+            let rtf = if p.t_ms > 0.0 { wall / (p.t_ms * 1e-3) } else { 0.0 };
+            let eta = (p.t_total_ms - p.t_ms) * 1e-3 * rtf;
+            pb.set_position((1000.0 * p.t_ms / p.t_total_ms.max(1e-9)) as u64);
+            pb.set_message(format!(
+                "{:.1}/{:.1} ms biological, real-time factor {:.2}, eta {:.0} s",
+                p.t_ms, p.t_total_ms, rtf, eta
+            ));
+        }
+    };
+    let result = run(&opts, &mut on_progress);
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let summary = result?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "simulated {} ms ({} steps) in {:.2} s (load {:.2} s, presim {:.2} s, sim {:.2} s, real-time factor {:.3}) -> {}",
+            summary.t_stop_ms,
+            summary.steps,
+            summary.wall_load_s + summary.wall_presim_s + summary.wall_sim_s,
+            summary.wall_load_s,
+            summary.wall_presim_s,
+            summary.wall_sim_s,
+            summary.real_time_factor,
+            opts.output.display()
+        );
+        println!("{:<10} {:>8} {:>10} {:>9}", "population", "neurons", "spikes", "rate Hz");
+        for p in &summary.populations {
+            if p.recorded {
+                println!("{:<10} {:>8} {:>10} {:>9.3}", p.name, p.size, p.spikes, p.rate_hz);
+            }
+        }
+    }
+    Ok(())
+}
