@@ -111,38 +111,17 @@ def check_against_json(p, scale, d):
     return ok
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=0.1, help="N_scaling = K_scaling (default 0.1)")
-    ap.add_argument("--threads", type=int, default=2, help="NEST local_num_threads (default 2)")
-    ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help=f"params json (default {DEFAULT_PARAMS})")
-    ap.add_argument("--seed", type=int, default=55, help="NEST rng_seed (default 55)")
-    ap.add_argument(
-        "--no-prepare",
-        action="store_true",
-        help="skip the extra nest.Prepare() timing (NEST finishes its connection infrastructure there)",
-    )
-    args = ap.parse_args()
-    if not (0.0 < args.scale <= 1.0):
-        ap.error("--scale must be in (0, 1]")
+def build_network(nest, p, d, threads, seed):
+    """ResetKernel, set the kernel (resolution dt_ms, threads, rng_seed) and build
+    the microcircuit: Create (neurons with parameters and initial V_m, Poisson
+    generators) and Connect (recurrent + Poisson). No recorders.
 
-    p = json.loads(args.params.read_text())
-    d = derive(p, args.scale)
-    derived_ok = check_against_json(p, args.scale, d)
-    expected_recurrent = int(d["num_synapses"].sum())
-    n_total = int(d["N"].sum())
-
-    os.environ.setdefault("PYNEST_QUIET", "1")
-    import nest  # noqa: E402  (import after PYNEST_QUIET is set)
-
-    try:
-        nest.verbosity = nest.VerbosityLevel.WARNING
-    except AttributeError:  # older PyNEST
-        nest.set_verbosity("M_WARNING")
-
+    Returns (pops, poisson, create_s, connect_s): the eight NodeCollections in
+    p["populations"] order, the Poisson generators and the two wall times.
+    Shared with bench/sim_nest.py and tests/reference/microcircuit_nest.py.
+    """
     nest.ResetKernel()
-    nest.SetKernelStatus({"local_num_threads": args.threads, "resolution": p["dt_ms"], "rng_seed": args.seed})
-    rss_before = peak_rss_mb()
+    nest.SetKernelStatus({"local_num_threads": threads, "resolution": p["dt_ms"], "rng_seed": seed})
 
     # ---- Create: neurons (with parameters and initial V_m) + Poisson generators.
     t0 = time.perf_counter()
@@ -194,6 +173,40 @@ def main():
             syn_spec={"weight": float(d["weight_ext"]), "delay": p["poisson_delay_ms"]},
         )
     t2 = time.perf_counter()
+    return pops, poisson, t1 - t0, t2 - t1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=0.1, help="N_scaling = K_scaling (default 0.1)")
+    ap.add_argument("--threads", type=int, default=2, help="NEST local_num_threads (default 2)")
+    ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help=f"params json (default {DEFAULT_PARAMS})")
+    ap.add_argument("--seed", type=int, default=55, help="NEST rng_seed (default 55)")
+    ap.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="skip the extra nest.Prepare() timing (NEST finishes its connection infrastructure there)",
+    )
+    args = ap.parse_args()
+    if not (0.0 < args.scale <= 1.0):
+        ap.error("--scale must be in (0, 1]")
+
+    p = json.loads(args.params.read_text())
+    d = derive(p, args.scale)
+    derived_ok = check_against_json(p, args.scale, d)
+    expected_recurrent = int(d["num_synapses"].sum())
+    n_total = int(d["N"].sum())
+
+    os.environ.setdefault("PYNEST_QUIET", "1")
+    import nest  # noqa: E402  (import after PYNEST_QUIET is set)
+
+    try:
+        nest.verbosity = nest.VerbosityLevel.WARNING
+    except AttributeError:  # older PyNEST
+        nest.set_verbosity("M_WARNING")
+
+    rss_before = peak_rss_mb()
+    pops, _poisson, create_s, connect_s = build_network(nest, p, d, args.threads, args.seed)
     rss_after_connect = peak_rss_mb()
 
     prepare_s = None
@@ -216,9 +229,9 @@ def main():
         "nest_version": getattr(nest, "__version__", "unknown"),
         "scale": args.scale,
         "threads": args.threads,
-        "create_s": round(t1 - t0, 4),
-        "connect_s": round(t2 - t1, 4),
-        "total_s": round(t2 - t0, 4),
+        "create_s": round(create_s, 4),
+        "connect_s": round(connect_s, 4),
+        "total_s": round(create_s + connect_s, 4),
         "prepare_s": None if prepare_s is None else round(prepare_s, 4),
         "num_neurons": n_total,
         "num_connections": num_connections,

@@ -177,7 +177,7 @@ pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
 }
 
 /// The spike files of a run: those listed in `summary.json`, else all
-/// `spike-rank-*.h5` files (which must then number `n_ranks`, if given).
+/// `spikes-rank-*.h5` files (which must then number `n_ranks`, if given).
 fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, AnalyzeError> {
     let summary_path = dir.join("summary.json");
     let files = if let Some(list) = &summary.spike_files {

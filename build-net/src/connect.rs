@@ -6,10 +6,16 @@
 //! Random streams (see `snn_kernels::rng::Purpose`):
 //! * `Synapse(p, t, k)`: synapse `k` of target `t` in projection `p`. For
 //!   `fixed_indegree` with multapses and `fixed_total_number`, it first draws
-//!   the source (`below(n_src)`, redrawn while it equals the target when
-//!   autapses are excluded), then the weight, then the delay. For the other
-//!   rules the source is fixed by the rule and the stream starts with the
-//!   weight.
+//!   the source (`below(n_src)`: two words, redrawn while it equals the
+//!   target when autapses are excluded), then the weight, then the delay.
+//!   For the other rules the source is fixed by the rule and the stream
+//!   starts with the weight. A weight or delay reads nothing if constant,
+//!   one uniform (`open01`, two words) if uniform, and one ziggurat normal
+//!   per try if normal (`snn_kernels::ziggurat::normal_zig_with`: one word
+//!   in ~99% of cases, more on its wedge and tail paths; a normal outside
+//!   its bounds is redrawn unless clipped). So a typical synapse with a
+//!   drawn source and normal weight and delay reads exactly four words, its
+//!   stream's first Philox block.
 //! * `TotalNumberSplit(p, node)`: the binomial split of a `fixed_total_number`
 //!   total over a binary tree of target ranges (node numbering: root 1,
 //!   children `2i` and `2i+1`; the left child gets the lower half
@@ -23,32 +29,29 @@ use std::collections::HashSet;
 use snn_formats::model::{delay_to_steps, quantize_weight, Dist, Model, Projection, Rule};
 use snn_kernels::detmath;
 use snn_kernels::rng::{CounterRng, Purpose};
+use snn_kernels::ziggurat::{normal_zig_with, ZigguratTables};
 
-/// Normal variates drawn in polar pairs ([`CounterRng::normal2`]): the
-/// second of a pair is kept for the next request, so a synapse's weight and
-/// delay usually share one pair.
+/// Normal variates by the ziggurat ([`normal_zig_with`]): one stream word
+/// per variate in ~99% of cases, so that a synapse's source, weight and delay
+/// usually fit in its stream's first Philox block.
 pub struct Normals<'a> {
     rng: &'a mut CounterRng,
-    spare: Option<f64>,
+    tables: &'static ZigguratTables,
 }
 
 impl<'a> Normals<'a> {
     /// Start drawing from `rng`.
     #[inline]
     pub fn new(rng: &'a mut CounterRng) -> Self {
-        Normals { rng, spare: None }
+        Normals {
+            rng,
+            tables: ZigguratTables::get(),
+        }
     }
     /// The next standard normal variate.
     #[inline]
     pub fn next(&mut self) -> f64 {
-        match self.spare.take() {
-            Some(z) => z,
-            None => {
-                let (a, b) = self.rng.normal2();
-                self.spare = Some(b);
-                a
-            }
-        }
+        normal_zig_with(self.tables, self.rng)
     }
     /// The underlying stream (for uniform draws).
     #[inline]

@@ -410,6 +410,7 @@ fn merge_params(
     field: &str,
     defaults: &NeuronParamsRaw,
     own: &NeuronParamsRaw,
+    dt_ms: f64,
 ) -> Result<NeuronParams, ConfigError> {
     let model_name = own
         .model
@@ -507,6 +508,12 @@ fn merge_params(
         if let Some(t) = p.spike_times.iter().find(|t| !(t.is_finite() && **t > 0.0)) {
             return Err(ctx.err(format!("{field}.spike_times"), format!("spike times must be > 0 ms, got {t}")));
         }
+        if let Some(t) = p.spike_times.iter().find(|&&t| ((t / dt_ms).round() * dt_ms - t).abs() > 1e-9 * t.max(1.0)) {
+            return Err(ctx.err(
+                format!("{field}.spike_times"),
+                format!("spike time {t} ms is not a multiple of dt = {dt_ms} ms (as in NEST, off-grid times are refused)"),
+            ));
+        }
     }
     Ok(p)
 }
@@ -553,7 +560,7 @@ impl Model {
             if size > u32::MAX as u64 {
                 return Err(ctx.err(format!("{field}.size"), "a population may hold at most 2^32-1 neurons"));
             }
-            let params = merge_params(&ctx, &format!("{field}.params"), &cfg.neuron_defaults, &p.params)?;
+            let params = merge_params(&ctx, &format!("{field}.params"), &cfg.neuron_defaults, &p.params, net.dt_ms)?;
             let v_m_init = match &p.V_m_init {
                 Some(d) => resolve_dist(&ctx, &format!("{field}.V_m_init"), d)?,
                 None => Dist::Constant(params.E_L),

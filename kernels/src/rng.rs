@@ -101,7 +101,8 @@ impl CounterRng {
             self.block = self.block.wrapping_add(1);
             self.used = 0;
         }
-        let x = self.buf[self.used];
+        // `used < 4` here; the mask lets the compiler drop the bounds check.
+        let x = self.buf[self.used & 3];
         self.used += 1;
         x
     }

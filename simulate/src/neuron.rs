@@ -43,10 +43,12 @@
 //!      = h/C_m exp(-h/tau_m)                                  (tau_syn_X == tau_m)
 //! ```
 //!
-//! For `iaf_psc_alpha` each synapse type has two variables, `dI_X` and
-//! `I_X` (`dI_X/dt = -dI_X/tau_syn_X`, `dI_X/dt = dI_X - I_X/tau_syn_X`); an
-//! incoming weight `w` (pA) adds `e/tau_syn_X * w` to `dI_X`, so that the
-//! current `I_X(t) = w t/tau_syn_X exp(1 - t/tau_syn_X)` peaks at `w`:
+//! For `iaf_psc_alpha` each synapse type has two variables, the current
+//! `I_X` and its derivative `dI_X` (`d(dI_X)/dt = -dI_X/tau_syn_X`,
+//! `d(I_X)/dt = dI_X - I_X/tau_syn_X`); an incoming weight `w` (pA) adds
+//! `e/tau_syn_X * w` to `dI_X`, so that the current
+//! `I_X(t) = w t/tau_syn_X exp(1 - t/tau_syn_X)` peaks at `w`, `tau_syn_X`
+//! after the arrival:
 //!
 //! ```text
 //! V(t+h)    = P30 I_e + P31ex dI_ex + P32ex I_ex + P31in dI_in + P32in I_in + expm1(-h/tau_m) V + V
@@ -371,9 +373,15 @@ impl IafPscAlphaConsts {
 /// Checks the slices of a `step` call (panics on misuse: a bug).
 #[inline]
 fn check_step_args(len: usize, range: &Range<usize>, in_ex_pa: &[f64], in_in_pa: &[f64]) -> usize {
-    assert!(range.start <= range.end && range.end <= len, "neuron range {range:?} outside block of {len}");
+    assert!(
+        range.start <= range.end && range.end <= len,
+        "neuron range {range:?} outside block of {len}"
+    );
     let n = range.end - range.start;
-    assert!(in_ex_pa.len() >= n && in_in_pa.len() >= n, "input slices shorter than the range");
+    assert!(
+        in_ex_pa.len() >= n && in_in_pa.len() >= n,
+        "input slices shorter than the range"
+    );
     n
 }
 
@@ -405,11 +413,19 @@ mod bytes {
         }
         pub(super) fn f64s(&mut self, n: usize) -> Option<Vec<f64>> {
             let b = self.take(n.checked_mul(8)?)?;
-            Some(b.chunks_exact(8).map(|c| f64::from_bits(u64::from_le_bytes(c.try_into().unwrap()))).collect())
+            Some(
+                b.chunks_exact(8)
+                    .map(|c| f64::from_bits(u64::from_le_bytes(c.try_into().unwrap())))
+                    .collect(),
+            )
         }
         pub(super) fn u32s(&mut self, n: usize) -> Option<Vec<u32>> {
             let b = self.take(n.checked_mul(4)?)?;
-            Some(b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect())
+            Some(
+                b.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            )
         }
         pub(super) fn done(&self) -> bool {
             self.0.is_empty()
@@ -466,7 +482,6 @@ impl IafPscExpState {
     pub fn v_m(&self, i: usize) -> f64 {
         self.v_m[i]
     }
-
 
     /// Advance neurons `range` of this block by one step (NEST's update
     /// order, see the module documentation).
@@ -602,7 +617,6 @@ impl IafPscAlphaState {
         self.v_m[i]
     }
 
-
     /// Advance neurons `range` of this block by one step; the arguments are
     /// as for [`IafPscExpState::step`]. Incoming weights enter `dI` scaled by
     /// `e/tau_syn` (a PSC of weight `w` peaks at `w` pA, `tau_syn` after
@@ -635,7 +649,13 @@ impl IafPscAlphaState {
             let (mut ie, mut die) = (i_ex[k], di_ex[k]);
             let (mut ii, mut dii) = (i_in[k], di_in[k]);
             if r_ref[k] == 0 {
-                v = p30 * i_e + p31_ex * die + p32_ex * ie + p31_in * dii + p32_in * ii + expm1_tau_m * v + v;
+                v = p30 * i_e
+                    + p31_ex * die
+                    + p32_ex * ie
+                    + p31_in * dii
+                    + p32_in * ii
+                    + expm1_tau_m * v
+                    + v;
             } else {
                 r_ref[k] -= 1;
             }
@@ -707,18 +727,33 @@ impl Block {
     /// A block of `n` neurons of `p.model` with initial potentials
     /// `v_m_init(i)` (mV); `None` for a model that is not a neuron
     /// (`spike_generator`).
-    pub fn new(p: &NeuronParams, dt_ms: f64, n: usize, v_m_init: impl Fn(usize) -> f64) -> Option<Block> {
+    pub fn new(
+        p: &NeuronParams,
+        dt_ms: f64,
+        n: usize,
+        v_m_init: impl Fn(usize) -> f64,
+    ) -> Option<Block> {
         match p.model {
-            NeuronModel::IafPscExp => Some(Block::Exp(IafPscExpConsts::new(p, dt_ms), IafPscExpState::new(n, v_m_init))),
-            NeuronModel::IafPscAlpha => {
-                Some(Block::Alpha(IafPscAlphaConsts::new(p, dt_ms), IafPscAlphaState::new(n, v_m_init)))
-            }
+            NeuronModel::IafPscExp => Some(Block::Exp(
+                IafPscExpConsts::new(p, dt_ms),
+                IafPscExpState::new(n, v_m_init),
+            )),
+            NeuronModel::IafPscAlpha => Some(Block::Alpha(
+                IafPscAlphaConsts::new(p, dt_ms),
+                IafPscAlphaState::new(n, v_m_init),
+            )),
             NeuronModel::SpikeGenerator => None,
         }
     }
 
     /// Advance neurons `range` by one step (see [`IafPscExpState::step`]).
-    pub fn step(&mut self, range: Range<usize>, in_ex_pa: &[f64], in_in_pa: &[f64], spikes: &mut Vec<u32>) {
+    pub fn step(
+        &mut self,
+        range: Range<usize>,
+        in_ex_pa: &[f64],
+        in_in_pa: &[f64],
+        spikes: &mut Vec<u32>,
+    ) {
         match self {
             Block::Exp(c, s) => s.step(c, range, in_ex_pa, in_in_pa, spikes),
             Block::Alpha(c, s) => s.step(c, range, in_ex_pa, in_in_pa, spikes),
@@ -818,7 +853,8 @@ mod tests {
         // Regular case: the closed form.
         let (tau_s, tau_m, c) = (2.0f64, 10.0f64, 250.0f64);
         let (p31, p32) = iaf_propagators(tau_s, tau_m, c, h);
-        let want32 = tau_s * tau_m / (c * (tau_m - tau_s)) * ((-h / tau_m).exp() - (-h / tau_s).exp());
+        let want32 =
+            tau_s * tau_m / (c * (tau_m - tau_s)) * ((-h / tau_m).exp() - (-h / tau_s).exp());
         assert!((p32 - want32).abs() < 1e-15, "{p32} {want32}");
         assert!(p31 > 0.0 && p31 < 0.5 * h * h / c);
         // tau_syn == tau_m: h/C exp(-h/tau), h^2/(2C) exp(-h/tau).
@@ -926,7 +962,9 @@ mod tests {
         assert!(restored.restore_state(&bytes));
         assert_eq!(restored, whole);
         assert!(!restored.restore_state(&bytes[..bytes.len() - 1]));
-        assert!(!Block::new(&params(NeuronModel::IafPscExp), 0.1, n, v0).unwrap().restore_state(&bytes));
+        assert!(!Block::new(&params(NeuronModel::IafPscExp), 0.1, n, v0)
+            .unwrap()
+            .restore_state(&bytes));
         let s = IafPscExpState::new(3, |i| i as f64);
         assert_eq!(IafPscExpState::from_bytes(&s.to_bytes()), Some(s));
         assert!(Block::new(&params(NeuronModel::SpikeGenerator), 0.1, 1, |_| 0.0).is_none());

@@ -104,8 +104,18 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("snn-build: error: {}", chain.join(": "));
+            // One line: the error and its causes, skipping a cause that the
+            // message before it already ends with (errors that print their
+            // source, like `FormatError::Io`).
+            let mut line = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if line.is_empty() {
+                    line = cause;
+                } else if !line.ends_with(&cause) {
+                    line = format!("{line}: {cause}");
+                }
+            }
+            eprintln!("snn-build: error: {}", line.replace('\n', " "));
             ExitCode::FAILURE
         }
     }

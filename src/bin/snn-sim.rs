@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use snn_simulate::run::{run, Progress, RunOptions};
+use snn_simulate::run::{run_ranks, Progress, RunOptions};
 
 /// Simulate a network directory and record spikes (SONATA HDF5) and a JSON
 /// summary into a run directory.
@@ -40,6 +40,10 @@ struct Cli {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Run all ranks of a multi-rank network in this process (exchanging
+    /// spikes in memory as MPI ranks would), e.g. to check results.
+    #[arg(long)]
+    emulate_ranks: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,15 +62,17 @@ fn sim(cli: Cli) -> Result<()> {
     if cli.backend != "cpu" {
         bail!("--backend {}: this build has only the cpu backend", cli.backend);
     }
-    if let Some(t) = cli.threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .context("cannot start the thread pool")?;
-    }
+    let threads = match cli.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(t) => t,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    // The step loop runs inside the pool so that the calling thread is one
+    // of the workers (no hand-off to another thread at every step).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start the thread pool")?;
     let opts = RunOptions {
         network: cli.network,
         output: cli.output,
@@ -103,15 +109,21 @@ fn sim(cli: Cli) -> Result<()> {
             ));
         }
     };
-    let result = run(&opts, &mut on_progress);
+    let emulate = cli.emulate_ranks;
+    let result = pool.install(|| run_ranks(&opts, emulate, &mut on_progress));
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
     let summary = result?;
+    // A closed stdout (e.g. `| head`) must not turn a finished run into a
+    // crash: write errors are ignored, the run directory is complete.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        let _ = writeln!(
+            out,
             "simulated {} ms ({} steps) in {:.2} s (load {:.2} s, presim {:.2} s, sim {:.2} s, real-time factor {:.3}) -> {}",
             summary.t_stop_ms,
             summary.steps,
@@ -122,10 +134,10 @@ fn sim(cli: Cli) -> Result<()> {
             summary.real_time_factor,
             opts.output.display()
         );
-        println!("{:<10} {:>8} {:>10} {:>9}", "population", "neurons", "spikes", "rate Hz");
+        let _ = writeln!(out, "{:<10} {:>8} {:>10} {:>9}", "population", "neurons", "spikes", "rate Hz");
         for p in &summary.populations {
             if p.recorded {
-                println!("{:<10} {:>8} {:>10} {:>9.3}", p.name, p.size, p.spikes, p.rate_hz);
+                let _ = writeln!(out, "{:<10} {:>8} {:>10} {:>9.3}", p.name, p.size, p.spikes, p.rate_hz);
             }
         }
     }

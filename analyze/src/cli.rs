@@ -1,0 +1,179 @@
+//! The command line of `snn-analyze` (parsed with clap in the binary,
+//! executed here).
+//!
+//! ```text
+//! snn-analyze RUN_DIR -o REPORT_DIR [--t-start MS] [--t-stop MS] [--force]
+//!             [--pairs N] [--bin-ms B] [--seed S] [--raster-neurons N]
+//! snn-analyze compare RUN_A RUN_B [--t-start MS] [--t-stop MS] [--json]
+//!             [--pairs N] [--bin-ms B] [--seed S]
+//! ```
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::compare::{compare_runs, format_comparison, CompareOptions};
+use crate::error::AnalyzeError;
+use crate::report::{analyze_run, format_table, AnalyzeOptions};
+use crate::stats::StatsOptions;
+
+/// Statistics of spike output: rates, CV of ISI, Fano factor, spike-count
+/// correlations and plots of a run directory, or the comparison of two runs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "snn-analyze",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    /// `compare RUN_A RUN_B`; without it, analyse RUN_DIR.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Arguments of the default (analyse) command.
+    #[command(flatten)]
+    pub analyze: AnalyzeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare two runs: per-population differences (B - A) of mean rate,
+    /// CV ISI and correlation, and the earth mover's distances between their
+    /// distributions.
+    Compare(CompareArgs),
+}
+
+/// Options shared by both commands.
+#[derive(Debug, Clone, Args)]
+pub struct StatsArgs {
+    /// Start of the analysis window (ms) [default: the run's start].
+    #[arg(long, value_name = "MS")]
+    pub t_start: Option<f64>,
+    /// End of the analysis window (ms) [default: the run's end].
+    #[arg(long, value_name = "MS")]
+    pub t_stop: Option<f64>,
+    /// Neuron pairs sampled per population for the spike-count correlation.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub pairs: usize,
+    /// Bin width (ms) of the Fano factor and the correlations.
+    #[arg(long, value_name = "B", default_value_t = 10.0)]
+    pub bin_ms: f64,
+    /// Seed of the pair and raster-neuron sampling.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl StatsArgs {
+    fn options(&self) -> StatsOptions {
+        StatsOptions {
+            bin_ms: self.bin_ms,
+            pairs: self.pairs,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Arguments of the analyse command.
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// The run directory (summary.json and spikes-rank-*.h5).
+    #[arg(value_name = "RUN_DIR", required = true)]
+    pub run_dir: Option<PathBuf>,
+    /// The report directory to create.
+    #[arg(short = 'o', long = "output", value_name = "REPORT_DIR", required = true)]
+    pub output: Option<PathBuf>,
+    /// Replace an existing report directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Neurons per population shown in raster.png.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub raster_neurons: usize,
+    /// Window, bins, pairs and seed.
+    #[command(flatten)]
+    pub stats: StatsArgs,
+}
+
+/// Arguments of `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The reference run directory.
+    #[arg(value_name = "RUN_A")]
+    pub run_a: PathBuf,
+    /// The run directory compared with it.
+    #[arg(value_name = "RUN_B")]
+    pub run_b: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Window, bins, pairs and seed.
+    #[command(flatten)]
+    pub stats: StatsArgs,
+}
+
+/// Execute a parsed command line, printing results to stdout.
+pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
+    let mut out = std::io::stdout().lock();
+    let stdout_err = |e| AnalyzeError::io("<stdout>", "write", e);
+    match &cli.command {
+        Some(Command::Compare(c)) => {
+            let cmp = compare_runs(&CompareOptions {
+                run_a: c.run_a.clone(),
+                run_b: c.run_b.clone(),
+                t_start: c.stats.t_start,
+                t_stop: c.stats.t_stop,
+                stats: c.stats.options(),
+            })?;
+            let text = if c.json {
+                serde_json::to_string_pretty(&cmp).map_err(|e| AnalyzeError::Usage(e.to_string()))? + "\n"
+            } else {
+                format_comparison(&cmp)
+            };
+            out.write_all(text.as_bytes()).map_err(stdout_err)?;
+        }
+        None => {
+            let a = &cli.analyze;
+            let (Some(run_dir), Some(output)) = (&a.run_dir, &a.output) else {
+                return Err(AnalyzeError::Usage("RUN_DIR and -o REPORT_DIR are required".into()));
+            };
+            let rep = analyze_run(&AnalyzeOptions {
+                run_dir: run_dir.clone(),
+                report_dir: output.clone(),
+                t_start: a.stats.t_start,
+                t_stop: a.stats.t_stop,
+                force: a.force,
+                stats: a.stats.options(),
+                raster_neurons: a.raster_neurons,
+            })?;
+            let mut text = format!(
+                "window [{}, {}) ms, bins {} ms\n",
+                rep.stats.t_start_ms, rep.stats.t_stop_ms, rep.stats.bin_ms
+            );
+            text += &format_table(&rep.stats.populations);
+            for n in &rep.stats.unrecorded_populations {
+                text += &format!("note: population {n} has no recorded spikes (not in the spike files)\n");
+            }
+            if !rep.plots_have_text {
+                text += "note: no TrueType font found (install fonts-dejavu-core or set SNN_ANALYZE_FONT): plots have no text\n";
+            }
+            text += &format!("wrote {}: {}\n", rep.report_dir.display(), rep.files.join(", "));
+            out.write_all(text.as_bytes()).map_err(stdout_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Execute and turn an error into one line `snn-analyze: error: ...` on
+/// stderr and exit code 1.
+pub fn run(cli: &Cli) -> ExitCode {
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("snn-analyze: error: {}", e.one_line());
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! `snn-analyze compare RUN_A RUN_B`: per-population differences of the
+//! mean statistics and earth mover's distances between the distributions of
+//! per-neuron rates, per-neuron CVs and pairwise correlations (the
+//! statistics used to validate GPU simulators against NEST).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::AnalyzeError;
+use crate::report::{check_stats_options, resolve_window, run_stats};
+use crate::run::load_run;
+use crate::stats::{emd, PopulationStats, StatsOptions};
+
+/// Options of [`compare_runs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareOptions {
+    /// The first (reference) run.
+    pub run_a: PathBuf,
+    /// The second run.
+    pub run_b: PathBuf,
+    /// Start of the analysis window (ms); default: each run's start.
+    pub t_start: Option<f64>,
+    /// End of the analysis window (ms); default: each run's end.
+    pub t_stop: Option<f64>,
+    /// Statistics options; the same pairs are sampled in both runs.
+    pub stats: StatsOptions,
+}
+
+/// The comparison of one population (differences are B - A).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PopulationComparison {
+    /// Population name.
+    pub name: String,
+    /// Mean rate of run A (Hz).
+    pub rate_mean_a: Option<f64>,
+    /// Mean rate of run B (Hz).
+    pub rate_mean_b: Option<f64>,
+    /// B - A of the mean rate (Hz).
+    pub rate_mean_diff: Option<f64>,
+    /// Mean CV ISI of run A.
+    pub cv_isi_mean_a: Option<f64>,
+    /// Mean CV ISI of run B.
+    pub cv_isi_mean_b: Option<f64>,
+    /// B - A of the mean CV ISI.
+    pub cv_isi_mean_diff: Option<f64>,
+    /// Mean correlation of run A.
+    pub correlation_mean_a: Option<f64>,
+    /// Mean correlation of run B.
+    pub correlation_mean_b: Option<f64>,
+    /// B - A of the mean correlation.
+    pub correlation_mean_diff: Option<f64>,
+    /// EMD between the per-neuron rate distributions (Hz).
+    pub emd_rate: Option<f64>,
+    /// EMD between the per-neuron CV ISI distributions.
+    pub emd_cv_isi: Option<f64>,
+    /// EMD between the pairwise correlation distributions.
+    pub emd_correlation: Option<f64>,
+}
+
+/// The result of [`compare_runs`] (also its `--json` output).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Run A.
+    pub run_a: String,
+    /// Run B.
+    pub run_b: String,
+    /// Analysis window of run A (ms).
+    pub window_a_ms: [f64; 2],
+    /// Analysis window of run B (ms).
+    pub window_b_ms: [f64; 2],
+    /// Bin width (ms).
+    pub bin_ms: f64,
+    /// Pairs requested per population.
+    pub pairs: usize,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Populations recorded in both runs, in run A's order.
+    pub populations: Vec<PopulationComparison>,
+    /// Populations recorded only in run A.
+    pub only_in_a: Vec<String>,
+    /// Populations recorded only in run B.
+    pub only_in_b: Vec<String>,
+}
+
+fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(b? - a?)
+}
+
+/// Compare two populations' statistics.
+pub fn compare_populations(a: &PopulationStats, b: &PopulationStats) -> PopulationComparison {
+    let (sa, sb) = (&a.summary, &b.summary);
+    PopulationComparison {
+        name: sa.name.clone(),
+        rate_mean_a: sa.rate_mean_hz,
+        rate_mean_b: sb.rate_mean_hz,
+        rate_mean_diff: diff(sa.rate_mean_hz, sb.rate_mean_hz),
+        cv_isi_mean_a: sa.cv_isi_mean,
+        cv_isi_mean_b: sb.cv_isi_mean,
+        cv_isi_mean_diff: diff(sa.cv_isi_mean, sb.cv_isi_mean),
+        correlation_mean_a: sa.correlation_mean,
+        correlation_mean_b: sb.correlation_mean,
+        correlation_mean_diff: diff(sa.correlation_mean, sb.correlation_mean),
+        emd_rate: emd(&a.rates, &b.rates),
+        emd_cv_isi: emd(&a.cvs, &b.cvs),
+        emd_correlation: emd(&a.correlations, &b.correlations),
+    }
+}
+
+/// Load and compare two runs.
+pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
+    check_stats_options(&o.stats)?;
+    let run_a = load_run(&o.run_a)?;
+    let run_b = load_run(&o.run_b)?;
+    let wa = resolve_window(&run_a.summary, &o.run_a.join("summary.json"), o.t_start, o.t_stop)?;
+    let wb = resolve_window(&run_b.summary, &o.run_b.join("summary.json"), o.t_start, o.t_stop)?;
+    let sa = run_stats(&run_a, wa, &o.stats);
+    let sb = run_stats(&run_b, wb, &o.stats);
+    let mut populations = Vec::new();
+    let mut only_in_a = Vec::new();
+    for a in &sa {
+        match sb.iter().find(|b| b.summary.name == a.summary.name) {
+            Some(b) => populations.push(compare_populations(a, b)),
+            None => only_in_a.push(a.summary.name.clone()),
+        }
+    }
+    let only_in_b = sb
+        .iter()
+        .filter(|b| !sa.iter().any(|a| a.summary.name == b.summary.name))
+        .map(|b| b.summary.name.clone())
+        .collect();
+    if populations.is_empty() {
+        return Err(AnalyzeError::Usage(format!(
+            "{} and {} have no recorded population in common",
+            o.run_a.display(),
+            o.run_b.display()
+        )));
+    }
+    Ok(Comparison {
+        run_a: o.run_a.display().to_string(),
+        run_b: o.run_b.display().to_string(),
+        window_a_ms: [wa.t_start, wa.t_stop],
+        window_b_ms: [wb.t_start, wb.t_stop],
+        bin_ms: o.stats.bin_ms,
+        pairs: o.stats.pairs,
+        seed: o.stats.seed,
+        populations,
+        only_in_a,
+        only_in_b,
+    })
+}
+
+fn f(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
+}
+
+fn signed(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:+.prec$}")).unwrap_or_else(|| "-".into())
+}
+
+/// The comparison as a text table (differences are B - A).
+pub fn format_comparison(c: &Comparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "A: {}  [{}, {}) ms", c.run_a, c.window_a_ms[0], c.window_a_ms[1]);
+    let _ = writeln!(s, "B: {}  [{}, {}) ms", c.run_b, c.window_b_ms[0], c.window_b_ms[1]);
+    let _ = writeln!(
+        s,
+        "{:<12} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}",
+        "population",
+        "rate_A",
+        "rate_B",
+        "d_rate",
+        "cv_A",
+        "cv_B",
+        "d_cv",
+        "corr_A",
+        "corr_B",
+        "d_corr",
+        "emd_rate",
+        "emd_cv",
+        "emd_corr"
+    );
+    for p in &c.populations {
+        let _ = writeln!(
+            s,
+            "{:<12} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}",
+            p.name,
+            f(p.rate_mean_a, 3),
+            f(p.rate_mean_b, 3),
+            signed(p.rate_mean_diff, 3),
+            f(p.cv_isi_mean_a, 3),
+            f(p.cv_isi_mean_b, 3),
+            signed(p.cv_isi_mean_diff, 3),
+            f(p.correlation_mean_a, 4),
+            f(p.correlation_mean_b, 4),
+            signed(p.correlation_mean_diff, 4),
+            f(p.emd_rate, 4),
+            f(p.emd_cv_isi, 4),
+            f(p.emd_correlation, 4)
+        );
+    }
+    for n in &c.only_in_a {
+        let _ = writeln!(s, "note: population {n} is recorded only in A");
+    }
+    for n in &c.only_in_b {
+        let _ = writeln!(s, "note: population {n} is recorded only in B");
+    }
+    s
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Simulation benchmark: our snn-sim vs NEST 3.10, cortical microcircuit.
+#
+#   bench/sim.sh                   # scales 0.1 0.25
+#   bench/sim.sh 0.1 0.25 0.5      # any scales in (0, 1] (N_scaling = K_scaling = scale)
+#   THREADS=2 bench/sim.sh         # threads for both simulators (default 2)
+#   T_PRESIM=500 T_SIM=1000        # presimulation / timed simulation, ms (defaults)
+#   SKIP_NEST=1 / SKIP_OURS=1      # run only one side
+#   SNN_BIN=path/to/release/dir    # where snn-build and snn-sim are (default target/release)
+#
+# For each scale: snn-build (timed, whole process) -> snn-sim --json (load,
+# presim, sim wall times from its summary) -> bench/sim_nest.py (same scale,
+# threads, presim and sim times). Prints a Markdown table. Needs
+# target/release/snn-build and snn-sim (cargo build --release) and .venv with
+# NEST 3.10 (scripts/install.sh). Raw results: bench/out/sim_results.jsonl; logs
+# in bench/out/. Run it on an otherwise idle machine: NEST's OpenMP threads
+# spin at barriers and slow down many-fold when the cores are shared (the
+# script prints the load average before each run).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+THREADS="${THREADS:-2}"
+T_PRESIM="${T_PRESIM:-500}"
+T_SIM="${T_SIM:-1000}"
+SCALES=("$@")
+((${#SCALES[@]})) || SCALES=(0.1 0.25)
+BIN="${SNN_BIN:-target/release}"
+PY=.venv/bin/python
+OUTDIR=bench/out
+RESULTS="$OUTDIR/sim_results.jsonl"
+mkdir -p "$OUTDIR"
+
+say() { printf '[sim-bench] %s\n' "$*" >&2; }
+load() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
+now() { date +%s.%N; }
+
+run_ours=1
+run_nest=1
+[[ "${SKIP_OURS:-0}" == "1" ]] && run_ours=0
+[[ "${SKIP_NEST:-0}" == "1" ]] && run_nest=0
+
+if ((run_ours)); then
+    for b in snn-build snn-sim; do
+        if [[ ! -x "$BIN/$b" ]]; then
+            say "warning: $BIN/$b not found (cargo build --release); measuring NEST only"
+            run_ours=0
+        fi
+    done
+fi
+if ((run_nest)); then
+    if [[ ! -x "$PY" ]] || ! PYNEST_QUIET=1 "$PY" -c 'import nest' >/dev/null 2>&1; then
+        say "warning: $PY with NEST 3.10 not found: run scripts/install.sh; measuring ours only"
+        run_nest=0
+    fi
+fi
+if ((!run_ours && !run_nest)); then
+    say "error: nothing to run"
+    exit 1
+fi
+
+PARSE=python3
+command -v python3 >/dev/null 2>&1 || PARSE="$PY"
+
+stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+host_cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
+nest_version=""
+((run_nest)) && nest_version=$(PYNEST_QUIET=1 "$PY" -c 'import nest; print(nest.__version__)' 2>/dev/null | tail -n1)
+rows=()
+
+for s in "${SCALES[@]}"; do
+    net="$OUTDIR/net-$s"
+    run="$OUTDIR/run-$s"
+    build_json="$OUTDIR/sim-build-$s.json"
+    build_err="$OUTDIR/sim-build-$s.stderr"
+    build_wall="$OUTDIR/sim-build-$s.wall"
+    ours_json="$OUTDIR/sim-ours-$s.json"
+    ours_err="$OUTDIR/sim-ours-$s.stderr"
+    nest_json="$OUTDIR/sim-nest-$s.json"
+    nest_err="$OUTDIR/sim-nest-$s.stderr"
+    rm -f "$build_json" "$build_err" "$build_wall" "$ours_json" "$ours_err" "$nest_json" "$nest_err"
+
+    if ((run_ours)); then
+        say "scale $s: load avg $(load); ours: $BIN/snn-build configs/microcircuit.toml -o $net --threads $THREADS"
+        t0=$(now)
+        if "$BIN/snn-build" configs/microcircuit.toml -o "$net" --force --threads "$THREADS" --json \
+            --set "scale.neurons=$s" --set "scale.indegree=$s" >"$build_json" 2>"$build_err"; then
+            t1=$(now)
+            echo "$t0 $t1" >"$build_wall"
+            say "scale $s: load avg $(load); ours: $BIN/snn-sim $net -o $run --t-presim $T_PRESIM --t-sim $T_SIM --threads $THREADS"
+            if ! "$BIN/snn-sim" "$net" -o "$run" --force --t-presim "$T_PRESIM" --t-sim "$T_SIM" \
+                --threads "$THREADS" --json >"$ours_json" 2>"$ours_err"; then
+                say "scale $s: snn-sim FAILED; last lines of $ours_err:"
+                tail -n 5 "$ours_err" >&2 || true
+            fi
+        else
+            say "scale $s: snn-build FAILED; last lines of $build_err:"
+            tail -n 5 "$build_err" >&2 || true
+        fi
+    fi
+    if ((run_nest)); then
+        say "scale $s: load avg $(load); nest: $PY bench/sim_nest.py --scale $s --threads $THREADS"
+        if ! "$PY" bench/sim_nest.py --scale "$s" --threads "$THREADS" --t-presim "$T_PRESIM" --t-sim "$T_SIM" \
+            >"$nest_json" 2>"$nest_err"; then
+            say "scale $s: nest run failed; last lines of $nest_err:"
+            tail -n 5 "$nest_err" >&2 || true
+        fi
+    fi
+
+    row=$("$PARSE" - "$s" "$build_json" "$build_wall" "$ours_json" "$nest_json" "$RESULTS" "$stamp" "$THREADS" "$host_cpu" <<'PYEOF'
+import json, sys
+scale, build_json, build_wall, ours_json, nest_json, results, stamp, threads, cpu = sys.argv[1:]
+
+def read_json(path, last_line=False):
+    """The whole file as one JSON value (snn-sim --json pretty-prints), else its last JSON line."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        lines = [l for l in text.splitlines() if l.strip().startswith("{")]
+        try:
+            return json.loads(lines[-1]) if lines else None
+        except ValueError:
+            return None
+
+build = read_json(build_json)
+try:
+    t0, t1 = map(float, open(build_wall).read().split())
+    build_s = t1 - t0
+except (OSError, ValueError):
+    build_s = None
+ours = read_json(ours_json)
+nest = read_json(nest_json)
+
+ours_rate = ours.get("real_time_factor") if ours else None
+if ours and ours_rate is None and ours.get("wall_sim_s") is not None:
+    ours_rate = ours["wall_sim_s"] / ((ours["t_stop_ms"] - ours["t_start_ms"]) / 1000.0)
+ours_load = ours.get("wall_load_s") if ours else None
+ours_spikes = sum(p.get("spikes", 0) for p in ours.get("populations", [])) if ours else None
+nest_rate = (nest or {}).get("sim_s_per_bio_s")
+nest_spikes = (nest or {}).get("total_spikes")
+ratio = nest_rate / ours_rate if (nest_rate and ours_rate) else None
+load_pct = 100.0 * ours_load / build_s if (ours_load is not None and build_s) else None
+
+common = {"date": stamp, "scale": float(scale), "threads": int(threads), "cpu": cpu}
+with open(results, "a") as f:
+    if build is not None or ours is not None:
+        f.write(json.dumps({**common, "simulator": "snn", "build_wall_s": build_s, "build_report": build,
+                            "sim_summary": ours}) + "\n")
+    if nest is not None:
+        f.write(json.dumps({**common, **nest}) + "\n")
+
+f = lambda v, fmt: "n/a" if v is None else fmt % v
+print(" | ".join([scale, f(ours_rate, "%.3f"), f(nest_rate, "%.3f"), f(ratio, "%.1f"),
+                  f(ours_load, "%.3f"), f(build_s, "%.2f"), f(load_pct, "%.1f %%"),
+                  f(ours_spikes, "%d"), f(nest_spikes, "%d")]))
+PYEOF
+)
+    rows+=("$row")
+done
+
+echo
+echo "Cortical microcircuit simulation, $THREADS threads, presim $T_PRESIM ms + timed $T_SIM ms, $stamp, $host_cpu"
+echo "sim s / bio s: wall time of the timed $T_SIM ms per biological second (ours: snn-sim wall_sim_s;"
+echo "nest: nest.Simulate, NEST $nest_version); load: snn-sim wall_load_s; build: snn-build wall time (whole process)"
+echo
+echo "| scale | ours sim s/bio s | nest sim s/bio s | nest/ours | ours load s | ours build s | load/build | ours spikes | nest spikes |"
+echo "|------:|-----------------:|-----------------:|----------:|------------:|-------------:|-----------:|------------:|------------:|"
+for r in "${rows[@]}"; do echo "| $r |"; done
+echo
+echo "raw records appended to $RESULTS"
