@@ -7,6 +7,9 @@
 #   T_PRESIM=500 T_SIM=1000        # presimulation / timed simulation, ms (defaults)
 #   SKIP_NEST=1 / SKIP_OURS=1      # run only one side
 #   SNN_BIN=path/to/release/dir    # where snn-build and snn-sim are (default target/release)
+#   REPEAT=3                       # runs per scale and simulator; the table shows the fastest (default 1)
+#   IDLE_WAIT=120                  # before each timed run, wait up to this many s for an idle CPU
+#                                  # (< IDLE_BUSY % busy over 1 s, default 10); 0: don't wait
 #
 # For each scale: snn-build (timed, whole process) -> snn-sim --json (load,
 # presim, sim wall times from its summary) -> bench/sim_nest.py (same scale,
@@ -14,8 +17,9 @@
 # target/release/snn-build and snn-sim (cargo build --release) and .venv with
 # NEST 3.10 (scripts/install.sh). Raw results: bench/out/sim_results.jsonl; logs
 # in bench/out/. Run it on an otherwise idle machine: NEST's OpenMP threads
-# spin at barriers and slow down many-fold when the cores are shared (the
-# script prints the load average before each run).
+# spin at barriers and slow down many-fold (10-30x measured) when the cores are
+# shared with other work; the script waits for an idle CPU before each timed
+# run, prints the CPU use it saw, and REPEAT>1 keeps the fastest run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +27,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 THREADS="${THREADS:-2}"
 T_PRESIM="${T_PRESIM:-500}"
 T_SIM="${T_SIM:-1000}"
+REPEAT="${REPEAT:-1}"
+IDLE_WAIT="${IDLE_WAIT:-120}"
+IDLE_BUSY="${IDLE_BUSY:-10}"
 SCALES=("$@")
 ((${#SCALES[@]})) || SCALES=(0.1 0.25)
 BIN="${SNN_BIN:-target/release}"
@@ -34,6 +41,31 @@ mkdir -p "$OUTDIR"
 say() { printf '[sim-bench] %s\n' "$*" >&2; }
 load() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
 now() { date +%s.%N; }
+# CPU busy percentage (all cores) over the next second, from /proc/stat.
+busy_pct() {
+    local a b
+    a=($(head -n1 /proc/stat)) || return 1
+    sleep 1
+    b=($(head -n1 /proc/stat)) || return 1
+    local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+    ((total > 0)) || { echo 0; return; }
+    echo $(( 100 * (total - idle) / total ))
+}
+# Wait (up to IDLE_WAIT s) until the CPU is idle; says what it saw.
+wait_idle() {
+    local what="$1" waited=0 b
+    b=$(busy_pct 2>/dev/null || echo "?")
+    while [[ "$b" != "?" ]] && ((b >= IDLE_BUSY && waited < IDLE_WAIT)); do
+        b=$(busy_pct 2>/dev/null || echo "?")
+        waited=$((waited + 1))
+    done
+    if [[ "$b" != "?" ]] && ((b >= IDLE_BUSY)); then
+        say "$what: warning: CPU still ${b}% busy after ${waited} s (load avg $(load)); timing may be inflated"
+    else
+        say "$what: CPU ${b}% busy before start (waited ${waited} s; load avg $(load))"
+    fi
+}
 
 run_ours=1
 run_nest=1
@@ -71,47 +103,53 @@ rows=()
 for s in "${SCALES[@]}"; do
     net="$OUTDIR/net-$s"
     run="$OUTDIR/run-$s"
-    build_json="$OUTDIR/sim-build-$s.json"
-    build_err="$OUTDIR/sim-build-$s.stderr"
-    build_wall="$OUTDIR/sim-build-$s.wall"
-    ours_json="$OUTDIR/sim-ours-$s.json"
-    ours_err="$OUTDIR/sim-ours-$s.stderr"
-    nest_json="$OUTDIR/sim-nest-$s.json"
-    nest_err="$OUTDIR/sim-nest-$s.stderr"
-    rm -f "$build_json" "$build_err" "$build_wall" "$ours_json" "$ours_err" "$nest_json" "$nest_err"
+    rm -f "$OUTDIR"/sim-{build,ours,nest}-"$s"-*.{json,stderr,wall}
+    for ((r = 1; r <= REPEAT; r++)); do
+        tag="$s-$r"
+        build_json="$OUTDIR/sim-build-$tag.json"
+        build_err="$OUTDIR/sim-build-$tag.stderr"
+        build_wall="$OUTDIR/sim-build-$tag.wall"
+        ours_json="$OUTDIR/sim-ours-$tag.json"
+        ours_err="$OUTDIR/sim-ours-$tag.stderr"
+        nest_json="$OUTDIR/sim-nest-$tag.json"
+        nest_err="$OUTDIR/sim-nest-$tag.stderr"
 
-    if ((run_ours)); then
-        say "scale $s: load avg $(load); ours: $BIN/snn-build configs/microcircuit.toml -o $net --threads $THREADS"
-        t0=$(now)
-        if "$BIN/snn-build" configs/microcircuit.toml -o "$net" --force --threads "$THREADS" --json \
-            --set "scale.neurons=$s" --set "scale.indegree=$s" >"$build_json" 2>"$build_err"; then
-            t1=$(now)
-            echo "$t0 $t1" >"$build_wall"
-            say "scale $s: load avg $(load); ours: $BIN/snn-sim $net -o $run --t-presim $T_PRESIM --t-sim $T_SIM --threads $THREADS"
-            if ! "$BIN/snn-sim" "$net" -o "$run" --force --t-presim "$T_PRESIM" --t-sim "$T_SIM" \
-                --threads "$THREADS" --json >"$ours_json" 2>"$ours_err"; then
-                say "scale $s: snn-sim FAILED; last lines of $ours_err:"
-                tail -n 5 "$ours_err" >&2 || true
+        if ((run_ours)); then
+            wait_idle "scale $s run $r snn-build"
+            say "scale $s run $r: ours: $BIN/snn-build configs/microcircuit.toml -o $net --threads $THREADS"
+            t0=$(now)
+            if "$BIN/snn-build" configs/microcircuit.toml -o "$net" --force --threads "$THREADS" --json \
+                --set "scale.neurons=$s" --set "scale.indegree=$s" >"$build_json" 2>"$build_err"; then
+                t1=$(now)
+                echo "$t0 $t1" >"$build_wall"
+                wait_idle "scale $s run $r snn-sim"
+                say "scale $s run $r: ours: $BIN/snn-sim $net -o $run --t-presim $T_PRESIM --t-sim $T_SIM --threads $THREADS"
+                if ! "$BIN/snn-sim" "$net" -o "$run" --force --t-presim "$T_PRESIM" --t-sim "$T_SIM" \
+                    --threads "$THREADS" --json >"$ours_json" 2>"$ours_err"; then
+                    say "scale $s run $r: snn-sim FAILED; last lines of $ours_err:"
+                    tail -n 5 "$ours_err" >&2 || true
+                fi
+            else
+                say "scale $s run $r: snn-build FAILED; last lines of $build_err:"
+                tail -n 5 "$build_err" >&2 || true
             fi
-        else
-            say "scale $s: snn-build FAILED; last lines of $build_err:"
-            tail -n 5 "$build_err" >&2 || true
         fi
-    fi
-    if ((run_nest)); then
-        say "scale $s: load avg $(load); nest: $PY bench/sim_nest.py --scale $s --threads $THREADS"
-        if ! "$PY" bench/sim_nest.py --scale "$s" --threads "$THREADS" --t-presim "$T_PRESIM" --t-sim "$T_SIM" \
-            >"$nest_json" 2>"$nest_err"; then
-            say "scale $s: nest run failed; last lines of $nest_err:"
-            tail -n 5 "$nest_err" >&2 || true
+        if ((run_nest)); then
+            wait_idle "scale $s run $r nest"
+            say "scale $s run $r: nest: $PY bench/sim_nest.py --scale $s --threads $THREADS"
+            if ! "$PY" bench/sim_nest.py --scale "$s" --threads "$THREADS" --t-presim "$T_PRESIM" --t-sim "$T_SIM" \
+                >"$nest_json" 2>"$nest_err"; then
+                say "scale $s run $r: nest run failed; last lines of $nest_err:"
+                tail -n 5 "$nest_err" >&2 || true
+            fi
         fi
-    fi
+    done
 
-    row=$("$PARSE" - "$s" "$build_json" "$build_wall" "$ours_json" "$nest_json" "$RESULTS" "$stamp" "$THREADS" "$host_cpu" <<'PYEOF'
+    row=$("$PARSE" - "$s" "$OUTDIR" "$REPEAT" "$RESULTS" "$stamp" "$THREADS" "$host_cpu" <<'PYEOF'
 import json, sys
-scale, build_json, build_wall, ours_json, nest_json, results, stamp, threads, cpu = sys.argv[1:]
+scale, outdir, repeat, results, stamp, threads, cpu = sys.argv[1:]
 
-def read_json(path, last_line=False):
+def read_json(path):
     """The whole file as one JSON value (snn-sim --json pretty-prints), else its last JSON line."""
     try:
         text = open(path).read()
@@ -126,37 +164,53 @@ def read_json(path, last_line=False):
         except ValueError:
             return None
 
-build = read_json(build_json)
-try:
-    t0, t1 = map(float, open(build_wall).read().split())
-    build_s = t1 - t0
-except (OSError, ValueError):
-    build_s = None
-ours = read_json(ours_json)
-nest = read_json(nest_json)
-
-ours_rate = ours.get("real_time_factor") if ours else None
-if ours and ours_rate is None and ours.get("wall_sim_s") is not None:
-    ours_rate = ours["wall_sim_s"] / ((ours["t_stop_ms"] - ours["t_start_ms"]) / 1000.0)
-ours_load = ours.get("wall_load_s") if ours else None
-ours_spikes = sum(p.get("spikes", 0) for p in ours.get("populations", [])) if ours else None
-nest_rate = (nest or {}).get("sim_s_per_bio_s")
-nest_spikes = (nest or {}).get("total_spikes")
-ratio = nest_rate / ours_rate if (nest_rate and ours_rate) else None
-load_pct = 100.0 * ours_load / build_s if (ours_load is not None and build_s) else None
+def wall(path):
+    try:
+        t0, t1 = map(float, open(path).read().split())
+        return t1 - t0
+    except (OSError, ValueError):
+        return None
 
 common = {"date": stamp, "scale": float(scale), "threads": int(threads), "cpu": cpu}
+builds, loads, ours_rates, ours_spikes, nest_rates, nest_spikes = [], [], [], [], [], []
 with open(results, "a") as f:
-    if build is not None or ours is not None:
-        f.write(json.dumps({**common, "simulator": "snn", "build_wall_s": build_s, "build_report": build,
-                            "sim_summary": ours}) + "\n")
-    if nest is not None:
-        f.write(json.dumps({**common, **nest}) + "\n")
+    for r in range(1, int(repeat) + 1):
+        tag = f"{outdir}/sim-%s-{scale}-{r}"
+        build = read_json(tag % "build" + ".json")
+        build_s = wall(tag % "build" + ".wall")
+        ours = read_json(tag % "ours" + ".json")
+        nest = read_json(tag % "nest" + ".json")
+        if build is not None or ours is not None:
+            f.write(json.dumps({**common, "run": r, "simulator": "snn", "build_wall_s": build_s,
+                                "build_report": build, "sim_summary": ours}) + "\n")
+        if nest is not None:
+            f.write(json.dumps({**common, "run": r, **nest}) + "\n")
+        if build_s is not None and build is not None:
+            builds.append(build_s)
+        if ours:
+            rate = ours.get("real_time_factor")
+            if rate is None and ours.get("wall_sim_s") is not None:
+                rate = ours["wall_sim_s"] / ((ours["t_stop_ms"] - ours["t_start_ms"]) / 1000.0)
+            if rate is not None:
+                ours_rates.append(rate)
+            if ours.get("wall_load_s") is not None:
+                loads.append(ours["wall_load_s"])
+            ours_spikes.append(sum(p.get("spikes", 0) for p in ours.get("populations", [])))
+        if nest and nest.get("sim_s_per_bio_s") is not None:
+            nest_rates.append(nest["sim_s_per_bio_s"])
+            nest_spikes.append(nest.get("total_spikes"))
 
+lo = lambda xs: min(xs) if xs else None
+ours_rate, nest_rate, ours_load, build_s = lo(ours_rates), lo(nest_rates), lo(loads), lo(builds)
+ratio = nest_rate / ours_rate if (nest_rate and ours_rate) else None
+load_pct = 100.0 * ours_load / build_s if (ours_load is not None and build_s) else None
 f = lambda v, fmt: "n/a" if v is None else fmt % v
 print(" | ".join([scale, f(ours_rate, "%.3f"), f(nest_rate, "%.3f"), f(ratio, "%.1f"),
                   f(ours_load, "%.3f"), f(build_s, "%.2f"), f(load_pct, "%.1f %%"),
-                  f(ours_spikes, "%d"), f(nest_spikes, "%d")]))
+                  f(ours_spikes[0] if ours_spikes else None, "%d"),
+                  f(nest_spikes[0] if nest_spikes else None, "%d"),
+                  "/".join("%.3f" % x for x in ours_rates) or "-",
+                  "/".join("%.3f" % x for x in nest_rates) or "-"]))
 PYEOF
 )
     rows+=("$row")
@@ -165,10 +219,11 @@ done
 echo
 echo "Cortical microcircuit simulation, $THREADS threads, presim $T_PRESIM ms + timed $T_SIM ms, $stamp, $host_cpu"
 echo "sim s / bio s: wall time of the timed $T_SIM ms per biological second (ours: snn-sim wall_sim_s;"
-echo "nest: nest.Simulate, NEST $nest_version); load: snn-sim wall_load_s; build: snn-build wall time (whole process)"
+echo "nest: nest.Simulate, NEST $nest_version); load: snn-sim wall_load_s; build: snn-build wall time (whole process);"
+echo "fastest of $REPEAT run(s) each (all runs in the last two columns); spikes: recorded in the timed window"
 echo
-echo "| scale | ours sim s/bio s | nest sim s/bio s | nest/ours | ours load s | ours build s | load/build | ours spikes | nest spikes |"
-echo "|------:|-----------------:|-----------------:|----------:|------------:|-------------:|-----------:|------------:|------------:|"
+echo "| scale | ours sim s/bio s | nest sim s/bio s | nest/ours | ours load s | ours build s | load/build | ours spikes | nest spikes | ours runs | nest runs |"
+echo "|------:|-----------------:|-----------------:|----------:|------------:|-------------:|-----------:|------------:|------------:|:----------|:----------|"
 for r in "${rows[@]}"; do echo "| $r |"; done
 echo
 echo "raw records appended to $RESULTS"

@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{build, config, config_text};
+use snn_simulate::cluster::CommMode;
 use snn_simulate::run::{run_ranks, RunOptions};
 
 /// All spikes of a run: (time bits, population, node id), sorted.
@@ -27,6 +28,11 @@ fn spikes(run: &Path) -> Vec<(u64, String, u64)> {
 }
 
 fn sim(net: &Path, out: &Path, t_presim: f64, t_sim: f64, seed: u64, threads: usize) -> Vec<(u64, String, u64)> {
+    sim_mode(net, out, t_presim, t_sim, seed, threads, CommMode::P2p)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sim_mode(net: &Path, out: &Path, t_presim: f64, t_sim: f64, seed: u64, threads: usize, comm: CommMode) -> Vec<(u64, String, u64)> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let opts = RunOptions {
         network: net.to_path_buf(),
@@ -35,6 +41,7 @@ fn sim(net: &Path, out: &Path, t_presim: f64, t_sim: f64, seed: u64, threads: us
         t_sim_ms: t_sim,
         seed,
         force: true,
+        comm,
     };
     pool.install(|| run_ranks(&opts, true, &mut |_| {})).expect("run");
     spikes(out)
@@ -55,6 +62,8 @@ fn microcircuit_spikes_identical_for_threads_ranks_and_repeats() {
         build(&cfg, &net, ranks, 2);
         let got = sim(&net, &tmp.path().join(format!("r{ranks}")), 50.0, 250.0, 1, 2);
         assert!(got == reference, "{ranks} ranks differ from 1 rank");
+        let got = sim_mode(&net, &tmp.path().join(format!("c{ranks}")), 50.0, 250.0, 1, 2, CommMode::Collective);
+        assert!(got == reference, "{ranks} ranks, collective, differ from 1 rank");
     }
     // Another seed: other Poisson input and initial potentials, other spikes.
     let other = sim(&net1, &tmp.path().join("s2"), 50.0, 250.0, 2, 2);
@@ -79,6 +88,8 @@ fn balanced_spikes_identical_for_ranks() {
         let net = tmp.path().join(format!("net{ranks}"));
         build(&cfg, &net, ranks, 1);
         assert!(sim(&net, &tmp.path().join(format!("r{ranks}")), 0.0, 150.0, 3, 1) == reference, "{ranks} ranks");
+        let c = sim_mode(&net, &tmp.path().join(format!("c{ranks}")), 0.0, 150.0, 3, 1, CommMode::Collective);
+        assert!(c == reference, "{ranks} ranks collective");
     }
 }
 

@@ -84,7 +84,12 @@ pub struct AnalyzeArgs {
     #[arg(value_name = "RUN_DIR", required = true)]
     pub run_dir: Option<PathBuf>,
     /// The report directory to create.
-    #[arg(short = 'o', long = "output", value_name = "REPORT_DIR", required = true)]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "REPORT_DIR",
+        required = true
+    )]
     pub output: Option<PathBuf>,
     /// Replace an existing report directory.
     #[arg(long)]
@@ -128,7 +133,9 @@ pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
                 stats: c.stats.options(),
             })?;
             let text = if c.json {
-                serde_json::to_string_pretty(&cmp).map_err(|e| AnalyzeError::Usage(e.to_string()))? + "\n"
+                serde_json::to_string_pretty(&cmp)
+                    .map_err(|e| AnalyzeError::Usage(e.to_string()))?
+                    + "\n"
             } else {
                 format_comparison(&cmp)
             };
@@ -137,7 +144,9 @@ pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
         None => {
             let a = &cli.analyze;
             let (Some(run_dir), Some(output)) = (&a.run_dir, &a.output) else {
-                return Err(AnalyzeError::Usage("RUN_DIR and -o REPORT_DIR are required".into()));
+                return Err(AnalyzeError::Usage(
+                    "RUN_DIR and -o REPORT_DIR are required".into(),
+                ));
             };
             let rep = analyze_run(&AnalyzeOptions {
                 run_dir: run_dir.clone(),
@@ -154,12 +163,18 @@ pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
             );
             text += &format_table(&rep.stats.populations);
             for n in &rep.stats.unrecorded_populations {
-                text += &format!("note: population {n} has no recorded spikes (not in the spike files)\n");
+                text += &format!(
+                    "note: population {n} has no recorded spikes (not in the spike files)\n"
+                );
             }
             if !rep.plots_have_text {
                 text += "note: no TrueType font found (install fonts-dejavu-core or set SNN_ANALYZE_FONT): plots have no text\n";
             }
-            text += &format!("wrote {}: {}\n", rep.report_dir.display(), rep.files.join(", "));
+            text += &format!(
+                "wrote {}: {}\n",
+                rep.report_dir.display(),
+                rep.files.join(", ")
+            );
             out.write_all(text.as_bytes()).map_err(stdout_err)?;
         }
     }

@@ -113,8 +113,18 @@ pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
     check_stats_options(&o.stats)?;
     let run_a = load_run(&o.run_a)?;
     let run_b = load_run(&o.run_b)?;
-    let wa = resolve_window(&run_a.summary, &o.run_a.join("summary.json"), o.t_start, o.t_stop)?;
-    let wb = resolve_window(&run_b.summary, &o.run_b.join("summary.json"), o.t_start, o.t_stop)?;
+    let wa = resolve_window(
+        &run_a.summary,
+        &o.run_a.join("summary.json"),
+        o.t_start,
+        o.t_stop,
+    )?;
+    let wb = resolve_window(
+        &run_b.summary,
+        &o.run_b.join("summary.json"),
+        o.t_start,
+        o.t_stop,
+    )?;
     let sa = run_stats(&run_a, wa, &o.stats);
     let sb = run_stats(&run_b, wb, &o.stats);
     let mut populations = Vec::new();
@@ -152,18 +162,28 @@ pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
 }
 
 fn f(v: Option<f64>, prec: usize) -> String {
-    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.prec$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn signed(v: Option<f64>, prec: usize) -> String {
-    v.map(|x| format!("{x:+.prec$}")).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:+.prec$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// The comparison as a text table (differences are B - A).
 pub fn format_comparison(c: &Comparison) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "A: {}  [{}, {}) ms", c.run_a, c.window_a_ms[0], c.window_a_ms[1]);
-    let _ = writeln!(s, "B: {}  [{}, {}) ms", c.run_b, c.window_b_ms[0], c.window_b_ms[1]);
+    let _ = writeln!(
+        s,
+        "A: {}  [{}, {}) ms",
+        c.run_a, c.window_a_ms[0], c.window_a_ms[1]
+    );
+    let _ = writeln!(
+        s,
+        "B: {}  [{}, {}) ms",
+        c.run_b, c.window_b_ms[0], c.window_b_ms[1]
+    );
     let _ = writeln!(
         s,
         "{:<12} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}",

@@ -55,6 +55,10 @@ impl AnalyzeError {
     /// replaced by "; ").
     pub fn one_line(&self) -> String {
         let s = self.to_string();
-        s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+        s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }

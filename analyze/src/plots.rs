@@ -36,11 +36,20 @@ pub fn init_font() -> Option<&'static Path> {
     static FONT: OnceLock<Option<PathBuf>> = OnceLock::new();
     FONT.get_or_init(|| {
         let env = std::env::var_os("SNN_ANALYZE_FONT").map(PathBuf::from);
-        let candidates = env.into_iter().chain(FONT_CANDIDATES.iter().map(PathBuf::from));
+        let candidates = env
+            .into_iter()
+            .chain(FONT_CANDIDATES.iter().map(PathBuf::from));
         for path in candidates {
-            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            let styles = [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique];
+            let styles = [
+                FontStyle::Normal,
+                FontStyle::Bold,
+                FontStyle::Italic,
+                FontStyle::Oblique,
+            ];
             if styles
                 .iter()
                 .all(|&s| plotters::style::register_font("sans-serif", s, bytes).is_ok())
@@ -88,7 +97,12 @@ pub struct RasterPopulation {
 
 /// Draw a spike raster: populations from top to bottom, one row per sampled
 /// neuron, coloured and labelled per population.
-pub fn raster(path: &Path, pops: &[RasterPopulation], w: Window, text: bool) -> Result<(), AnalyzeError> {
+pub fn raster(
+    path: &Path,
+    pops: &[RasterPopulation],
+    w: Window,
+    text: bool,
+) -> Result<(), AnalyzeError> {
     let total: usize = pops.iter().map(|p| p.trains.len()).sum();
     let rows = total.max(1) as f64;
     let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
@@ -120,7 +134,10 @@ pub fn raster(path: &Path, pops: &[RasterPopulation], w: Window, text: bool) -> 
             // Row 0 at the top.
             let y = rows - row as f64 - 0.5;
             for &t in tr {
-                marks.push(Rectangle::new([(t, y - 0.4), (t, y + 0.4)], c.stroke_width(2)));
+                marks.push(Rectangle::new(
+                    [(t, y - 0.4), (t, y + 0.4)],
+                    c.stroke_width(2),
+                ));
             }
             row += 1;
         }
@@ -128,10 +145,12 @@ pub fn raster(path: &Path, pops: &[RasterPopulation], w: Window, text: bool) -> 
         if text && row > first_row {
             let mid = rows - (first_row + row) as f64 / 2.0;
             let (px, py) = chart.backend_coord(&(w.t_start, mid));
-            let style = ("sans-serif", 16).into_font().color(&c).pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Right,
-                plotters::style::text_anchor::VPos::Center,
-            ));
+            let style = ("sans-serif", 16).into_font().color(&c).pos(
+                plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Right,
+                    plotters::style::text_anchor::VPos::Center,
+                ),
+            );
             root.draw(&Text::new(p.name.clone(), (px - 8, py), style))
                 .map_err(|e| plot_err(path, e))?;
         }
@@ -149,35 +168,45 @@ pub fn raster(path: &Path, pops: &[RasterPopulation], w: Window, text: bool) -> 
     Ok(())
 }
 
-/// Histogram counts of `values` in `n_bins` equal bins over `[0, hi)`
-/// (values at or above `hi` go to the last bin).
-fn histogram(values: &[f64], hi: f64, n_bins: usize) -> Vec<u64> {
+/// Histogram counts of `values` in `n_bins` bins of `width` from `lo`
+/// (values outside go to the first or last bin).
+fn histogram(values: &[f64], lo: f64, width: f64, n_bins: usize) -> Vec<u64> {
     let mut c = vec![0u64; n_bins];
     for &v in values.iter().filter(|v| v.is_finite()) {
-        let k = ((v / hi) * n_bins as f64).floor().max(0.0) as usize;
+        let k = ((v - lo) / width).floor().max(0.0) as usize;
         c[k.min(n_bins - 1)] += 1;
     }
     c
 }
 
 /// A grid of per-population histograms (one panel per population), e.g. of
-/// per-neuron rates or CVs. `x_floor` is the least upper end of the x axis.
+/// per-neuron rates or CVs. `x_floor` is the least upper end of the x axis;
+/// values that are multiples of `quantum` (e.g. rates: spike count / T) get
+/// bins that are multiples of it, centred on the possible values.
 pub fn distributions(
     path: &Path,
     title: &str,
     x_desc: &str,
     pops: &[(String, Vec<f64>)],
     x_floor: f64,
+    quantum: Option<f64>,
     text: bool,
 ) -> Result<(), AnalyzeError> {
     let n = pops.len().max(1);
-    let cols = if n <= 2 { n } else if n <= 8 { 2 } else { 3 };
+    let cols = if n <= 2 {
+        n
+    } else if n <= 8 {
+        2
+    } else {
+        3
+    };
     let grid_rows = n.div_ceil(cols);
     let height = (60 + 240 * grid_rows) as u32;
     let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let area = if text {
-        root.titled(title, ("sans-serif", 26)).map_err(|e| plot_err(path, e))?
+        root.titled(title, ("sans-serif", 26))
+            .map_err(|e| plot_err(path, e))?
     } else {
         root.margin(30, 0, 0, 0)
     };
@@ -186,8 +215,16 @@ pub fn distributions(
         let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         let max = finite.iter().copied().fold(0.0f64, f64::max);
         let hi = (max * 1.05).max(x_floor);
-        let n_bins = 30;
-        let counts = histogram(&finite, hi, n_bins);
+        let (lo, width, n_bins) = match quantum.filter(|q| q.is_finite() && *q > 0.0) {
+            Some(q) => {
+                let width = ((hi / 30.0) / q).ceil().max(1.0) * q;
+                let n = ((max + q / 2.0) / width).floor() as usize + 1;
+                (-q / 2.0, width, n)
+            }
+            None => (0.0, hi / 30.0, 30),
+        };
+        let hi = hi.max(lo + width * n_bins as f64);
+        let counts = histogram(&finite, lo, width, n_bins);
         let y_hi = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
         let mut b = ChartBuilder::on(panel);
         b.margin(10);
@@ -197,13 +234,21 @@ pub fn distributions(
             } else {
                 format!("{:.3}", finite.iter().sum::<f64>() / finite.len() as f64)
             };
-            b.caption(format!("{name}  (n = {}, mean {mean})", finite.len()), ("sans-serif", 17))
-                .x_label_area_size(35)
-                .y_label_area_size(50);
+            b.caption(
+                format!("{name}  (n = {}, mean {mean})", finite.len()),
+                ("sans-serif", 17),
+            )
+            .x_label_area_size(35)
+            .y_label_area_size(50);
         }
-        let mut chart = b.build_cartesian_2d(0.0..hi, 0.0..y_hi).map_err(|e| plot_err(path, e))?;
+        let mut chart = b
+            .build_cartesian_2d(lo.min(0.0)..hi, 0.0..y_hi)
+            .map_err(|e| plot_err(path, e))?;
         let mut mesh = chart.configure_mesh();
-        mesh.disable_x_mesh().light_line_style(WHITE);
+        let int_label = |v: &f64| format!("{v:.0}");
+        mesh.disable_x_mesh()
+            .light_line_style(WHITE)
+            .y_label_formatter(&int_label);
         if text {
             mesh.x_desc(x_desc).y_desc("neurons");
         } else {
@@ -211,14 +256,22 @@ pub fn distributions(
         }
         mesh.draw().map_err(|e| plot_err(path, e))?;
         let c = color(i);
-        let width = hi / n_bins as f64;
         chart
-            .draw_series(counts.iter().enumerate().filter(|(_, &k)| k > 0).map(|(k, &cnt)| {
-                Rectangle::new(
-                    [(k as f64 * width, 0.0), ((k + 1) as f64 * width, cnt as f64)],
-                    c.mix(0.8).filled(),
-                )
-            }))
+            .draw_series(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &k)| k > 0)
+                    .map(|(k, &cnt)| {
+                        Rectangle::new(
+                            [
+                                (lo + k as f64 * width, 0.0),
+                                (lo + (k + 1) as f64 * width, cnt as f64),
+                            ],
+                            c.mix(0.8).filled(),
+                        )
+                    }),
+            )
             .map_err(|e| plot_err(path, e))?;
     }
     root.present().map_err(|e| plot_err(path, e))?;
@@ -230,7 +283,9 @@ mod tests {
     use super::*;
 
     fn is_png(p: &Path) -> bool {
-        std::fs::read(p).map(|b| b.starts_with(b"\x89PNG\r\n\x1a\n")).unwrap_or(false)
+        std::fs::read(p)
+            .map(|b| b.starts_with(b"\x89PNG\r\n\x1a\n"))
+            .unwrap_or(false)
     }
 
     #[test]
@@ -254,8 +309,11 @@ mod tests {
         raster(&r, &pops, w, false).unwrap();
         assert!(is_png(&r));
         let h = dir.path().join("h.png");
-        let data = vec![("E".to_string(), vec![1.0, 2.0, 2.5]), ("I".to_string(), vec![])];
-        distributions(&h, "rates", "rate (Hz)", &data, 1.0, false).unwrap();
+        let data = vec![
+            ("E".to_string(), vec![1.0, 2.0, 2.5]),
+            ("I".to_string(), vec![]),
+        ];
+        distributions(&h, "rates", "rate (Hz)", &data, 1.0, Some(0.5), false).unwrap();
         assert!(is_png(&h));
     }
 
@@ -278,8 +336,10 @@ mod tests {
         raster(&r, &pops, w, true).unwrap();
         assert!(is_png(&r));
         let h = dir.path().join("h.png");
-        let data: Vec<(String, Vec<f64>)> = (0..9).map(|i| (format!("P{i}"), vec![i as f64; 3])).collect();
-        distributions(&h, "CV ISI", "CV", &data, 1.0, true).unwrap();
+        let data: Vec<(String, Vec<f64>)> = (0..9)
+            .map(|i| (format!("P{i}"), vec![i as f64; 3]))
+            .collect();
+        distributions(&h, "CV ISI", "CV", &data, 1.0, None, true).unwrap();
         assert!(is_png(&h));
     }
 }

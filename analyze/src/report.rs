@@ -74,7 +74,10 @@ pub struct AnalysisReport {
 /// Check the statistics options.
 pub fn check_stats_options(o: &StatsOptions) -> Result<(), AnalyzeError> {
     if !(o.bin_ms.is_finite() && o.bin_ms > 0.0) {
-        return Err(AnalyzeError::Usage(format!("--bin-ms {}: must be a positive number of ms", o.bin_ms)));
+        return Err(AnalyzeError::Usage(format!(
+            "--bin-ms {}: must be a positive number of ms",
+            o.bin_ms
+        )));
     }
     Ok(())
 }
@@ -95,13 +98,19 @@ pub fn resolve_window(
         summary_path.display()
     );
     if !start.is_finite() || !stop.is_finite() {
-        return Err(AnalyzeError::Usage(format!("--t-start/--t-stop must be finite (got {start}, {stop})")));
+        return Err(AnalyzeError::Usage(format!(
+            "--t-start/--t-stop must be finite (got {start}, {stop})"
+        )));
     }
     if start < summary.t_start_ms - 1e-9 {
-        return Err(AnalyzeError::Usage(format!("--t-start {start} ms is before the run's start: {sim}")));
+        return Err(AnalyzeError::Usage(format!(
+            "--t-start {start} ms is before the run's start: {sim}"
+        )));
     }
     if stop > summary.t_stop_ms + 1e-9 {
-        return Err(AnalyzeError::Usage(format!("--t-stop {stop} ms is after the run's end: {sim}")));
+        return Err(AnalyzeError::Usage(format!(
+            "--t-stop {stop} ms is after the run's end: {sim}"
+        )));
     }
     if start >= stop {
         return Err(AnalyzeError::Usage(format!(
@@ -125,7 +134,9 @@ pub fn run_stats(run: &Run, w: Window, opts: &StatsOptions) -> Vec<PopulationSta
 /// Refuse a report directory that is the run directory or contains it
 /// (`--force` would delete the run).
 fn check_not_overlapping(run_dir: &Path, report_dir: &Path) -> Result<(), AnalyzeError> {
-    let Ok(run) = run_dir.canonicalize() else { return Ok(()) };
+    let Ok(run) = run_dir.canonicalize() else {
+        return Ok(());
+    };
     let report = match report_dir.canonicalize() {
         Ok(p) => p,
         Err(_) => {
@@ -142,7 +153,10 @@ fn check_not_overlapping(run_dir: &Path, report_dir: &Path) -> Result<(), Analyz
     if run.starts_with(&report) {
         return Err(AnalyzeError::input(
             report_dir,
-            format!("report directory would replace the run directory {}", run_dir.display()),
+            format!(
+                "report directory would replace the run directory {}",
+                run_dir.display()
+            ),
         ));
     }
     Ok(())
@@ -180,14 +194,24 @@ pub fn stats_csv(pops: &[PopulationSummary]) -> String {
 }
 
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {
-    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.prec$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// The per-population table printed by `snn-analyze`.
 pub fn format_table(pops: &[PopulationSummary]) -> String {
     let mut s = format!(
         "{:<12} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7} {:>8} {:>6}\n",
-        "population", "neurons", "spikes", "rate_Hz", "sd_Hz", "cv_isi", "cv_n", "fano", "corr", "pairs"
+        "population",
+        "neurons",
+        "spikes",
+        "rate_Hz",
+        "sd_Hz",
+        "cv_isi",
+        "cv_n",
+        "fano",
+        "corr",
+        "pairs"
     );
     for p in pops {
         let _ = writeln!(
@@ -223,7 +247,12 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     read_summary(&o.run_dir)?;
     let staging = Staging::new(&o.report_dir, o.force)?;
     let run = load_run(&o.run_dir)?;
-    let w = resolve_window(&run.summary, &o.run_dir.join("summary.json"), o.t_start, o.t_stop)?;
+    let w = resolve_window(
+        &run.summary,
+        &o.run_dir.join("summary.json"),
+        o.t_start,
+        o.t_stop,
+    )?;
     let stats = run_stats(&run, w, &o.stats);
     let file = StatsFile {
         run_dir: o.run_dir.display().to_string(),
@@ -237,7 +266,8 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         unrecorded_populations: run.unrecorded.clone(),
     };
     let dir = staging.path().to_path_buf();
-    let mut json = serde_json::to_string_pretty(&file).map_err(|e| AnalyzeError::Usage(e.to_string()))?;
+    let mut json =
+        serde_json::to_string_pretty(&file).map_err(|e| AnalyzeError::Usage(e.to_string()))?;
     json.push('\n');
     write_file(&dir, "stats.json", json.as_bytes())?;
     write_file(&dir, "stats.csv", stats_csv(&file.populations).as_bytes())?;
@@ -255,29 +285,53 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
             let ids = sample_indices(p.info.size, o.raster_neurons, &mut rng);
             RasterPopulation {
                 name: p.info.name.clone(),
-                trains: ids.iter().map(|&i| rw.slice(p.trains.train(i as usize)).to_vec()).collect(),
+                trains: ids
+                    .iter()
+                    .map(|&i| rw.slice(p.trains.train(i as usize)).to_vec())
+                    .collect(),
             }
         })
         .collect();
     plots::raster(&dir.join("raster.png"), &raster_pops, rw, text)?;
-    let rates: Vec<(String, Vec<f64>)> = stats.iter().map(|s| (s.summary.name.clone(), s.rates.clone())).collect();
+    let rates: Vec<(String, Vec<f64>)> = stats
+        .iter()
+        .map(|s| (s.summary.name.clone(), s.rates.clone()))
+        .collect();
     plots::distributions(
         &dir.join("rates.png"),
         "Firing rate per neuron",
         "rate (Hz)",
         &rates,
         1.0,
+        Some(1000.0 / w.duration_ms()),
         text,
     )?;
-    let cvs: Vec<(String, Vec<f64>)> = stats.iter().map(|s| (s.summary.name.clone(), s.cvs.clone())).collect();
-    plots::distributions(&dir.join("cv.png"), "CV of ISI per neuron", "CV ISI", &cvs, 1.5, text)?;
+    let cvs: Vec<(String, Vec<f64>)> = stats
+        .iter()
+        .map(|s| (s.summary.name.clone(), s.cvs.clone()))
+        .collect();
+    plots::distributions(
+        &dir.join("cv.png"),
+        "CV of ISI per neuron",
+        "CV ISI",
+        &cvs,
+        1.5,
+        None,
+        text,
+    )?;
     let report_dir = staging.commit()?;
     Ok(AnalysisReport {
         stats: file,
         report_dir,
-        files: ["stats.json", "stats.csv", "raster.png", "rates.png", "cv.png"]
-            .map(String::from)
-            .to_vec(),
+        files: [
+            "stats.json",
+            "stats.csv",
+            "raster.png",
+            "rates.png",
+            "cv.png",
+        ]
+        .map(String::from)
+        .to_vec(),
         plots_have_text: text,
     })
 }

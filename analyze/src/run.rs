@@ -128,7 +128,11 @@ pub struct Run {
 /// Read and validate `dir/summary.json`.
 pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
     if !dir.is_dir() {
-        let msg = if dir.exists() { "not a directory" } else { "run directory does not exist" };
+        let msg = if dir.exists() {
+            "not a directory"
+        } else {
+            "run directory does not exist"
+        };
         return Err(AnalyzeError::input(dir, msg));
     }
     let path = dir.join("summary.json");
@@ -151,7 +155,10 @@ pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
         }
     })?;
     let bad = |m: String| Err(AnalyzeError::input(&path, m));
-    if !(summary.t_start_ms.is_finite() && summary.t_stop_ms.is_finite() && summary.t_stop_ms > summary.t_start_ms) {
+    if !(summary.t_start_ms.is_finite()
+        && summary.t_stop_ms.is_finite()
+        && summary.t_stop_ms > summary.t_start_ms)
+    {
         return bad(format!(
             "t_start_ms = {} and t_stop_ms = {}: need t_start_ms < t_stop_ms",
             summary.t_start_ms, summary.t_stop_ms
@@ -159,7 +166,10 @@ pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
     }
     for (i, p) in summary.populations.iter().enumerate() {
         if summary.populations[..i].iter().any(|q| q.name == p.name) {
-            return bad(format!("populations[{i}].name: population {:?} listed twice", p.name));
+            return bad(format!(
+                "populations[{i}].name: population {:?} listed twice",
+                p.name
+            ));
         }
         if usize::try_from(p.size).is_err() {
             return bad(format!("populations[{i}].size: {} is too large", p.size));
@@ -168,8 +178,14 @@ pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
     if let Some(files) = &summary.spike_files {
         for (i, f) in files.iter().enumerate() {
             let fp = Path::new(f);
-            if fp.is_absolute() || fp.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-                return bad(format!("spike_files[{i}]: {f:?} must be a file name inside the run directory"));
+            if fp.is_absolute()
+                || fp
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                return bad(format!(
+                    "spike_files[{i}]: {f:?} must be a file name inside the run directory"
+                ));
             }
         }
     }
@@ -184,12 +200,16 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
         let files: Vec<PathBuf> = list.iter().map(|f| dir.join(f)).collect();
         for f in &files {
             if !f.is_file() {
-                return Err(AnalyzeError::input(f, "missing (listed in summary.json spike_files)"));
+                return Err(AnalyzeError::input(
+                    f,
+                    "missing (listed in summary.json spike_files)",
+                ));
             }
         }
         files
     } else {
-        let rd = std::fs::read_dir(dir).map_err(|e| AnalyzeError::input(dir, format!("cannot list: {e}")))?;
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| AnalyzeError::input(dir, format!("cannot list: {e}")))?;
         let mut files = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|e| AnalyzeError::input(dir, format!("cannot list: {e}")))?;
@@ -246,7 +266,10 @@ pub fn load_run(dir: &Path) -> Result<Run, AnalyzeError> {
                 if id >= size {
                     return Err(AnalyzeError::input(
                         f,
-                        format!("/spikes/{}/node_ids: node id {id} >= population size {size}", pop.name),
+                        format!(
+                            "/spikes/{}/node_ids: node id {id} >= population size {size}",
+                            pop.name
+                        ),
                     ));
                 }
                 if !t.is_finite() {

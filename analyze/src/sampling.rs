@@ -152,7 +152,10 @@ mod tests {
         let v = sample_indices(100, 30, &mut stream_rng(1, "a"));
         assert_eq!(v.len(), 30);
         assert!(v.windows(2).all(|w| w[0] < w[1]) && v[29] < 100);
-        assert_eq!(sample_indices(5, 30, &mut stream_rng(1, "a")), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            sample_indices(5, 30, &mut stream_rng(1, "a")),
+            vec![0, 1, 2, 3, 4]
+        );
     }
 
     #[test]

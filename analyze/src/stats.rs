@@ -245,7 +245,12 @@ pub struct PopulationStats {
 /// Compute a population's statistics in a window. The pair sample depends
 /// only on (`opts.seed`, `name`, population size), so two runs of the same
 /// model are compared on the same pairs.
-pub fn population_stats(name: &str, trains: &SpikeTrains, w: Window, opts: &StatsOptions) -> PopulationStats {
+pub fn population_stats(
+    name: &str,
+    trains: &SpikeTrains,
+    w: Window,
+    opts: &StatsOptions,
+) -> PopulationStats {
     let n = trains.n_neurons();
     let mut rates = Vec::with_capacity(n);
     let mut cvs = Vec::new();
@@ -328,6 +333,9 @@ mod tests {
         assert_eq!(w.slice(&tr), &[10.0 - 1e-9, 10.0, 15.0]);
         assert_eq!(w.n_bins(3.0), 3);
         assert_eq!(w.n_bins(0.1), 100);
-        assert_eq!(bin_counts(&[10.0, 12.999_999_999, 13.0, 19.5], w, 3.0), vec![1, 2, 0]);
+        assert_eq!(
+            bin_counts(&[10.0, 12.999_999_999, 13.0, 19.5], w, 3.0),
+            vec![1, 2, 0]
+        );
     }
 }

@@ -16,7 +16,10 @@ use snn_analysis::sampling::SplitMix64;
 use snn_formats::sonata::SpikeWriter;
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Newest modification time of the files under `p`.
@@ -41,19 +44,41 @@ fn bin() -> &'static Path {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
         let target_dir = profile_dir.parent().unwrap().to_path_buf();
-        let profile = profile_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let profile = profile_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let bin = profile_dir.join(format!("snn-analyze{}", std::env::consts::EXE_SUFFIX));
         let root = workspace_root();
-        let sources = ["analyze/src", "formats/src", "src/bin/snn-analyze.rs", "Cargo.toml", "Cargo.lock"]
-            .iter()
-            .filter_map(|s| newest(&root.join(s)))
-            .max();
+        let sources = [
+            "analyze/src",
+            "formats/src",
+            "src/bin/snn-analyze.rs",
+            "Cargo.toml",
+            "Cargo.lock",
+        ]
+        .iter()
+        .filter_map(|s| newest(&root.join(s)))
+        .max();
         let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
         if built.is_none() || built < sources {
             let cargo = option_env!("CARGO").unwrap_or("cargo");
-            let cargo_profile = if profile == "debug" { "dev".to_string() } else { profile };
+            let cargo_profile = if profile == "debug" {
+                "dev".to_string()
+            } else {
+                profile
+            };
             let out = Command::new(cargo)
-                .args(["build", "-p", "snn", "--bin", "snn-analyze", "--profile", &cargo_profile])
+                .args([
+                    "build",
+                    "-p",
+                    "snn",
+                    "--bin",
+                    "snn-analyze",
+                    "--profile",
+                    &cargo_profile,
+                ])
                 .env("CARGO_TARGET_DIR", &target_dir)
                 .current_dir(&root)
                 .output()
@@ -157,7 +182,11 @@ fn make_run(dir: &Path) -> Vec<Vec<Vec<f64>>> {
         "steps": 10000,
         "wall_time_s": {"load": 0.1, "sim": 1.0},
     });
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary).unwrap(),
+    )
+    .unwrap();
     all
 }
 
@@ -179,7 +208,10 @@ fn analyze_writes_stats_and_plots() {
     let o = analyze(&[&run, &"-o", &report, &"--t-start", &"200", &"--seed", &"5"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("population") && stdout.contains("wrote"), "{stdout}");
+    assert!(
+        stdout.contains("population") && stdout.contains("wrote"),
+        "{stdout}"
+    );
 
     let s = read_json(&report.join("stats.json"));
     assert_eq!(s["t_start_ms"], 200.0);
@@ -191,10 +223,16 @@ fn analyze_writes_stats_and_plots() {
     let (e, i) = (&pops[0], &pops[1]);
     assert_eq!(e["name"], "E");
     assert_eq!(e["neurons"], E_SIZE);
-    let e_spikes: usize = trains[0].iter().map(|t| t.iter().filter(|&&x| x >= 200.0).count()).sum();
+    let e_spikes: usize = trains[0]
+        .iter()
+        .map(|t| t.iter().filter(|&&x| x >= 200.0).count())
+        .sum();
     assert_eq!(e["spikes"], e_spikes as u64);
     let rate = e["rate_mean_hz"].as_f64().unwrap();
-    assert!((rate - e_spikes as f64 / (E_SIZE as f64 * 0.8)).abs() < 1e-9, "{rate}");
+    assert!(
+        (rate - e_spikes as f64 / (E_SIZE as f64 * 0.8)).abs() < 1e-9,
+        "{rate}"
+    );
     assert!((rate - 10.0).abs() < 2.0, "{rate}");
     let cv = e["cv_isi_mean"].as_f64().unwrap();
     assert!((cv - 1.0).abs() < 0.3, "{cv}");
@@ -214,7 +252,11 @@ fn analyze_writes_stats_and_plots() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3);
     assert!(lines[0].starts_with("population,neurons,spikes,"));
-    assert!(lines[2].starts_with(&format!("I,{I_SIZE},{},0,20,0,0,{I_SIZE},", 16 * I_SIZE)), "{}", lines[2]);
+    assert!(
+        lines[2].starts_with(&format!("I,{I_SIZE},{},0,20,0,0,{I_SIZE},", 16 * I_SIZE)),
+        "{}",
+        lines[2]
+    );
     for png in ["raster.png", "rates.png", "cv.png"] {
         assert!(is_png(&report.join(png)), "{png} is not a PNG");
     }
@@ -223,7 +265,10 @@ fn analyze_writes_stats_and_plots() {
     let report2 = tmp.path().join("report2");
     let o = analyze(&[&run, &"-o", &report2, &"--t-start", &"200", &"--seed", &"5"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(read_json(&report2.join("stats.json"))["populations"], s["populations"]);
+    assert_eq!(
+        read_json(&report2.join("stats.json"))["populations"],
+        s["populations"]
+    );
 
     // An existing report directory is refused without --force, untouched.
     let before = std::fs::read(report.join("stats.json")).unwrap();
@@ -281,14 +326,18 @@ fn compare_of_a_run_with_itself_is_zero() {
     let o = analyze(&[&"compare", &run, &run]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = String::from_utf8_lossy(&o.stdout);
-    assert!(t.contains("emd_rate") && t.lines().any(|l| l.starts_with("E ")), "{t}");
+    assert!(
+        t.contains("emd_rate") && t.lines().any(|l| l.starts_with("E ")),
+        "{t}"
+    );
 
     // A different run: nonzero distance; A's order and B - A signs.
     let other = tmp.path().join("other");
     make_run(&other);
     let summary = other.join("summary.json");
     // Same spikes, but a window twice as long: rates halve.
-    let mut s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     s["t_stop_ms"] = serde_json::json!(2000.0);
     std::fs::write(&summary, s.to_string()).unwrap();
     let o = analyze(&[&"compare", &run, &other, &"--json"]);
@@ -362,7 +411,10 @@ fn bad_input_is_one_line_and_exit_1() {
     )
     .unwrap();
     let o = analyze(&[&js, &"-o", &out]);
-    assert_error(&o, &["spikes-rank-00000.h5", "/spikes/I", "not in summary.json"]);
+    assert_error(
+        &o,
+        &["spikes-rank-00000.h5", "/spikes/I", "not in summary.json"],
+    );
     // Node id beyond the population size.
     std::fs::write(
         js.join("summary.json"),

@@ -70,7 +70,11 @@ fn synchronous_population_has_large_fano_and_correlation() {
     let trains: Vec<Vec<f64>> = (0..50).map(|_| common.clone()).collect();
     let st = SpikeTrains::from_trains(&trains);
     let s = population_stats("S", &st, window(0.0, 10_000.0), &StatsOptions::default());
-    assert!(s.summary.fano_factor.unwrap() > 10.0, "{:?}", s.summary.fano_factor);
+    assert!(
+        s.summary.fano_factor.unwrap() > 10.0,
+        "{:?}",
+        s.summary.fano_factor
+    );
     assert!((s.summary.correlation_mean.unwrap() - 1.0).abs() < 1e-12);
 }
 
@@ -119,7 +123,11 @@ fn identical_trains_correlate_perfectly() {
     let s = population_stats("P", &st, window(0.0, 5_000.0), &StatsOptions::default());
     assert_eq!(s.summary.pairs_sampled, 1);
     assert_eq!(s.correlations.len(), 1);
-    assert!((s.correlations[0] - 1.0).abs() < 1e-12, "{:?}", s.correlations);
+    assert!(
+        (s.correlations[0] - 1.0).abs() < 1e-12,
+        "{:?}",
+        s.correlations
+    );
     // And anti-correlated counts give -1.
     let a = [1u32, 0, 1, 0, 1, 0];
     let b = [0u32, 1, 0, 1, 0, 1];

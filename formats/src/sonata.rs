@@ -74,7 +74,11 @@ fn open_h5(path: &Path, write: bool) -> Result<File, FormatError> {
     if let Err(e) = std::fs::metadata(path) {
         return Err(FormatError::io(path, "open", e));
     }
-    let r = if write { File::open_rw(path) } else { File::open(path) };
+    let r = if write {
+        File::open_rw(path)
+    } else {
+        File::open(path)
+    };
     r.map_err(|e| {
         let msg = e.to_string();
         if msg.contains("signature") {
@@ -86,8 +90,14 @@ fn open_h5(path: &Path, write: bool) -> Result<File, FormatError> {
 }
 
 fn write_str_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
-    let v: VarLenUnicode = value.parse().map_err(|e| hdf5::Error::from(format!("{e}")))?;
-    loc.new_attr::<VarLenUnicode>().shape(()).create(name)?.as_writer().write_scalar(&v)
+    let v: VarLenUnicode = value
+        .parse()
+        .map_err(|e| hdf5::Error::from(format!("{e}")))?;
+    loc.new_attr::<VarLenUnicode>()
+        .shape(())
+        .create(name)?
+        .as_writer()
+        .write_scalar(&v)
 }
 
 /// Read a string attribute of any common HDF5 string type; `None` if absent
@@ -96,8 +106,14 @@ fn read_str_attr(loc: &Location, name: &str) -> Option<String> {
     let attr = loc.attr(name).ok()?;
     let td = attr.dtype().ok()?.to_descriptor().ok()?;
     match td {
-        TypeDescriptor::VarLenUnicode => attr.read_scalar::<VarLenUnicode>().ok().map(|s| s.as_str().to_owned()),
-        TypeDescriptor::VarLenAscii => attr.read_scalar::<VarLenAscii>().ok().map(|s| s.as_str().to_owned()),
+        TypeDescriptor::VarLenUnicode => attr
+            .read_scalar::<VarLenUnicode>()
+            .ok()
+            .map(|s| s.as_str().to_owned()),
+        TypeDescriptor::VarLenAscii => attr
+            .read_scalar::<VarLenAscii>()
+            .ok()
+            .map(|s| s.as_str().to_owned()),
         TypeDescriptor::FixedAscii(_) => attr
             .read_scalar::<hdf5::types::FixedAscii<256>>()
             .ok()
@@ -189,7 +205,10 @@ impl std::fmt::Debug for SpikeWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpikeWriter")
             .field("path", &self.path)
-            .field("populations", &self.pops.iter().map(|p| &p.name).collect::<Vec<_>>())
+            .field(
+                "populations",
+                &self.pops.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
             .field("counts", &self.counts())
             .finish()
     }
@@ -208,7 +227,8 @@ impl SpikeWriter {
                 std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
             ));
         }
-        let file = File::create_excl(path).map_err(|e| write_err(path, "create spike file", "", e))?;
+        let file =
+            File::create_excl(path).map_err(|e| write_err(path, "create spike file", "", e))?;
         let w = |what: &str| {
             let what = what.to_owned();
             move |e| write_err(path, "create spike file", &what, e)
@@ -245,7 +265,8 @@ impl SpikeWriter {
                 .shape(0..)
                 .create("timestamps")
                 .map_err(w(&format!("{gname}/timestamps")))?;
-            write_str_attr(&timestamps, "units", "ms").map_err(w(&format!("{gname}/timestamps: attribute units")))?;
+            write_str_attr(&timestamps, "units", "ms")
+                .map_err(w(&format!("{gname}/timestamps: attribute units")))?;
             pops.push(SpikePop {
                 name: name.clone(),
                 node_ids,
@@ -269,7 +290,11 @@ impl SpikeWriter {
     /// to `counts[p]` spikes (for resume after a checkpoint). `populations`
     /// must be exactly the file's populations (in the order the caller uses
     /// for indices); each must hold at least `counts[p]` spikes.
-    pub fn reopen_truncated(path: &Path, populations: &[String], counts: &[u64]) -> Result<Self, FormatError> {
+    pub fn reopen_truncated(
+        path: &Path,
+        populations: &[String],
+        counts: &[u64],
+    ) -> Result<Self, FormatError> {
         check_population_names(path, populations)?;
         if counts.len() != populations.len() {
             return Err(FormatError::Mismatch {
@@ -311,8 +336,14 @@ impl SpikeWriter {
                         ),
                     ));
                 }
-                ds.resize(count as usize)
-                    .map_err(|e| write_err(path, "truncate spike file", &format!("/spikes/{name}/{dname}"), e))?;
+                ds.resize(count as usize).map_err(|e| {
+                    write_err(
+                        path,
+                        "truncate spike file",
+                        &format!("/spikes/{name}/{dname}"),
+                        e,
+                    )
+                })?;
             }
             pops.push(SpikePop {
                 name: name.clone(),
@@ -362,7 +393,8 @@ impl SpikeWriter {
             let start = p.written as usize;
             let end = start + p.buf_ids.len();
             let path = &self.path;
-            let err = |d: &str, e| write_err(path, "write spikes", &format!("/spikes/{}/{d}", p.name), e);
+            let err =
+                |d: &str, e| write_err(path, "write spikes", &format!("/spikes/{}/{d}", p.name), e);
             p.node_ids.resize(end).map_err(|e| err("node_ids", e))?;
             p.node_ids
                 .write_slice(&p.buf_ids[..], start..end)
@@ -387,14 +419,18 @@ impl SpikeWriter {
         }
         self.write_buffers()?;
         if let Some(f) = &self.file {
-            f.flush().map_err(|e| write_err(&self.path, "flush spike file", "", e))?;
+            f.flush()
+                .map_err(|e| write_err(&self.path, "flush spike file", "", e))?;
         }
         Ok(())
     }
 
     /// Spikes per population written so far (flushed + buffered).
     pub fn counts(&self) -> Vec<u64> {
-        self.pops.iter().map(|p| p.written + p.buf_ids.len() as u64).collect()
+        self.pops
+            .iter()
+            .map(|p| p.written + p.buf_ids.len() as u64)
+            .collect()
     }
 
     /// The file being written.
@@ -407,7 +443,8 @@ impl SpikeWriter {
         self.flush()?;
         self.pops.clear();
         if let Some(f) = self.file.take() {
-            f.close().map_err(|e| write_err(&self.path, "close spike file", "", e))?;
+            f.close()
+                .map_err(|e| write_err(&self.path, "close spike file", "", e))?;
         }
         Ok(())
     }
@@ -421,7 +458,11 @@ impl Drop for SpikeWriter {
     }
 }
 
-fn open_spike_datasets(path: &Path, spikes: &Group, name: &str) -> Result<(Dataset, Dataset), FormatError> {
+fn open_spike_datasets(
+    path: &Path,
+    spikes: &Group,
+    name: &str,
+) -> Result<(Dataset, Dataset), FormatError> {
     let g = spikes
         .group(name)
         .map_err(|_| corrupt(path, format!("/spikes/{name}: not a group")))?;
@@ -461,7 +502,10 @@ fn check_1d(path: &Path, ds: &Dataset, what: &str, class: &str) -> Result<usize,
         _ => matches!(td, TypeDescriptor::Float(_)),
     };
     if !ok {
-        return Err(corrupt(path, format!("dataset {what}: expected {class} values, found {td}")));
+        return Err(corrupt(
+            path,
+            format!("dataset {what}: expected {class} values, found {td}"),
+        ));
     }
     Ok(shape[0])
 }
@@ -547,7 +591,10 @@ impl std::fmt::Debug for ReportWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReportWriter")
             .field("path", &self.path)
-            .field("populations", &self.pops.iter().map(|p| &p.name).collect::<Vec<_>>())
+            .field(
+                "populations",
+                &self.pops.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
             .field("steps", &(self.steps_written + self.steps_buffered))
             .finish()
     }
@@ -557,13 +604,20 @@ impl ReportWriter {
     /// Create `path` (must not exist) recording the given nodes
     /// (population-local ids) of each population, sampled every `dt_ms`
     /// from `t_start_ms`.
-    pub fn create(path: &Path, populations: &[(String, Vec<u64>)], t_start_ms: f64, dt_ms: f64) -> Result<Self, FormatError> {
+    pub fn create(
+        path: &Path,
+        populations: &[(String, Vec<u64>)],
+        t_start_ms: f64,
+        dt_ms: f64,
+    ) -> Result<Self, FormatError> {
         let names: Vec<String> = populations.iter().map(|(n, _)| n.clone()).collect();
         check_population_names(path, &names)?;
         if !(dt_ms > 0.0 && dt_ms.is_finite() && t_start_ms.is_finite()) {
             return Err(FormatError::Mismatch {
                 path: path.to_path_buf(),
-                message: format!("invalid report time grid: start {t_start_ms} ms, step {dt_ms} ms"),
+                message: format!(
+                    "invalid report time grid: start {t_start_ms} ms, step {dt_ms} ms"
+                ),
             });
         }
         if path.exists() {
@@ -573,7 +627,8 @@ impl ReportWriter {
                 std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists"),
             ));
         }
-        let file = File::create_excl(path).map_err(|e| write_err(path, "create report file", "", e))?;
+        let file =
+            File::create_excl(path).map_err(|e| write_err(path, "create report file", "", e))?;
         let w = |what: &str| {
             let what = what.to_owned();
             move |e| write_err(path, "create report file", &what, e)
@@ -593,8 +648,11 @@ impl ReportWriter {
                 .shape(hdf5::SimpleExtents::resizable([0, n]))
                 .create("data")
                 .map_err(w(&format!("{gname}/data")))?;
-            write_str_attr(&data, "units", "mV").map_err(w(&format!("{gname}/data: attribute units")))?;
-            let m = g.create_group("mapping").map_err(w(&format!("{gname}/mapping")))?;
+            write_str_attr(&data, "units", "mV")
+                .map_err(w(&format!("{gname}/data: attribute units")))?;
+            let m = g
+                .create_group("mapping")
+                .map_err(w(&format!("{gname}/mapping")))?;
             let mw = |d: &str| w(&format!("{gname}/mapping/{d}"));
             m.new_dataset_builder()
                 .with_data(&node_ids[..])
@@ -645,7 +703,11 @@ impl ReportWriter {
         if values.len() != self.n_total {
             return Err(FormatError::Mismatch {
                 path: self.path.clone(),
-                message: format!("report step has {} values, expected {}", values.len(), self.n_total),
+                message: format!(
+                    "report step has {} values, expected {}",
+                    values.len(),
+                    self.n_total
+                ),
             });
         }
         let mut off = 0;
@@ -666,12 +728,14 @@ impl ReportWriter {
         let stop = self.t_start_ms + end as f64 * self.dt_ms;
         for p in &mut self.pops {
             let path = &self.path;
-            let err = |d: &str, e| write_err(path, "write report", &format!("/report/{}/{d}", p.name), e);
+            let err =
+                |d: &str, e| write_err(path, "write report", &format!("/report/{}/{d}", p.name), e);
             if self.steps_buffered > 0 {
                 p.data.resize((end, p.n)).map_err(|e| err("data", e))?;
                 if p.n > 0 {
-                    let view = ndarray::ArrayView2::from_shape((self.steps_buffered, p.n), &p.buf[..])
-                        .map_err(|e| err("data", hdf5::Error::from(e.to_string())))?;
+                    let view =
+                        ndarray::ArrayView2::from_shape((self.steps_buffered, p.n), &p.buf[..])
+                            .map_err(|e| err("data", hdf5::Error::from(e.to_string())))?;
                     p.data
                         .write_slice(view, (start..end, ..))
                         .map_err(|e| err("data", e))?;
@@ -691,7 +755,8 @@ impl ReportWriter {
     pub fn flush(&mut self) -> Result<(), FormatError> {
         self.write_buffers()?;
         if let Some(f) = &self.file {
-            f.flush().map_err(|e| write_err(&self.path, "flush report file", "", e))?;
+            f.flush()
+                .map_err(|e| write_err(&self.path, "flush report file", "", e))?;
         }
         Ok(())
     }
@@ -706,7 +771,8 @@ impl ReportWriter {
         self.flush()?;
         self.pops.clear();
         if let Some(f) = self.file.take() {
-            f.close().map_err(|e| write_err(&self.path, "close report file", "", e))?;
+            f.close()
+                .map_err(|e| write_err(&self.path, "close report file", "", e))?;
         }
         Ok(())
     }
@@ -748,7 +814,9 @@ impl PopulationReport {
 
     /// The sample times (ms).
     pub fn times(&self) -> Vec<f64> {
-        (0..self.n_steps).map(|s| self.t_start_ms + s as f64 * self.dt_ms).collect()
+        (0..self.n_steps)
+            .map(|s| self.t_start_ms + s as f64 * self.dt_ms)
+            .collect()
     }
 }
 
@@ -784,7 +852,7 @@ pub fn read_report(path: &Path) -> Result<Vec<PopulationReport>, FormatError> {
         let time = time_ds
             .read_raw::<f64>()
             .map_err(|e| corrupt(path, format!("dataset {time_what}: unreadable: {e}")))?;
-        if time.len() != 3 || !(time[2] > 0.0) {
+        if time.len() != 3 || time[2].is_nan() || time[2] <= 0.0 {
             return Err(corrupt(
                 path,
                 format!("dataset {time_what}: expected [start, stop, step] with step > 0, found {time:?}"),
@@ -843,13 +911,29 @@ mod tests {
         assert_eq!(r[1].timestamps_ms, vec![0.2]);
         // Attributes.
         let f = File::open(&path).unwrap();
-        assert_eq!(f.attr("magic").unwrap().read_scalar::<u32>().unwrap(), SONATA_MAGIC);
-        assert_eq!(f.attr("version").unwrap().read_raw::<u32>().unwrap(), vec![0, 1]);
+        assert_eq!(
+            f.attr("magic").unwrap().read_scalar::<u32>().unwrap(),
+            SONATA_MAGIC
+        );
+        assert_eq!(
+            f.attr("version").unwrap().read_raw::<u32>().unwrap(),
+            vec![0, 1]
+        );
         let g = f.group("spikes/E").unwrap();
-        assert_eq!(g.attr("sorting").unwrap().read_scalar::<Sorting>().unwrap(), Sorting::by_time);
+        assert_eq!(
+            g.attr("sorting").unwrap().read_scalar::<Sorting>().unwrap(),
+            Sorting::by_time
+        );
         let t = f.dataset("spikes/E/timestamps").unwrap();
         assert_eq!(read_str_attr(&t, "units").as_deref(), Some("ms"));
         assert!(t.is_chunked() && t.is_resizable());
+    }
+
+    #[test]
+    fn sonata_writers_are_send() {
+        fn send<T: Send>() {}
+        send::<SpikeWriter>();
+        send::<ReportWriter>();
     }
 
     #[test]
@@ -889,7 +973,12 @@ mod tests {
         assert_eq!(w.counts(), vec![5000, n_big as u64]);
         w.close().unwrap();
         let r = read_spikes(&path).unwrap();
-        let got: Vec<(u64, f64)> = r[0].node_ids.iter().copied().zip(r[0].timestamps_ms.iter().copied()).collect();
+        let got: Vec<(u64, f64)> = r[0]
+            .node_ids
+            .iter()
+            .copied()
+            .zip(r[0].timestamps_ms.iter().copied())
+            .collect();
         assert_eq!(got, expect_a);
         assert_eq!(r[1].node_ids.len(), n_big);
         assert_eq!(r[1].node_ids[n_big - 1], n_big as u64 - 1);
@@ -944,7 +1033,10 @@ mod tests {
         let junk = dir.path().join("junk.h5");
         std::fs::write(&junk, vec![7u8; 4096]).unwrap();
         let e = read_spikes(&junk).unwrap_err().to_string();
-        assert!(e.contains("junk.h5") && e.contains("not an HDF5 file"), "{e}");
+        assert!(
+            e.contains("junk.h5") && e.contains("not an HDF5 file"),
+            "{e}"
+        );
         assert!(!e.contains('\n'), "{e}");
 
         // Truncated real file.
@@ -975,18 +1067,38 @@ mod tests {
         let p2 = dir.path().join("nots.h5");
         {
             let f = File::create(&p2).unwrap();
-            let g = f.create_group("spikes").unwrap().create_group("L4E").unwrap();
-            g.new_dataset_builder().with_data(&[1u64, 2][..]).create("node_ids").unwrap();
+            let g = f
+                .create_group("spikes")
+                .unwrap()
+                .create_group("L4E")
+                .unwrap();
+            g.new_dataset_builder()
+                .with_data(&[1u64, 2][..])
+                .create("node_ids")
+                .unwrap();
         }
         let e = read_spikes(&p2).unwrap_err().to_string();
-        assert!(e.contains("nots.h5") && e.contains("/spikes/L4E/timestamps") && e.contains("missing"), "{e}");
+        assert!(
+            e.contains("nots.h5") && e.contains("/spikes/L4E/timestamps") && e.contains("missing"),
+            "{e}"
+        );
 
         let p3 = dir.path().join("mismatch.h5");
         {
             let f = File::create(&p3).unwrap();
-            let g = f.create_group("spikes").unwrap().create_group("L4E").unwrap();
-            g.new_dataset_builder().with_data(&[1u64, 2][..]).create("node_ids").unwrap();
-            g.new_dataset_builder().with_data(&[1.0f64][..]).create("timestamps").unwrap();
+            let g = f
+                .create_group("spikes")
+                .unwrap()
+                .create_group("L4E")
+                .unwrap();
+            g.new_dataset_builder()
+                .with_data(&[1u64, 2][..])
+                .create("node_ids")
+                .unwrap();
+            g.new_dataset_builder()
+                .with_data(&[1.0f64][..])
+                .create("timestamps")
+                .unwrap();
         }
         let e = read_spikes(&p3).unwrap_err().to_string();
         assert!(e.contains("2 entries") && e.contains("has 1"), "{e}");
@@ -994,7 +1106,12 @@ mod tests {
         let p4 = dir.path().join("badmagic.h5");
         {
             let f = File::create(&p4).unwrap();
-            f.new_attr::<u32>().shape(()).create("magic").unwrap().write_scalar(&1u32).unwrap();
+            f.new_attr::<u32>()
+                .shape(())
+                .create("magic")
+                .unwrap()
+                .write_scalar(&1u32)
+                .unwrap();
             f.create_group("spikes").unwrap();
         }
         let e = read_spikes(&p4).unwrap_err().to_string();
@@ -1004,20 +1121,31 @@ mod tests {
         {
             let f = File::create(&p5).unwrap();
             let g = f.create_group("report").unwrap().create_group("E").unwrap();
-            g.new_dataset_builder().with_data(&[1.0f64, 2.0][..]).create("data").unwrap();
+            g.new_dataset_builder()
+                .with_data(&[1.0f64, 2.0][..])
+                .create("data")
+                .unwrap();
         }
         let e = read_report(&p5).unwrap_err().to_string();
-        assert!(e.contains("/report/E/mapping/node_ids") && e.contains("missing"), "{e}");
+        assert!(
+            e.contains("/report/E/mapping/node_ids") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]
     fn sonata_report_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.h5");
-        let pops = vec![("E".to_string(), vec![0u64, 5, 7]), ("I".to_string(), vec![2u64])];
+        let pops = vec![
+            ("E".to_string(), vec![0u64, 5, 7]),
+            ("I".to_string(), vec![2u64]),
+        ];
         let mut w = ReportWriter::create(&path, &pops, 10.0, 0.1).unwrap();
         for s in 0..25 {
-            let v: Vec<f64> = (0..4).map(|i| -65.0 + s as f64 * 0.01 + i as f64 * 1e-9).collect();
+            let v: Vec<f64> = (0..4)
+                .map(|i| -65.0 + s as f64 * 0.01 + i as f64 * 1e-9)
+                .collect();
             w.push_step(&v).unwrap();
             if s == 10 {
                 w.flush().unwrap();
@@ -1040,11 +1168,17 @@ mod tests {
         assert_eq!(e.times().len(), 25);
         let f = File::open(&path).unwrap();
         assert_eq!(
-            f.dataset("report/E/mapping/index_pointers").unwrap().read_raw::<u64>().unwrap(),
+            f.dataset("report/E/mapping/index_pointers")
+                .unwrap()
+                .read_raw::<u64>()
+                .unwrap(),
             vec![0, 1, 2, 3]
         );
         assert_eq!(
-            f.dataset("report/E/mapping/element_ids").unwrap().read_raw::<u32>().unwrap(),
+            f.dataset("report/E/mapping/element_ids")
+                .unwrap()
+                .read_raw::<u32>()
+                .unwrap(),
             vec![0, 0, 0]
         );
     }
@@ -1057,9 +1191,14 @@ mod tests {
             eprintln!("note: {} missing, h5py check skipped", py.display());
             return;
         }
-        let probe = std::process::Command::new(&py).args(["-c", "import h5py"]).output();
+        let probe = std::process::Command::new(&py)
+            .args(["-c", "import h5py"])
+            .output();
         if !matches!(&probe, Ok(o) if o.status.success()) {
-            eprintln!("note: h5py not importable from {}, h5py check skipped", py.display());
+            eprintln!(
+                "note: h5py not importable from {}, h5py check skipped",
+                py.display()
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -1070,7 +1209,8 @@ mod tests {
         w.push(1, 1, 3.0);
         w.close().unwrap();
         let report = dir.path().join("v.h5");
-        let mut r = ReportWriter::create(&report, &[("L23E".into(), vec![4, 9])], 0.0, 0.1).unwrap();
+        let mut r =
+            ReportWriter::create(&report, &[("L23E".into(), vec![4, 9])], 0.0, 0.1).unwrap();
         r.push_step(&[-65.0, -64.0]).unwrap();
         r.push_step(&[-63.0, -62.0]).unwrap();
         r.close().unwrap();

@@ -77,6 +77,10 @@ pub struct Engine {
     send_ptr: Vec<u32>,
     /// (destination rank, position in that rank's send table).
     send_entries: Vec<(u32, u32)>,
+    /// Per source rank: the source-local indices of this rank's images of
+    /// it, increasing (= that rank's send table to this one); used to decode
+    /// collective exchanges, which carry source-local indices.
+    needs_local: Vec<Vec<u32>>,
 }
 
 /// Spikes of one step: local neuron indices in increasing order.
@@ -172,6 +176,13 @@ impl Engine {
             send_entries.extend(v);
             send_ptr.push(send_entries.len() as u32);
         }
+        let placement = snn_formats::Placement::new(&model, n_ranks as u32).map_err(|e| SimError::Invalid(e.to_string()))?;
+        let needs_local: Vec<Vec<u32>> = (0..n_ranks)
+            .map(|q| {
+                let (a, b) = (d.image_offsets[q].to_native() as usize, d.image_offsets[q + 1].to_native() as usize);
+                d.images[a..b].iter().map(|g| placement.locate(g.to_native()).1).collect()
+            })
+            .collect();
         let slots = max_delay_steps.max(1) as u64 + 1;
         let ring = |n: usize| (0..n).map(|_| AtomicI64::new(0)).collect::<Vec<_>>();
         Ok(Engine {
@@ -190,7 +201,50 @@ impl Engine {
             pop_first_local,
             send_ptr,
             send_entries,
+            needs_local,
         })
+    }
+
+    /// Collective variant of [`Engine::route`]: local deliveries, and one
+    /// list for all ranks with `offset << 32 | local index` of every spike
+    /// that some other rank needs.
+    pub fn route_collective(&self, spikes: &[StepSpikes], interval_start: u64) -> (Vec<(u64, u32)>, Vec<u64>) {
+        let mut local = Vec::new();
+        let mut out = Vec::new();
+        for s in spikes {
+            let off = (s.step - interval_start) << 32;
+            for &l in &s.local {
+                local.push((s.step, l));
+                if self.send_ptr[l as usize] != self.send_ptr[l as usize + 1] {
+                    out.push(off | l as u64);
+                }
+            }
+        }
+        (local, out)
+    }
+
+    /// Decode a collective list from rank `from`: keep the spikes of neurons
+    /// this rank has images of.
+    pub fn receive_collective(&self, from: u32, packed: &[u64], interval_start: u64, out: &mut Vec<(u64, u32)>) -> Result<(), SimError> {
+        let d = self.shard.data();
+        let q = from as usize;
+        let Some(needs) = self.needs_local.get(q) else {
+            return Err(SimError::Internal(format!("spikes from unknown rank {from}")));
+        };
+        if needs.is_empty() {
+            return Ok(());
+        }
+        let base = self.n_local as u64 + d.image_offsets[q].to_native();
+        for &w in packed {
+            let (off, l) = (w >> 32, (w & 0xffff_ffff) as u32);
+            if off >= self.interval {
+                return Err(SimError::Internal(format!("malformed spike entry from rank {from}")));
+            }
+            if let Ok(pos) = needs.binary_search(&l) {
+                out.push((interval_start + off, (base + pos as u64) as u32));
+            }
+        }
+        Ok(())
     }
 
     /// Split an interval's spikes into local deliveries `(step, row)` and,

@@ -5,6 +5,7 @@
 //! * [`engine`]: one rank's network in memory and the step loop;
 //! * [`run`]: a whole run: load, simulate, record, summarise.
 
+pub mod cluster;
 pub mod engine;
 pub mod input;
 pub mod neuron;

@@ -13,6 +13,7 @@ use snn_formats::output::Staging;
 use snn_formats::sonata::{ReportWriter, SpikeWriter};
 use snn_formats::{Check, FormatError, NetworkDir};
 
+use crate::cluster::{Cluster, CommMode, Emulated};
 use crate::engine::Engine;
 use crate::SimError;
 
@@ -31,6 +32,8 @@ pub struct RunOptions {
     pub seed: u64,
     /// Replace an existing output directory.
     pub force: bool,
+    /// How spikes travel between ranks.
+    pub comm: CommMode,
 }
 
 /// Progress report passed to the callback after each interval.
@@ -76,6 +79,8 @@ pub struct RunSummary {
     pub ranks_finished: Vec<u32>,
     /// Backend.
     pub backend: String,
+    /// Communication mode.
+    pub comm: String,
     /// Threads.
     pub threads: usize,
     /// Time step, ms.
@@ -119,17 +124,19 @@ pub fn ms_to_steps(name: &str, t_ms: f64, dt_ms: f64) -> Result<u64, SimError> {
 }
 
 /// Time of a spike emitted in step `s`, ms, as NEST stamps it: `(s + 1)`
-/// steps, computed on the integer tic grid (1 tic = 1 microsecond).
+/// steps on the integer tic grid (1 tic = 1 microsecond), converted as
+/// NEST's `Time::get_ms()` does, `tics * (1.0 / 1000.0)` (not `tics / 1000`:
+/// e.g. 59300 tics give 59.300000000000004, as in NEST's spike_recorder).
 pub fn spike_time_ms(step: u64, dt_ms: f64) -> f64 {
+    const MS_PER_TIC: f64 = 1.0 / 1000.0;
     let tics_per_step = (dt_ms * 1000.0).round();
-    ((step + 1) as f64 * tics_per_step) / 1000.0
+    ((step + 1) as f64 * tics_per_step) * MS_PER_TIC
 }
 
 /// One rank's engine with its recorders.
 struct RankRun {
     engine: Engine,
     writer: SpikeWriter,
-    spike_file: String,
     vm: Option<(ReportWriter, Vec<usize>, String)>,
     counts: Vec<u64>,
     events: u64,
@@ -145,14 +152,34 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress)) -> Result<RunS
 
 /// [`run`] with the choice to emulate all ranks of a multi-rank network.
 pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMut(Progress)) -> Result<RunSummary, SimError> {
+    let net = NetworkDir::open(&opts.network)?;
+    let n = net.manifest.n_ranks;
+    if n != 1 && !emulate_ranks {
+        return Err(SimError::Invalid(format!(
+            "{}: the network was built for {n} ranks; run it with `mpirun -n {n}` (or --emulate-ranks to run all ranks in this process)",
+            opts.network.display(),
+        )));
+    }
+    let mut cluster = Emulated {
+        n_ranks: n,
+        mode: opts.comm,
+    };
+    run_on(opts, &mut cluster, progress)?.ok_or_else(|| SimError::Internal("no summary on the root".into()))
+}
+
+/// Run on the ranks of `cluster` that live in this process. The root
+/// returns the summary; other processes return `None`.
+pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn FnMut(Progress)) -> Result<Option<RunSummary>, SimError> {
     let t_load = Instant::now();
     let net = NetworkDir::open(&opts.network)?;
     let m = &net.manifest;
-    if m.n_ranks != 1 && !emulate_ranks {
+    if cluster.n_ranks() != m.n_ranks {
         return Err(SimError::Invalid(format!(
-            "{}: the network was built for {} ranks; run it with `mpirun -n {}` (or --emulate-ranks to run all ranks in this process)",
+            "{}: the network was built for {} ranks but this run has {} (build it again with --ranks {} or start {} processes)",
             opts.network.display(),
             m.n_ranks,
+            cluster.n_ranks(),
+            cluster.n_ranks(),
             m.n_ranks
         )));
     }
@@ -160,19 +187,32 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
     let dt = m.dt_ms;
     let presim_steps = ms_to_steps("--t-presim", opts.t_presim_ms, dt)?;
     let sim_steps = ms_to_steps("--t-sim", opts.t_sim_ms, dt)?;
-    let staging = Staging::new(&opts.output, opts.force)?;
+    // The root creates the staging directory and tells the others.
+    let (staging, staging_err) = if cluster.is_root() {
+        match Staging::new(&opts.output, opts.force) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+    let dir = cluster.share_path(staging.as_ref().map(|s| s.path().to_path_buf()));
+    if let Some(e) = staging_err {
+        return Err(e.into());
+    }
+    let dir = dir?;
     let mpath = net.dir.join(snn_formats::manifest::MANIFEST_FILE);
     let model = m.model(&mpath)?;
     let pop_names: Vec<String> = model.populations.iter().map(|p| p.name.clone()).collect();
     let recorded: Vec<bool> = (0..model.populations.len())
         .map(|p| model.recording.spike_populations.contains(&p))
         .collect();
-    let mut ranks = Vec::with_capacity(n_ranks);
-    for r in 0..n_ranks as u32 {
+    let mut ranks = Vec::new();
+    for r in cluster.here() {
         let shard = net.open_shard(r, Check::Full)?;
         let engine = Engine::new(model.clone(), shard, m.min_delay_steps, m.max_delay_steps, opts.seed)?;
         let spike_file = format!("spikes-rank-{r:05}.h5");
-        let writer = SpikeWriter::create(&staging.path().join(&spike_file), &pop_names)?;
+        let writer = SpikeWriter::create(&dir.join(&spike_file), &pop_names)?;
         // V_m recording of the configured neurons owned by this rank,
         // grouped by population in order of first appearance.
         let d = engine.data();
@@ -198,13 +238,12 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
         } else {
             let f = format!("vm-rank-{r:05}.h5");
             // The first sample is taken after the first recorded step.
-            let w = ReportWriter::create(&staging.path().join(&f), &groups, (presim_steps + 1) as f64 * dt, dt)?;
+            let w = ReportWriter::create(&dir.join(&f), &groups, (presim_steps + 1) as f64 * dt, dt)?;
             Some((w, locals.concat(), f))
         };
         ranks.push(RankRun {
             engine,
             writer,
-            spike_file,
             vm,
             counts: vec![0; model.populations.len()],
             events: 0,
@@ -223,8 +262,7 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
         // are timed separately.
         let end = if t0 < presim_steps { presim_steps } else { total_steps };
         let n = interval.min(end - t0);
-        let mut outgoing = Vec::with_capacity(n_ranks);
-        let mut local = Vec::with_capacity(n_ranks);
+        let mut all_spikes = Vec::with_capacity(ranks.len());
         for rr in ranks.iter_mut() {
             let spikes = match rr.vm.as_mut() {
                 None => rr.engine.update(n),
@@ -241,18 +279,12 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
                 }
             };
             record(rr, &spikes, presim_steps, &recorded, &model, dt);
-            let (l, out) = rr.engine.route(&spikes, t0, n_ranks);
-            local.push(l);
-            outgoing.push(out);
+            all_spikes.push(spikes);
         }
-        for (r, rr) in ranks.iter_mut().enumerate() {
-            let mut deliveries = std::mem::take(&mut local[r]);
-            for (q, out) in outgoing.iter().enumerate() {
-                if q != r {
-                    rr.engine.receive(q as u32, &out[r], t0, &mut deliveries)?;
-                }
-            }
-            let delivered = rr.engine.deliver(&deliveries);
+        let engines: Vec<&Engine> = ranks.iter().map(|r| &r.engine).collect();
+        let deliveries = cluster.exchange(&engines, &all_spikes, t0)?;
+        for (rr, del) in ranks.iter_mut().zip(deliveries) {
+            let delivered = rr.engine.deliver(&del);
             if t0 >= presim_steps {
                 rr.events += delivered;
             }
@@ -268,21 +300,30 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
     }
     let wall_sim_s = t_run.elapsed().as_secs_f64() - wall_presim_s;
     let mut counts = vec![0u64; model.populations.len()];
-    let mut events = 0u64;
-    let mut spike_files = Vec::new();
-    let mut vm_files = Vec::new();
+    let mut events = vec![0u64];
     for rr in ranks {
         for (c, x) in counts.iter_mut().zip(&rr.counts) {
             *c += x;
         }
-        events += rr.events;
+        events[0] += rr.events;
         rr.writer.close()?;
-        spike_files.push(rr.spike_file);
-        if let Some((w, _, f)) = rr.vm {
+        if let Some((w, _, _)) = rr.vm {
             w.close()?;
-            vm_files.push(f);
         }
     }
+    cluster.sum(&mut counts);
+    cluster.sum(&mut events);
+    let events = events[0];
+    let spike_files: Vec<String> = (0..n_ranks).map(|r| format!("spikes-rank-{r:05}.h5")).collect();
+    let vm_files: Vec<String> = (0..n_ranks)
+        .map(|r| format!("vm-rank-{r:05}.h5"))
+        .filter(|f| dir.join(f).exists())
+        .collect();
+    // Every rank's files are complete before the root publishes the run.
+    cluster.barrier();
+    let Some(staging) = staging else {
+        return Ok(None);
+    };
     let t_sim_s = sim_steps as f64 * dt * 1e-3;
     let populations = model
         .populations
@@ -309,6 +350,10 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
         n_ranks: n_ranks as u32,
         ranks_finished: (0..n_ranks as u32).collect(),
         backend: "cpu".into(),
+        comm: match cluster.mode() {
+            CommMode::P2p => "p2p".into(),
+            CommMode::Collective => "collective".into(),
+        },
         threads: rayon::current_num_threads(),
         dt_ms: dt,
         interval_steps: interval,
@@ -326,7 +371,7 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
     };
     write_json(&staging.path().join("summary.json"), &summary)?;
     staging.commit()?;
-    Ok(summary)
+    Ok(Some(summary))
 }
 
 /// Record the spikes of an interval (those after the presimulation).

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use snn_simulate::cluster::CommMode;
 use snn_simulate::run::{run_ranks, Progress, RunOptions};
 
 /// Simulate a network directory and record spikes (SONATA HDF5) and a JSON
@@ -40,6 +41,10 @@ struct Cli {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Spike exchange between ranks: p2p (only to ranks that need the
+    /// spikes) or collective (Allgatherv over all ranks).
+    #[arg(long, default_value = "p2p")]
+    comm: String,
     /// Run all ranks of a multi-rank network in this process (exchanging
     /// spikes in memory as MPI ranks would), e.g. to check results.
     #[arg(long)]
@@ -80,6 +85,7 @@ fn sim(cli: Cli) -> Result<()> {
         t_sim_ms: cli.t_sim,
         seed: cli.seed,
         force: cli.force,
+        comm: cli.comm.parse::<CommMode>().map_err(anyhow::Error::msg)?,
     };
     let bar = if std::io::stderr().is_terminal() {
         let pb = indicatif::ProgressBar::new(1000);
@@ -110,7 +116,19 @@ fn sim(cli: Cli) -> Result<()> {
         }
     };
     let emulate = cli.emulate_ranks;
-    let result = pool.install(|| run_ranks(&opts, emulate, &mut on_progress));
+    let result = match mpi_launch::world_size() {
+        Some(n) if n > 1 => {
+            if let Some(pb) = &bar {
+                pb.finish_and_clear();
+            }
+            let r = pool.install(|| mpi_launch::run(&opts, &mut on_progress));
+            match r? {
+                Some(s) => Ok(s),
+                None => return Ok(()),
+            }
+        }
+        _ => pool.install(|| run_ranks(&opts, emulate, &mut on_progress)).map_err(anyhow::Error::from),
+    };
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
@@ -142,4 +160,56 @@ fn sim(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Running under `mpirun`: one rank per process.
+mod mpi_launch {
+    use anyhow::Result;
+    use snn_simulate::run::{Progress, RunOptions, RunSummary};
+
+    /// The world size announced by the MPI launcher, if any.
+    pub fn world_size() -> Option<u32> {
+        ["PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    }
+
+    /// Run this process's rank. An error on any rank aborts the whole job
+    /// (after printing it), so no rank waits forever for a dead peer.
+    #[cfg(feature = "mpi")]
+    pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress)) -> Result<Option<RunSummary>> {
+        use mpi::traits::Communicator;
+        let Some(universe) = mpi::initialize() else {
+            anyhow::bail!("MPI could not be initialised");
+        };
+        let world = universe.world();
+        let mut cluster = snn_simulate::cluster::MpiCluster { world: &world, mode: opts.comm };
+        match snn_simulate::run::run_on(opts, &mut cluster, progress) {
+            Ok(s) => Ok(s),
+            // Errors every rank detects alike before communicating (bad
+            // options, rank-count mismatch, existing output) end cleanly;
+            // anything else may leave peers waiting, so it aborts the job.
+            Err(e @ snn_simulate::SimError::Invalid(_))
+            | Err(e @ snn_simulate::SimError::Format(snn_formats::FormatError::Exists { .. })) => {
+                Err(anyhow::anyhow!("rank {}: {e}", world.rank()))
+            }
+            Err(e) => {
+                // One write, then a moment for the launcher to forward it
+                // before the abort tears the job down.
+                use std::io::Write;
+                let line = format!("snn-sim: error: rank {}: {e}\n", world.rank());
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(line.as_bytes());
+                let _ = err.flush();
+                drop(err);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                world.abort(1)
+            }
+        }
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    pub fn run(_: &RunOptions, _: &mut dyn FnMut(Progress)) -> Result<Option<RunSummary>> {
+        anyhow::bail!("this snn-sim was compiled without MPI support (cargo feature `mpi`); build with it to run under mpirun, or use --emulate-ranks in one process")
+    }
 }

@@ -1,0 +1,159 @@
+//! Runs under `mpirun` (MPICH; oversubscribed on small machines): distributed
+//! construction gives the same shards as the single-process build, and the
+//! spike trains of 1 to 4 ranks, point-to-point or collective, are
+//! identical. Skipped (with a note) where `mpirun` is not installed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn mpirun() -> Option<&'static str> {
+    let ok = Command::new("mpirun").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    if ok {
+        Some("mpirun")
+    } else {
+        eprintln!("note: mpirun not found, MPI tests skipped");
+        None
+    }
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("spawn");
+    out
+}
+
+fn build_local(cfg: &str, sets: &[&str], out: &Path, ranks: u32) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_snn-build"));
+    c.arg(common::repo().join("configs").join(cfg)).arg("-o").arg(out).arg("--force").arg("--ranks").arg(ranks.to_string());
+    for s in sets {
+        c.arg("--set").arg(s);
+    }
+    let o = run(&mut c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn spikes(dir: &Path) -> Vec<(u64, String, u64)> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let p = f.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("spikes-rank-") {
+            for pop in snn_formats::sonata::read_spikes(&p).unwrap() {
+                for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
+                    out.push((t.to_bits(), pop.name.clone(), *id));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn sim(mpi: Option<u32>, net: &Path, out: &Path, t_sim: &str, comm: &str) -> std::process::Output {
+    let bin = env!("CARGO_BIN_EXE_snn-sim");
+    let mut c = match mpi {
+        Some(n) => {
+            let mut c = Command::new("timeout");
+            c.args(["300", "mpirun", "-n", &n.to_string(), bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
+    c.arg(net).arg("-o").arg(out).args(["--force", "--t-sim", t_sim, "--threads", "1", "--comm", comm, "--seed", "4"]);
+    run(&mut c)
+}
+
+#[test]
+fn distributed_build_writes_the_same_shards() {
+    let Some(mpirun) = mpirun() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = ["scale.neurons=0.2", "scale.indegree=0.1"];
+    for n in [2u32, 3] {
+        let local = tmp.path().join(format!("local{n}"));
+        build_local("balanced.toml", &sets, &local, n);
+        let dist = tmp.path().join(format!("dist{n}"));
+        let mut c = Command::new("timeout");
+        c.args(["300", mpirun, "-n", &n.to_string(), env!("CARGO_BIN_EXE_snn-build")])
+            .arg(common::repo().join("configs/balanced.toml"))
+            .arg("-o")
+            .arg(&dist);
+        for s in sets {
+            c.arg("--set").arg(s);
+        }
+        let o = run(&mut c);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for r in 0..n {
+            let f = snn_formats::shard::shard_file_name(r);
+            assert!(
+                std::fs::read(local.join(&f)).unwrap() == std::fs::read(dist.join(&f)).unwrap(),
+                "rank {r} of {n}: distributed shard differs"
+            );
+        }
+        let v = run(Command::new(env!("CARGO_BIN_EXE_snn-build")).arg("verify").arg(&dist));
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    }
+}
+
+#[test]
+fn spikes_identical_for_1_to_4_ranks_p2p_and_collective() {
+    if mpirun().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (cfg, sets, t_sim) in [
+        ("microcircuit.toml", vec!["scale.neurons=0.1", "scale.indegree=0.1"], "40"),
+        (
+            "balanced.toml",
+            vec!["scale.neurons=0.2", "scale.indegree=0.1", "poisson_background.rate_Hz=23.173374667665403"],
+            "100",
+        ),
+    ] {
+        let net1 = tmp.path().join("net1");
+        build_local(cfg, &sets, &net1, 1);
+        let o = sim(None, &net1, &tmp.path().join("ref"), t_sim, "p2p");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let reference = spikes(&tmp.path().join("ref"));
+        assert!(reference.len() > 100, "{cfg}: only {} spikes", reference.len());
+        for n in [2u32, 3, 4] {
+            let net = tmp.path().join(format!("net{n}"));
+            build_local(cfg, &sets, &net, n);
+            for comm in ["p2p", "collective"] {
+                let out = tmp.path().join(format!("run{n}{comm}"));
+                let o = sim(Some(n), &net, &out, t_sim, comm);
+                assert!(o.status.success(), "{cfg} {n} {comm}: {}", String::from_utf8_lossy(&o.stderr));
+                assert!(spikes(&out) == reference, "{cfg}: {n} ranks {comm} differ from 1 rank");
+                let summary: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+                assert_eq!(summary["ranks_finished"].as_array().unwrap().len(), n as usize);
+            }
+        }
+    }
+}
+
+#[test]
+fn rank_count_mismatch_and_bad_shard_end_the_job() {
+    if mpirun().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net3");
+    build_local("balanced.toml", &["scale.neurons=0.1", "scale.indegree=0.05"], &net, 3);
+    // Wrong number of processes: a clear error from every rank, no hang.
+    let o = sim(Some(2), &net, &tmp.path().join("r"), "10", "p2p");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("built for 3 ranks"), "{err}");
+    assert!(!err.contains("panicked"));
+    assert!(!tmp.path().join("r").exists(), "no output for a failed run");
+    // A corrupt shard on one rank aborts the whole job with that rank's error.
+    let f = net.join(snn_formats::shard::shard_file_name(1));
+    let mut bytes = std::fs::read(&f).unwrap();
+    let k = bytes.len() / 2;
+    bytes[k] ^= 0x40;
+    std::fs::write(&f, bytes).unwrap();
+    let o = sim(Some(3), &net, &tmp.path().join("r2"), "10", "p2p");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("rank 1") && err.contains("rank-00001.shard"), "{err}");
+    assert!(!tmp.path().join("r2").exists(), "no output presented as complete");
+}
