@@ -52,6 +52,9 @@ fn expect_error(out: &Out, what: &str, must_contain: &[&str]) -> String {
     let line = out.expect_clean_error(what, must_contain);
     assert!(line.starts_with("snn-sim: error:"), "{what}: {line:?}");
     assert!(out.stdout.is_empty(), "{what}: stdout {:?}", out.stdout);
+    // A cause is not repeated (an I/O error printed by its wrapper and again
+    // as the wrapper's source).
+    assert!(line.matches("(os error").count() <= 1, "{what}: cause repeated: {line:?}");
     line
 }
 
@@ -124,18 +127,29 @@ fn run_writes_summary_and_spikes() {
     assert_eq!(s["n_ranks"].as_u64(), Some(1));
     assert_eq!(s["t_start_ms"].as_f64(), Some(50.0));
     assert_eq!(s["t_stop_ms"].as_f64(), Some(250.0));
-    for k in ["wall_load_s", "wall_presim_s", "wall_sim_s", "real_time_factor"] {
-        let v = s[k].as_f64().unwrap_or_else(|| panic!("summary.{k} missing"));
+    for k in [
+        "wall_load_s",
+        "wall_presim_s",
+        "wall_sim_s",
+        "real_time_factor",
+    ] {
+        let v = s[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("summary.{k} missing"));
         assert!(v.is_finite() && v >= 0.0, "summary.{k} = {v}");
     }
     assert!(s["wall_sim_s"].as_f64().unwrap() > 0.0);
     let rtf = s["real_time_factor"].as_f64().unwrap();
     let expect_rtf = s["wall_sim_s"].as_f64().unwrap() / 0.2;
-    assert!((rtf - expect_rtf).abs() <= 1e-9 * expect_rtf.max(1.0), "rtf {rtf} vs {expect_rtf}");
+    assert!(
+        (rtf - expect_rtf).abs() <= 1e-9 * expect_rtf.max(1.0),
+        "rtf {rtf} vs {expect_rtf}"
+    );
 
     // The spike file: readable, counts as in the summary, times in the
     // recorded window on the grid, ids inside the populations.
-    let spikes = snn_formats::sonata::read_spikes(&run.join("spikes-rank-00000.h5")).expect("read_spikes");
+    let spikes =
+        snn_formats::sonata::read_spikes(&run.join("spikes-rank-00000.h5")).expect("read_spikes");
     let pops = s["populations"].as_array().expect("populations");
     assert_eq!(pops.len(), 2);
     let mut total = 0;
@@ -144,43 +158,88 @@ fn run_writes_summary_and_spikes() {
         let size = ps["size"].as_u64().unwrap();
         let n = ps["spikes"].as_u64().unwrap();
         assert_eq!(ps["recorded"].as_bool(), Some(true));
-        let f = spikes.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("{name} not in the spike file"));
-        assert_eq!(f.node_ids.len() as u64, n, "{name}: spikes in file vs summary");
+        let f = spikes
+            .iter()
+            .find(|x| x.name == name)
+            .unwrap_or_else(|| panic!("{name} not in the spike file"));
+        assert_eq!(
+            f.node_ids.len() as u64,
+            n,
+            "{name}: spikes in file vs summary"
+        );
         assert_eq!(f.timestamps_ms.len(), f.node_ids.len());
         assert!(n > 0, "{name}: the network should spike");
         let rate = n as f64 / size as f64 / 0.2;
-        assert!((ps["rate_hz"].as_f64().unwrap() - rate).abs() < 1e-9, "{name}: rate_hz");
+        assert!(
+            (ps["rate_hz"].as_f64().unwrap() - rate).abs() < 1e-9,
+            "{name}: rate_hz"
+        );
         for (&id, &t) in f.node_ids.iter().zip(&f.timestamps_ms) {
             assert!(id < size, "{name}: node id {id} >= size {size}");
-            assert!(t > 50.0 && t <= 250.0 + 1e-9, "{name}: spike at {t} ms outside (50, 250]");
+            assert!(
+                t > 50.0 && t <= 250.0 + 1e-9,
+                "{name}: spike at {t} ms outside (50, 250]"
+            );
             let steps = t / 0.1;
-            assert!((steps - steps.round()).abs() < 1e-6, "{name}: spike at {t} ms off the grid");
+            assert!(
+                (steps - steps.round()).abs() < 1e-6,
+                "{name}: spike at {t} ms off the grid"
+            );
         }
         total += n;
     }
-    println!("sim_small: {total} spikes in 200 ms ({:?})", pops.iter().map(|p| p["rate_hz"].as_f64().unwrap()).collect::<Vec<_>>());
+    println!(
+        "sim_small: {total} spikes in 200 ms ({:?})",
+        pops.iter()
+            .map(|p| p["rate_hz"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    );
     // V_m of the configured neurons: 2000 samples each.
     let vm = snn_formats::sonata::read_report(&run.join("vm-rank-00000.h5")).expect("read_report");
-    let by: BTreeMap<&str, &snn_formats::sonata::PopulationReport> = vm.iter().map(|r| (r.name.as_str(), r)).collect();
+    let by: BTreeMap<&str, &snn_formats::sonata::PopulationReport> =
+        vm.iter().map(|r| (r.name.as_str(), r)).collect();
     assert_eq!(by["E"].node_ids, vec![0, 1]);
     assert_eq!(by["I"].node_ids, vec![5]);
     for r in by.values() {
         assert_eq!(r.n_steps, 2000);
-        assert!((r.t_start_ms - 50.1).abs() < 1e-9, "first sample at {}", r.t_start_ms);
+        assert!(
+            (r.t_start_ms - 50.1).abs() < 1e-9,
+            "first sample at {}",
+            r.t_start_ms
+        );
         assert!(r.data.iter().all(|v| v.is_finite() && *v < -50.0 + 1e-9));
     }
 
     // --json: the summary on stdout, parsable, the same as summary.json
     // apart from wall times.
     let run2 = tmp.path().join("run2");
-    let out = snn_sim(args(&[&net, &"-o", &run2, &"--t-presim", &"50", &"--t-sim", &"200", &"--seed", &"3", &"--threads", &"1", &"--json"]))
-        .expect_ok("snn-sim --json");
+    let out = snn_sim(args(&[
+        &net,
+        &"-o",
+        &run2,
+        &"--t-presim",
+        &"50",
+        &"--t-sim",
+        &"200",
+        &"--seed",
+        &"3",
+        &"--threads",
+        &"1",
+        &"--json",
+    ]))
+    .expect_ok("snn-sim --json");
     assert!(out.stderr.is_empty(), "stderr on success: {:?}", out.stderr);
-    let printed: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {}", out.stdout));
+    let printed: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {}", out.stdout));
     let mut file = read_json(&run2.join("summary.json"));
     let mut printed2 = printed.clone();
     for v in [&mut file, &mut printed2] {
-        for k in ["wall_load_s", "wall_presim_s", "wall_sim_s", "real_time_factor"] {
+        for k in [
+            "wall_load_s",
+            "wall_presim_s",
+            "wall_sim_s",
+            "real_time_factor",
+        ] {
             v.as_object_mut().unwrap().remove(k);
         }
     }
@@ -238,7 +297,10 @@ fn bad_network_directories() {
     let before = snapshot(&run);
     let out = snn_sim(args(&[&net, &"-o", &run, &"--t-sim", &"10", &"--force"]));
     expect_error(&out, "corrupt shard, --force", &["rank-00000.shard"]);
-    assert!(snapshot(&run) == before, "a failed --force run changed the old run directory");
+    assert!(
+        snapshot(&run) == before,
+        "a failed --force run changed the old run directory"
+    );
     // No staging directories left behind.
     let left: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
@@ -264,20 +326,50 @@ fn existing_run_directory_and_bad_options() {
 
     let out = snn_sim(args(&[&net, &"-o", &run, &"--t-sim", &"10"]));
     let line = expect_error(&out, "existing run directory", &["run"]);
-    assert!(line.contains("--force") || line.contains("exists"), "{line}");
-    assert!(snapshot(&run) == before, "the refused run changed the existing directory");
+    assert!(
+        line.contains("--force") || line.contains("exists"),
+        "{line}"
+    );
+    assert!(
+        snapshot(&run) == before,
+        "the refused run changed the existing directory"
+    );
 
     // Bad options, with the existing directory as output (and --force):
     // nothing may be touched.
     let cases: Vec<(Vec<OsString>, &str, Vec<&str>)> = vec![
         (args(&[&"--t-sim=-5"]), "negative --t-sim", vec!["--t-sim"]),
-        (args(&[&"--t-sim", &"-5"]), "negative --t-sim (separate)", vec!["-5"]),
-        (args(&[&"--t-sim", &"10", &"--t-presim=-1"]), "negative --t-presim", vec!["--t-presim"]),
-        (args(&[&"--t-sim", &"0.05"]), "--t-sim not a multiple of dt", vec!["--t-sim", "0.05", "0.1"]),
-        (args(&[&"--t-sim", &"10", &"--t-presim", &"0.33"]), "--t-presim not a multiple of dt", vec!["--t-presim", "0.33"]),
+        (
+            args(&[&"--t-sim", &"-5"]),
+            "negative --t-sim (separate)",
+            vec!["-5"],
+        ),
+        (
+            args(&[&"--t-sim", &"10", &"--t-presim=-1"]),
+            "negative --t-presim",
+            vec!["--t-presim"],
+        ),
+        (
+            args(&[&"--t-sim", &"0.05"]),
+            "--t-sim not a multiple of dt",
+            vec!["--t-sim", "0.05", "0.1"],
+        ),
+        (
+            args(&[&"--t-sim", &"10", &"--t-presim", &"0.33"]),
+            "--t-presim not a multiple of dt",
+            vec!["--t-presim", "0.33"],
+        ),
         (args(&[&"--t-sim", &"nan"]), "--t-sim NaN", vec!["--t-sim"]),
-        (args(&[&"--t-sim", &"10", &"--threads", &"0"]), "--threads 0", vec!["--threads"]),
-        (args(&[&"--t-sim", &"10", &"--backend", &"cuda"]), "--backend cuda", vec!["cuda"]),
+        (
+            args(&[&"--t-sim", &"10", &"--threads", &"0"]),
+            "--threads 0",
+            vec!["--threads"],
+        ),
+        (
+            args(&[&"--t-sim", &"10", &"--backend", &"cuda"]),
+            "--backend cuda",
+            vec!["cuda"],
+        ),
     ];
     for (extra, what, must) in cases {
         for force in [false, true] {
@@ -288,20 +380,31 @@ fn existing_run_directory_and_bad_options() {
             }
             let out = snn_sim(a);
             expect_error(&out, &format!("{what} (force {force})"), &must);
-            assert!(snapshot(&run) == before, "{what}: the failed run changed the existing directory");
+            assert!(
+                snapshot(&run) == before,
+                "{what}: the failed run changed the existing directory"
+            );
         }
     }
 
     // --force replaces it.
-    let out = snn_sim(args(&[&net, &"-o", &run, &"--t-sim", &"10", &"--force"])).expect_ok("--force");
+    let out =
+        snn_sim(args(&[&net, &"-o", &run, &"--t-sim", &"10", &"--force"])).expect_ok("--force");
     assert!(out.stderr.is_empty(), "stderr: {:?}", out.stderr);
     assert!(run.join("summary.json").is_file());
-    assert!(!run.join("precious.txt").exists() && !run.join("sub").exists(), "--force replaces the directory");
-    assert_eq!(read_json(&run.join("summary.json"))["steps"].as_u64(), Some(100));
+    assert!(
+        !run.join("precious.txt").exists() && !run.join("sub").exists(),
+        "--force replaces the directory"
+    );
+    assert_eq!(
+        read_json(&run.join("summary.json"))["steps"].as_u64(),
+        Some(100)
+    );
     // An empty existing directory needs no --force.
     let empty = tmp.path().join("empty-run");
     std::fs::create_dir(&empty).unwrap();
-    snn_sim(args(&[&net, &"-o", &empty, &"--t-sim", &"10"])).expect_ok("empty existing run directory");
+    snn_sim(args(&[&net, &"-o", &empty, &"--t-sim", &"10"]))
+        .expect_ok("empty existing run directory");
     assert!(empty.join("summary.json").is_file());
 }
 
@@ -317,19 +420,31 @@ fn unknown_recording_population_is_rejected_at_build() {
     std::fs::write(&cfg, bad).unwrap();
     let net = tmp.path().join("net");
     let out = snn_build(args(&[&cfg, &"-o", &net]));
-    out.expect_clean_error("unknown recording population", &["bad_recording.toml", "recording.spikes", "L23Q"]);
+    out.expect_clean_error(
+        "unknown recording population",
+        &["bad_recording.toml", "recording.spikes", "L23Q"],
+    );
     assert!(!net.exists());
     // The same for V_m recording.
-    let bad = text.replace("{ population = \"I\", neurons = [5] }", "{ population = \"X9\", neurons = [5] }");
+    let bad = text.replace(
+        "{ population = \"I\", neurons = [5] }",
+        "{ population = \"X9\", neurons = [5] }",
+    );
     assert_ne!(bad, text);
     std::fs::write(&cfg, bad).unwrap();
     let out = snn_build(args(&[&cfg, &"-o", &net]));
-    out.expect_clean_error("unknown V_m population", &["bad_recording.toml", "recording.V_m", "X9"]);
+    out.expect_clean_error(
+        "unknown V_m population",
+        &["bad_recording.toml", "recording.V_m", "X9"],
+    );
     // A neuron index outside the population.
     let bad = text.replace("neurons = [5]", "neurons = [60]");
     std::fs::write(&cfg, bad).unwrap();
     let out = snn_build(args(&[&cfg, &"-o", &net]));
-    out.expect_clean_error("V_m neuron out of range", &["bad_recording.toml", "recording.V_m", "60"]);
+    out.expect_clean_error(
+        "V_m neuron out of range",
+        &["bad_recording.toml", "recording.V_m", "60"],
+    );
     assert!(!net.exists());
 }
 
@@ -345,20 +460,50 @@ fn multi_rank_network_needs_mpirun_or_emulation() {
     let run = tmp.path().join("run");
     let out = snn_sim(args(&[&net3, &"-o", &run, &"--t-sim", &"100"]));
     let line = expect_error(&out, "3-rank network without MPI", &["mpirun", "3"]);
-    assert!(line.contains("--emulate-ranks"), "the error should mention --emulate-ranks: {line}");
+    assert!(
+        line.contains("--emulate-ranks"),
+        "the error should mention --emulate-ranks: {line}"
+    );
     assert!(!run.exists());
 
-    let out = snn_sim(args(&[&net3, &"-o", &run, &"--t-sim", &"100", &"--emulate-ranks", &"--threads", &"2"]))
-        .expect_ok("--emulate-ranks");
+    let out = snn_sim(args(&[
+        &net3,
+        &"-o",
+        &run,
+        &"--t-sim",
+        &"100",
+        &"--emulate-ranks",
+        &"--threads",
+        &"2",
+    ]))
+    .expect_ok("--emulate-ranks");
     assert!(out.stderr.is_empty(), "stderr: {:?}", out.stderr);
     let s = read_json(&run.join("summary.json"));
     assert_eq!(s["n_ranks"].as_u64(), Some(3));
     assert_eq!(s["steps"].as_u64(), Some(1000));
     let spikes3 = run_spikes(&run);
-    let total: u64 = s["populations"].as_array().unwrap().iter().map(|p| p["spikes"].as_u64().unwrap()).sum();
-    assert_eq!(spikes3.len() as u64, total, "spikes in the files vs summary");
+    let total: u64 = s["populations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["spikes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        spikes3.len() as u64,
+        total,
+        "spikes in the files vs summary"
+    );
     let run1 = tmp.path().join("run1");
-    snn_sim(args(&[&net1, &"-o", &run1, &"--t-sim", &"100", &"--threads", &"1"])).expect_ok("1 rank");
+    snn_sim(args(&[
+        &net1,
+        &"-o",
+        &run1,
+        &"--t-sim",
+        &"100",
+        &"--threads",
+        &"1",
+    ]))
+    .expect_ok("1 rank");
     assert!(!spikes3.is_empty());
     assert!(run_spikes(&run1) == spikes3, "3 emulated ranks vs 1 rank");
 }
@@ -374,9 +519,48 @@ fn relative_paths() {
         .args(["net", "-o", "out/run", "--t-sim", "20", "--json"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stderr.is_empty());
     let run: PathBuf = tmp.path().join("out/run");
     assert!(run.join("summary.json").is_file());
     assert!(run.join("spikes-rank-00000.h5").is_file());
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`, where
+/// available), a progress bar with biological time, real-time factor and ETA
+/// goes to stderr, and the summary is written as always.
+#[test]
+fn progress_bar_on_a_terminal() {
+    let script = Path::new("/usr/bin/script");
+    if !script.exists() {
+        println!("skipped: no /usr/bin/script to provide a terminal");
+        return;
+    }
+    let probe = Command::new(script).args(["-qec", "[ -t 2 ] && echo is-a-terminal", "/dev/null"]).output();
+    if !probe.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("is-a-terminal")) {
+        println!("skipped: `script` does not provide a terminal here");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    build(&net, &[]);
+    let run = tmp.path().join("run");
+    // Long enough for several redraws (the bar updates every 100 ms).
+    let cmd = format!(
+        "'{}' '{}' -o '{}' --t-sim 10000 --threads 1 > /dev/null",
+        env!("CARGO_BIN_EXE_snn-sim"),
+        net.display(),
+        run.display()
+    );
+    let out = Command::new(script).args(["-qec", &cmd, "/dev/null"]).output().expect("run script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "snn-sim on a terminal failed: {tty}");
+    assert!(run.join("summary.json").is_file(), "summary written");
+    assert!(tty.contains("/10000.0 ms biological"), "no progress bar on the terminal: {tty:?}");
+    assert!(tty.contains("real-time factor") && tty.contains("eta"), "{tty:?}");
+    assert!(!tty.contains("error"), "{tty:?}");
 }

@@ -116,7 +116,10 @@ fn all_rules_same_network_for_any_ranks_threads_and_placement() {
                 let d = tmp.path().join(format!("n{ranks}-{threads}"));
                 build(&cfg, &d, ranks, threads);
                 let got = synapses(&d);
-                assert!(got == reference, "{overrides:?} ranks={ranks} threads={threads}: network differs");
+                assert!(
+                    got == reference,
+                    "{overrides:?} ranks={ranks} threads={threads}: network differs"
+                );
             }
         }
     }
@@ -125,7 +128,10 @@ fn all_rules_same_network_for_any_ranks_threads_and_placement() {
 #[test]
 fn microcircuit_same_network_for_ranks_1_2_3_7() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config("microcircuit.toml", &["scale.neurons=0.1", "scale.indegree=0.1"]);
+    let cfg = config(
+        "microcircuit.toml",
+        &["scale.neurons=0.1", "scale.indegree=0.1"],
+    );
     let d1 = tmp.path().join("r1");
     let s1 = build(&cfg, &d1, 1, 2);
     assert_eq!(s1.total_synapses, 2_988_807);
@@ -135,14 +141,20 @@ fn microcircuit_same_network_for_ranks_1_2_3_7() {
         let d = tmp.path().join(format!("r{ranks}"));
         let s = build(&cfg, &d, ranks, 2);
         assert_eq!(s.total_synapses, s1.total_synapses);
-        assert!(synapses(&d) == reference, "microcircuit with {ranks} ranks differs from 1 rank");
+        assert!(
+            synapses(&d) == reference,
+            "microcircuit with {ranks} ranks differs from 1 rank"
+        );
     }
 }
 
 #[test]
 fn balanced_same_network_for_ranks_1_and_3() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config("balanced.toml", &["scale.neurons=0.2", "scale.indegree=0.1"]);
+    let cfg = config(
+        "balanced.toml",
+        &["scale.neurons=0.2", "scale.indegree=0.1"],
+    );
     let d1 = tmp.path().join("r1");
     let s1 = build(&cfg, &d1, 1, 2);
     // 2250 neurons, in-degree 900 + 225.
@@ -159,7 +171,10 @@ fn shards_byte_identical_across_thread_counts() {
     for (name, text) in [("all_rules", Some(ALL_RULES)), ("microcircuit", None)] {
         let cfg = match text {
             Some(t) => config_text(t, &[]),
-            None => config("microcircuit.toml", &["scale.neurons=0.05", "scale.indegree=0.05"]),
+            None => config(
+                "microcircuit.toml",
+                &["scale.neurons=0.05", "scale.indegree=0.05"],
+            ),
         };
         let mut first: Option<Vec<Vec<u8>>> = None;
         for threads in [1usize, 2, 3] {
@@ -170,7 +185,10 @@ fn shards_byte_identical_across_thread_counts() {
                 .collect();
             match &first {
                 None => first = Some(files),
-                Some(f) => assert!(*f == files, "{name}: shards differ between 1 and {threads} threads"),
+                Some(f) => assert!(
+                    *f == files,
+                    "{name}: shards differ between 1 and {threads} threads"
+                ),
             }
         }
     }

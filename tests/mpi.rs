@@ -9,7 +9,11 @@ use std::path::Path;
 use std::process::Command;
 
 fn mpirun() -> Option<&'static str> {
-    let ok = Command::new("mpirun").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("mpirun")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if ok {
         Some("mpirun")
     } else {
@@ -19,13 +23,17 @@ fn mpirun() -> Option<&'static str> {
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().expect("spawn");
-    out
+    cmd.output().expect("spawn")
 }
 
 fn build_local(cfg: &str, sets: &[&str], out: &Path, ranks: u32) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snn-build"));
-    c.arg(common::repo().join("configs").join(cfg)).arg("-o").arg(out).arg("--force").arg("--ranks").arg(ranks.to_string());
+    c.arg(common::repo().join("configs").join(cfg))
+        .arg("-o")
+        .arg(out)
+        .arg("--force")
+        .arg("--ranks")
+        .arg(ranks.to_string());
     for s in sets {
         c.arg("--set").arg(s);
     }
@@ -37,7 +45,11 @@ fn spikes(dir: &Path) -> Vec<(u64, String, u64)> {
     let mut out = Vec::new();
     for f in std::fs::read_dir(dir).unwrap() {
         let p = f.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("spikes-rank-") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("spikes-rank-")
+        {
             for pop in snn_formats::sonata::read_spikes(&p).unwrap() {
                 for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
                     out.push((t.to_bits(), pop.name.clone(), *id));
@@ -59,7 +71,17 @@ fn sim(mpi: Option<u32>, net: &Path, out: &Path, t_sim: &str, comm: &str) -> std
         }
         None => Command::new(bin),
     };
-    c.arg(net).arg("-o").arg(out).args(["--force", "--t-sim", t_sim, "--threads", "1", "--comm", comm, "--seed", "4"]);
+    c.arg(net).arg("-o").arg(out).args([
+        "--force",
+        "--t-sim",
+        t_sim,
+        "--threads",
+        "1",
+        "--comm",
+        comm,
+        "--seed",
+        "4",
+    ]);
     run(&mut c)
 }
 
@@ -73,10 +95,16 @@ fn distributed_build_writes_the_same_shards() {
         build_local("balanced.toml", &sets, &local, n);
         let dist = tmp.path().join(format!("dist{n}"));
         let mut c = Command::new("timeout");
-        c.args(["300", mpirun, "-n", &n.to_string(), env!("CARGO_BIN_EXE_snn-build")])
-            .arg(common::repo().join("configs/balanced.toml"))
-            .arg("-o")
-            .arg(&dist);
+        c.args([
+            "300",
+            mpirun,
+            "-n",
+            &n.to_string(),
+            env!("CARGO_BIN_EXE_snn-build"),
+        ])
+        .arg(common::repo().join("configs/balanced.toml"))
+        .arg("-o")
+        .arg(&dist);
         for s in sets {
             c.arg("--set").arg(s);
         }
@@ -89,7 +117,9 @@ fn distributed_build_writes_the_same_shards() {
                 "rank {r} of {n}: distributed shard differs"
             );
         }
-        let v = run(Command::new(env!("CARGO_BIN_EXE_snn-build")).arg("verify").arg(&dist));
+        let v = run(Command::new(env!("CARGO_BIN_EXE_snn-build"))
+            .arg("verify")
+            .arg(&dist));
         assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     }
 }
@@ -101,10 +131,18 @@ fn spikes_identical_for_1_to_4_ranks_p2p_and_collective() {
     }
     let tmp = tempfile::tempdir().unwrap();
     for (cfg, sets, t_sim) in [
-        ("microcircuit.toml", vec!["scale.neurons=0.1", "scale.indegree=0.1"], "40"),
+        (
+            "microcircuit.toml",
+            vec!["scale.neurons=0.1", "scale.indegree=0.1"],
+            "40",
+        ),
         (
             "balanced.toml",
-            vec!["scale.neurons=0.2", "scale.indegree=0.1", "poisson_background.rate_Hz=23.173374667665403"],
+            vec![
+                "scale.neurons=0.2",
+                "scale.indegree=0.1",
+                "poisson_background.rate_Hz=23.173374667665403",
+            ],
             "100",
         ),
     ] {
@@ -113,18 +151,34 @@ fn spikes_identical_for_1_to_4_ranks_p2p_and_collective() {
         let o = sim(None, &net1, &tmp.path().join("ref"), t_sim, "p2p");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let reference = spikes(&tmp.path().join("ref"));
-        assert!(reference.len() > 100, "{cfg}: only {} spikes", reference.len());
+        assert!(
+            reference.len() > 100,
+            "{cfg}: only {} spikes",
+            reference.len()
+        );
         for n in [2u32, 3, 4] {
             let net = tmp.path().join(format!("net{n}"));
             build_local(cfg, &sets, &net, n);
             for comm in ["p2p", "collective"] {
                 let out = tmp.path().join(format!("run{n}{comm}"));
                 let o = sim(Some(n), &net, &out, t_sim, comm);
-                assert!(o.status.success(), "{cfg} {n} {comm}: {}", String::from_utf8_lossy(&o.stderr));
-                assert!(spikes(&out) == reference, "{cfg}: {n} ranks {comm} differ from 1 rank");
-                let summary: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-                assert_eq!(summary["ranks_finished"].as_array().unwrap().len(), n as usize);
+                assert!(
+                    o.status.success(),
+                    "{cfg} {n} {comm}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                assert!(
+                    spikes(&out) == reference,
+                    "{cfg}: {n} ranks {comm} differ from 1 rank"
+                );
+                let summary: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(out.join("summary.json")).unwrap(),
+                )
+                .unwrap();
+                assert_eq!(
+                    summary["ranks_finished"].as_array().unwrap().len(),
+                    n as usize
+                );
             }
         }
     }
@@ -137,7 +191,12 @@ fn rank_count_mismatch_and_bad_shard_end_the_job() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let net = tmp.path().join("net3");
-    build_local("balanced.toml", &["scale.neurons=0.1", "scale.indegree=0.05"], &net, 3);
+    build_local(
+        "balanced.toml",
+        &["scale.neurons=0.1", "scale.indegree=0.05"],
+        &net,
+        3,
+    );
     // Wrong number of processes: a clear error from every rank, no hang.
     let o = sim(Some(2), &net, &tmp.path().join("r"), "10", "p2p");
     assert!(!o.status.success());
@@ -154,6 +213,12 @@ fn rank_count_mismatch_and_bad_shard_end_the_job() {
     let o = sim(Some(3), &net, &tmp.path().join("r2"), "10", "p2p");
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("rank 1") && err.contains("rank-00001.shard"), "{err}");
-    assert!(!tmp.path().join("r2").exists(), "no output presented as complete");
+    assert!(
+        err.contains("rank 1") && err.contains("rank-00001.shard"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("r2").exists(),
+        "no output presented as complete"
+    );
 }

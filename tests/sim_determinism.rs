@@ -15,7 +15,11 @@ fn spikes(run: &Path) -> Vec<(u64, String, u64)> {
     let mut out = Vec::new();
     for f in std::fs::read_dir(run).unwrap() {
         let p = f.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("spikes-rank-") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("spikes-rank-")
+        {
             for pop in snn_formats::sonata::read_spikes(&p).unwrap() {
                 for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
                     out.push((t.to_bits(), pop.name.clone(), *id));
@@ -27,13 +31,31 @@ fn spikes(run: &Path) -> Vec<(u64, String, u64)> {
     out
 }
 
-fn sim(net: &Path, out: &Path, t_presim: f64, t_sim: f64, seed: u64, threads: usize) -> Vec<(u64, String, u64)> {
+fn sim(
+    net: &Path,
+    out: &Path,
+    t_presim: f64,
+    t_sim: f64,
+    seed: u64,
+    threads: usize,
+) -> Vec<(u64, String, u64)> {
     sim_mode(net, out, t_presim, t_sim, seed, threads, CommMode::P2p)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn sim_mode(net: &Path, out: &Path, t_presim: f64, t_sim: f64, seed: u64, threads: usize, comm: CommMode) -> Vec<(u64, String, u64)> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+fn sim_mode(
+    net: &Path,
+    out: &Path,
+    t_presim: f64,
+    t_sim: f64,
+    seed: u64,
+    threads: usize,
+    comm: CommMode,
+) -> Vec<(u64, String, u64)> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     let opts = RunOptions {
         network: net.to_path_buf(),
         output: out.to_path_buf(),
@@ -43,27 +65,55 @@ fn sim_mode(net: &Path, out: &Path, t_presim: f64, t_sim: f64, seed: u64, thread
         force: true,
         comm,
     };
-    pool.install(|| run_ranks(&opts, true, &mut |_| {})).expect("run");
+    pool.install(|| run_ranks(&opts, true, &mut |_| {}))
+        .expect("run");
     spikes(out)
 }
 
 #[test]
 fn microcircuit_spikes_identical_for_threads_ranks_and_repeats() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config("microcircuit.toml", &["scale.neurons=0.1", "scale.indegree=0.1"]);
+    let cfg = config(
+        "microcircuit.toml",
+        &["scale.neurons=0.1", "scale.indegree=0.1"],
+    );
     let net1 = tmp.path().join("net1");
     build(&cfg, &net1, 1, 2);
     let reference = sim(&net1, &tmp.path().join("a"), 50.0, 250.0, 1, 1);
     assert!(reference.len() > 1000, "only {} spikes", reference.len());
-    assert!(sim(&net1, &tmp.path().join("b"), 50.0, 250.0, 1, 2) == reference, "threads 1 vs 2");
-    assert!(sim(&net1, &tmp.path().join("c"), 50.0, 250.0, 1, 2) == reference, "repeated run");
+    assert!(
+        sim(&net1, &tmp.path().join("b"), 50.0, 250.0, 1, 2) == reference,
+        "threads 1 vs 2"
+    );
+    assert!(
+        sim(&net1, &tmp.path().join("c"), 50.0, 250.0, 1, 2) == reference,
+        "repeated run"
+    );
     for ranks in [2u32, 3, 4] {
         let net = tmp.path().join(format!("net{ranks}"));
         build(&cfg, &net, ranks, 2);
-        let got = sim(&net, &tmp.path().join(format!("r{ranks}")), 50.0, 250.0, 1, 2);
+        let got = sim(
+            &net,
+            &tmp.path().join(format!("r{ranks}")),
+            50.0,
+            250.0,
+            1,
+            2,
+        );
         assert!(got == reference, "{ranks} ranks differ from 1 rank");
-        let got = sim_mode(&net, &tmp.path().join(format!("c{ranks}")), 50.0, 250.0, 1, 2, CommMode::Collective);
-        assert!(got == reference, "{ranks} ranks, collective, differ from 1 rank");
+        let got = sim_mode(
+            &net,
+            &tmp.path().join(format!("c{ranks}")),
+            50.0,
+            250.0,
+            1,
+            2,
+            CommMode::Collective,
+        );
+        assert!(
+            got == reference,
+            "{ranks} ranks, collective, differ from 1 rank"
+        );
     }
     // Another seed: other Poisson input and initial potentials, other spikes.
     let other = sim(&net1, &tmp.path().join("s2"), 50.0, 250.0, 2, 2);
@@ -78,7 +128,11 @@ fn balanced_spikes_identical_for_ranks() {
     // input restores the full drive so that the network is active.
     let cfg = config(
         "balanced.toml",
-        &["scale.neurons=0.2", "scale.indegree=0.1", "poisson_background.rate_Hz=23.173374667665403"],
+        &[
+            "scale.neurons=0.2",
+            "scale.indegree=0.1",
+            "poisson_background.rate_Hz=23.173374667665403",
+        ],
     );
     let net1 = tmp.path().join("net1");
     build(&cfg, &net1, 1, 2);
@@ -87,8 +141,26 @@ fn balanced_spikes_identical_for_ranks() {
     for ranks in [2u32, 3, 4] {
         let net = tmp.path().join(format!("net{ranks}"));
         build(&cfg, &net, ranks, 1);
-        assert!(sim(&net, &tmp.path().join(format!("r{ranks}")), 0.0, 150.0, 3, 1) == reference, "{ranks} ranks");
-        let c = sim_mode(&net, &tmp.path().join(format!("c{ranks}")), 0.0, 150.0, 3, 1, CommMode::Collective);
+        assert!(
+            sim(
+                &net,
+                &tmp.path().join(format!("r{ranks}")),
+                0.0,
+                150.0,
+                3,
+                1
+            ) == reference,
+            "{ranks} ranks"
+        );
+        let c = sim_mode(
+            &net,
+            &tmp.path().join(format!("c{ranks}")),
+            0.0,
+            150.0,
+            3,
+            1,
+            CommMode::Collective,
+        );
         assert!(c == reference, "{ranks} ranks collective");
     }
 }
@@ -110,12 +182,23 @@ fn placement_does_not_change_spikes() {
     .into_iter()
     .enumerate()
     {
-        let mut o = vec!["scale.neurons=0.1", "scale.indegree=0.05", "poisson_background.rate_Hz=46.346749335330806"];
+        let mut o = vec![
+            "scale.neurons=0.1",
+            "scale.indegree=0.05",
+            "poisson_background.rate_Hz=46.346749335330806",
+        ];
         o.extend(ov);
         let cfg = config_text(&text, &o);
         let net = tmp.path().join(format!("n{i}"));
         build(&cfg, &net, 2, 1);
-        runs.push(sim(&net, &tmp.path().join(format!("r{i}")), 0.0, 100.0, 5, 2));
+        runs.push(sim(
+            &net,
+            &tmp.path().join(format!("r{i}")),
+            0.0,
+            100.0,
+            5,
+            2,
+        ));
     }
     assert!(!runs[0].is_empty());
     assert!(runs[1] == runs[0] && runs[2] == runs[0]);

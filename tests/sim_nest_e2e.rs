@@ -46,11 +46,17 @@ fn f(x: f64) -> String {
 }
 
 fn num(v: &Value, key: &str) -> f64 {
-    v[key].as_f64().unwrap_or_else(|| panic!("missing number {key}"))
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("missing number {key}"))
 }
 
 fn nums(v: &Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
 }
 
 /// A NEST reference scenario.
@@ -68,7 +74,10 @@ fn load(name: &str) -> Scenario {
     let path = data_dir().join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: Value = serde_json::from_str(&text).expect("JSON");
-    assert!(v["nest_version"].as_str().expect("nest_version").starts_with("3.10"));
+    assert!(v["nest_version"]
+        .as_str()
+        .expect("nest_version")
+        .starts_with("3.10"));
     assert_eq!(num(&v, "tics_per_ms"), 1000.0);
     Scenario {
         name: name.to_string(),
@@ -91,11 +100,28 @@ fn config_toml(sc: &Scenario) -> String {
     let v = &sc.json;
     let p = &v["params"];
     let mut t = String::new();
-    t += &format!("[network]\nname = \"nest_{}\"\ndt_ms = {}\nseed = 7\n\n", sc.name, f(sc.dt));
+    t += &format!(
+        "[network]\nname = \"nest_{}\"\ndt_ms = {}\nseed = 7\n\n",
+        sc.name,
+        f(sc.dt)
+    );
     t += "[[populations]]\nname = \"neuron\"\nsize = 1\nscalable = false\n";
     t += &format!("V_m_init = {}\n", f(num(p, "V_m")));
-    t += &format!("params = {{ model = \"{}\"", v["model"].as_str().expect("model"));
-    for k in ["C_m", "tau_m", "tau_syn_ex", "tau_syn_in", "t_ref", "E_L", "V_th", "V_reset", "I_e"] {
+    t += &format!(
+        "params = {{ model = \"{}\"",
+        v["model"].as_str().expect("model")
+    );
+    for k in [
+        "C_m",
+        "tau_m",
+        "tau_syn_ex",
+        "tau_syn_in",
+        "t_ref",
+        "E_L",
+        "V_th",
+        "V_reset",
+        "I_e",
+    ] {
         t += &format!(", {k} = {}", f(num(p, k)));
     }
     t += " }\n\n";
@@ -111,9 +137,18 @@ fn config_toml(sc: &Scenario) -> String {
     }
     let mut k = 0;
     for (g, inp) in inputs.iter().enumerate() {
-        for (c, conn) in inp["connections"].as_array().expect("connections").iter().enumerate() {
+        for (c, conn) in inp["connections"]
+            .as_array()
+            .expect("connections")
+            .iter()
+            .enumerate()
+        {
             for m in 0..conn["count"].as_u64().expect("count") {
-                let rule = if k % 2 == 0 { "one_to_one" } else { "all_to_all" };
+                let rule = if k % 2 == 0 {
+                    "one_to_one"
+                } else {
+                    "all_to_all"
+                };
                 k += 1;
                 t += &format!(
                     "[[projections]]\nname = \"gen{g}_c{c}_{m}\"\nsource = \"gen{g}\"\ntarget = \"neuron\"\nrule = \"{rule}\"\nweight = {}\ndelay = {}\n\n",
@@ -123,7 +158,10 @@ fn config_toml(sc: &Scenario) -> String {
             }
         }
     }
-    t += &format!("[recording]\nspikes = [{}]\nV_m = [{{ population = \"neuron\", neurons = [0] }}]\n", pops.join(", "));
+    t += &format!(
+        "[recording]\nspikes = [{}]\nV_m = [{{ population = \"neuron\", neurons = [0] }}]\n",
+        pops.join(", ")
+    );
     t
 }
 
@@ -135,7 +173,10 @@ struct Output {
 }
 
 fn simulate(net: &Path, out: &Path, t_presim: f64, t_sim: f64, threads: usize) -> Output {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     let opts = RunOptions {
         network: net.to_path_buf(),
         output: out.to_path_buf(),
@@ -145,8 +186,14 @@ fn simulate(net: &Path, out: &Path, t_presim: f64, t_sim: f64, threads: usize) -
         force: false,
         comm: CommMode::P2p,
     };
-    let summary = pool.install(|| run_ranks(&opts, true, &mut |_| {})).expect("run");
-    assert_eq!(summary.vm_files.len(), 1, "one rank owns the recorded neuron");
+    let summary = pool
+        .install(|| run_ranks(&opts, true, &mut |_| {}))
+        .expect("run");
+    assert_eq!(
+        summary.vm_files.len(),
+        1,
+        "one rank owns the recorded neuron"
+    );
     let mut reports = read_report(&out.join(&summary.vm_files[0])).expect("read V_m report");
     assert_eq!(reports.len(), 1);
     let r = reports.pop().unwrap();
@@ -156,7 +203,10 @@ fn simulate(net: &Path, out: &Path, t_presim: f64, t_sim: f64, threads: usize) -
     for file in &summary.spike_files {
         for pop in read_spikes(&out.join(file)).expect("read spikes") {
             assert!(pop.node_ids.iter().all(|&i| i == 0));
-            spikes.entry(pop.name.clone()).or_insert_with(Vec::new).extend(pop.timestamps_ms);
+            spikes
+                .entry(pop.name.clone())
+                .or_insert_with(Vec::new)
+                .extend(pop.timestamps_ms);
         }
     }
     for s in spikes.values_mut() {
@@ -189,7 +239,12 @@ fn compare(sc: &Scenario, got: &Output, t_presim: f64, what: &str) -> f64 {
     let first = (t_presim / dt).round() as usize;
     let times = &sc.times[first..];
     let values = &sc.values[first..];
-    assert_eq!(got.values.len(), values.len(), "{} ({what}): number of V_m samples", sc.name);
+    assert_eq!(
+        got.values.len(),
+        values.len(),
+        "{} ({what}): number of V_m samples",
+        sc.name
+    );
     let mut max_err = 0.0f64;
     let mut worst = (0.0, 0.0, 0.0);
     for i in 0..values.len() {
@@ -216,9 +271,18 @@ fn compare(sc: &Scenario, got: &Output, t_presim: f64, what: &str) -> f64 {
         worst.2
     );
     // Output spikes: NEST's, after the start of recording, bit for bit.
-    let nest: Vec<f64> = sc.spikes.iter().copied().filter(|&t| t > t_presim + 1e-9).collect();
+    let nest: Vec<f64> = sc
+        .spikes
+        .iter()
+        .copied()
+        .filter(|&t| t > t_presim + 1e-9)
+        .collect();
     let ours = got.spikes.get("neuron").cloned().unwrap_or_default();
-    assert_eq!(ours, nest, "{} ({what}): output spike times differ from NEST's", sc.name);
+    assert_eq!(
+        ours, nest,
+        "{} ({what}): output spike times differ from NEST's",
+        sc.name
+    );
     // Generator spikes: recorded at their given times, stamped as NEST's
     // spike_recorder stamps them (45.3 ms -> 45.300000000000004, checked
     // with NEST 3.10).
@@ -228,7 +292,11 @@ fn compare(sc: &Scenario, got: &Output, t_presim: f64, what: &str) -> f64 {
             .filter(|&t| t > t_presim + 1e-9 && t <= sc.t_sim + 1e-9)
             .map(|t| nest_stamp(t, dt))
             .collect();
-        let ours = got.spikes.get(&format!("gen{g}")).cloned().unwrap_or_default();
+        let ours = got
+            .spikes
+            .get(&format!("gen{g}"))
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(ours, want, "{} ({what}): spike_generator gen{g}", sc.name);
     }
     max_err
@@ -236,7 +304,10 @@ fn compare(sc: &Scenario, got: &Output, t_presim: f64, what: &str) -> f64 {
 
 fn check(name: &str) {
     let sc = load(name);
-    assert!(!sc.spikes.is_empty(), "{name}: the scenario should make the neuron fire");
+    assert!(
+        !sc.spikes.is_empty(),
+        "{name}: the scenario should make the neuron fire"
+    );
     assert_eq!(sc.times.len(), (sc.t_sim / sc.dt).round() as usize);
     let text = config_toml(&sc);
     let cfg = common::config_text(&text, &[]);
@@ -245,20 +316,36 @@ fn check(name: &str) {
     // One rank, one thread, recording from the start.
     let net1 = tmp.path().join("net1");
     common::build(&cfg, &net1, 1, 1);
-    let err1 = compare(&sc, &simulate(&net1, &tmp.path().join("run1"), 0.0, sc.t_sim, 1), 0.0, "1 rank");
+    let err1 = compare(
+        &sc,
+        &simulate(&net1, &tmp.path().join("run1"), 0.0, sc.t_sim, 1),
+        0.0,
+        "1 rank",
+    );
 
     // Three emulated ranks (round robin: the neuron and the generators on
     // different ranks), two threads.
     let net3 = tmp.path().join("net3");
     common::build(&cfg, &net3, 3, 1);
-    let err3 = compare(&sc, &simulate(&net3, &tmp.path().join("run3"), 0.0, sc.t_sim, 2), 0.0, "3 ranks");
+    let err3 = compare(
+        &sc,
+        &simulate(&net3, &tmp.path().join("run3"), 0.0, sc.t_sim, 2),
+        0.0,
+        "3 ranks",
+    );
 
     // A presimulation that ends in the middle of the input: the recording
     // starts at 45.0 ms (the sample stamped 45.1 ms comes first).
     let t_presim = 45.0;
     let errp = compare(
         &sc,
-        &simulate(&net1, &tmp.path().join("runp"), t_presim, sc.t_sim - t_presim, 2),
+        &simulate(
+            &net1,
+            &tmp.path().join("runp"),
+            t_presim,
+            sc.t_sim - t_presim,
+            2,
+        ),
         t_presim,
         "presim 45 ms",
     );

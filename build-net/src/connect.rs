@@ -50,7 +50,7 @@ impl<'a> Normals<'a> {
     }
     /// The next standard normal variate.
     #[inline]
-    pub fn next(&mut self) -> f64 {
+    pub fn next_normal(&mut self) -> f64 {
         normal_zig_with(self.tables, self.rng)
     }
     /// The underlying stream (for uniform draws).
@@ -73,7 +73,7 @@ pub fn draw(d: &Dist, z: &mut Normals) -> f64 {
             max,
             clip,
         } => loop {
-            let x = mean + std * z.next();
+            let x = mean + std * z.next_normal();
             if clip {
                 return x.max(min).min(max);
             }
@@ -152,7 +152,13 @@ impl ProjPlan {
 
     #[inline]
     fn synapse_rng(&self, t: u64, k: u64) -> CounterRng {
-        CounterRng::new(self.seed, Purpose::Synapse, self.proj.index, t as u32, k as u32)
+        CounterRng::new(
+            self.seed,
+            Purpose::Synapse,
+            self.proj.index,
+            t as u32,
+            k as u32,
+        )
     }
 
     /// Draw the source of a per-synapse stream.
@@ -183,7 +189,8 @@ impl ProjPlan {
                 if p <= 0.0 || self.n_src == 0 {
                     return;
                 }
-                let mut rng = CounterRng::new(self.seed, Purpose::Bernoulli, self.proj.index, t as u32, 0);
+                let mut rng =
+                    CounterRng::new(self.seed, Purpose::Bernoulli, self.proj.index, t as u32, 0);
                 let mut s = 0u64;
                 loop {
                     s = s.saturating_add(detmath::geometric_skip(&mut rng, self.ln_1mp));
@@ -201,7 +208,8 @@ impl ProjPlan {
                 // sorted.
                 let avail = self.n_src - u64::from(self.exclude_self);
                 let k = k.min(avail);
-                let mut rng = CounterRng::new(self.seed, Purpose::NoMultapse, self.proj.index, t as u32, 0);
+                let mut rng =
+                    CounterRng::new(self.seed, Purpose::NoMultapse, self.proj.index, t as u32, 0);
                 let mut set = HashSet::with_capacity(k as usize);
                 for j in avail - k..avail {
                     let r = rng.below(j + 1);
@@ -226,7 +234,13 @@ impl ProjPlan {
     /// Call `f(source_index)` for each synapse of target `t` (in synapse
     /// order) given its in-degree for `PerSynapse` rules.
     #[inline]
-    pub fn for_each_source(&self, t: u64, indegree: u64, scratch: &mut Vec<u64>, mut f: impl FnMut(u64)) {
+    pub fn for_each_source(
+        &self,
+        t: u64,
+        indegree: u64,
+        scratch: &mut Vec<u64>,
+        mut f: impl FnMut(u64),
+    ) {
         match self.mode {
             SourceMode::PerSynapse => {
                 for k in 0..indegree {
@@ -246,7 +260,13 @@ impl ProjPlan {
     /// Call `f(source_index, weight_fixed, delay_steps)` for each synapse of
     /// target `t`, in synapse order.
     #[inline]
-    pub fn for_each_synapse(&self, t: u64, indegree: u64, scratch: &mut Vec<u64>, mut f: impl FnMut(u64, i32, u32)) {
+    pub fn for_each_synapse(
+        &self,
+        t: u64,
+        indegree: u64,
+        scratch: &mut Vec<u64>,
+        mut f: impl FnMut(u64, i32, u32),
+    ) {
         let w = &self.proj.weight_pa;
         let d = &self.proj.delay_ms;
         match self.mode {
@@ -313,7 +333,13 @@ pub fn split_total_number(
         }
         let mid = lo + (hi - lo) / 2;
         let p = (mid - lo) as f64 / (hi - lo) as f64;
-        let mut rng = CounterRng::new(seed, Purpose::TotalNumberSplit, projection, node as u32, (node >> 32) as u32);
+        let mut rng = CounterRng::new(
+            seed,
+            Purpose::TotalNumberSplit,
+            projection,
+            node as u32,
+            (node >> 32) as u32,
+        );
         let left = detmath::binomial(&mut rng, n, p);
         stack.push((mid, hi, n - left, 2 * node + 1));
         stack.push((lo, mid, left, 2 * node));

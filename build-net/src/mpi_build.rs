@@ -73,7 +73,11 @@ pub fn gather_bytes<C: Communicator>(world: &C, bytes: &[u8]) -> Option<Vec<Vec<
             let mut p = PartitionMut::new(&mut buf[..], &lens[..], &displs[..]);
             root.gather_varcount_into_root(bytes, &mut p);
         }
-        Some((0..n).map(|q| buf[displs[q] as usize..(displs[q] + lens[q]) as usize].to_vec()).collect())
+        Some(
+            (0..n)
+                .map(|q| buf[displs[q] as usize..(displs[q] + lens[q]) as usize].to_vec())
+                .collect(),
+        )
     } else {
         root.gather_into(&len);
         root.gather_varcount_into(bytes);
@@ -86,7 +90,11 @@ pub fn broadcast_bytes<C: Communicator>(world: &C, bytes: Vec<u8>) -> Vec<u8> {
     let root = world.process_at_rank(0);
     let mut len = bytes.len() as u64;
     root.broadcast_into(&mut len);
-    let mut buf = if world.rank() == 0 { bytes } else { vec![0u8; len as usize] };
+    let mut buf = if world.rank() == 0 {
+        bytes
+    } else {
+        vec![0u8; len as usize]
+    };
     root.broadcast_into(&mut buf[..]);
     buf
 }
@@ -114,7 +122,11 @@ pub fn build_network_mpi<C: Communicator>(
     let placement = Placement::new(&model, n_ranks)?;
     // Rank 0 creates the staging directory (checking --force) and tells the
     // others where it is; an empty path means it failed.
-    let staging = if rank == 0 { Some(Staging::new(dest, opts.force)) } else { None };
+    let staging = if rank == 0 {
+        Some(Staging::new(dest, opts.force))
+    } else {
+        None
+    };
     let path = broadcast_bytes(
         world,
         match &staging {
@@ -144,7 +156,10 @@ pub fn build_network_mpi<C: Communicator>(
         let images = plan.images(&counts);
         // The one collective exchange of routing needs.
         let needs = alltoallv_u64(world, &images);
-        let send: Vec<Vec<u32>> = needs.iter().map(|v| v.iter().map(|&g| placement.locate(g).1).collect()).collect();
+        let send: Vec<Vec<u32>> = needs
+            .iter()
+            .map(|v| v.iter().map(|&g| placement.locate(g).1).collect())
+            .collect();
         let shard = plan.fill(counts, &images, &send, hash, &progress)?;
         let file = shard_file_name(rank);
         let tw = Instant::now();
@@ -166,7 +181,10 @@ pub fn build_network_mpi<C: Communicator>(
         })
     })();
     let report = match local {
-        Ok(r) => Report { ok: Some(r), error: None },
+        Ok(r) => Report {
+            ok: Some(r),
+            error: None,
+        },
         Err(e) => Report {
             ok: None,
             error: Some(e.to_string()),
@@ -192,9 +210,18 @@ pub fn build_network_mpi<C: Communicator>(
             }
             match failure {
                 Some(f) => Err(f),
-                None => finish_manifest(cfg, &model, hash, staging, results, opts, threads * n_ranks as usize, t0)
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
+                None => finish_manifest(
+                    cfg,
+                    &model,
+                    hash,
+                    staging,
+                    results,
+                    opts,
+                    threads * n_ranks as usize,
+                    t0,
+                )
+                .map(Some)
+                .map_err(|e| e.to_string()),
             }
         }
         _ => Ok(None),
@@ -207,7 +234,9 @@ pub fn build_network_mpi<C: Communicator>(
         },
     );
     if !status.is_empty() {
-        return Err(BuildError::Distributed(String::from_utf8_lossy(&status).into_owned()));
+        return Err(BuildError::Distributed(
+            String::from_utf8_lossy(&status).into_owned(),
+        ));
     }
     outcome.map_err(BuildError::Distributed)
 }

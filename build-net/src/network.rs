@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use snn_formats::manifest::{
-    hex, model_hash, Manifest, PopulationEntry, ProjectionEntry, Provenance, ShardEntry, MANIFEST_FILE,
-    MANIFEST_FORMAT, MANIFEST_VERSION,
+    hex, model_hash, Manifest, PopulationEntry, ProjectionEntry, Provenance, ShardEntry,
+    MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION,
 };
 use snn_formats::model::Model;
 use snn_formats::output::Staging;
@@ -85,13 +85,20 @@ pub fn expected_synapses(model: &Model) -> f64 {
     model
         .projections
         .iter()
-        .map(|p| ProjPlan::new(model, p).expected_indegree() * model.populations[p.target].size as f64)
+        .map(|p| {
+            ProjPlan::new(model, p).expected_indegree() * model.populations[p.target].size as f64
+        })
         .sum()
 }
 
 /// Build the network of `cfg` into `dest`. `origin` names the config file in
 /// errors.
-pub fn build_network(cfg: &Config, origin: &str, dest: &Path, opts: &BuildOptions) -> Result<BuildSummary, BuildError> {
+pub fn build_network(
+    cfg: &Config,
+    origin: &str,
+    dest: &Path,
+    opts: &BuildOptions,
+) -> Result<BuildSummary, BuildError> {
     let t0 = Instant::now();
     let model = Model::resolve(cfg, origin)?;
     let placement = Placement::new(&model, opts.n_ranks)?;
@@ -255,8 +262,10 @@ pub fn finish_manifest(
     let mpath = staging.path().join(MANIFEST_FILE);
     let text = manifest.to_json();
     let mut f = std::fs::File::create(&mpath).map_err(|e| FormatError::io(&mpath, "create", e))?;
-    f.write_all(text.as_bytes()).map_err(|e| FormatError::io(&mpath, "write", e))?;
-    f.sync_all().map_err(|e| FormatError::io(&mpath, "fsync", e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| FormatError::io(&mpath, "write", e))?;
+    f.sync_all()
+        .map_err(|e| FormatError::io(&mpath, "fsync", e))?;
     let network_dir = staging.commit()?;
     let build_seconds = t0.elapsed().as_secs_f64();
     Ok(BuildSummary {
@@ -270,7 +279,11 @@ pub fn finish_manifest(
         min_delay_steps: dmin,
         max_delay_steps: dmax,
         shard_bytes,
-        bytes_per_synapse: if total_synapses > 0 { shard_bytes as f64 / total_synapses as f64 } else { 0.0 },
+        bytes_per_synapse: if total_synapses > 0 {
+            shard_bytes as f64 / total_synapses as f64
+        } else {
+            0.0
+        },
         build_seconds,
         write_seconds,
         synapses_per_second: total_synapses as f64 / build_seconds.max(1e-9),

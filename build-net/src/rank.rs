@@ -59,7 +59,12 @@ pub struct Counts {
 
 impl<'a> RankPlan<'a> {
     /// Plan rank `rank` with `n_chunks` parallel chunks.
-    pub fn new(model: &'a Model, placement: &'a Placement, rank: u32, n_chunks: usize) -> RankPlan<'a> {
+    pub fn new(
+        model: &'a Model,
+        placement: &'a Placement,
+        rank: u32,
+        n_chunks: usize,
+    ) -> RankPlan<'a> {
         let owned = placement.owned(rank);
         let mut pop_local = Vec::with_capacity(model.populations.len());
         for p in &model.populations {
@@ -67,7 +72,11 @@ impl<'a> RankPlan<'a> {
             let b = owned.partition_point(|&g| g < p.first_id + p.size);
             pop_local.push((a, b));
         }
-        let projs: Vec<ProjPlan> = model.projections.iter().map(|p| ProjPlan::new(model, p)).collect();
+        let projs: Vec<ProjPlan> = model
+            .projections
+            .iter()
+            .map(|p| ProjPlan::new(model, p))
+            .collect();
         let mut by_target = vec![Vec::new(); model.populations.len()];
         for (i, p) in projs.iter().enumerate() {
             by_target[p.proj.target].push(i);
@@ -95,7 +104,11 @@ impl<'a> RankPlan<'a> {
         let mut weight = vec![0.0f64; owned.len()];
         for (pi, list) in by_target.iter().enumerate() {
             let (a, b) = pop_local[pi];
-            let w: f64 = list.iter().map(|&j| projs[j].expected_indegree()).sum::<f64>() + 1.0;
+            let w: f64 = list
+                .iter()
+                .map(|&j| projs[j].expected_indegree())
+                .sum::<f64>()
+                + 1.0;
             for x in &mut weight[a..b] {
                 *x = w;
             }
@@ -107,7 +120,9 @@ impl<'a> RankPlan<'a> {
         let mut acc = 0.0;
         for (i, w) in weight.iter().enumerate() {
             acc += w;
-            if chunks.len() + 1 < n_chunks && acc >= total * (chunks.len() + 1) as f64 / n_chunks as f64 {
+            if chunks.len() + 1 < n_chunks
+                && acc >= total * (chunks.len() + 1) as f64 / n_chunks as f64
+            {
                 chunks.push((start, i + 1));
                 start = i + 1;
             }
@@ -344,7 +359,9 @@ impl<'a> RankPlan<'a> {
                 dmin = dmin.min(a);
                 dmax = dmax.max(b);
                 if written != counts.per_chunk_total[c] {
-                    return Err(BuildError::Internal("fill pass disagrees with count pass".into()));
+                    return Err(BuildError::Internal(
+                        "fill pass disagrees with count pass".into(),
+                    ));
                 }
             }
             // Pass 2 wrote exactly what pass 1 counted: per chunk in total
@@ -357,7 +374,9 @@ impl<'a> RankPlan<'a> {
                 let chunks = &counts.per_chunk;
                 let ordered = chunks.windows(2).all(|w| w[0][g] <= w[1][g]);
                 if !ordered || chunks.last().map(|c| c[g] as u64) != Some(len) {
-                    return Err(BuildError::Internal("fill pass disagrees with count pass".into()));
+                    return Err(BuildError::Internal(
+                        "fill pass disagrees with count pass".into(),
+                    ));
                 }
             }
             let (min_delay_steps, max_delay_steps) = if n_syn == 0 { (0, 0) } else { (dmin, dmax) };

@@ -350,9 +350,12 @@ pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Co
         file: origin.to_string(),
         message: one_line(e.message()),
         // 1 + the newlines before the error (byte-wise: never panics).
-        line: e
-            .span()
-            .map(|s| 1 + text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count()),
+        line: e.span().map(|s| {
+            1 + text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        }),
     })?;
     for ov in overrides {
         apply_override(&mut tree, ov).map_err(|message| ConfigError::Override {
@@ -370,7 +373,11 @@ pub fn config_from_tree(tree: toml::Value, origin: &str) -> Result<Config, Confi
         let path = e.path().to_string();
         ConfigError::Field {
             file: origin.to_string(),
-            field: if path == "." { "(top level)".into() } else { path },
+            field: if path == "." {
+                "(top level)".into()
+            } else {
+                path
+            },
             message: one_line(e.into_inner().message()),
         }
     })
@@ -378,7 +385,11 @@ pub fn config_from_tree(tree: toml::Value, origin: &str) -> Result<Config, Confi
 
 /// A parser message on one line (the TOML parser's may span several).
 fn one_line(message: &str) -> String {
-    let parts: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     parts.join("; ")
 }
 

@@ -141,7 +141,10 @@ pub fn hex(bytes: &[u8]) -> String {
 /// overrides, with the shard format version.
 pub fn model_hash(cfg: &Config) -> [u8; 16] {
     let mut text = serde_json::to_string(cfg).unwrap_or_default();
-    text.push_str(&format!("|shard-format-{}", crate::shard::SHARD_FORMAT_VERSION));
+    text.push_str(&format!(
+        "|shard-format-{}",
+        crate::shard::SHARD_FORMAT_VERSION
+    ));
     xxhash_rust::xxh3::xxh3_128(text.as_bytes()).to_le_bytes()
 }
 
@@ -163,22 +166,40 @@ impl Manifest {
 
     /// Parse and verify a manifest's text.
     pub fn from_json(path: &Path, text: &str) -> Result<Manifest, FormatError> {
-        let m: Manifest = serde_json::from_str(text)
-            .map_err(|e| FormatError::corrupt(path, format!("not a valid network manifest: {e}")))?;
+        let m: Manifest = serde_json::from_str(text).map_err(|e| {
+            FormatError::corrupt(path, format!("not a valid network manifest: {e}"))
+        })?;
         if m.format != MANIFEST_FORMAT {
-            return Err(FormatError::corrupt(path, format!("format is '{}', expected '{MANIFEST_FORMAT}'", m.format)));
+            return Err(FormatError::corrupt(
+                path,
+                format!("format is '{}', expected '{MANIFEST_FORMAT}'", m.format),
+            ));
         }
         if m.format_version != MANIFEST_VERSION {
             return Err(FormatError::corrupt(
                 path,
-                format!("manifest version {}, this build reads {MANIFEST_VERSION}", m.format_version),
+                format!(
+                    "manifest version {}, this build reads {MANIFEST_VERSION}",
+                    m.format_version
+                ),
             ));
         }
         if m.compute_checksum() != m.checksum {
-            return Err(FormatError::corrupt(path, "manifest checksum mismatch (edited or corrupt)"));
+            return Err(FormatError::corrupt(
+                path,
+                "manifest checksum mismatch (edited or corrupt)",
+            ));
         }
-        if m.shards.len() != m.n_ranks as usize || m.shards.iter().enumerate().any(|(i, s)| s.rank != i as u32) {
-            return Err(FormatError::corrupt(path, "shard list does not match n_ranks"));
+        if m.n_ranks == 0 {
+            return Err(FormatError::corrupt(path, "n_ranks is 0"));
+        }
+        if m.shards.len() != m.n_ranks as usize
+            || m.shards.iter().enumerate().any(|(i, s)| s.rank != i as u32)
+        {
+            return Err(FormatError::corrupt(
+                path,
+                "shard list does not match n_ranks",
+            ));
         }
         Ok(m)
     }
@@ -214,18 +235,27 @@ impl NetworkDir {
                 message: "not a directory (expected a network directory made by snn-build)".into(),
             });
         }
-        let text = std::fs::read_to_string(&mpath).map_err(|e| FormatError::io(&mpath, "read", e))?;
+        let text =
+            std::fs::read_to_string(&mpath).map_err(|e| FormatError::io(&mpath, "read", e))?;
         let manifest = Manifest::from_json(&mpath, &text)?;
         for s in &manifest.shards {
             let p = dir.join(&s.file);
             if s.file != shard_file_name(s.rank) {
-                return Err(FormatError::corrupt(&mpath, format!("unexpected shard file name '{}'", s.file)));
+                return Err(FormatError::corrupt(
+                    &mpath,
+                    format!("unexpected shard file name '{}'", s.file),
+                ));
             }
-            let len = std::fs::metadata(&p).map_err(|e| FormatError::io(&p, "stat", e))?.len();
+            let len = std::fs::metadata(&p)
+                .map_err(|e| FormatError::io(&p, "stat", e))?
+                .len();
             if len != s.bytes {
                 return Err(FormatError::corrupt(
                     &p,
-                    format!("{len} bytes but the manifest records {} (truncated or replaced)", s.bytes),
+                    format!(
+                        "{len} bytes but the manifest records {} (truncated or replaced)",
+                        s.bytes
+                    ),
                 ));
             }
         }
@@ -246,15 +276,26 @@ impl NetworkDir {
         if rank >= self.manifest.n_ranks {
             return Err(FormatError::Mismatch {
                 path,
-                message: format!("rank {rank} out of range: the network has {} ranks", self.manifest.n_ranks),
+                message: format!(
+                    "rank {rank} out of range: the network has {} ranks",
+                    self.manifest.n_ranks
+                ),
             });
         }
         let shard = Shard::open(&path, check)?;
         let h = shard.header();
-        if check >= Check::Checksum && format!("{:016x}", h.header_xxh3) != self.manifest.shards[rank as usize].xxh3 {
-            return Err(FormatError::corrupt(&path, "shard header differs from the manifest's record (replaced or corrupt shard)"));
+        if check >= Check::Checksum
+            && format!("{:016x}", h.header_xxh3) != self.manifest.shards[rank as usize].xxh3
+        {
+            return Err(FormatError::corrupt(
+                &path,
+                "shard header differs from the manifest's record (replaced or corrupt shard)",
+            ));
         }
-        if hex(&h.model_hash) != self.manifest.model_hash || h.rank != rank || h.n_ranks != self.manifest.n_ranks {
+        if hex(&h.model_hash) != self.manifest.model_hash
+            || h.rank != rank
+            || h.n_ranks != self.manifest.n_ranks
+        {
             return Err(FormatError::Mismatch {
                 path,
                 message: "shard belongs to a different network or rank than the manifest".into(),

@@ -112,10 +112,22 @@ impl Dist {
         match *self {
             Dist::Constant(v) => v.abs(),
             Dist::Normal {
-                mean, std, min, max, ..
+                mean,
+                std,
+                min,
+                max,
+                ..
             } => {
-                let hi = if max.is_finite() { max } else { mean + 10.0 * std };
-                let lo = if min.is_finite() { min } else { mean - 10.0 * std };
+                let hi = if max.is_finite() {
+                    max
+                } else {
+                    mean + 10.0 * std
+                };
+                let lo = if min.is_finite() {
+                    min
+                } else {
+                    mean - 10.0 * std
+                };
                 hi.abs().max(lo.abs())
             }
             Dist::Uniform { min, max } => min.abs().max(max.abs()),
@@ -377,7 +389,10 @@ fn resolve_dist(ctx: &Ctx, field: &str, d: &Distribution) -> Result<Dist, Config
                 // Redrawing must terminate quickly: the interval has to reach
                 // within 5 sd of the mean.
                 let reach = 5.0 * std;
-                if hi < mean - reach || lo > mean + reach || (std == 0.0 && (mean < lo || mean > hi)) {
+                if hi < mean - reach
+                    || lo > mean + reach
+                    || (std == 0.0 && (mean < lo || mean > hi))
+                {
                     return Err(ctx.err(
                         field,
                         format!(
@@ -482,7 +497,12 @@ fn merge_params(
         if !(p.t_ref.is_finite() && p.t_ref >= 0.0) {
             return Err(ctx.err(at("t_ref"), format!("must be >= 0, got {}", p.t_ref)));
         }
-        for (n, v) in [("E_L", p.E_L), ("V_th", p.V_th), ("V_reset", p.V_reset), ("I_e", p.I_e)] {
+        for (n, v) in [
+            ("E_L", p.E_L),
+            ("V_th", p.V_th),
+            ("V_reset", p.V_reset),
+            ("I_e", p.I_e),
+        ] {
             if !v.is_finite() {
                 return Err(ctx.err(at(n), "must be a finite number"));
             }
@@ -494,7 +514,10 @@ fn merge_params(
             ));
         }
         if !p.spike_times.is_empty() {
-            return Err(ctx.err(format!("{field}.spike_times"), "only a spike_generator has spike_times"));
+            return Err(ctx.err(
+                format!("{field}.spike_times"),
+                "only a spike_generator has spike_times",
+            ));
         }
     } else {
         for (i, w) in p.spike_times.windows(2).enumerate() {
@@ -506,9 +529,16 @@ fn merge_params(
             }
         }
         if let Some(t) = p.spike_times.iter().find(|t| !(t.is_finite() && **t > 0.0)) {
-            return Err(ctx.err(format!("{field}.spike_times"), format!("spike times must be > 0 ms, got {t}")));
+            return Err(ctx.err(
+                format!("{field}.spike_times"),
+                format!("spike times must be > 0 ms, got {t}"),
+            ));
         }
-        if let Some(t) = p.spike_times.iter().find(|&&t| ((t / dt_ms).round() * dt_ms - t).abs() > 1e-9 * t.max(1.0)) {
+        if let Some(t) = p
+            .spike_times
+            .iter()
+            .find(|&&t| ((t / dt_ms).round() * dt_ms - t).abs() > 1e-9 * t.max(1.0))
+        {
             return Err(ctx.err(
                 format!("{field}.spike_times"),
                 format!("spike time {t} ms is not a multiple of dt = {dt_ms} ms (as in NEST, off-grid times are refused)"),
@@ -527,7 +557,10 @@ impl Model {
             return Err(ctx.err("network.dt_ms", format!("must be > 0, got {}", net.dt_ms)));
         }
         let sc = &cfg.scale;
-        for (n, v) in [("scale.neurons", sc.neurons), ("scale.indegree", sc.indegree)] {
+        for (n, v) in [
+            ("scale.neurons", sc.neurons),
+            ("scale.indegree", sc.indegree),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(ctx.err(n, format!("must be > 0, got {v}")));
             }
@@ -543,14 +576,23 @@ impl Model {
             if p.name.is_empty() || p.name.contains(['/', '.', ',', ' ']) {
                 return Err(ctx.err(
                     format!("{field}.name"),
-                    format!("'{}' is not a valid name (non-empty, no '/', '.', ',' or spaces)", p.name),
+                    format!(
+                        "'{}' is not a valid name (non-empty, no '/', '.', ',' or spaces)",
+                        p.name
+                    ),
                 ));
             }
             if cfg.populations[..i].iter().any(|q| q.name == p.name) {
-                return Err(ctx.err(format!("{field}.name"), format!("duplicate population '{}'", p.name)));
+                return Err(ctx.err(
+                    format!("{field}.name"),
+                    format!("duplicate population '{}'", p.name),
+                ));
             }
             if p.size < 0 {
-                return Err(ctx.err(format!("{field}.size"), format!("must be >= 0, got {}", p.size)));
+                return Err(ctx.err(
+                    format!("{field}.size"),
+                    format!("must be >= 0, got {}", p.size),
+                ));
             }
             let size = if p.scalable {
                 (p.size as f64 * sc.neurons).round_ties_even() as u64
@@ -558,23 +600,41 @@ impl Model {
                 p.size as u64
             };
             if size > u32::MAX as u64 {
-                return Err(ctx.err(format!("{field}.size"), "a population may hold at most 2^32-1 neurons"));
+                return Err(ctx.err(
+                    format!("{field}.size"),
+                    "a population may hold at most 2^32-1 neurons",
+                ));
             }
-            let params = merge_params(&ctx, &format!("{field}.params"), &cfg.neuron_defaults, &p.params, net.dt_ms)?;
+            let params = merge_params(
+                &ctx,
+                &format!("{field}.params"),
+                &cfg.neuron_defaults,
+                &p.params,
+                net.dt_ms,
+            )?;
             let v_m_init = match &p.V_m_init {
                 Some(d) => resolve_dist(&ctx, &format!("{field}.V_m_init"), d)?,
                 None => Dist::Constant(params.E_L),
             };
             let k_ext_full = p.K_ext.unwrap_or(0.0);
             if !(k_ext_full.is_finite() && k_ext_full >= 0.0) {
-                return Err(ctx.err(format!("{field}.K_ext"), format!("must be >= 0, got {k_ext_full}")));
+                return Err(ctx.err(
+                    format!("{field}.K_ext"),
+                    format!("must be >= 0, got {k_ext_full}"),
+                ));
             }
             if k_ext_full > 0.0 && cfg.poisson_background.is_none() {
-                return Err(ctx.err(format!("{field}.K_ext"), "needs a [poisson_background] section"));
+                return Err(ctx.err(
+                    format!("{field}.K_ext"),
+                    "needs a [poisson_background] section",
+                ));
             }
             if let Some(r) = p.mean_rate_Hz {
                 if !(r.is_finite() && r >= 0.0) {
-                    return Err(ctx.err(format!("{field}.mean_rate_Hz"), format!("must be >= 0, got {r}")));
+                    return Err(ctx.err(
+                        format!("{field}.mean_rate_Hz"),
+                        format!("must be >= 0, got {r}"),
+                    ));
                 }
             }
             let k_ext = k_ext_full * sc.indegree;
@@ -604,7 +664,11 @@ impl Model {
             })
         };
         let compensate = sc.compensate_indegree && sc.indegree < 1.0;
-        let w_factor = if compensate { 1.0 / sc.indegree.sqrt() } else { 1.0 };
+        let w_factor = if compensate {
+            1.0 / sc.indegree.sqrt()
+        } else {
+            1.0
+        };
         // Mean input at full scale per target population, pA*ms/ms, for the
         // DC compensation (Potjans & Diesmann 2014, NEST example).
         let mut full_input = vec![0.0f64; pops.len()];
@@ -618,7 +682,10 @@ impl Model {
             let s = pop_index(format!("{field}.source"), &pr.source)?;
             let t = pop_index(format!("{field}.target"), &pr.target)?;
             if pops[t].params.model == NeuronModel::SpikeGenerator {
-                return Err(ctx.err(format!("{field}.target"), "a spike_generator cannot receive synapses"));
+                return Err(ctx.err(
+                    format!("{field}.target"),
+                    "a spike_generator cannot receive synapses",
+                ));
             }
             let n_s = pops[s].size;
             let n_t = pops[t].size;
@@ -628,16 +695,24 @@ impl Model {
             };
             let need = |name: &str, v: Option<f64>| -> Result<f64, ConfigError> {
                 let v = v.ok_or_else(|| {
-                    ctx.err(format!("{field}.{name}"), format!("rule '{}' needs '{name}'", rule_name(pr.rule)))
+                    ctx.err(
+                        format!("{field}.{name}"),
+                        format!("rule '{}' needs '{name}'", rule_name(pr.rule)),
+                    )
                 })?;
                 if !(v.is_finite() && v >= 0.0) {
-                    return Err(ctx.err(format!("{field}.{name}"), format!("must be >= 0, got {v}")));
+                    return Err(
+                        ctx.err(format!("{field}.{name}"), format!("must be >= 0, got {v}"))
+                    );
                 }
                 Ok(v)
             };
             let forbid = |name: &str, v: Option<f64>| -> Result<(), ConfigError> {
                 if v.is_some() {
-                    Err(ctx.err(format!("{field}.{name}"), format!("not used by rule '{}'", rule_name(pr.rule))))
+                    Err(ctx.err(
+                        format!("{field}.{name}"),
+                        format!("not used by rule '{}'", rule_name(pr.rule)),
+                    ))
                 } else {
                     Ok(())
                 }
@@ -660,7 +735,10 @@ impl Model {
                         }
                     }
                     if !pr.allow_autapses && s == t && n_s == 1 && k_scaled > 0 {
-                        return Err(ctx.err(format!("{field}.allow_autapses"), "a population of one neuron without autapses has no sources"));
+                        return Err(ctx.err(
+                            format!("{field}.allow_autapses"),
+                            "a population of one neuron without autapses has no sources",
+                        ));
                     }
                     (Rule::FixedIndegree { k: k_scaled }, k)
                 }
@@ -673,41 +751,52 @@ impl Model {
                             "fixed_total_number draws with replacement; allow_multapses = false is not supported (as in NEST)",
                         ));
                     }
-                    let n_full = match (pr.N, pr.connection_probability) {
-                        (Some(_), Some(_)) => {
-                            return Err(ctx.err(field.clone(), "give either N or connection_probability, not both"))
-                        }
-                        (Some(n), None) => need("N", Some(n))?,
-                        (None, Some(p)) => {
-                            if !(0.0..1.0).contains(&p) {
+                    let n_full =
+                        match (pr.N, pr.connection_probability) {
+                            (Some(_), Some(_)) => {
                                 return Err(ctx.err(
-                                    format!("{field}.connection_probability"),
-                                    format!("must be in [0, 1), got {p}"),
-                                ));
+                                    field.clone(),
+                                    "give either N or connection_probability, not both",
+                                ))
                             }
-                            let nn = full_size(s) * full_size(t);
-                            if p == 0.0 || nn <= 1.0 {
-                                0.0
-                            } else {
-                                (1.0 - p).ln() / ((nn - 1.0) / nn).ln()
+                            (Some(n), None) => need("N", Some(n))?,
+                            (None, Some(p)) => {
+                                if !(0.0..1.0).contains(&p) {
+                                    return Err(ctx.err(
+                                        format!("{field}.connection_probability"),
+                                        format!("must be in [0, 1), got {p}"),
+                                    ));
+                                }
+                                let nn = full_size(s) * full_size(t);
+                                if p == 0.0 || nn <= 1.0 {
+                                    0.0
+                                } else {
+                                    (1.0 - p).ln() / ((nn - 1.0) / nn).ln()
+                                }
                             }
-                        }
-                        (None, None) => {
-                            return Err(ctx.err(
+                            (None, None) => return Err(ctx.err(
                                 format!("{field}.N"),
                                 "rule 'fixed_total_number' needs 'N' or 'connection_probability'",
-                            ))
-                        }
-                    };
+                            )),
+                        };
                     let n = (n_full * sc.neurons * sc.indegree).round_ties_even() as u64;
                     if n > 0 && (n_s == 0 || n_t == 0) {
-                        return Err(ctx.err(field.clone(), "synapses requested between empty populations"));
+                        return Err(ctx.err(
+                            field.clone(),
+                            "synapses requested between empty populations",
+                        ));
                     }
                     if !pr.allow_autapses && s == t && n_s == 1 && n > 0 {
-                        return Err(ctx.err(format!("{field}.allow_autapses"), "a population of one neuron without autapses has no sources"));
+                        return Err(ctx.err(
+                            format!("{field}.allow_autapses"),
+                            "a population of one neuron without autapses has no sources",
+                        ));
                     }
                     let full_t = full_size(t);
-                    (Rule::FixedTotalNumber { n }, if full_t > 0.0 { n_full / full_t } else { 0.0 })
+                    (
+                        Rule::FixedTotalNumber { n },
+                        if full_t > 0.0 { n_full / full_t } else { 0.0 },
+                    )
                 }
                 RuleName::PairwiseBernoulli => {
                     forbid("indegree", pr.indegree)?;
@@ -715,7 +804,9 @@ impl Model {
                     forbid("connection_probability", pr.connection_probability)?;
                     let p = need("p", pr.p)?;
                     if p > 1.0 {
-                        return Err(ctx.err(format!("{field}.p"), format!("must be in [0, 1], got {p}")));
+                        return Err(
+                            ctx.err(format!("{field}.p"), format!("must be in [0, 1], got {p}"))
+                        );
                     }
                     (Rule::PairwiseBernoulli { p }, p * full_size(s))
                 }
@@ -758,7 +849,10 @@ impl Model {
                 })?;
                 full_input[t] += tau * w * k_full * rate;
             }
-            let name = pr.name.clone().unwrap_or_else(|| format!("{}->{}", pr.source, pr.target));
+            let name = pr
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}->{}", pr.source, pr.target));
             projections.push(Projection {
                 index: i as u32,
                 name,
@@ -776,12 +870,20 @@ impl Model {
             Some(b) => {
                 let f = "poisson_background";
                 if !(b.rate_Hz.is_finite() && b.rate_Hz >= 0.0) {
-                    return Err(ctx.err(format!("{f}.rate_Hz"), format!("must be >= 0, got {}", b.rate_Hz)));
+                    return Err(ctx.err(
+                        format!("{f}.rate_Hz"),
+                        format!("must be >= 0, got {}", b.rate_Hz),
+                    ));
                 }
                 if !b.weight.is_finite() {
                     return Err(ctx.err(format!("{f}.weight"), "must be a finite number"));
                 }
-                check_delay(&ctx, &format!("{f}.delay"), &Dist::Constant(b.delay), net.dt_ms)?;
+                check_delay(
+                    &ctx,
+                    &format!("{f}.delay"),
+                    &Dist::Constant(b.delay),
+                    net.dt_ms,
+                )?;
                 if compensate {
                     for (i, p) in pops.iter().enumerate() {
                         full_input[i] += p.params.tau_syn_ex
@@ -822,7 +924,10 @@ impl Model {
                 if n >= pops[p].size {
                     return Err(ctx.err(
                         format!("recording.V_m[{i}].neurons"),
-                        format!("neuron {n} is outside population '{}' of size {}", pops[p].name, pops[p].size),
+                        format!(
+                            "neuron {n} is outside population '{}' of size {}",
+                            pops[p].name, pops[p].size
+                        ),
                     ));
                 }
                 v_m.push((p, n));
@@ -833,14 +938,23 @@ impl Model {
             for name in cfg.placement.population_ranks.keys() {
                 pop_index(format!("placement.population_ranks.{name}"), name)?;
             }
-            if let Some(p) = pops.iter().find(|p| !cfg.placement.population_ranks.contains_key(&p.name)) {
+            if let Some(p) = pops
+                .iter()
+                .find(|p| !cfg.placement.population_ranks.contains_key(&p.name))
+            {
                 return Err(ctx.err(
                     "placement.population_ranks",
-                    format!("population '{}' has no rank (scheme = \"population\")", p.name),
+                    format!(
+                        "population '{}' has no rank (scheme = \"population\")",
+                        p.name
+                    ),
                 ));
             }
         } else if !cfg.placement.population_ranks.is_empty() {
-            return Err(ctx.err("placement.population_ranks", "only used with scheme = \"population\""));
+            return Err(ctx.err(
+                "placement.population_ranks",
+                "only used with scheme = \"population\"",
+            ));
         }
         // Weight quantisation: the largest weight must fit in 2^30.
         let mut max_abs = 0.0f64;
@@ -894,7 +1008,13 @@ fn check_delay(ctx: &Ctx, field: &str, d: &Dist, dt_ms: f64) -> Result<(), Confi
     let half = 0.5 * dt_ms;
     let lowest = match *d {
         Dist::Constant(v) => v,
-        Dist::Normal { min, clip, mean, std, .. } => {
+        Dist::Normal {
+            min,
+            clip,
+            mean,
+            std,
+            ..
+        } => {
             if min.is_finite() {
                 min
             } else if clip {

@@ -28,13 +28,16 @@ impl Staging {
     /// empty and `force` is false, so no work is wasted.
     pub fn new(dest: &Path, force: bool) -> Result<Staging, FormatError> {
         if occupied(dest) && !force {
-            return Err(FormatError::Exists { path: dest.to_path_buf() });
+            return Err(FormatError::Exists {
+                path: dest.to_path_buf(),
+            });
         }
         let parent = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&parent).map_err(|e| FormatError::io(&parent, "create directory", e))?;
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| FormatError::io(&parent, "create directory", e))?;
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -69,7 +72,8 @@ impl Staging {
         let mut old = None;
         if self.dest.exists() {
             let aside = tmp.with_extension("old");
-            std::fs::rename(&self.dest, &aside).map_err(|e| fail("move existing output aside", e))?;
+            std::fs::rename(&self.dest, &aside)
+                .map_err(|e| fail("move existing output aside", e))?;
             old = Some(aside);
         }
         if let Err(e) = std::fs::rename(&tmp, &self.dest) {
@@ -79,7 +83,11 @@ impl Staging {
             return Err(fail("rename staging directory", e));
         }
         if let Some(parent) = self.dest.parent() {
-            if let Ok(d) = std::fs::File::open(if parent.as_os_str().is_empty() { Path::new(".") } else { parent }) {
+            if let Ok(d) = std::fs::File::open(if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            }) {
                 let _ = d.sync_all();
             }
         }

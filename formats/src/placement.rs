@@ -32,16 +32,23 @@ impl Placement {
     /// The placement of `model` on `n_ranks` ranks.
     pub fn new(model: &Model, n_ranks: u32) -> Result<Placement, PlacementError> {
         if n_ranks == 0 {
-            return Err(PlacementError("the number of ranks must be at least 1".into()));
+            return Err(PlacementError(
+                "the number of ranks must be at least 1".into(),
+            ));
         }
-        let pops: Vec<(u64, u64)> = model.populations.iter().map(|p| (p.first_id, p.size)).collect();
+        let pops: Vec<(u64, u64)> = model
+            .populations
+            .iter()
+            .map(|p| (p.first_id, p.size))
+            .collect();
         let scheme = model.placement.scheme;
         let mut pop_rank = vec![0u32; pops.len()];
         if scheme == PlacementScheme::Population {
             for (i, p) in model.populations.iter().enumerate() {
                 // Modulo the rank count, so one placement serves any number
                 // of ranks (e.g. areas on fewer GPUs than areas).
-                pop_rank[i] = *model.placement.population_ranks.get(&p.name).unwrap_or(&0) % n_ranks;
+                pop_rank[i] =
+                    *model.placement.population_ranks.get(&p.name).unwrap_or(&0) % n_ranks;
             }
         }
         let r_n = n_ranks as usize;
@@ -52,7 +59,10 @@ impl Placement {
                 local_base[pi * r_n + r] = n_local[r];
                 let count = match scheme {
                     PlacementScheme::RoundRobin => 0,
-                    PlacementScheme::Block => block_start(size, n_ranks, r as u32 + 1) - block_start(size, n_ranks, r as u32),
+                    PlacementScheme::Block => {
+                        block_start(size, n_ranks, r as u32 + 1)
+                            - block_start(size, n_ranks, r as u32)
+                    }
                     PlacementScheme::Population => {
                         if pop_rank[pi] == r as u32 {
                             size

@@ -238,7 +238,11 @@ impl<W: Write> Write for HashingWriter<W> {
 /// Write a shard to `path` (which must not exist yet: shards are written into
 /// a fresh staging directory). With `zstd_level`, the payload is compressed.
 /// The file is fsynced before returning.
-pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Result<WrittenShard, FormatError> {
+pub fn write_shard(
+    path: &Path,
+    data: &ShardData,
+    zstd_level: Option<i32>,
+) -> Result<WrittenShard, FormatError> {
     let io = |op, e| FormatError::io(path, op, e);
     let mut file = File::options()
         .write(true)
@@ -246,7 +250,8 @@ pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Re
         .create_new(true)
         .open(path)
         .map_err(|e| io("create", e))?;
-    file.write_all(&[0u8; HEADER_LEN]).map_err(|e| io("write", e))?;
+    file.write_all(&[0u8; HEADER_LEN])
+        .map_err(|e| io("write", e))?;
     let buffered = BufWriter::with_capacity(1 << 20, &mut file);
     // Hash of the archive bytes and, for compressed shards, of the stored
     // bytes.
@@ -257,8 +262,11 @@ pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Re
                 hash: Xxh3::new(),
                 len: 0,
             };
-            let w = rkyv::api::high::to_bytes_in::<_, rancor::Error>(data, rkyv::ser::writer::IoWriter::new(hw))
-                .map_err(|e| io("write", std::io::Error::other(e.to_string())))?;
+            let w = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
+                data,
+                rkyv::ser::writer::IoWriter::new(hw),
+            )
+            .map_err(|e| io("write", std::io::Error::other(e.to_string())))?;
             let mut hw = w.into_inner();
             hw.flush().map_err(|e| io("write", e))?;
             (hw.len, hw.hash.digest(), hw.len, hw.hash.digest())
@@ -275,8 +283,11 @@ pub fn write_shard(path: &Path, data: &ShardData, zstd_level: Option<i32>) -> Re
                 hash: Xxh3::new(),
                 len: 0,
             };
-            let w = rkyv::api::high::to_bytes_in::<_, rancor::Error>(data, rkyv::ser::writer::IoWriter::new(hw))
-                .map_err(|e| io("write", std::io::Error::other(e.to_string())))?;
+            let w = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
+                data,
+                rkyv::ser::writer::IoWriter::new(hw),
+            )
+            .map_err(|e| io("write", std::io::Error::other(e.to_string())))?;
             let hw = w.into_inner();
             let (plen, psum) = (hw.len, hw.hash.digest());
             let mut counting = hw.inner.finish().map_err(|e| io("compress", e))?;
@@ -317,7 +328,9 @@ pub fn hash_file(path: &Path) -> Result<u64, FormatError> {
     let mut h = Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| FormatError::io(path, "read", e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| FormatError::io(path, "read", e))?;
         if n == 0 {
             break;
         }
@@ -353,7 +366,10 @@ pub struct Shard {
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard").field("path", &self.path).field("header", &self.header).finish()
+        f.debug_struct("Shard")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .finish()
     }
 }
 
@@ -361,12 +377,16 @@ impl Shard {
     /// Open and validate a shard.
     pub fn open(path: &Path, check: Check) -> Result<Shard, FormatError> {
         let file = File::open(path).map_err(|e| FormatError::io(path, "open", e))?;
-        let len = file.metadata().map_err(|e| FormatError::io(path, "stat", e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| FormatError::io(path, "stat", e))?
+            .len();
         // SAFETY: the map is read-only and shards are never modified after
         // they are written (they are written to a staging directory and
         // renamed into place); a file truncated by another process while
         // mapped is outside this contract, as for every mmap reader.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(path, "mmap", e))?;
+        let map =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FormatError::io(path, "mmap", e))?;
         let header = ShardHeader::decode(path, &map[..map.len().min(HEADER_LEN)])?;
         let expected = (HEADER_LEN as u64).checked_add(header.stored_len);
         if expected != Some(len) {
@@ -380,7 +400,10 @@ impl Shard {
         }
         let backing = if header.compressed {
             if check >= Check::Checksum && xxh3_64(&map[HEADER_LEN..]) != header.stored_xxh3 {
-                return Err(FormatError::corrupt(path, "compressed payload checksum mismatch (corrupt shard)"));
+                return Err(FormatError::corrupt(
+                    path,
+                    "compressed payload checksum mismatch (corrupt shard)",
+                ));
             }
             let mut out = AlignedVec::<16>::new();
             let cap = usize::try_from(header.payload_len)
@@ -393,24 +416,36 @@ impl Shard {
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 use std::io::Read;
-                let n = dec
-                    .read(&mut buf)
-                    .map_err(|e| FormatError::corrupt(path, format!("compressed payload does not decompress: {e}")))?;
+                let n = dec.read(&mut buf).map_err(|e| {
+                    FormatError::corrupt(
+                        path,
+                        format!("compressed payload does not decompress: {e}"),
+                    )
+                })?;
                 if n == 0 {
                     break;
                 }
                 if out.len() + n > cap {
-                    return Err(FormatError::corrupt(path, "decompressed payload longer than the header says"));
+                    return Err(FormatError::corrupt(
+                        path,
+                        "decompressed payload longer than the header says",
+                    ));
                 }
                 out.extend_from_slice(&buf[..n]);
             }
             if out.len() != cap {
-                return Err(FormatError::corrupt(path, "decompressed payload shorter than the header says"));
+                return Err(FormatError::corrupt(
+                    path,
+                    "decompressed payload shorter than the header says",
+                ));
             }
             Backing::Owned(out)
         } else {
             if header.payload_len != header.stored_len {
-                return Err(FormatError::corrupt(path, "payload length mismatch in header"));
+                return Err(FormatError::corrupt(
+                    path,
+                    "payload length mismatch in header",
+                ));
             }
             Backing::Map(map)
         };
@@ -421,7 +456,10 @@ impl Shard {
         };
         let payload = shard.payload();
         if check >= Check::Checksum && xxh3_64(payload) != shard.header.payload_xxh3 {
-            return Err(FormatError::corrupt(path, "payload checksum mismatch (corrupt shard)"));
+            return Err(FormatError::corrupt(
+                path,
+                "payload checksum mismatch (corrupt shard)",
+            ));
         }
         let data = rkyv::access::<ArchivedShardData, rancor::Error>(payload)
             .map_err(|e| FormatError::corrupt(path, format!("invalid archive: {e}")))?;
@@ -458,22 +496,41 @@ impl Shard {
     }
 }
 
-fn check_offsets(path: &Path, name: &str, offs: &[rkyv::rend::u64_le], n_ranks: u32, total: usize) -> Result<(), FormatError> {
+fn check_offsets(
+    path: &Path,
+    name: &str,
+    offs: &[rkyv::rend::u64_le],
+    n_ranks: u32,
+    total: usize,
+) -> Result<(), FormatError> {
     if offs.len() != n_ranks as usize + 1 {
-        return Err(FormatError::corrupt(path, format!("{name}: {} entries, expected {}", offs.len(), n_ranks + 1)));
+        return Err(FormatError::corrupt(
+            path,
+            format!("{name}: {} entries, expected {}", offs.len(), n_ranks + 1),
+        ));
     }
     if offs[0].to_native() != 0 || offs[offs.len() - 1].to_native() != total as u64 {
-        return Err(FormatError::corrupt(path, format!("{name}: bad first or last offset")));
+        return Err(FormatError::corrupt(
+            path,
+            format!("{name}: bad first or last offset"),
+        ));
     }
     if offs.windows(2).any(|w| w[0].to_native() > w[1].to_native()) {
-        return Err(FormatError::corrupt(path, format!("{name}: offsets decrease")));
+        return Err(FormatError::corrupt(
+            path,
+            format!("{name}: offsets decrease"),
+        ));
     }
     Ok(())
 }
 
 /// Cross-field invariants that make the shard safe and meaningful to use:
 /// O(rows + routing entries), not O(synapses).
-pub fn check_structure(path: &Path, h: &ShardHeader, d: &ArchivedShardData) -> Result<(), FormatError> {
+pub fn check_structure(
+    path: &Path,
+    h: &ShardHeader,
+    d: &ArchivedShardData,
+) -> Result<(), FormatError> {
     let bad = |m: String| Err(FormatError::corrupt(path, m));
     let n_ranks = d.n_ranks.to_native();
     let rank = d.rank.to_native();
@@ -486,7 +543,8 @@ pub fn check_structure(path: &Path, h: &ShardHeader, d: &ArchivedShardData) -> R
     let n_local = d.local_to_global.len();
     let n_images = d.images.len();
     let n_syn = d.syn_weight.len();
-    if n_local as u64 != h.n_local || n_images as u64 != h.n_images || n_syn as u64 != h.n_synapses {
+    if n_local as u64 != h.n_local || n_images as u64 != h.n_images || n_syn as u64 != h.n_synapses
+    {
         return bad("header and archive disagree on sizes".into());
     }
     if d.syn_target_delay.len() != n_syn {
@@ -501,7 +559,9 @@ pub fn check_structure(path: &Path, h: &ShardHeader, d: &ArchivedShardData) -> R
     }
     let n_neurons = d.n_neurons.to_native();
     if d.local_to_global.windows(2).any(|w| w[0] >= w[1])
-        || d.local_to_global.last().is_some_and(|g| g.to_native() >= n_neurons)
+        || d.local_to_global
+            .last()
+            .is_some_and(|g| g.to_native() >= n_neurons)
     {
         return bad("local_to_global is not increasing within the network".into());
     }
@@ -512,23 +572,46 @@ pub fn check_structure(path: &Path, h: &ShardHeader, d: &ArchivedShardData) -> R
         return bad("routing tables refer to the shard's own rank".into());
     }
     for q in 0..n_ranks as usize {
-        let (a, b) = (d.image_offsets[q].to_native() as usize, d.image_offsets[q + 1].to_native() as usize);
-        if d.images[a..b].windows(2).any(|w| w[0] >= w[1]) || d.images[a..b].last().is_some_and(|g| g.to_native() >= n_neurons) {
+        let (a, b) = (
+            d.image_offsets[q].to_native() as usize,
+            d.image_offsets[q + 1].to_native() as usize,
+        );
+        if d.images[a..b].windows(2).any(|w| w[0] >= w[1])
+            || d.images[a..b]
+                .last()
+                .is_some_and(|g| g.to_native() >= n_neurons)
+        {
             return bad(format!("images of rank {q} are not increasing neuron ids"));
         }
-        let (a, b) = (d.send_offsets[q].to_native() as usize, d.send_offsets[q + 1].to_native() as usize);
-        if d.send[a..b].windows(2).any(|w| w[0] >= w[1]) || d.send[a..b].last().is_some_and(|&l| l.to_native() as usize >= n_local) {
-            return bad(format!("send table for rank {q} is not increasing local indices"));
+        let (a, b) = (
+            d.send_offsets[q].to_native() as usize,
+            d.send_offsets[q + 1].to_native() as usize,
+        );
+        if d.send[a..b].windows(2).any(|w| w[0] >= w[1])
+            || d.send[a..b]
+                .last()
+                .is_some_and(|&l| l.to_native() as usize >= n_local)
+        {
+            return bad(format!(
+                "send table for rank {q} is not increasing local indices"
+            ));
         }
     }
     let rows = n_local + n_images;
     if d.row_ptr.len() != rows + 1 {
-        return bad(format!("row_ptr has {} entries, expected {}", d.row_ptr.len(), rows + 1));
+        return bad(format!(
+            "row_ptr has {} entries, expected {}",
+            d.row_ptr.len(),
+            rows + 1
+        ));
     }
     if d.row_ptr[0].to_native() != 0 || d.row_ptr[rows].to_native() != n_syn as u64 {
         return bad("row_ptr does not span the synapses".into());
     }
-    if d.row_ptr.windows(2).any(|w| w[0].to_native() > w[1].to_native()) {
+    if d.row_ptr
+        .windows(2)
+        .any(|w| w[0].to_native() > w[1].to_native())
+    {
         return bad("row_ptr decreases".into());
     }
     let (lo, hi) = (d.min_delay_steps.to_native(), d.max_delay_steps.to_native());

@@ -28,13 +28,21 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     d.images[row - n_local].to_native()
                 };
-                let (a, b) = (d.row_ptr[row].to_native() as usize, d.row_ptr[row + 1].to_native() as usize);
+                let (a, b) = (
+                    d.row_ptr[row].to_native() as usize,
+                    d.row_ptr[row + 1].to_native() as usize,
+                );
                 for i in a..b {
-                    acc ^= src ^ u64::from(d.syn_target_delay[i].to_native()) ^ d.syn_weight[i].to_native() as u64;
+                    acc ^= src
+                        ^ u64::from(d.syn_target_delay[i].to_native())
+                        ^ d.syn_weight[i].to_native() as u64;
                 }
             }
             for q in 0..d.n_ranks.to_native() as usize {
-                let (a, b) = (d.send_offsets[q].to_native() as usize, d.send_offsets[q + 1].to_native() as usize);
+                let (a, b) = (
+                    d.send_offsets[q].to_native() as usize,
+                    d.send_offsets[q + 1].to_native() as usize,
+                );
                 for l in d.send[a..b].iter() {
                     acc ^= d.local_to_global[l.to_native() as usize].to_native();
                 }

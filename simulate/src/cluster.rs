@@ -30,7 +30,9 @@ impl std::str::FromStr for CommMode {
         match s {
             "p2p" => Ok(CommMode::P2p),
             "collective" => Ok(CommMode::Collective),
-            _ => Err(format!("unknown communication mode '{s}' (p2p or collective)")),
+            _ => Err(format!(
+                "unknown communication mode '{s}' (p2p or collective)"
+            )),
         }
     }
 }
@@ -51,7 +53,12 @@ pub trait Cluster {
     /// Exchange one interval's spikes: `spikes[i]` are the spikes of the
     /// `i`-th rank of [`Cluster::here`]; returns each local rank's deliveries
     /// (own spikes and received ones).
-    fn exchange(&mut self, engines: &[&Engine], spikes: &[Vec<StepSpikes>], interval_start: u64) -> Result<Vec<Vec<(u64, u32)>>, SimError>;
+    fn exchange(
+        &mut self,
+        engines: &[&Engine],
+        spikes: &[Vec<StepSpikes>],
+        interval_start: u64,
+    ) -> Result<Vec<Vec<(u64, u32)>>, SimError>;
     /// Element-wise sum over processes (result on every process).
     fn sum(&self, values: &mut [u64]);
     /// Wait for every process.
@@ -82,7 +89,12 @@ impl Cluster for Emulated {
     fn share_path(&self, root_path: Option<PathBuf>) -> Result<PathBuf, SimError> {
         root_path.ok_or_else(|| SimError::Invalid("no output directory".into()))
     }
-    fn exchange(&mut self, engines: &[&Engine], spikes: &[Vec<StepSpikes>], t0: u64) -> Result<Vec<Vec<(u64, u32)>>, SimError> {
+    fn exchange(
+        &mut self,
+        engines: &[&Engine],
+        spikes: &[Vec<StepSpikes>],
+        t0: u64,
+    ) -> Result<Vec<Vec<(u64, u32)>>, SimError> {
         let n = self.n_ranks as usize;
         let mut deliveries = Vec::with_capacity(n);
         match self.mode {
@@ -155,14 +167,25 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
             .unwrap_or_default();
         let mut len = bytes.len() as u64;
         root.broadcast_into(&mut len);
-        let mut buf = if self.is_root() { bytes } else { vec![0u8; len as usize] };
+        let mut buf = if self.is_root() {
+            bytes
+        } else {
+            vec![0u8; len as usize]
+        };
         root.broadcast_into(&mut buf[..]);
         if buf.is_empty() {
-            return Err(SimError::Invalid("rank 0 could not create the run directory (see its error)".into()));
+            return Err(SimError::Invalid(
+                "rank 0 could not create the run directory (see its error)".into(),
+            ));
         }
         Ok(PathBuf::from(String::from_utf8_lossy(&buf).into_owned()))
     }
-    fn exchange(&mut self, engines: &[&Engine], spikes: &[Vec<StepSpikes>], t0: u64) -> Result<Vec<Vec<(u64, u32)>>, SimError> {
+    fn exchange(
+        &mut self,
+        engines: &[&Engine],
+        spikes: &[Vec<StepSpikes>],
+        t0: u64,
+    ) -> Result<Vec<Vec<(u64, u32)>>, SimError> {
         use mpi::datatype::PartitionMut;
         use mpi::traits::*;
         let e = engines[0];
@@ -185,7 +208,11 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
                 mpi::request::scope(|scope| {
                     let reqs: Vec<_> = sends
                         .iter()
-                        .map(|&q| self.world.process_at_rank(q as i32).immediate_send(scope, &out[q][..]))
+                        .map(|&q| {
+                            self.world
+                                .process_at_rank(q as i32)
+                                .immediate_send(scope, &out[q][..])
+                        })
                         .collect();
                     for &q in &recvs {
                         let (v, _) = self.world.process_at_rank(q as i32).receive_vec::<u64>();
@@ -230,7 +257,8 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
         use mpi::collective::SystemOperation;
         use mpi::traits::*;
         let send = values.to_vec();
-        self.world.all_reduce_into(&send[..], values, SystemOperation::sum());
+        self.world
+            .all_reduce_into(&send[..], values, SystemOperation::sum());
     }
     fn barrier(&self) {
         use mpi::traits::*;

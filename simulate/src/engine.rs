@@ -95,7 +95,13 @@ pub struct StepSpikes {
 impl Engine {
     /// Set up rank state from a shard: neuron state with initial potentials
     /// drawn from `seed`, empty ring buffers, step 0.
-    pub fn new(model: Model, shard: Shard, min_delay_steps: u32, max_delay_steps: u32, seed: u64) -> Result<Engine, SimError> {
+    pub fn new(
+        model: Model,
+        shard: Shard,
+        min_delay_steps: u32,
+        max_delay_steps: u32,
+        seed: u64,
+    ) -> Result<Engine, SimError> {
         let d = shard.data();
         let n_local = d.local_to_global.len();
         let dt = model.dt_ms;
@@ -108,7 +114,9 @@ impl Engine {
             let a = l;
             while l < n_local && d.local_to_global[l].to_native() < p.first_id + p.size {
                 if d.local_to_global[l].to_native() < p.first_id {
-                    return Err(SimError::Internal("local neurons out of population order".into()));
+                    return Err(SimError::Internal(
+                        "local neurons out of population order".into(),
+                    ));
                 }
                 l += 1;
             }
@@ -118,13 +126,17 @@ impl Engine {
                 let gid0 = |i: usize| d.local_to_global[s + i].to_native() - p.first_id;
                 let v0 = |i: usize| initial_v_m(seed, pi, gid0(i), &p.v_m_init);
                 let dynamics = match p.params.model {
-                    NeuronModel::IafPscExp => {
-                        Dynamics::Exp(IafPscExpConsts::new(&p.params, dt), IafPscExpState::new(len, v0))
+                    NeuronModel::IafPscExp => Dynamics::Exp(
+                        IafPscExpConsts::new(&p.params, dt),
+                        IafPscExpState::new(len, v0),
+                    ),
+                    NeuronModel::IafPscAlpha => Dynamics::Alpha(
+                        IafPscAlphaConsts::new(&p.params, dt),
+                        IafPscAlphaState::new(len, v0),
+                    ),
+                    NeuronModel::SpikeGenerator => {
+                        Dynamics::Generator(generator_steps(&p.params.spike_times, dt))
                     }
-                    NeuronModel::IafPscAlpha => {
-                        Dynamics::Alpha(IafPscAlphaConsts::new(&p.params, dt), IafPscAlphaState::new(len, v0))
-                    }
-                    NeuronModel::SpikeGenerator => Dynamics::Generator(generator_steps(&p.params.spike_times, dt)),
                 };
                 chunks.push(Chunk {
                     pop: pi,
@@ -141,7 +153,9 @@ impl Engine {
             }
         }
         if l != n_local {
-            return Err(SimError::Internal("local neurons not covered by populations".into()));
+            return Err(SimError::Internal(
+                "local neurons not covered by populations".into(),
+            ));
         }
         let frac = model.weight_frac_bits;
         let weight_scale = 1.0 / (2f64).powi(frac as i32);
@@ -164,7 +178,10 @@ impl Engine {
         let n_ranks = d.n_ranks.to_native() as usize;
         let mut per_neuron: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_local];
         for q in 0..n_ranks {
-            let (a, b) = (d.send_offsets[q].to_native() as usize, d.send_offsets[q + 1].to_native() as usize);
+            let (a, b) = (
+                d.send_offsets[q].to_native() as usize,
+                d.send_offsets[q + 1].to_native() as usize,
+            );
             for (pos, l) in d.send[a..b].iter().enumerate() {
                 per_neuron[l.to_native() as usize].push((q as u32, pos as u32));
             }
@@ -176,11 +193,18 @@ impl Engine {
             send_entries.extend(v);
             send_ptr.push(send_entries.len() as u32);
         }
-        let placement = snn_formats::Placement::new(&model, n_ranks as u32).map_err(|e| SimError::Invalid(e.to_string()))?;
+        let placement = snn_formats::Placement::new(&model, n_ranks as u32)
+            .map_err(|e| SimError::Invalid(e.to_string()))?;
         let needs_local: Vec<Vec<u32>> = (0..n_ranks)
             .map(|q| {
-                let (a, b) = (d.image_offsets[q].to_native() as usize, d.image_offsets[q + 1].to_native() as usize);
-                d.images[a..b].iter().map(|g| placement.locate(g.to_native()).1).collect()
+                let (a, b) = (
+                    d.image_offsets[q].to_native() as usize,
+                    d.image_offsets[q + 1].to_native() as usize,
+                );
+                d.images[a..b]
+                    .iter()
+                    .map(|g| placement.locate(g.to_native()).1)
+                    .collect()
             })
             .collect();
         let slots = max_delay_steps.max(1) as u64 + 1;
@@ -208,7 +232,11 @@ impl Engine {
     /// Collective variant of [`Engine::route`]: local deliveries, and one
     /// list for all ranks with `offset << 32 | local index` of every spike
     /// that some other rank needs.
-    pub fn route_collective(&self, spikes: &[StepSpikes], interval_start: u64) -> (Vec<(u64, u32)>, Vec<u64>) {
+    pub fn route_collective(
+        &self,
+        spikes: &[StepSpikes],
+        interval_start: u64,
+    ) -> (Vec<(u64, u32)>, Vec<u64>) {
         let mut local = Vec::new();
         let mut out = Vec::new();
         for s in spikes {
@@ -225,11 +253,19 @@ impl Engine {
 
     /// Decode a collective list from rank `from`: keep the spikes of neurons
     /// this rank has images of.
-    pub fn receive_collective(&self, from: u32, packed: &[u64], interval_start: u64, out: &mut Vec<(u64, u32)>) -> Result<(), SimError> {
+    pub fn receive_collective(
+        &self,
+        from: u32,
+        packed: &[u64],
+        interval_start: u64,
+        out: &mut Vec<(u64, u32)>,
+    ) -> Result<(), SimError> {
         let d = self.shard.data();
         let q = from as usize;
         let Some(needs) = self.needs_local.get(q) else {
-            return Err(SimError::Internal(format!("spikes from unknown rank {from}")));
+            return Err(SimError::Internal(format!(
+                "spikes from unknown rank {from}"
+            )));
         };
         if needs.is_empty() {
             return Ok(());
@@ -238,7 +274,9 @@ impl Engine {
         for &w in packed {
             let (off, l) = (w >> 32, (w & 0xffff_ffff) as u32);
             if off >= self.interval {
-                return Err(SimError::Internal(format!("malformed spike entry from rank {from}")));
+                return Err(SimError::Internal(format!(
+                    "malformed spike entry from rank {from}"
+                )));
             }
             if let Ok(pos) = needs.binary_search(&l) {
                 out.push((interval_start + off, (base + pos as u64) as u32));
@@ -250,14 +288,22 @@ impl Engine {
     /// Split an interval's spikes into local deliveries `(step, row)` and,
     /// per destination rank, packed wire entries `offset << 32 | position`
     /// (`offset` = step - `interval_start`, `position` in the send table).
-    pub fn route(&self, spikes: &[StepSpikes], interval_start: u64, n_ranks: usize) -> (Vec<(u64, u32)>, Vec<Vec<u64>>) {
+    pub fn route(
+        &self,
+        spikes: &[StepSpikes],
+        interval_start: u64,
+        n_ranks: usize,
+    ) -> (Vec<(u64, u32)>, Vec<Vec<u64>>) {
         let mut local = Vec::new();
         let mut out = vec![Vec::new(); n_ranks];
         for s in spikes {
             let off = (s.step - interval_start) << 32;
             for &l in &s.local {
                 local.push((s.step, l));
-                let (a, b) = (self.send_ptr[l as usize] as usize, self.send_ptr[l as usize + 1] as usize);
+                let (a, b) = (
+                    self.send_ptr[l as usize] as usize,
+                    self.send_ptr[l as usize + 1] as usize,
+                );
                 for &(q, pos) in &self.send_entries[a..b] {
                     out[q as usize].push(off | pos as u64);
                 }
@@ -269,17 +315,30 @@ impl Engine {
     /// Turn wire entries received from rank `from` into deliveries. Entries
     /// that do not fit the routing tables are an error (a peer bug or a
     /// network mismatch), never an out-of-bounds access.
-    pub fn receive(&self, from: u32, packed: &[u64], interval_start: u64, out: &mut Vec<(u64, u32)>) -> Result<(), SimError> {
+    pub fn receive(
+        &self,
+        from: u32,
+        packed: &[u64],
+        interval_start: u64,
+        out: &mut Vec<(u64, u32)>,
+    ) -> Result<(), SimError> {
         let d = self.shard.data();
         let q = from as usize;
         if q + 1 >= d.image_offsets.len() {
-            return Err(SimError::Internal(format!("spikes from unknown rank {from}")));
+            return Err(SimError::Internal(format!(
+                "spikes from unknown rank {from}"
+            )));
         }
-        let (a, b) = (d.image_offsets[q].to_native(), d.image_offsets[q + 1].to_native());
+        let (a, b) = (
+            d.image_offsets[q].to_native(),
+            d.image_offsets[q + 1].to_native(),
+        );
         for &w in packed {
             let (off, pos) = (w >> 32, w & 0xffff_ffff);
             if off >= self.interval || a + pos >= b {
-                return Err(SimError::Internal(format!("malformed spike entry from rank {from}")));
+                return Err(SimError::Internal(format!(
+                    "malformed spike entry from rank {from}"
+                )));
             }
             out.push((interval_start + off, (self.n_local as u64 + a + pos) as u32));
         }
@@ -343,8 +402,9 @@ impl Engine {
                     if c.poisson_block != e >> 2 {
                         c.poisson_block = e >> 2;
                         c.poisson_cache.clear();
-                        c.poisson_cache
-                            .extend((0..c.len).map(|i| poisson_words(seed, d.local_to_global[c.start + i].to_native(), e >> 2)));
+                        c.poisson_cache.extend((0..c.len).map(|i| {
+                            poisson_words(seed, d.local_to_global[c.start + i].to_native(), e >> 2)
+                        }));
                     }
                     word = (e & 3) as usize;
                 }
@@ -414,7 +474,11 @@ impl Engine {
                 let target = (td & mask) as usize;
                 let slot = ((s + (td >> tb) as u64) % slots) as usize;
                 let w = d.syn_weight[i].to_native() as i64;
-                let cell = if w >= 0 { &ring_ex[slot * n + target] } else { &ring_in[slot * n + target] };
+                let cell = if w >= 0 {
+                    &ring_ex[slot * n + target]
+                } else {
+                    &ring_in[slot * n + target]
+                };
                 cell.fetch_add(w, Ordering::Relaxed);
             }
         };
@@ -425,7 +489,9 @@ impl Engine {
         }
         spikes
             .iter()
-            .map(|&(_, row)| d.row_ptr[row as usize + 1].to_native() - d.row_ptr[row as usize].to_native())
+            .map(|&(_, row)| {
+                d.row_ptr[row as usize + 1].to_native() - d.row_ptr[row as usize].to_native()
+            })
             .sum()
     }
 

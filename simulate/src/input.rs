@@ -97,7 +97,13 @@ pub fn poisson_word(seed: u64, gid: u64, emit_step: u64) -> u32 {
 
 /// Initial membrane potential of neuron `index` of population `pop`.
 pub fn initial_v_m(seed: u64, pop: usize, index: u64, dist: &Dist) -> f64 {
-    let mut rng = CounterRng::new(seed, Purpose::InitialVm, pop as u32 & 0x00ff_ffff, index as u32, (index >> 32) as u32);
+    let mut rng = CounterRng::new(
+        seed,
+        Purpose::InitialVm,
+        pop as u32 & 0x00ff_ffff,
+        index as u32,
+        (index >> 32) as u32,
+    );
     match *dist {
         Dist::Constant(v) => v,
         Dist::Normal {
@@ -145,8 +151,12 @@ mod tests {
             let mut mean = 0.0;
             for (k, &th) in t.thresholds.iter().enumerate() {
                 let p = (th - prev) as f64 / 4_294_967_296.0;
-                let pmf = (-lambda).exp() * lambda.powi(k as i32) / (1..=k).map(|x| x as f64).product::<f64>();
-                assert!((p - pmf).abs() < 1e-9, "lambda {lambda} k {k}: {p} vs {pmf}");
+                let pmf = (-lambda).exp() * lambda.powi(k as i32)
+                    / (1..=k).map(|x| x as f64).product::<f64>();
+                assert!(
+                    (p - pmf).abs() < 1e-9,
+                    "lambda {lambda} k {k}: {p} vs {pmf}"
+                );
                 mean += k as f64 * p;
                 prev = th;
             }

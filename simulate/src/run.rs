@@ -114,11 +114,15 @@ pub struct RunSummary {
 /// Convert a time in ms to steps, requiring a non-negative multiple of dt.
 pub fn ms_to_steps(name: &str, t_ms: f64, dt_ms: f64) -> Result<u64, SimError> {
     if !(t_ms.is_finite() && t_ms >= 0.0) {
-        return Err(SimError::Invalid(format!("{name} must be a non-negative number of ms, got {t_ms}")));
+        return Err(SimError::Invalid(format!(
+            "{name} must be a non-negative number of ms, got {t_ms}"
+        )));
     }
     let steps = (t_ms / dt_ms).round();
     if ((steps * dt_ms) - t_ms).abs() > 1e-9 * t_ms.max(1.0) {
-        return Err(SimError::Invalid(format!("{name} = {t_ms} ms is not a multiple of the time step dt = {dt_ms} ms")));
+        return Err(SimError::Invalid(format!(
+            "{name} = {t_ms} ms is not a multiple of the time step dt = {dt_ms} ms"
+        )));
     }
     Ok(steps as u64)
 }
@@ -151,7 +155,11 @@ pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress)) -> Result<RunS
 }
 
 /// [`run`] with the choice to emulate all ranks of a multi-rank network.
-pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMut(Progress)) -> Result<RunSummary, SimError> {
+pub fn run_ranks(
+    opts: &RunOptions,
+    emulate_ranks: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunSummary, SimError> {
     let net = NetworkDir::open(&opts.network)?;
     let n = net.manifest.n_ranks;
     if n != 1 && !emulate_ranks {
@@ -164,12 +172,17 @@ pub fn run_ranks(opts: &RunOptions, emulate_ranks: bool, progress: &mut dyn FnMu
         n_ranks: n,
         mode: opts.comm,
     };
-    run_on(opts, &mut cluster, progress)?.ok_or_else(|| SimError::Internal("no summary on the root".into()))
+    run_on(opts, &mut cluster, progress)?
+        .ok_or_else(|| SimError::Internal("no summary on the root".into()))
 }
 
 /// Run on the ranks of `cluster` that live in this process. The root
 /// returns the summary; other processes return `None`.
-pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn FnMut(Progress)) -> Result<Option<RunSummary>, SimError> {
+pub fn run_on(
+    opts: &RunOptions,
+    cluster: &mut dyn Cluster,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<RunSummary>, SimError> {
     let t_load = Instant::now();
     let net = NetworkDir::open(&opts.network)?;
     let m = &net.manifest;
@@ -210,7 +223,13 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
     let mut ranks = Vec::new();
     for r in cluster.here() {
         let shard = net.open_shard(r, Check::Full)?;
-        let engine = Engine::new(model.clone(), shard, m.min_delay_steps, m.max_delay_steps, opts.seed)?;
+        let engine = Engine::new(
+            model.clone(),
+            shard,
+            m.min_delay_steps,
+            m.max_delay_steps,
+            opts.seed,
+        )?;
         let spike_file = format!("spikes-rank-{r:05}.h5");
         let writer = SpikeWriter::create(&dir.join(&spike_file), &pop_names)?;
         // V_m recording of the configured neurons owned by this rank,
@@ -220,7 +239,10 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
         let mut locals: Vec<Vec<usize>> = Vec::new();
         for &(p, i) in &model.recording.v_m {
             let g = model.populations[p].first_id + i;
-            if let Ok(l) = d.local_to_global.binary_search_by(|x| x.to_native().cmp(&g)) {
+            if let Ok(l) = d
+                .local_to_global
+                .binary_search_by(|x| x.to_native().cmp(&g))
+            {
                 match groups.iter().position(|x| x.0 == pop_names[p]) {
                     Some(k) => {
                         groups[k].1.push(i);
@@ -238,7 +260,8 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
         } else {
             let f = format!("vm-rank-{r:05}.h5");
             // The first sample is taken after the first recorded step.
-            let w = ReportWriter::create(&dir.join(&f), &groups, (presim_steps + 1) as f64 * dt, dt)?;
+            let w =
+                ReportWriter::create(&dir.join(&f), &groups, (presim_steps + 1) as f64 * dt, dt)?;
             Some((w, locals.concat(), f))
         };
         ranks.push(RankRun {
@@ -260,7 +283,11 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
         let t0 = step;
         // Intervals never straddle the presim/sim boundary, so the phases
         // are timed separately.
-        let end = if t0 < presim_steps { presim_steps } else { total_steps };
+        let end = if t0 < presim_steps {
+            presim_steps
+        } else {
+            total_steps
+        };
         let n = interval.min(end - t0);
         let mut all_spikes = Vec::with_capacity(ranks.len());
         for rr in ranks.iter_mut() {
@@ -271,7 +298,8 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
                     for _ in 0..n {
                         all.extend(rr.engine.update(1));
                         if rr.engine.step() > presim_steps {
-                            let values: Vec<f64> = locals.iter().map(|&l| rr.engine.v_m(l)).collect();
+                            let values: Vec<f64> =
+                                locals.iter().map(|&l| rr.engine.v_m(l)).collect();
                             w.push_step(&values)?;
                         }
                     }
@@ -314,7 +342,9 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
     cluster.sum(&mut counts);
     cluster.sum(&mut events);
     let events = events[0];
-    let spike_files: Vec<String> = (0..n_ranks).map(|r| format!("spikes-rank-{r:05}.h5")).collect();
+    let spike_files: Vec<String> = (0..n_ranks)
+        .map(|r| format!("spikes-rank-{r:05}.h5"))
+        .collect();
     let vm_files: Vec<String> = (0..n_ranks)
         .map(|r| format!("vm-rank-{r:05}.h5"))
         .filter(|f| dir.join(f).exists())
@@ -366,7 +396,11 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
         wall_load_s,
         wall_presim_s,
         wall_sim_s,
-        real_time_factor: if t_sim_s > 0.0 { wall_sim_s / t_sim_s } else { 0.0 },
+        real_time_factor: if t_sim_s > 0.0 {
+            wall_sim_s / t_sim_s
+        } else {
+            0.0
+        },
         synaptic_events: events,
     };
     write_json(&staging.path().join("summary.json"), &summary)?;
@@ -375,7 +409,14 @@ pub fn run_on(opts: &RunOptions, cluster: &mut dyn Cluster, progress: &mut dyn F
 }
 
 /// Record the spikes of an interval (those after the presimulation).
-fn record(rr: &mut RankRun, spikes: &[crate::engine::StepSpikes], presim_steps: u64, recorded: &[bool], model: &snn_formats::Model, dt: f64) {
+fn record(
+    rr: &mut RankRun,
+    spikes: &[crate::engine::StepSpikes],
+    presim_steps: u64,
+    recorded: &[bool],
+    model: &snn_formats::Model,
+    dt: f64,
+) {
     let first_local = rr.engine.pop_first_local().to_vec();
     let d = rr.engine.data();
     for s in spikes {

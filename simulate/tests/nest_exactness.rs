@@ -342,6 +342,8 @@ macro_rules! scenarios {
                 .map(|e| e.unwrap().path())
                 .filter(|p| p.extension().is_some_and(|e| e == "json"))
                 .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+                // Network-level statistics live beside the traces.
+                .filter(|f| !f.starts_with("microcircuit_"))
                 .collect();
             files.sort();
             for f in &files {

@@ -98,8 +98,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (e.g. `dump | head`) is not an error.
-            if e
-                .downcast_ref::<std::io::Error>()
+            if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             {
                 return ExitCode::SUCCESS;
@@ -125,9 +124,11 @@ fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
@@ -172,8 +173,10 @@ fn build(a: BuildArgs) -> Result<()> {
         let total = (expected_synapses(&model) * passes).max(1.0) as u64;
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} building {bar:40} {percent:>3}% synapse draws, eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} building {bar:40} {percent:>3}% synapse draws, eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         let counter = opts.progress.clone();
         let pb2 = pb.clone();
@@ -259,7 +262,11 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "network   {} ({})", dir.display(), m.model_name)?;
-    writeln!(out, "model     hash {}  seed {}  dt {} ms", m.model_hash, m.seed, m.dt_ms)?;
+    writeln!(
+        out,
+        "model     hash {}  seed {}  dt {} ms",
+        m.model_hash, m.seed, m.dt_ms
+    )?;
     writeln!(
         out,
         "delays    {}..{} steps ({} .. {} ms)",
@@ -279,9 +286,17 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
         bps
     )?;
     writeln!(out, "\npopulations")?;
-    writeln!(out, "  {:<12} {:>12} {:>12}  model", "name", "neurons", "first id")?;
+    writeln!(
+        out,
+        "  {:<12} {:>12} {:>12}  model",
+        "name", "neurons", "first id"
+    )?;
     for p in &m.populations {
-        writeln!(out, "  {:<12} {:>12} {:>12}  {}", p.name, p.size, p.first_id, p.model)?;
+        writeln!(
+            out,
+            "  {:<12} {:>12} {:>12}  {}",
+            p.name, p.size, p.first_id, p.model
+        )?;
     }
     writeln!(out, "\nprojections")?;
     writeln!(out, "  {:<20} {:<20} {:>14}", "name", "rule", "synapses")?;
@@ -303,7 +318,11 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
             s.images,
             s.synapses,
             s.bytes,
-            if s.synapses > 0 { s.bytes as f64 / s.synapses as f64 } else { 0.0 }
+            if s.synapses > 0 {
+                s.bytes as f64 / s.synapses as f64
+            } else {
+                0.0
+            }
         )?;
     }
     Ok(())
@@ -343,12 +362,18 @@ fn dump(dir: &std::path::Path, rank: Option<u32>) -> Result<()> {
             } else {
                 d.images[row - n_local].to_native()
             };
-            let (a, b) = (d.row_ptr[row].to_native() as usize, d.row_ptr[row + 1].to_native() as usize);
+            let (a, b) = (
+                d.row_ptr[row].to_native() as usize,
+                d.row_ptr[row + 1].to_native() as usize,
+            );
             for i in a..b {
                 let td = d.syn_target_delay[i].to_native();
                 let t = (td & mask) as usize;
                 let Some(tg) = d.local_to_global.get(t) else {
-                    bail!("{}: synapse {i} has target {t} outside the shard", shard.path().display());
+                    bail!(
+                        "{}: synapse {i} has target {t} outside the shard",
+                        shard.path().display()
+                    );
                 };
                 let w = dequantize_weight(d.syn_weight[i].to_native(), frac);
                 let delay_ms = (td >> tb) as f64 * m.dt_ms;
@@ -369,9 +394,14 @@ mod mpi_launch {
 
     /// The world size announced by the MPI launcher, if any.
     pub fn world_size() -> Option<u32> {
-        ["PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        [
+            "PMI_SIZE",
+            "OMPI_COMM_WORLD_SIZE",
+            "PMIX_SIZE",
+            "MPI_LOCALNRANKS",
+        ]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
     }
 
     #[cfg(feature = "mpi")]
@@ -389,16 +419,27 @@ mod mpi_launch {
         let world = universe.world();
         if let Some(r) = ranks_given {
             if r != world.size() as u32 {
-                bail!("--ranks {r} differs from the {} MPI processes (omit --ranks under mpirun)", world.size());
+                bail!(
+                    "--ranks {r} differs from the {} MPI processes (omit --ranks under mpirun)",
+                    world.size()
+                );
             }
         }
         let mut opts = opts.clone();
         opts.n_ranks = world.size() as u32;
-        Ok(snn_netbuild::mpi_build::build_network_mpi(&world, cfg, origin, out, &opts)?)
+        Ok(snn_netbuild::mpi_build::build_network_mpi(
+            &world, cfg, origin, out, &opts,
+        )?)
     }
 
     #[cfg(not(feature = "mpi"))]
-    pub fn build(_: &Config, _: &str, _: &Path, _: &BuildOptions, _: Option<u32>) -> Result<Option<BuildSummary>> {
+    pub fn build(
+        _: &Config,
+        _: &str,
+        _: &Path,
+        _: &BuildOptions,
+        _: Option<u32>,
+    ) -> Result<Option<BuildSummary>> {
         bail!("this snn-build was compiled without MPI support (cargo feature `mpi`); build with it to run under mpirun, or use --ranks N in one process")
     }
 }

@@ -21,10 +21,10 @@ struct Cli {
     #[arg(short, long)]
     output: PathBuf,
     /// Presimulation before recording starts, ms.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     t_presim: f64,
     /// Recorded simulation time, ms.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     t_sim: f64,
     /// Simulation seed: Poisson input and initial membrane potentials.
     #[arg(long, default_value_t = 1)]
@@ -56,8 +56,18 @@ fn main() -> ExitCode {
     match sim(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("snn-sim: error: {}", chain.join(": "));
+            // One line: the error and its causes, skipping a cause that the
+            // message before it already ends with (errors that print their
+            // source, like `FormatError::Io`), as snn-build does.
+            let mut line = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if line.is_empty() {
+                    line = cause;
+                } else if !line.ends_with(&cause) {
+                    line = format!("{line}: {cause}");
+                }
+            }
+            eprintln!("snn-sim: error: {}", line.replace('\n', " "));
             ExitCode::FAILURE
         }
     }
@@ -65,12 +75,17 @@ fn main() -> ExitCode {
 
 fn sim(cli: Cli) -> Result<()> {
     if cli.backend != "cpu" {
-        bail!("--backend {}: this build has only the cpu backend", cli.backend);
+        bail!(
+            "--backend {}: this build has only the cpu backend",
+            cli.backend
+        );
     }
     let threads = match cli.threads {
         Some(0) => bail!("--threads must be at least 1"),
         Some(t) => t,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     // The step loop runs inside the pool so that the calling thread is one
     // of the workers (no hand-off to another thread at every step).
@@ -106,7 +121,11 @@ fn sim(cli: Cli) -> Result<()> {
             }
             last = Instant::now();
             let wall = start.elapsed().as_secs_f64();
-            let rtf = if p.t_ms > 0.0 { wall / (p.t_ms * 1e-3) } else { 0.0 };
+            let rtf = if p.t_ms > 0.0 {
+                wall / (p.t_ms * 1e-3)
+            } else {
+                0.0
+            };
             let eta = (p.t_total_ms - p.t_ms) * 1e-3 * rtf;
             pb.set_position((1000.0 * p.t_ms / p.t_total_ms.max(1e-9)) as u64);
             pb.set_message(format!(
@@ -127,7 +146,9 @@ fn sim(cli: Cli) -> Result<()> {
                 None => return Ok(()),
             }
         }
-        _ => pool.install(|| run_ranks(&opts, emulate, &mut on_progress)).map_err(anyhow::Error::from),
+        _ => pool
+            .install(|| run_ranks(&opts, emulate, &mut on_progress))
+            .map_err(anyhow::Error::from),
     };
     if let Some(pb) = &bar {
         pb.finish_and_clear();
@@ -152,10 +173,18 @@ fn sim(cli: Cli) -> Result<()> {
             summary.real_time_factor,
             opts.output.display()
         );
-        let _ = writeln!(out, "{:<10} {:>8} {:>10} {:>9}", "population", "neurons", "spikes", "rate Hz");
+        let _ = writeln!(
+            out,
+            "{:<10} {:>8} {:>10} {:>9}",
+            "population", "neurons", "spikes", "rate Hz"
+        );
         for p in &summary.populations {
             if p.recorded {
-                let _ = writeln!(out, "{:<10} {:>8} {:>10} {:>9.3}", p.name, p.size, p.spikes, p.rate_hz);
+                let _ = writeln!(
+                    out,
+                    "{:<10} {:>8} {:>10} {:>9.3}",
+                    p.name, p.size, p.spikes, p.rate_hz
+                );
             }
         }
     }
@@ -177,13 +206,19 @@ mod mpi_launch {
     /// Run this process's rank. An error on any rank aborts the whole job
     /// (after printing it), so no rank waits forever for a dead peer.
     #[cfg(feature = "mpi")]
-    pub fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress)) -> Result<Option<RunSummary>> {
+    pub fn run(
+        opts: &RunOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Option<RunSummary>> {
         use mpi::traits::Communicator;
         let Some(universe) = mpi::initialize() else {
             anyhow::bail!("MPI could not be initialised");
         };
         let world = universe.world();
-        let mut cluster = snn_simulate::cluster::MpiCluster { world: &world, mode: opts.comm };
+        let mut cluster = snn_simulate::cluster::MpiCluster {
+            world: &world,
+            mode: opts.comm,
+        };
         match snn_simulate::run::run_on(opts, &mut cluster, progress) {
             Ok(s) => Ok(s),
             // Errors every rank detects alike before communicating (bad

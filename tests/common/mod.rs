@@ -26,13 +26,17 @@ pub fn config_text(text: &str, overrides: &[&str]) -> Config {
 
 /// Build `cfg` with `ranks` shards on a pool of `threads` threads.
 pub fn build(cfg: &Config, dir: &Path, ranks: u32, threads: usize) -> BuildSummary {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
     let opts = BuildOptions {
         n_ranks: ranks,
         force: true,
         ..Default::default()
     };
-    pool.install(|| build_network(cfg, "test.toml", dir, &opts)).expect("build")
+    pool.install(|| build_network(cfg, "test.toml", dir, &opts))
+        .expect("build")
 }
 
 /// One synapse with global ids: (source, target, weight bits as stored,
