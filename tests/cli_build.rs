@@ -539,7 +539,6 @@ fn bad_arguments_give_one_line_errors() {
     for cmd in ["info", "verify", "dump"] {
         let line =
             snn_build([p(Path::new(cmd)), p(&plain)]).expect_clean_error(cmd, &["manifest.json"]);
-        // The OS error is said once, not once per level of the error chain.
-        assert_eq!(line.matches("os error 2").count(), 1, "{line}");
+        assert!(line.contains("not a network directory"), "{line}");
     }
 }

@@ -295,3 +295,73 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }
+
+/// Sizes of one rank's shard, computed without storing synapses.
+#[derive(Clone, Debug, Serialize)]
+pub struct RankEstimate {
+    /// Rank.
+    pub rank: u32,
+    /// Own neurons.
+    pub n_local: u64,
+    /// Images of remote neurons (= spikes this rank can receive per
+    /// remote spike event, summed over sources).
+    pub n_images: u64,
+    /// Ranks this rank receives spikes from (p2p partners).
+    pub source_ranks: u32,
+    /// Incoming synapses.
+    pub synapses: u64,
+    /// Shard bytes on disk and in memory (uncompressed), exact for
+    /// everything but the send tables, which are estimated as
+    /// `4 * n_images` bytes (their average over ranks).
+    pub shard_bytes: u64,
+    /// Bytes per synapse.
+    pub bytes_per_synapse: f64,
+    /// Wall time of the dry run of this rank, s.
+    pub seconds: f64,
+}
+
+/// Dry run (`snn-build --dry-run`): for each rank in `sample`, draw the
+/// sources of its synapses with the very code of a real build (first pass)
+/// and report the shard's size, images and routing partners, without
+/// storing synapses or writing files. Memory: `4 * n_neurons` bytes per
+/// thread.
+pub fn dry_run(cfg: &Config, origin: &str, n_ranks: u32, sample: &[u32]) -> Result<Vec<RankEstimate>, BuildError> {
+    let model = Model::resolve(cfg, origin)?;
+    let placement = Placement::new(&model, n_ranks)?;
+    let threads = rayon::current_num_threads();
+    let progress = AtomicU64::new(0);
+    let mut out = Vec::with_capacity(sample.len());
+    for &r in sample {
+        if r >= n_ranks {
+            return Err(BuildError::TooLarge(format!("--sample-ranks: rank {r} is not below --ranks {n_ranks}")));
+        }
+        let t = Instant::now();
+        let plan = RankPlan::new(&model, &placement, r, threads);
+        let counts = plan.count(&progress);
+        let synapses: u64 = counts.per_projection.iter().sum();
+        let images = plan.images(&counts);
+        let n_images: u64 = images.iter().map(|v| v.len() as u64).sum();
+        let n_local = plan.n_local() as u64;
+        let rows = n_local + n_images;
+        let shard_bytes = snn_formats::shard::HEADER_LEN as u64
+            + 8 * synapses
+            + 8 * (rows + 1)
+            + 8 * n_local
+            + 8 * n_images
+            + 4 * n_images
+            + 16 * (n_ranks as u64 + 1)
+            + 8 * model.projections.len() as u64
+            + 256;
+        out.push(RankEstimate {
+            rank: r,
+            n_local,
+            n_images,
+            source_ranks: images.iter().filter(|v| !v.is_empty()).count() as u32,
+            synapses,
+            shard_bytes,
+            bytes_per_synapse: if synapses > 0 { shard_bytes as f64 / synapses as f64 } else { 0.0 },
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(out)
+}

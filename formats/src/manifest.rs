@@ -235,6 +235,13 @@ impl NetworkDir {
                 message: "not a directory (expected a network directory made by snn-build)".into(),
             });
         }
+        if !mpath.exists() {
+            return Err(FormatError::Mismatch {
+                path: dir.to_path_buf(),
+                message: "not a network directory (no manifest.json; networks are made by snn-build)"
+                    .into(),
+            });
+        }
         let text =
             std::fs::read_to_string(&mpath).map_err(|e| FormatError::io(&mpath, "read", e))?;
         let manifest = Manifest::from_json(&mpath, &text)?;

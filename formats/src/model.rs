@@ -831,6 +831,26 @@ impl Model {
                     (Rule::AllToAll, full_size(s))
                 }
             };
+            // Guard against typos such as N = 1e15: a projection may hold at
+            // most 2^40 synapses (about 1.1e12, far beyond one network
+            // shard) and a target at most 2^32 - 1.
+            let total = match rule {
+                Rule::FixedIndegree { k } => (k as f64) * n_t as f64,
+                Rule::FixedTotalNumber { n } => n as f64,
+                Rule::PairwiseBernoulli { p } => p * n_s as f64 * n_t as f64,
+                Rule::OneToOne => n_t as f64,
+                Rule::AllToAll => n_s as f64 * n_t as f64,
+            };
+            let per_target = match rule {
+                Rule::FixedIndegree { k } => k as f64,
+                _ => 0.0,
+            };
+            if total > (1u64 << 40) as f64 || per_target > u32::MAX as f64 {
+                return Err(ctx.err(
+                    field.clone(),
+                    format!("{total:.3e} synapses requested; at most 2^40 per projection and 2^32-1 per target"),
+                ));
+            }
             let weight_full = resolve_dist(&ctx, &format!("{field}.weight"), &pr.weight)?;
             let delay_ms = resolve_dist(&ctx, &format!("{field}.delay"), &pr.delay)?;
             check_delay(&ctx, &format!("{field}.delay"), &delay_ms, net.dt_ms)?;

@@ -13,6 +13,7 @@ use crate::error::FormatError;
 pub struct Staging {
     dest: PathBuf,
     tmp: Option<tempfile::TempDir>,
+    force: bool,
 }
 
 /// Whether `path` exists and is not an empty directory.
@@ -49,6 +50,7 @@ impl Staging {
         Ok(Staging {
             dest: dest.to_path_buf(),
             tmp: Some(tmp),
+            force,
         })
     }
 
@@ -61,6 +63,11 @@ impl Staging {
     /// destination (allowed by `force` at creation) is moved aside first and
     /// deleted only after the new one is in place.
     pub fn commit(mut self) -> Result<PathBuf, FormatError> {
+        // Something may have appeared at the destination while we worked:
+        // without `force` it is never replaced.
+        if !self.force && occupied(&self.dest) {
+            return Err(FormatError::Exists { path: self.dest.clone() });
+        }
         let tmp = match self.tmp.take() {
             Some(t) => t.keep(),
             None => return Ok(self.dest.clone()),

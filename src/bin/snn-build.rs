@@ -36,7 +36,7 @@ struct BuildArgs {
     #[arg(required = true)]
     config: Option<PathBuf>,
     /// Output network directory.
-    #[arg(short, long, required = true)]
+    #[arg(short, long, required_unless_present = "dry_run")]
     output: Option<PathBuf>,
     /// Number of ranks (shards) to build in this process (default 1; under
     /// mpirun: the number of processes, one shard each).
@@ -58,6 +58,13 @@ struct BuildArgs {
     /// is then not zero-copy.
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "3")]
     compress: Option<i32>,
+    /// Compute shard sizes and routing needs of the sampled ranks without
+    /// storing synapses or writing anything (JSON on stdout).
+    #[arg(long)]
+    dry_run: bool,
+    /// Ranks to examine with --dry-run (default: 0).
+    #[arg(long, value_delimiter = ',', value_name = "R,R,...")]
+    sample_ranks: Vec<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +142,9 @@ fn peak_rss_bytes() -> u64 {
 }
 
 fn build(a: BuildArgs) -> Result<()> {
+    if a.dry_run {
+        return dry_run(a);
+    }
     let (Some(config), Some(output)) = (a.config, a.output) else {
         bail!("a config file and -o DIR are required");
     };
@@ -226,6 +236,27 @@ fn build(a: BuildArgs) -> Result<()> {
             summary.network_dir.display()
         );
     }
+    Ok(())
+}
+
+fn dry_run(a: BuildArgs) -> Result<()> {
+    let Some(config) = a.config else {
+        bail!("a config file is required");
+    };
+    let ranks = a.ranks.unwrap_or(1);
+    if ranks == 0 {
+        bail!("--ranks must be at least 1");
+    }
+    if let Some(t) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+            .context("cannot start the thread pool")?;
+    }
+    let cfg = snn_formats::load_config(&config, &a.set)?;
+    let sample = if a.sample_ranks.is_empty() { vec![0] } else { a.sample_ranks.clone() };
+    let est = snn_netbuild::network::dry_run(&cfg, &config.display().to_string(), ranks, &sample)?;
+    println!("{}", serde_json::to_string_pretty(&est)?);
     Ok(())
 }
 
