@@ -99,6 +99,10 @@ scale, ours_json, ours_time, nest_json, results, stamp, threads, cpu = sys.argv[
 
 def last_json(path):
     try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        pass
+    try:
         lines = [l for l in open(path).read().splitlines() if l.strip().startswith("{")]
         return json.loads(lines[-1]) if lines else None
     except (OSError, ValueError):

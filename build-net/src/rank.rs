@@ -308,15 +308,23 @@ impl<'a> RankPlan<'a> {
                     let (mut dmin, mut dmax) = (u32::MAX, 0u32);
                     let mut written = 0u64;
                     let mut err = None;
+                    let mut block = Blocker::new(n_rows);
+                    let out = Out {
+                        td,
+                        wt,
+                        n_syn,
+                        row_ptr,
+                        row_of,
+                    };
                     self.for_targets(range, |l, t, projs, own_in_pop| {
+                        if err.is_some() {
+                            return;
+                        }
                         let mut done = 0u64;
                         for &j in projs {
                             let pp = &self.projs[j];
                             let first = pp.src_first as usize;
                             pp.for_each_synapse(t, self.indegree(j, own_in_pop), &mut scratch, |s, w, d| {
-                                let g = first + s as usize;
-                                let pos = row_ptr[row_of[g] as usize] + cursor[g] as u64;
-                                cursor[g] += 1;
                                 if d as u64 >= delay_limit {
                                     err.get_or_insert(BuildError::TooLarge(format!(
                                         "projection '{}': a delay of {d} steps does not fit next to {target_bits}-bit targets",
@@ -324,29 +332,25 @@ impl<'a> RankPlan<'a> {
                                     )));
                                     return;
                                 }
-                                if pos as usize >= n_syn {
-                                    err.get_or_insert(BuildError::Internal("synapse position out of range".into()));
-                                    return;
-                                }
                                 dmin = dmin.min(d);
                                 dmax = dmax.max(d);
-                                // SAFETY: `pos < n_syn` was just checked, and
-                                // positions are disjoint between chunks: each
-                                // (chunk, source) pair owns the range
-                                // [row start + cursor at pass start, + its
-                                // pass-1 count), and pass 2 draws the same
-                                // sources as pass 1 (same counter streams);
-                                // the final cursor check below confirms it.
-                                unsafe {
-                                    td.0.add(pos as usize).write(l as u32 | (d << target_bits));
-                                    wt.0.add(pos as usize).write(w);
-                                }
+                                block.push(first + s as usize, l as u32 | (d << target_bits), w);
                                 done += 1;
                             });
                         }
                         written += done;
                         progress.fetch_add(done, Ordering::Relaxed);
+                        if block.len() >= BLOCK_SYNAPSES {
+                            if let Err(e) = block.flush(&out, cursor) {
+                                err.get_or_insert(e);
+                            }
+                        }
                     });
+                    if err.is_none() {
+                        if let Err(e) = block.flush(&out, cursor) {
+                            err.get_or_insert(e);
+                        }
+                    }
                     match err {
                         Some(e) => Err(e),
                         None => Ok((dmin, dmax, written)),
@@ -424,6 +428,124 @@ pub fn bits_for(n: u64) -> u32 {
         b += 1;
     }
     b
+}
+
+/// Synapses generated per thread before they are grouped by source and
+/// written (about 8 MB of buffers per thread).
+const BLOCK_SYNAPSES: usize = 1 << 19;
+
+/// Where the fill threads write.
+struct Out<'a> {
+    td: &'a SharedOut<u32>,
+    wt: &'a SharedOut<i32>,
+    n_syn: usize,
+    row_ptr: &'a [u64],
+    row_of: &'a [u32],
+}
+
+/// Groups a block of generated synapses by source before writing them, so
+/// that each row receives one contiguous run per block instead of one
+/// scattered store per synapse (the scattered stores missed the cache and
+/// dominated large builds). Grouping is stable, so rows keep the canonical
+/// order.
+struct Blocker {
+    g: Vec<usize>,
+    td: Vec<u32>,
+    w: Vec<i32>,
+    /// Per row: synapses in the block (zero between flushes).
+    count: Vec<u32>,
+    /// Per row: next slot in the grouped buffers.
+    pos: Vec<u32>,
+    /// Rows in the block, with a global id each.
+    touched: Vec<(u32, usize)>,
+    tmp_td: Vec<u32>,
+    tmp_w: Vec<i32>,
+}
+
+impl Blocker {
+    fn new(n_rows: usize) -> Blocker {
+        Blocker {
+            g: Vec::with_capacity(BLOCK_SYNAPSES + 4096),
+            td: Vec::with_capacity(BLOCK_SYNAPSES + 4096),
+            w: Vec::with_capacity(BLOCK_SYNAPSES + 4096),
+            count: vec![0; n_rows],
+            pos: vec![0; n_rows],
+            touched: Vec::new(),
+            tmp_td: Vec::new(),
+            tmp_w: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.g.len()
+    }
+
+    #[inline]
+    fn push(&mut self, g: usize, td: u32, w: i32) {
+        self.g.push(g);
+        self.td.push(td);
+        self.w.push(w);
+    }
+
+    /// Write the block: counting sort by row into the temporary buffers,
+    /// then one contiguous copy per row at the chunk's cursor.
+    fn flush(&mut self, out: &Out, cursor: &mut [u32]) -> Result<(), BuildError> {
+        let n = self.g.len();
+        if n == 0 {
+            return Ok(());
+        }
+        self.touched.clear();
+        for &g in &self.g {
+            let r = out.row_of[g];
+            if r == NO_ROW {
+                return Err(BuildError::Internal(
+                    "synapse from a source without a row".into(),
+                ));
+            }
+            let c = &mut self.count[r as usize];
+            if *c == 0 {
+                self.touched.push((r, g));
+            }
+            *c += 1;
+        }
+        let mut off = 0u32;
+        for &(r, _) in &self.touched {
+            self.pos[r as usize] = off;
+            off += self.count[r as usize];
+        }
+        self.tmp_td.resize(n, 0);
+        self.tmp_w.resize(n, 0);
+        for i in 0..n {
+            let r = out.row_of[self.g[i]] as usize;
+            let p = self.pos[r] as usize;
+            self.tmp_td[p] = self.td[i];
+            self.tmp_w[p] = self.w[i];
+            self.pos[r] += 1;
+        }
+        for &(r, g) in &self.touched {
+            let k = self.count[r as usize] as usize;
+            let from = self.pos[r as usize] as usize - k;
+            let dst = (out.row_ptr[r as usize] + cursor[g] as u64) as usize;
+            if dst + k > out.n_syn || dst + k > out.row_ptr[r as usize + 1] as usize {
+                return Err(BuildError::Internal("synapse position out of range".into()));
+            }
+            // SAFETY: `dst + k` is within the row and the arrays (checked
+            // above). Positions are disjoint between chunks: each (chunk,
+            // source) pair owns the range [row start + cursor at pass start,
+            // + its pass-1 count), and pass 2 draws the same sources as pass
+            // 1 (same counter streams); the checks after the pass confirm it.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.tmp_td.as_ptr().add(from), out.td.0.add(dst), k);
+                std::ptr::copy_nonoverlapping(self.tmp_w.as_ptr().add(from), out.wt.0.add(dst), k);
+            }
+            cursor[g] += k as u32;
+            self.count[r as usize] = 0;
+        }
+        self.g.clear();
+        self.td.clear();
+        self.w.clear();
+        Ok(())
+    }
 }
 
 /// Raw output pointer shared by the fill threads.
