@@ -63,6 +63,12 @@ pub trait Cluster {
     fn sum(&self, values: &mut [u64]);
     /// Wait for every process.
     fn barrier(&self);
+    /// Bytes of spike data sent so far by the ranks of this process (wire
+    /// entries of 8 bytes; for collective mode, each rank's contribution
+    /// counted once).
+    fn bytes_sent(&self) -> u64 {
+        0
+    }
 }
 
 /// All ranks in this process.
@@ -71,6 +77,38 @@ pub struct Emulated {
     pub n_ranks: u32,
     /// Mode (both are emulated faithfully).
     pub mode: CommMode,
+    /// Bytes that would have crossed the wire.
+    pub sent: u64,
+    /// Collective groups: consecutive blocks of this many ranks (0 = all).
+    pub group_size: u32,
+}
+
+impl Emulated {
+    /// All `n_ranks` ranks in this process.
+    pub fn new(n_ranks: u32, mode: CommMode) -> Emulated {
+        Emulated {
+            n_ranks,
+            mode,
+            sent: 0,
+            group_size: 0,
+        }
+    }
+
+    /// With collective groups of `group_size` consecutive ranks (0 = all).
+    pub fn with_groups(mut self, group_size: u32) -> Emulated {
+        self.group_size = group_size;
+        self
+    }
+}
+
+/// The collective group of `rank` for groups of `group_size` consecutive
+/// ranks (0 = one group of all ranks).
+pub fn group_of(rank: u32, group_size: u32) -> u32 {
+    if group_size == 0 {
+        0
+    } else {
+        rank / group_size
+    }
 }
 
 impl Cluster for Emulated {
@@ -100,9 +138,15 @@ impl Cluster for Emulated {
         match self.mode {
             CommMode::P2p => {
                 let mut outgoing = Vec::with_capacity(n);
-                for (e, s) in engines.iter().zip(spikes) {
+                for (r, (e, s)) in engines.iter().zip(spikes).enumerate() {
                     let (local, out) = e.route(s, t0, n);
                     deliveries.push(local);
+                    self.sent += out
+                        .iter()
+                        .enumerate()
+                        .filter(|(q, _)| *q != r)
+                        .map(|(_, v)| 8 * v.len() as u64)
+                        .sum::<u64>();
                     outgoing.push(out);
                 }
                 for (r, e) in engines.iter().enumerate() {
@@ -114,16 +158,38 @@ impl Cluster for Emulated {
                 }
             }
             CommMode::Collective => {
+                // Within a group: everybody's needed spikes (Allgatherv);
+                // between groups: point-to-point.
+                let g = self.group_size;
                 let mut gathered = Vec::with_capacity(n);
-                for (e, s) in engines.iter().zip(spikes) {
+                let mut outgoing = Vec::with_capacity(n);
+                for (r, (e, s)) in engines.iter().zip(spikes).enumerate() {
                     let (local, out) = e.route_collective(s, t0);
+                    let group_n = (0..n as u32)
+                        .filter(|&q| group_of(q, g) == group_of(r as u32, g))
+                        .count();
+                    if group_n > 1 {
+                        self.sent += 8 * out.len() as u64;
+                    }
                     deliveries.push(local);
                     gathered.push(out);
+                    if g != 0 {
+                        let (_, p2p) = e.route(s, t0, n);
+                        self.sent += p2p
+                            .iter()
+                            .enumerate()
+                            .filter(|(q, _)| group_of(*q as u32, g) != group_of(r as u32, g))
+                            .map(|(_, v)| 8 * v.len() as u64)
+                            .sum::<u64>();
+                        outgoing.push(p2p);
+                    }
                 }
                 for (r, e) in engines.iter().enumerate() {
-                    for (q, out) in gathered.iter().enumerate() {
-                        if q != r {
-                            e.receive_collective(q as u32, out, t0, &mut deliveries[r])?;
+                    for q in (0..n).filter(|&q| q != r) {
+                        if group_of(q as u32, g) == group_of(r as u32, g) {
+                            e.receive_collective(q as u32, &gathered[q], t0, &mut deliveries[r])?;
+                        } else {
+                            e.receive(q as u32, &outgoing[q][r], t0, &mut deliveries[r])?;
                         }
                     }
                 }
@@ -133,6 +199,22 @@ impl Cluster for Emulated {
     }
     fn sum(&self, _values: &mut [u64]) {}
     fn barrier(&self) {}
+    fn bytes_sent(&self) -> u64 {
+        self.sent
+    }
+}
+
+/// Exclusive prefix sums (MPI displacements).
+#[cfg(feature = "mpi")]
+fn prefix(counts: &[i32]) -> Vec<i32> {
+    counts
+        .iter()
+        .scan(0i32, |a, &c| {
+            let x = *a;
+            *a += c;
+            Some(x)
+        })
+        .collect()
 }
 
 /// One rank per MPI process.
@@ -142,6 +224,36 @@ pub struct MpiCluster<'a, C: mpi::traits::Communicator> {
     pub world: &'a C,
     /// Mode.
     pub mode: CommMode,
+    /// Bytes of spike data this rank sent.
+    pub sent: u64,
+    /// Collective groups of this many consecutive ranks (0 = all).
+    pub group_size: u32,
+    /// The communicator of this rank's collective group.
+    pub group: Option<mpi::topology::SimpleCommunicator>,
+}
+
+#[cfg(feature = "mpi")]
+impl<'a, C: mpi::traits::Communicator> MpiCluster<'a, C> {
+    /// One rank per process of `world`; collective exchange within groups of
+    /// `group_size` consecutive ranks (0 = all ranks), point-to-point
+    /// between groups. Collective over `world` (it creates the group
+    /// communicators).
+    pub fn new(world: &'a C, mode: CommMode, group_size: u32) -> Self {
+        let group = if mode == CommMode::Collective && group_size != 0 {
+            let color =
+                mpi::topology::Color::with_value(group_of(world.rank() as u32, group_size) as i32);
+            world.split_by_color(color)
+        } else {
+            None
+        };
+        MpiCluster {
+            world,
+            mode,
+            sent: 0,
+            group_size,
+            group,
+        }
+    }
 }
 
 #[cfg(feature = "mpi")]
@@ -204,6 +316,7 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
                 let recvs: Vec<usize> = (0..n)
                     .filter(|&q| q != me && d.image_offsets[q] != d.image_offsets[q + 1])
                     .collect();
+                self.sent += sends.iter().map(|&q| 8 * out[q].len() as u64).sum::<u64>();
                 let mut incoming = Vec::with_capacity(recvs.len());
                 mpi::request::scope(|scope| {
                     let reqs: Vec<_> = sends
@@ -229,25 +342,74 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
             }
             CommMode::Collective => {
                 let (mut local, out) = e.route_collective(&spikes[0], t0);
-                let count = out.len() as i32;
-                let mut counts = vec![0i32; n];
-                self.world.all_gather_into(&count, &mut counts[..]);
-                let displs: Vec<i32> = counts
-                    .iter()
-                    .scan(0i32, |a, &c| {
-                        let x = *a;
-                        *a += c;
-                        Some(x)
-                    })
-                    .collect();
-                let mut all = vec![0u64; counts.iter().map(|&c| c as usize).sum()];
-                {
-                    let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
-                    self.world.all_gather_varcount_into(&out[..], &mut part);
+                let g = self.group_size;
+                let my_group = group_of(me as u32, g);
+                // Between groups: point-to-point, as in p2p mode.
+                if g != 0 {
+                    let (_, p2p) = e.route(&spikes[0], t0, n);
+                    let outside = |q: usize| q != me && group_of(q as u32, g) != my_group;
+                    let sends: Vec<usize> = (0..n)
+                        .filter(|&q| outside(q) && d.send_offsets[q] != d.send_offsets[q + 1])
+                        .collect();
+                    let recvs: Vec<usize> = (0..n)
+                        .filter(|&q| outside(q) && d.image_offsets[q] != d.image_offsets[q + 1])
+                        .collect();
+                    self.sent += sends.iter().map(|&q| 8 * p2p[q].len() as u64).sum::<u64>();
+                    let mut incoming = Vec::with_capacity(recvs.len());
+                    mpi::request::scope(|scope| {
+                        let reqs: Vec<_> = sends
+                            .iter()
+                            .map(|&q| {
+                                self.world
+                                    .process_at_rank(q as i32)
+                                    .immediate_send(scope, &p2p[q][..])
+                            })
+                            .collect();
+                        for &q in &recvs {
+                            let (v, _) = self.world.process_at_rank(q as i32).receive_vec::<u64>();
+                            incoming.push((q, v));
+                        }
+                        for r in reqs {
+                            r.wait();
+                        }
+                    });
+                    for (q, v) in incoming {
+                        e.receive(q as u32, &v, t0, &mut local)?;
+                    }
                 }
-                for q in (0..n).filter(|&q| q != me) {
-                    let s = &all[displs[q] as usize..(displs[q] + counts[q]) as usize];
-                    e.receive_collective(q as u32, s, t0, &mut local)?;
+                // Within the group: Allgatherv.
+                let members: Vec<usize> = (0..n)
+                    .filter(|&q| group_of(q as u32, g) == my_group)
+                    .collect();
+                if members.len() > 1 {
+                    self.sent += 8 * out.len() as u64;
+                }
+                let count = out.len() as i32;
+                let mut counts = vec![0i32; members.len()];
+                let displs: Vec<i32>;
+                let mut all;
+                match &self.group {
+                    Some(comm) => {
+                        comm.all_gather_into(&count, &mut counts[..]);
+                        displs = prefix(&counts);
+                        all = vec![0u64; counts.iter().map(|&c| c as usize).sum()];
+                        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+                        comm.all_gather_varcount_into(&out[..], &mut part);
+                    }
+                    None => {
+                        self.world.all_gather_into(&count, &mut counts[..]);
+                        displs = prefix(&counts);
+                        all = vec![0u64; counts.iter().map(|&c| c as usize).sum()];
+                        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+                        self.world.all_gather_varcount_into(&out[..], &mut part);
+                    }
+                }
+                // Group ranks are ordered like world ranks (split keeps order).
+                for (i, &q) in members.iter().enumerate() {
+                    if q != me {
+                        let s = &all[displs[i] as usize..(displs[i] + counts[i]) as usize];
+                        e.receive_collective(q as u32, s, t0, &mut local)?;
+                    }
                 }
                 Ok(vec![local])
             }
@@ -263,5 +425,8 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
     fn barrier(&self) {
         use mpi::traits::*;
         self.world.barrier();
+    }
+    fn bytes_sent(&self) -> u64 {
+        self.sent
     }
 }
