@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what the project needs on a fresh Debian 12 machine. Idempotent.
 #
-#   scripts/install.sh                 # system packages, cargo-nextest, Python venv (.venv) with NEST 3.10
-#   SNN_SKIP_PYTHON=1 scripts/install.sh   # skip the Python venv (CI does this)
+#   scripts/install.sh                 # system packages, cargo-nextest, Python venv (.venv) with NEST 3.10, NVRTC
+#   SNN_SKIP_PYTHON=1 scripts/install.sh   # skip NEST & co. (CI does this); NVRTC is still installed
 #
 # Environment:
-#   SNN_SKIP_PYTHON=1   do not create/update .venv (NEST is only needed for bench/)
+#   SNN_SKIP_PYTHON=1   do not install NEST and the analysis packages (NEST is only needed for bench/)
+#   SNN_NVRTC=0         do not install NVRTC (default 1: the pip wheel nvidia-cuda-nvrtc-cu12 into
+#                       .venv, for the kernels' compile test; no GPU or CUDA toolkit needed)
 #   SNN_PYTHON=...      interpreter used to create .venv (default: python3 on PATH)
 set -euo pipefail
 
@@ -58,11 +60,9 @@ else
 fi
 
 # ---- 3. Python venv with NEST 3.10 (benchmarks only) ----------------------------
-if [[ "${SNN_SKIP_PYTHON:-0}" == "1" ]]; then
-    step "python: skipped (SNN_SKIP_PYTHON=1)"
-else
-    PY="${SNN_PYTHON:-python3}"
-    VENV="$ROOT/.venv"
+VENV="$ROOT/.venv"
+ensure_venv() {
+    local PY="${SNN_PYTHON:-python3}"
     if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
         step "python: venv $VENV exists ($("$VENV/bin/python" --version))"
     else
@@ -75,6 +75,12 @@ else
         rm -rf "$VENV"
         "$PY" -m venv "$VENV"
     fi
+}
+
+if [[ "${SNN_SKIP_PYTHON:-0}" == "1" ]]; then
+    step "python: NEST & co. skipped (SNN_SKIP_PYTHON=1)"
+else
+    ensure_venv
     PIP_PACKAGES=(nest-simulator==3.10.0 numpy h5py matplotlib scipy)
     if PYNEST_QUIET=1 "$VENV/bin/python" - <<'PYEOF' >/dev/null 2>&1
 import importlib.metadata as md, sys
@@ -93,6 +99,27 @@ PYEOF
         exit 1
     fi
     step "python: import nest OK (NEST $ver)"
+fi
+
+# ---- 4. NVRTC for the kernels' compile test (also in CI) -------------------------
+# kernels/tests/nvrtc.rs (scripts/test.sh runs it with --features snn-kernels/cuda)
+# compiles every CUDA kernel to PTX with the libnvrtc of this wheel, found at
+# .venv/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib (see kernels/README.md).
+# The version matches cudarc's pinned bindings (feature cuda-12060).
+NVRTC_WHEEL_VERSION="12.6.85"
+if [[ "${SNN_NVRTC:-1}" != "1" ]]; then
+    step "nvrtc: skipped (SNN_NVRTC=${SNN_NVRTC})"
+elif compgen -G "$VENV/lib/python3*/site-packages/nvidia_cuda_nvrtc_cu12-$NVRTC_WHEEL_VERSION.dist-info" >/dev/null \
+    && compgen -G "$VENV/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so*" >/dev/null; then
+    step "nvrtc: nvidia-cuda-nvrtc-cu12 $NVRTC_WHEEL_VERSION already in $VENV"
+else
+    ensure_venv
+    step "nvrtc: pip install nvidia-cuda-nvrtc-cu12==$NVRTC_WHEEL_VERSION"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "nvidia-cuda-nvrtc-cu12==$NVRTC_WHEEL_VERSION"
+    if ! compgen -G "$VENV/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so*" >/dev/null; then
+        step "error: libnvrtc not found in $VENV after the install" >&2
+        exit 1
+    fi
 fi
 
 step "done"

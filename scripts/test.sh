@@ -11,5 +11,16 @@ cargo fmt --all -- --check
 echo "[test] cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The GPU code behind the (default-off) cuda feature of snn-kernels.
+echo "[test] cargo clippy -p snn-kernels --features cuda --all-targets -- -D warnings"
+cargo clippy -p snn-kernels --features cuda --all-targets -- -D warnings
+
 echo "[test] cargo nextest run --workspace --release --no-fail-fast"
 cargo nextest run --workspace --release --no-fail-fast
+
+# Every CUDA kernel compiles with NVRTC (no GPU needed; libnvrtc comes from the
+# pip wheel that scripts/install.sh puts in .venv). Under CI a missing NVRTC
+# fails the test instead of skipping it.
+echo "[test] cargo nextest run -p snn-kernels --features cuda --release --test nvrtc"
+SNN_REQUIRE_NVRTC="${SNN_REQUIRE_NVRTC:-${CI:+1}}" \
+    cargo nextest run -p snn-kernels --features cuda --release --no-fail-fast --test nvrtc

@@ -54,7 +54,10 @@ fn expect_error(out: &Out, what: &str, must_contain: &[&str]) -> String {
     assert!(out.stdout.is_empty(), "{what}: stdout {:?}", out.stdout);
     // A cause is not repeated (an I/O error printed by its wrapper and again
     // as the wrapper's source).
-    assert!(line.matches("(os error").count() <= 1, "{what}: cause repeated: {line:?}");
+    assert!(
+        line.matches("(os error").count() <= 1,
+        "{what}: cause repeated: {line:?}"
+    );
     line
 }
 
@@ -540,7 +543,9 @@ fn progress_bar_on_a_terminal() {
         println!("skipped: no /usr/bin/script to provide a terminal");
         return;
     }
-    let probe = Command::new(script).args(["-qec", "[ -t 2 ] && echo is-a-terminal", "/dev/null"]).output();
+    let probe = Command::new(script)
+        .args(["-qec", "[ -t 2 ] && echo is-a-terminal", "/dev/null"])
+        .output();
     if !probe.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("is-a-terminal")) {
         println!("skipped: `script` does not provide a terminal here");
         return;
@@ -556,11 +561,20 @@ fn progress_bar_on_a_terminal() {
         net.display(),
         run.display()
     );
-    let out = Command::new(script).args(["-qec", &cmd, "/dev/null"]).output().expect("run script");
+    let out = Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("run script");
     let tty = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "snn-sim on a terminal failed: {tty}");
     assert!(run.join("summary.json").is_file(), "summary written");
-    assert!(tty.contains("/10000.0 ms biological"), "no progress bar on the terminal: {tty:?}");
-    assert!(tty.contains("real-time factor") && tty.contains("eta"), "{tty:?}");
+    assert!(
+        tty.contains("/10000.0 ms biological"),
+        "no progress bar on the terminal: {tty:?}"
+    );
+    assert!(
+        tty.contains("real-time factor") && tty.contains("eta"),
+        "{tty:?}"
+    );
     assert!(!tty.contains("error"), "{tty:?}");
 }

@@ -62,6 +62,17 @@ fn spikes(dir: &Path) -> Vec<(u64, String, u64)> {
 }
 
 fn sim(mpi: Option<u32>, net: &Path, out: &Path, t_sim: &str, comm: &str) -> std::process::Output {
+    sim_args(mpi, net, out, t_sim, comm, &[])
+}
+
+fn sim_args(
+    mpi: Option<u32>,
+    net: &Path,
+    out: &Path,
+    t_sim: &str,
+    comm: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let bin = env!("CARGO_BIN_EXE_snn-sim");
     let mut c = match mpi {
         Some(n) => {
@@ -82,6 +93,7 @@ fn sim(mpi: Option<u32>, net: &Path, out: &Path, t_sim: &str, comm: &str) -> std
         "--seed",
         "4",
     ]);
+    c.args(extra);
     run(&mut c)
 }
 
@@ -159,6 +171,27 @@ fn spikes_identical_for_1_to_4_ranks_p2p_and_collective() {
         for n in [2u32, 3, 4] {
             let net = tmp.path().join(format!("net{n}"));
             build_local(cfg, &sets, &net, n);
+            if n == 4 {
+                // Collective within groups of 2, p2p between them.
+                let out = tmp.path().join("run4groups");
+                let o = sim_args(
+                    Some(4),
+                    &net,
+                    &out,
+                    t_sim,
+                    "collective",
+                    &["--comm-group-size", "2"],
+                );
+                assert!(
+                    o.status.success(),
+                    "{cfg} groups: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                assert!(
+                    spikes(&out) == reference,
+                    "{cfg}: 4 ranks in collective groups of 2 differ"
+                );
+            }
             for comm in ["p2p", "collective"] {
                 let out = tmp.path().join(format!("run{n}{comm}"));
                 let o = sim(Some(n), &net, &out, t_sim, comm);

@@ -52,6 +52,20 @@ fn sim_mode(
     threads: usize,
     comm: CommMode,
 ) -> Vec<(u64, String, u64)> {
+    sim_groups(net, out, t_presim, t_sim, seed, threads, comm, 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sim_groups(
+    net: &Path,
+    out: &Path,
+    t_presim: f64,
+    t_sim: f64,
+    seed: u64,
+    threads: usize,
+    comm: CommMode,
+    comm_group_size: u32,
+) -> Vec<(u64, String, u64)> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -64,6 +78,7 @@ fn sim_mode(
         seed,
         force: true,
         comm,
+        comm_group_size,
     };
     pool.install(|| run_ranks(&opts, true, &mut |_| {}))
         .expect("run");
@@ -114,6 +129,20 @@ fn microcircuit_spikes_identical_for_threads_ranks_and_repeats() {
             got == reference,
             "{ranks} ranks, collective, differ from 1 rank"
         );
+        if ranks == 4 {
+            // Collective within groups of 2 ranks, p2p between the groups.
+            let got = sim_groups(
+                &net,
+                &tmp.path().join("g4"),
+                50.0,
+                250.0,
+                1,
+                2,
+                CommMode::Collective,
+                2,
+            );
+            assert!(got == reference, "4 ranks in collective groups of 2 differ");
+        }
     }
     // Another seed: other Poisson input and initial potentials, other spikes.
     let other = sim(&net1, &tmp.path().join("s2"), 50.0, 250.0, 2, 2);

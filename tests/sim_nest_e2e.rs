@@ -185,6 +185,7 @@ fn simulate(net: &Path, out: &Path, t_presim: f64, t_sim: f64, threads: usize) -
         seed: 1,
         force: false,
         comm: CommMode::P2p,
+        comm_group_size: 0,
     };
     let summary = pool
         .install(|| run_ranks(&opts, true, &mut |_| {}))

@@ -325,7 +325,12 @@ pub struct RankEstimate {
 /// and report the shard's size, images and routing partners, without
 /// storing synapses or writing files. Memory: `4 * n_neurons` bytes per
 /// thread.
-pub fn dry_run(cfg: &Config, origin: &str, n_ranks: u32, sample: &[u32]) -> Result<Vec<RankEstimate>, BuildError> {
+pub fn dry_run(
+    cfg: &Config,
+    origin: &str,
+    n_ranks: u32,
+    sample: &[u32],
+) -> Result<Vec<RankEstimate>, BuildError> {
     let model = Model::resolve(cfg, origin)?;
     let placement = Placement::new(&model, n_ranks)?;
     let threads = rayon::current_num_threads();
@@ -333,7 +338,9 @@ pub fn dry_run(cfg: &Config, origin: &str, n_ranks: u32, sample: &[u32]) -> Resu
     let mut out = Vec::with_capacity(sample.len());
     for &r in sample {
         if r >= n_ranks {
-            return Err(BuildError::TooLarge(format!("--sample-ranks: rank {r} is not below --ranks {n_ranks}")));
+            return Err(BuildError::TooLarge(format!(
+                "--sample-ranks: rank {r} is not below --ranks {n_ranks}"
+            )));
         }
         let t = Instant::now();
         let plan = RankPlan::new(&model, &placement, r, threads);
@@ -359,7 +366,11 @@ pub fn dry_run(cfg: &Config, origin: &str, n_ranks: u32, sample: &[u32]) -> Resu
             source_ranks: images.iter().filter(|v| !v.is_empty()).count() as u32,
             synapses,
             shard_bytes,
-            bytes_per_synapse: if synapses > 0 { shard_bytes as f64 / synapses as f64 } else { 0.0 },
+            bytes_per_synapse: if synapses > 0 {
+                shard_bytes as f64 / synapses as f64
+            } else {
+                0.0
+            },
             seconds: t.elapsed().as_secs_f64(),
         });
     }

@@ -5,8 +5,10 @@
 //! * [`placement`]: which rank owns which neuron;
 //! * [`shard`]: the per-rank network shard (rkyv, memory-mapped, checksummed);
 //! * [`manifest`]: `manifest.json` and opening a network directory;
-//! * [`output`]: staging directories renamed into place.
+//! * [`output`]: staging directories renamed into place;
+//! * [`checkpoint`]: checkpoints of a run and the run-state file.
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod manifest;

@@ -238,8 +238,9 @@ impl NetworkDir {
         if !mpath.exists() {
             return Err(FormatError::Mismatch {
                 path: dir.to_path_buf(),
-                message: "not a network directory (no manifest.json; networks are made by snn-build)"
-                    .into(),
+                message:
+                    "not a network directory (no manifest.json; networks are made by snn-build)"
+                        .into(),
             });
         }
         let text =

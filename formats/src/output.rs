@@ -66,7 +66,9 @@ impl Staging {
         // Something may have appeared at the destination while we worked:
         // without `force` it is never replaced.
         if !self.force && occupied(&self.dest) {
-            return Err(FormatError::Exists { path: self.dest.clone() });
+            return Err(FormatError::Exists {
+                path: self.dest.clone(),
+            });
         }
         let tmp = match self.tmp.take() {
             Some(t) => t.keep(),

@@ -76,4 +76,141 @@ SNN_HD double snn_fabs(double x) { return fabs(x); }
 // NaN test that needs no library (fast-math is forbidden anyway).
 SNN_HD bool snn_isnan(double x) { return x != x; }
 
+
+// ---- Kernels, launches and atomics --------------------------------------
+//
+// A kernel is written as `SNN_KERNEL name(args) { ... }` with its work in
+// the loops below, never with blockIdx/threadIdx directly, and without
+// shared memory or barriers (each thread's work must be independent, apart
+// from integer atomics, whose results do not depend on their order). Then the
+// same source is
+// * a CUDA kernel (`extern "C" __global__`) under nvcc or NVRTC, and
+// * a plain inline function in host C++, run by snn_host_launch() below,
+//   which calls it once per (block, thread) of the launch shape, one after
+//   the other, in an order of the caller's choice: a legal serialisation of
+//   the GPU execution, so the host run checks the kernel's logic (every
+//   index covered once, whatever the shape; no dependence on thread order).
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define SNN_KERNEL extern "C" __global__ void
+#define SNN_GRID_DIM gridDim.x
+#define SNN_BLOCK_DIM blockDim.x
+#define SNN_BLOCK_IDX blockIdx.x
+#define SNN_THREAD_IDX threadIdx.x
+#else
+// The launch position of the kernel call in progress (host emulation).
+struct SnnHostGrid {
+    uint32_t grid_dim;
+    uint32_t block_dim;
+    uint32_t block_idx;
+    uint32_t thread_idx;
+};
+inline SnnHostGrid& snn_host_grid() {
+    static SnnHostGrid g = {1, 1, 0, 0};
+    return g;
+}
+#define SNN_KERNEL inline void
+#define SNN_GRID_DIM (snn_host_grid().grid_dim)
+#define SNN_BLOCK_DIM (snn_host_grid().block_dim)
+#define SNN_BLOCK_IDX (snn_host_grid().block_idx)
+#define SNN_THREAD_IDX (snn_host_grid().thread_idx)
+#endif
+
+// Grid-stride loop: each i in [0, n) exactly once over the whole launch.
+#define SNN_FOR_GRID(i, n)                                                  \
+    for (uint64_t i = (uint64_t)SNN_BLOCK_IDX * SNN_BLOCK_DIM + SNN_THREAD_IDX; \
+         i < (uint64_t)(n); i += (uint64_t)SNN_BLOCK_DIM * SNN_GRID_DIM)
+// Block-stride loop: each item i in [0, n) to one block (all its threads).
+#define SNN_FOR_BLOCKS(i, n) \
+    for (uint64_t i = SNN_BLOCK_IDX; i < (uint64_t)(n); i += SNN_GRID_DIM)
+// Thread-stride loop inside a block: each j in [a, b) to one of its threads.
+#define SNN_FOR_THREADS(j, a, b)                                   \
+    for (uint64_t j = (uint64_t)(a) + SNN_THREAD_IDX; j < (uint64_t)(b); \
+         j += SNN_BLOCK_DIM)
+
+// Atomic add on a 32-bit counter; returns the old value.
+SNN_HD uint32_t snn_atomic_add_u32(uint32_t* p, uint32_t v) {
+#if defined(__CUDA_ARCH__)
+    return atomicAdd((unsigned int*)p, (unsigned int)v);
+#else
+    uint32_t old = *p;
+    *p = old + v;
+    return old;
+#endif
+}
+
+// Atomic add on a signed 64-bit integer, wrapping (two's complement: the
+// unsigned 64-bit atomic add gives the same bits, as AtomicI64::fetch_add).
+SNN_HD void snn_atomic_add_i64(int64_t* p, int64_t v) {
+#if defined(__CUDA_ARCH__)
+    atomicAdd((unsigned long long*)p, (unsigned long long)v);
+#else
+    uint64_t x;
+    memcpy(&x, p, sizeof x);
+    x += (uint64_t)v;
+    memcpy(p, &x, sizeof x);
+#endif
+}
+
+// Wrapping signed 64-bit arithmetic (Rust's release-mode i64 + and *), with
+// no undefined behaviour in C++.
+SNN_HD int64_t snn_wrapping_add_i64(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+SNN_HD int64_t snn_wrapping_mul_i64(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a * (uint64_t)b);
+}
+
+#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+// Host emulation of a launch of `grid` blocks of `block` threads: calls
+// `kernel()` once per (block, thread), in the order given by `order`:
+// 0 increasing (block major), 1 decreasing, otherwise a pseudo-random
+// permutation of all (block, thread) pairs chosen by `order`.
+template <class F>
+inline void snn_host_launch(uint32_t grid, uint32_t block, uint32_t order, F kernel) {
+    uint64_t total = (uint64_t)grid * block;
+    if (total == 0 || total >= (1ull << 32)) {
+        return;  // (host launches are small; the caller checks the shape)
+    }
+    // Permutation r -> (r * mul + add) % total with mul coprime to total.
+    uint64_t mul = 1, add = 0;
+    if (order >= 2) {
+        uint64_t h = (uint64_t)order * 0x9E3779B97F4A7C15ull;
+        mul = (h >> 17) % total | 1;
+        for (;;) {
+            uint64_t a = mul, b = total;
+            while (b != 0) {
+                uint64_t t = a % b;
+                a = b;
+                b = t;
+            }
+            if (a == 1) {
+                break;
+            }
+            mul += 2;
+        }
+        mul %= total;
+        if (mul == 0) {
+            mul = 1;
+        }
+        add = (h >> 41) % total;
+    }
+    SnnHostGrid saved = snn_host_grid();
+    for (uint64_t r = 0; r < total; ++r) {
+        uint64_t k;
+        if (order == 0) {
+            k = r;
+        } else if (order == 1) {
+            k = total - 1 - r;
+        } else {
+            k = (r * mul + add) % total;  // no overflow: total < 2^32
+        }
+        SnnHostGrid g = {grid, block, (uint32_t)(k / block), (uint32_t)(k % block)};
+        snn_host_grid() = g;
+        kernel();
+    }
+    snn_host_grid() = saved;
+}
+#endif
+
 #endif  // SNN_PORT_CUH

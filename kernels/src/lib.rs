@@ -14,8 +14,11 @@
 //!   them (normal, binomial, Poisson, geometric).
 //! * [`ziggurat`]: the fast normal sampler (one 32-bit word per variate in
 //!   ~99% of cases) with its host-computed tables.
+//! * [`device`]: the CUDA kernels (`kernels/cuda/*.cu`) by typed id, the
+//!   structs they take, and (feature `cuda`) their compilation by NVRTC.
 
 pub mod detmath;
+pub mod device;
 pub mod rng;
 pub mod ziggurat;
 

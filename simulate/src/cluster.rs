@@ -104,11 +104,7 @@ impl Emulated {
 /// The collective group of `rank` for groups of `group_size` consecutive
 /// ranks (0 = one group of all ranks).
 pub fn group_of(rank: u32, group_size: u32) -> u32 {
-    if group_size == 0 {
-        0
-    } else {
-        rank / group_size
-    }
+    rank.checked_div(group_size).unwrap_or(0)
 }
 
 impl Cluster for Emulated {

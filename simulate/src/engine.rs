@@ -15,10 +15,30 @@
 //! Ring buffer: `slots = max_delay + 1` rows of `n_local` `i64` per receptor
 //! (excitatory: weight >= 0, inhibitory: weight < 0); row `t % slots` holds
 //! the input arriving in step `t` and is cleared when read.
+//!
+//! # Checkpoints
+//!
+//! [`Engine::save_state`] and [`Engine::restore_state`] capture everything the
+//! future of a rank depends on, and are only called at the end of an
+//! interval, after [`Engine::deliver`]: every spike emitted so far has then
+//! been delivered into the ring buffers (on this rank and, through the
+//! exchange, on every other), so **no spike is in flight** and none needs to
+//! be saved. The state is the step counter, the neuron state (per
+//! population, in local order) and the ring buffers (rows in order of
+//! arrival step, starting with the current step, so the layout does not
+//! depend on where the ring's start happens to be). The Poisson drive and
+//! spike generators are pure functions of (seed, neuron, step) and hold no
+//! state; the cache of Poisson words is simply invalidated on restore.
+//!
+//! Interval boundaries need not be multiples of the interval: any split of
+//! the steps into pieces of at most `D` steps gives the same results, since
+//! a spike emitted in step `s` of a piece that ends at `e` arrives at
+//! `s + d >= s + D >= e` and input sums do not depend on delivery order.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use rayon::prelude::*;
+use snn_formats::checkpoint::Section;
 use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
@@ -498,5 +518,197 @@ impl Engine {
     /// First local index of each population.
     pub fn pop_first_local(&self) -> &[usize] {
         &self.pop_first_local
+    }
+
+    /// Size of [`Engine::save_state`]'s sections, roughly, bytes.
+    pub fn state_bytes(&self) -> u64 {
+        let n = self.n_local as u64;
+        n * (2 * 8 * self.slots + 48)
+    }
+
+    /// The rank's dynamic state as checkpoint sections (see the module
+    /// documentation): `engine/step`, `engine/layout` (`n_local`, ring
+    /// slots), `engine/neurons/<population>` for each population with local
+    /// neurons of a neuron model (the `to_bytes` form of the models' states,
+    /// all local neurons of the population in local order), `engine/ring_ex`
+    /// and `engine/ring_in` (`slots` rows of `n_local` little-endian `i64`,
+    /// row `k` holding the input that arrives in step `step + k`).
+    ///
+    /// Call it only at the end of an interval, after [`Engine::deliver`].
+    pub fn save_state(&self) -> Vec<Section> {
+        let mut out = vec![
+            Section::new("engine/step", self.step.to_le_bytes().to_vec()),
+            Section::new(
+                "engine/layout",
+                [self.n_local as u64, self.slots]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+            ),
+        ];
+        for (pi, p) in self.model.populations.iter().enumerate() {
+            let chunks: Vec<&Chunk> = self.chunks.iter().filter(|c| c.pop == pi).collect();
+            let bytes = match chunks.first().map(|c| &c.dynamics) {
+                Some(Dynamics::Exp(..)) => {
+                    let mut all = IafPscExpState::new(0, |_| 0.0);
+                    for c in &chunks {
+                        if let Dynamics::Exp(_, s) = &c.dynamics {
+                            all.v_m.extend_from_slice(&s.v_m);
+                            all.i_syn_ex.extend_from_slice(&s.i_syn_ex);
+                            all.i_syn_in.extend_from_slice(&s.i_syn_in);
+                            all.refractory.extend_from_slice(&s.refractory);
+                        }
+                    }
+                    all.to_bytes()
+                }
+                Some(Dynamics::Alpha(..)) => {
+                    let mut all = IafPscAlphaState::new(0, |_| 0.0);
+                    for c in &chunks {
+                        if let Dynamics::Alpha(_, s) = &c.dynamics {
+                            all.v_m.extend_from_slice(&s.v_m);
+                            all.i_syn_ex.extend_from_slice(&s.i_syn_ex);
+                            all.di_syn_ex.extend_from_slice(&s.di_syn_ex);
+                            all.i_syn_in.extend_from_slice(&s.i_syn_in);
+                            all.di_syn_in.extend_from_slice(&s.di_syn_in);
+                            all.refractory.extend_from_slice(&s.refractory);
+                        }
+                    }
+                    all.to_bytes()
+                }
+                Some(Dynamics::Generator(_)) | None => continue,
+            };
+            out.push(Section::new(format!("engine/neurons/{}", p.name), bytes));
+        }
+        for (name, ring) in [
+            ("engine/ring_ex", &self.ring_ex),
+            ("engine/ring_in", &self.ring_in),
+        ] {
+            let n = self.n_local;
+            let mut b = Vec::with_capacity(ring.len() * 8);
+            for k in 0..self.slots {
+                let slot = ((self.step + k) % self.slots) as usize;
+                for x in &ring[slot * n..(slot + 1) * n] {
+                    b.extend_from_slice(&x.load(Ordering::Relaxed).to_le_bytes());
+                }
+            }
+            out.push(Section::new(name, b));
+        }
+        out
+    }
+
+    /// Replace the dynamic state by one saved with [`Engine::save_state`]
+    /// (by any backend, from the same shard); `get` returns a section by
+    /// name. Errors if a section is missing or does not fit this rank (the
+    /// engine may then be partly overwritten and must be discarded).
+    pub fn restore_state<'s>(
+        &mut self,
+        get: &dyn Fn(&str) -> Option<&'s [u8]>,
+    ) -> Result<(), SimError> {
+        let bad = |what: &str| SimError::Invalid(format!("checkpoint state: {what}"));
+        let u64s = |name: &str, n: usize| -> Result<Vec<u64>, SimError> {
+            let b = get(name).ok_or_else(|| bad(&format!("section {name} missing")))?;
+            if b.len() != 8 * n {
+                return Err(bad(&format!("section {name} has the wrong size")));
+            }
+            Ok(b.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                .collect())
+        };
+        let step = u64s("engine/step", 1)?[0];
+        let layout = u64s("engine/layout", 2)?;
+        if layout != [self.n_local as u64, self.slots] {
+            return Err(bad(&format!(
+                "saved for {} local neurons and {} ring slots, this rank has {} and {} (a different network or rank)",
+                layout[0], layout[1], self.n_local, self.slots
+            )));
+        }
+        let n = self.n_local;
+        let mut rings = Vec::with_capacity(2);
+        for name in ["engine/ring_ex", "engine/ring_in"] {
+            let b = get(name).ok_or_else(|| bad(&format!("section {name} missing")))?;
+            if b.len() != self.slots as usize * n * 8 {
+                return Err(bad(&format!("section {name} has the wrong size")));
+            }
+            rings.push(b);
+        }
+        for (pi, p) in self.model.populations.iter().enumerate() {
+            let name = format!("engine/neurons/{}", p.name);
+            let idx: Vec<usize> = (0..self.chunks.len())
+                .filter(|&i| self.chunks[i].pop == pi)
+                .collect();
+            let total: usize = idx.iter().map(|&i| self.chunks[i].len).sum();
+            let Some(&first) = idx.first() else { continue };
+            if matches!(self.chunks[first].dynamics, Dynamics::Generator(_)) {
+                continue;
+            }
+            let b = get(&name).ok_or_else(|| bad(&format!("section {name} missing")))?;
+            let wrong = || {
+                bad(&format!(
+                    "section {name} is not a state of {total} {:?} neurons",
+                    p.params.model
+                ))
+            };
+            match &self.chunks[first].dynamics {
+                Dynamics::Exp(..) => {
+                    let all = IafPscExpState::from_bytes(b)
+                        .filter(|s| s.len() == total)
+                        .ok_or_else(wrong)?;
+                    let mut at = 0;
+                    for &i in &idx {
+                        let c = &mut self.chunks[i];
+                        let r = at..at + c.len;
+                        at += c.len;
+                        if let Dynamics::Exp(_, s) = &mut c.dynamics {
+                            *s = IafPscExpState {
+                                v_m: all.v_m[r.clone()].to_vec(),
+                                i_syn_ex: all.i_syn_ex[r.clone()].to_vec(),
+                                i_syn_in: all.i_syn_in[r.clone()].to_vec(),
+                                refractory: all.refractory[r].to_vec(),
+                            };
+                        }
+                    }
+                }
+                Dynamics::Alpha(..) => {
+                    let all = IafPscAlphaState::from_bytes(b)
+                        .filter(|s| s.len() == total)
+                        .ok_or_else(wrong)?;
+                    let mut at = 0;
+                    for &i in &idx {
+                        let c = &mut self.chunks[i];
+                        let r = at..at + c.len;
+                        at += c.len;
+                        if let Dynamics::Alpha(_, s) = &mut c.dynamics {
+                            *s = IafPscAlphaState {
+                                v_m: all.v_m[r.clone()].to_vec(),
+                                i_syn_ex: all.i_syn_ex[r.clone()].to_vec(),
+                                di_syn_ex: all.di_syn_ex[r.clone()].to_vec(),
+                                i_syn_in: all.i_syn_in[r.clone()].to_vec(),
+                                di_syn_in: all.di_syn_in[r.clone()].to_vec(),
+                                refractory: all.refractory[r].to_vec(),
+                            };
+                        }
+                    }
+                }
+                Dynamics::Generator(_) => {}
+            }
+        }
+        for (ring, b) in [&self.ring_ex, &self.ring_in].into_iter().zip(&rings) {
+            for k in 0..self.slots {
+                let slot = ((step + k) % self.slots) as usize;
+                let src = &b[k as usize * n * 8..(k as usize + 1) * n * 8];
+                for (x, c) in ring[slot * n..(slot + 1) * n]
+                    .iter()
+                    .zip(src.chunks_exact(8))
+                {
+                    x.store(i64::from_le_bytes(c.try_into().unwrap()), Ordering::Relaxed);
+                }
+            }
+        }
+        for c in &mut self.chunks {
+            c.poisson_block = u64::MAX;
+            c.poisson_cache.clear();
+        }
+        self.step = step;
+        Ok(())
     }
 }

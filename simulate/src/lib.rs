@@ -3,8 +3,10 @@
 //! * [`neuron`]: neuron models (exact integration, NEST semantics);
 //! * [`input`]: Poisson drive and spike generators;
 //! * [`engine`]: one rank's network in memory and the step loop;
-//! * [`run`]: a whole run: load, simulate, record, summarise.
+//! * [`run`]: a whole run: load, simulate, record, summarise;
+//! * [`checkpoint`]: checkpoints, resume and wall-time limits of a run.
 
+pub mod checkpoint;
 pub mod cluster;
 pub mod engine;
 pub mod input;

@@ -1,18 +1,59 @@
-//! A whole run: open the network, simulate, record, write the summary.
+//! A whole run: open the network, simulate, record, checkpoint, write the
+//! summary.
 //!
-//! Output directory (written into a staging directory and renamed into place
-//! when the run is complete, so an interrupted run never looks finished):
+//! # Run directory
+//!
 //! `spikes-rank-NNNNN.h5` (SONATA spikes), `vm-rank-NNNNN.h5` (SONATA report,
-//! when V_m recording is configured), `summary.json`.
+//! when V_m recording is configured), `summary.json`; with checkpointing also
+//! `run-state.json` and `checkpoints/` (layout in
+//! [`snn_formats::checkpoint`]).
+//!
+//! * **Without checkpointing** (none of [`CheckpointOptions`]'s triggers):
+//!   everything is written into a staging directory renamed into place when
+//!   the run is complete, so an interrupted run leaves nothing under the
+//!   real name.
+//! * **With checkpointing** (`--checkpoint-every`, `--walltime`, a SLURM end
+//!   time, `--resume`, `--resume-from`): the run directory must outlive the
+//!   job. It is set up in a staging directory (so a failure while loading
+//!   leaves nothing) and renamed into place before the first step, with
+//!   `run-state.json` saying `running`. Spike and V_m files grow across all
+//!   pieces of the run, one dataset as if it had not been interrupted; a
+//!   resume truncates them to the counts of the checkpoint it starts from
+//!   (so nothing recorded after it is duplicated and nothing before it is
+//!   lost). `summary.json` is written only when the run is finished, after a
+//!   final checkpoint (which a later `--resume --t-sim <longer>` extends
+//!   from). An existing directory is never replaced without `--force`, and
+//!   `--resume` only continues a directory whose `run-state.json` belongs to
+//!   the same network and rank count. While a process works on a persistent
+//!   run directory, rank 0 holds a lock on it (`.snn-sim.lock`), so a job
+//!   chain started twice cannot continue the same run twice.
+//!
+//! A run stopped by its wall time writes a checkpoint, sets `run-state.json`
+//! to `suspended` and returns [`RunOutcome::Suspended`]; `snn-sim` then exits
+//! with [`EXIT_RESUMABLE`] (75).
+//!
+//! Checkpoints are taken only at the end of an interval (after the spikes of
+//! the interval are delivered), at absolute times that are multiples of the
+//! checkpoint interval, so that a run's results never depend on where it
+//! was checkpointed or interrupted (see [`crate::engine`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use snn_formats::checkpoint::{
+    checkpoint_dir_name, checkpoint_status, list_checkpoints, rank_file_name, read_rank_state,
+    sync_file, test_pause, unix_now, write_atomic, write_rank_state, CheckpointManifest,
+    CheckpointStatus, RankFileEntry, RankHeader, RankState, RunConfig, RunState, RunStatus,
+    Section, WallTimes, CHECKPOINTS_DIR, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION,
+    RUN_STATE_FILE, RUN_STATE_FORMAT,
+};
 use snn_formats::output::Staging;
 use snn_formats::sonata::{ReportWriter, SpikeWriter};
-use snn_formats::{Check, FormatError, NetworkDir};
+use snn_formats::{Check, FormatError, Manifest, NetworkDir};
 
+pub use crate::checkpoint::EXIT_RESUMABLE;
+use crate::checkpoint::{bytes_to_u64s, hash_bytes, note, prune, share, u64s_to_bytes};
 use crate::cluster::{Cluster, CommMode, Emulated};
 use crate::engine::Engine;
 use crate::SimError;
@@ -34,6 +75,9 @@ pub struct RunOptions {
     pub force: bool,
     /// How spikes travel between ranks.
     pub comm: CommMode,
+    /// Collective mode: groups of this many consecutive ranks exchange
+    /// collectively, point-to-point between groups (0: one group of all).
+    pub comm_group_size: u32,
 }
 
 /// Progress report passed to the callback after each interval.
@@ -109,6 +153,105 @@ pub struct RunSummary {
     pub real_time_factor: f64,
     /// Synaptic events delivered during the recorded simulation.
     pub synaptic_events: u64,
+    /// Spike data sent between ranks, bytes per rank and step (8 bytes per
+    /// wire entry; measured over the last job piece).
+    pub bytes_sent_per_rank_per_step: f64,
+    /// Job pieces the run took (1 without interruption).
+    pub pieces: u32,
+    /// Wall time spent writing checkpoints (all pieces), s.
+    pub wall_checkpoint_s: f64,
+    /// Wall time spent reading and restoring checkpoints (all pieces; part
+    /// of `wall_load_s`), s.
+    pub wall_restore_s: f64,
+    /// Checkpoints written by the last piece.
+    pub checkpoints_written: u32,
+    /// The checkpoint the run was branched from (`--resume-from`), if any.
+    pub branched_from: Option<String>,
+}
+
+/// How a run starts.
+#[derive(Clone, Debug, Default)]
+pub enum Start {
+    /// A new run in a new directory ([`RunOptions::output`]).
+    #[default]
+    Fresh,
+    /// Continue the run in [`RunOptions::output`] from its newest complete
+    /// checkpoint; its configuration comes from its `run-state.json`. When
+    /// the directory does not hold a run yet, start one from the
+    /// [`RunOptions`] (a job chain can then run the same command every
+    /// time). The overrides are those given explicitly: `t_sim_ms` moves the
+    /// end of the run (e.g. extends a finished one); `t_presim_ms` and
+    /// `seed` must equal the run's.
+    Resume {
+        /// New recorded simulation time, ms (from the end of the
+        /// presimulation).
+        t_sim_ms: Option<f64>,
+        /// Presimulation time, ms, if given.
+        t_presim_ms: Option<f64>,
+        /// Seed, if given.
+        seed: Option<u64>,
+    },
+    /// A new run (in a new directory) from the state of checkpoint `from`:
+    /// [`RunOptions::t_presim_ms`] (unrecorded) and then
+    /// [`RunOptions::t_sim_ms`] (recorded) more, with `seed` (default: the
+    /// checkpoint's) for the Poisson drive from then on.
+    Branch {
+        /// A checkpoint directory (`run/checkpoints/t-...ms`).
+        from: PathBuf,
+        /// Seed of the new run.
+        seed: Option<u64>,
+    },
+}
+
+/// Checkpointing of a run. The default: none (the classic one-go run).
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointOptions {
+    /// Write a checkpoint whenever the biological time reaches a multiple of
+    /// this many ms (a multiple of dt).
+    pub every_ms: Option<f64>,
+    /// Checkpoint and stop ([`RunOutcome::Suspended`]) before this instant
+    /// (`--walltime`, SLURM's end time).
+    pub deadline: Option<Instant>,
+    /// Seconds to keep free before the deadline besides the estimated time
+    /// of a checkpoint (default: 1 % of the time to the deadline, at most
+    /// 60 s).
+    pub margin_s: Option<f64>,
+    /// Keep only the newest `keep` complete checkpoints (older ones are
+    /// removed after a newer one is complete).
+    pub keep: Option<usize>,
+    /// How the run starts.
+    pub start: Start,
+    /// zstd level of checkpoints (default 1 when 0).
+    pub zstd_level: i32,
+}
+
+impl CheckpointOptions {
+    /// Whether these options need a persistent run directory.
+    pub fn enabled(&self) -> bool {
+        self.every_ms.is_some() || self.deadline.is_some() || !matches!(self.start, Start::Fresh)
+    }
+}
+
+/// A run that stopped at a checkpoint before its end.
+#[derive(Clone, Debug)]
+pub struct Suspended {
+    /// Biological time reached, ms.
+    pub t_ms: f64,
+    /// End of the run, ms.
+    pub t_stop_ms: f64,
+    /// The checkpoint to resume from.
+    pub checkpoint: PathBuf,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub enum RunOutcome {
+    /// Finished; the summary on the root process (`None` elsewhere).
+    Finished(Option<Box<RunSummary>>),
+    /// Stopped at a checkpoint before the end (wall time): resume it.
+    Suspended(Suspended),
+    /// `--resume` of a run that is already finished (nothing done).
+    AlreadyFinished(PathBuf),
 }
 
 /// Convert a time in ms to steps, requiring a non-negative multiple of dt.
@@ -137,13 +280,52 @@ pub fn spike_time_ms(step: u64, dt_ms: f64) -> f64 {
     ((step + 1) as f64 * tics_per_step) * MS_PER_TIC
 }
 
+/// V_m recording of one rank.
+struct VmRec {
+    writer: ReportWriter,
+    locals: Vec<usize>,
+    file: String,
+}
+
 /// One rank's engine with its recorders.
 struct RankRun {
+    rank: u32,
     engine: Engine,
     writer: SpikeWriter,
-    vm: Option<(ReportWriter, Vec<usize>, String)>,
+    spike_file: String,
+    vm: Option<VmRec>,
     counts: Vec<u64>,
     events: u64,
+}
+
+/// Test hook: when set to `N`, a run stops after writing its `N`-th periodic
+/// checkpoint as if its wall time had run out (exit status
+/// [`EXIT_RESUMABLE`]), so tests can cut runs into pieces at chosen times.
+pub const SUSPEND_AFTER_ENV: &str = "SNN_TEST_SUSPEND_AFTER_CHECKPOINTS";
+
+/// What this piece of a run does, worked out by the root and shared.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Plan {
+    /// Where outputs are written (a staging directory for new runs).
+    dir: PathBuf,
+    /// The run directory persists across jobs (checkpointing).
+    persistent: bool,
+    /// `dir` is a staging directory, renamed into place by the root.
+    staged: bool,
+    run: RunConfig,
+    /// Checkpoints to try, best first; empty: start at step 0.
+    candidates: Vec<PathBuf>,
+    /// Create new output files (else reopen and truncate the existing ones
+    /// to the checkpoint's counts).
+    new_outputs: bool,
+    /// The checkpoint's recorder counts carry over (resume in place).
+    keep_counts: bool,
+    every_steps: Option<u64>,
+    keep: Option<usize>,
+    pieces: u32,
+    branched_from: Option<String>,
+    already_finished: bool,
+    remove_summary: bool,
 }
 
 /// Run a simulation. Without MPI the network must have one shard, unless
@@ -160,6 +342,19 @@ pub fn run_ranks(
     emulate_ranks: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<RunSummary, SimError> {
+    match run_ranks_checkpointed(opts, &CheckpointOptions::default(), emulate_ranks, progress)? {
+        RunOutcome::Finished(Some(s)) => Ok(*s),
+        _ => Err(SimError::Internal("no summary on the root".into())),
+    }
+}
+
+/// [`run_ranks`] with checkpointing.
+pub fn run_ranks_checkpointed(
+    opts: &RunOptions,
+    ck: &CheckpointOptions,
+    emulate_ranks: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunOutcome, SimError> {
     let net = NetworkDir::open(&opts.network)?;
     let n = net.manifest.n_ranks;
     if n != 1 && !emulate_ranks {
@@ -168,12 +363,8 @@ pub fn run_ranks(
             opts.network.display(),
         )));
     }
-    let mut cluster = Emulated {
-        n_ranks: n,
-        mode: opts.comm,
-    };
-    run_on(opts, &mut cluster, progress)?
-        .ok_or_else(|| SimError::Internal("no summary on the root".into()))
+    let mut cluster = Emulated::new(n, opts.comm).with_groups(opts.comm_group_size);
+    run_checkpointed(opts, ck, &mut cluster, progress)
 }
 
 /// Run on the ranks of `cluster` that live in this process. The root
@@ -183,7 +374,342 @@ pub fn run_on(
     cluster: &mut dyn Cluster,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Option<RunSummary>, SimError> {
-    let t_load = Instant::now();
+    match run_checkpointed(opts, &CheckpointOptions::default(), cluster, progress)? {
+        RunOutcome::Finished(s) => Ok(s.map(|s| *s)),
+        _ => Err(SimError::Internal(
+            "a run without checkpointing stopped early".into(),
+        )),
+    }
+}
+
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> SimError + 'a {
+    move |e| SimError::Format(FormatError::io(path, op, e))
+}
+
+/// Whether `path` exists and is not an empty directory.
+fn occupied(path: &Path) -> bool {
+    match std::fs::read_dir(path) {
+        Ok(mut it) => it.next().is_some(),
+        Err(_) => path.exists(),
+    }
+}
+
+fn every_steps(every_ms: Option<f64>, dt: f64) -> Result<Option<u64>, SimError> {
+    match every_ms {
+        None => Ok(None),
+        Some(ms) => {
+            let s = ms_to_steps("--checkpoint-every", ms, dt)?;
+            if s == 0 {
+                return Err(SimError::Invalid(
+                    "--checkpoint-every must be positive".into(),
+                ));
+            }
+            Ok(Some(s))
+        }
+    }
+}
+
+/// The checkpoint `mf` (at `path`) must belong to network `m` run on
+/// `n_ranks` ranks.
+fn check_compatible(
+    path: &Path,
+    what_model: &str,
+    what_ranks: u32,
+    m: &Manifest,
+    network: &Path,
+) -> Result<(), SimError> {
+    if what_model != m.model_hash {
+        return Err(SimError::Invalid(format!(
+            "{}: belongs to a different network (model hash {what_model}) than {} (model hash {}); resume with the network the run was started with",
+            path.display(),
+            network.display(),
+            m.model_hash
+        )));
+    }
+    if what_ranks != m.n_ranks {
+        return Err(SimError::Invalid(format!(
+            "{}: written by {what_ranks} ranks, but {} is built for {} ranks; a checkpoint resumes only on the rank count it was written with (use the network built with --ranks {what_ranks})",
+            path.display(),
+            network.display(),
+            m.n_ranks
+        )));
+    }
+    Ok(())
+}
+
+/// Root: work out what this piece of the run does.
+fn make_plan(
+    opts: &RunOptions,
+    ck: &CheckpointOptions,
+    m: &Manifest,
+    comm: &str,
+) -> Result<(Plan, Option<Staging>), SimError> {
+    let dt = m.dt_ms;
+    let persistent = ck.enabled();
+    let fresh = |t_sim_ms: f64, t_presim_ms: f64, seed: u64, force: bool| {
+        let presim_steps = ms_to_steps("--t-presim", t_presim_ms, dt)?;
+        let sim_steps = ms_to_steps("--t-sim", t_sim_ms, dt)?;
+        let every = every_steps(ck.every_ms, dt)?;
+        let staging = Staging::new(&opts.output, force)?;
+        Ok::<_, SimError>((
+            Plan {
+                dir: staging.path().to_path_buf(),
+                persistent,
+                staged: true,
+                run: RunConfig {
+                    seed,
+                    dt_ms: dt,
+                    presim_steps,
+                    total_steps: presim_steps + sim_steps,
+                    comm: comm.into(),
+                },
+                candidates: Vec::new(),
+                new_outputs: true,
+                keep_counts: false,
+                every_steps: every,
+                keep: ck.keep,
+                pieces: 1,
+                branched_from: None,
+                already_finished: false,
+                remove_summary: false,
+            },
+            Some(staging),
+        ))
+    };
+    match &ck.start {
+        Start::Fresh => fresh(opts.t_sim_ms, opts.t_presim_ms, opts.seed, opts.force),
+        Start::Resume {
+            t_sim_ms,
+            t_presim_ms,
+            seed,
+        } => {
+            let dir = &opts.output;
+            if !occupied(dir) {
+                let Some(t_sim) = t_sim_ms else {
+                    return Err(SimError::Invalid(format!(
+                        "--resume: {} holds no run yet; give --t-sim to start one",
+                        dir.display()
+                    )));
+                };
+                note(&format!(
+                    "{} holds no run yet: starting a new one",
+                    dir.display()
+                ));
+                return fresh(
+                    *t_sim,
+                    t_presim_ms.unwrap_or(0.0),
+                    seed.unwrap_or(opts.seed),
+                    false,
+                );
+            }
+            let state_path = dir.join(RUN_STATE_FILE);
+            if !state_path.exists() {
+                return Err(SimError::Invalid(format!(
+                    "--resume: {} is not a resumable run directory (no {RUN_STATE_FILE}: it was written without checkpointing); use a new -o directory, or --force to replace it",
+                    dir.display()
+                )));
+            }
+            let state = RunState::read(dir)?;
+            check_compatible(
+                &state_path,
+                &state.model_hash,
+                state.n_ranks,
+                m,
+                &opts.network,
+            )?;
+            let mut run = state.run.clone();
+            run.comm = comm.into();
+            if let Some(s) = seed {
+                if *s != run.seed {
+                    return Err(SimError::Invalid(format!(
+                        "--seed {s} differs from the seed {} of the run in {} (a run keeps its seed; branch with --resume-from to change it)",
+                        run.seed,
+                        dir.display()
+                    )));
+                }
+            }
+            if let Some(t) = t_presim_ms {
+                if ms_to_steps("--t-presim", *t, dt)? != run.presim_steps {
+                    return Err(SimError::Invalid(format!(
+                        "--t-presim {t} differs from the presimulation of the run in {} ({} ms)",
+                        dir.display(),
+                        run.presim_steps as f64 * dt
+                    )));
+                }
+            }
+            if let Some(t) = t_sim_ms {
+                run.total_steps = run.presim_steps + ms_to_steps("--t-sim", *t, dt)?;
+            }
+            let finished = dir.join("summary.json").exists();
+            let mut plan = Plan {
+                dir: dir.clone(),
+                persistent: true,
+                staged: false,
+                run,
+                candidates: Vec::new(),
+                new_outputs: false,
+                keep_counts: true,
+                every_steps: every_steps(ck.every_ms.or(state.checkpoint_every_ms), dt)?,
+                keep: ck.keep.or(state.keep),
+                pieces: state.pieces + 1,
+                branched_from: state.branched_from.clone(),
+                already_finished: false,
+                remove_summary: false,
+            };
+            if finished {
+                if plan.run.total_steps == state.run.total_steps {
+                    plan.already_finished = true;
+                    return Ok((plan, None));
+                }
+                if plan.run.total_steps < state.run.total_steps {
+                    return Err(SimError::Invalid(format!(
+                        "--resume: the run in {} is finished at {} ms; it cannot be shortened",
+                        dir.display(),
+                        state.run.total_steps as f64 * dt
+                    )));
+                }
+                plan.remove_summary = true;
+            }
+            let mut corrupt = Vec::new();
+            for c in list_checkpoints(dir)?.iter().rev() {
+                match checkpoint_status(&c.path) {
+                    CheckpointStatus::Complete(mf) => {
+                        check_compatible(&c.path, &mf.model_hash, mf.n_ranks, m, &opts.network)?;
+                        if mf.step > plan.run.total_steps {
+                            return Err(SimError::Invalid(format!(
+                                "--t-sim: the run in {} has a checkpoint at {} ms, after the requested end at {} ms",
+                                dir.display(),
+                                mf.t_ms,
+                                plan.run.total_steps as f64 * dt
+                            )));
+                        }
+                        plan.candidates.push(c.path.clone());
+                    }
+                    CheckpointStatus::Incomplete => note(&format!(
+                        "{}: incomplete checkpoint (its writer was interrupted): ignored",
+                        c.path.display()
+                    )),
+                    CheckpointStatus::Corrupt(e) => {
+                        note(&format!("corrupt checkpoint skipped: {e}"));
+                        corrupt.push(c.path.display().to_string());
+                    }
+                }
+            }
+            if plan.candidates.is_empty() {
+                if !corrupt.is_empty() {
+                    return Err(SimError::Invalid(format!(
+                        "--resume: no valid checkpoint in {} ({} corrupt: {}); remove them to run it again from t = 0",
+                        dir.display(),
+                        corrupt.len(),
+                        corrupt.join(", ")
+                    )));
+                }
+                note(&format!(
+                    "{}: no complete checkpoint yet: the run starts again from t = 0",
+                    dir.display()
+                ));
+                plan.new_outputs = true;
+                plan.keep_counts = false;
+            }
+            Ok((plan, None))
+        }
+        Start::Branch { from, seed } => {
+            let mf = match checkpoint_status(from) {
+                CheckpointStatus::Complete(mf) => mf,
+                CheckpointStatus::Incomplete if !from.is_dir() => {
+                    return Err(SimError::Invalid(format!(
+                        "--resume-from {}: no such checkpoint directory",
+                        from.display()
+                    )))
+                }
+                CheckpointStatus::Incomplete => {
+                    return Err(SimError::Invalid(format!(
+                    "--resume-from {}: incomplete checkpoint (no {}: its writer was interrupted)",
+                    from.display(),
+                    snn_formats::checkpoint::CHECKPOINT_MANIFEST
+                )))
+                }
+                CheckpointStatus::Corrupt(e) => return Err(e.into()),
+            };
+            check_compatible(from, &mf.model_hash, mf.n_ranks, m, &opts.network)?;
+            let (mut plan, staging) = fresh(
+                opts.t_sim_ms,
+                opts.t_presim_ms,
+                seed.unwrap_or(mf.run.seed),
+                opts.force,
+            )?;
+            plan.run.presim_steps += mf.step;
+            plan.run.total_steps += mf.step;
+            plan.candidates = vec![from.clone()];
+            plan.branched_from = Some(from.display().to_string());
+            Ok((plan, staging))
+        }
+    }
+}
+
+/// Name of the lock file of a persistent run directory.
+const LOCK_FILE: &str = ".snn-sim.lock";
+
+/// Hold an exclusive lock on run directory `dir` (shown as `shown`) for the
+/// life of the returned file, so that two processes never continue the same
+/// run at once (e.g. a job chain started twice). The operating system
+/// releases it when the process ends, however it ends.
+fn lock_run_dir(dir: &Path, shown: &Path) -> Result<std::fs::File, SimError> {
+    let path = dir.join(LOCK_FILE);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path, "create lock file"))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SimError::Invalid(format!(
+            "{}: another snn-sim is running in this run directory",
+            shown.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path, "lock")(e)),
+    }
+}
+
+/// Read and verify this process's rank files of checkpoint `cand`.
+fn load_candidate(
+    cand: &Path,
+    ranks: &[u32],
+    m: &Manifest,
+    network: &Path,
+) -> Result<(CheckpointManifest, Vec<RankState>), SimError> {
+    let mf = CheckpointManifest::read(cand)?;
+    check_compatible(cand, &mf.model_hash, mf.n_ranks, m, network)?;
+    let mut states = Vec::with_capacity(ranks.len());
+    for &r in ranks {
+        let path = cand.join(rank_file_name(r));
+        let st = read_rank_state(&path, Some(&mf.ranks[r as usize]))?;
+        let h = &st.header;
+        if h.rank != r
+            || h.n_ranks != mf.n_ranks
+            || h.step != mf.step
+            || h.model_hash != hash_bytes(&mf.model_hash)
+        {
+            return Err(SimError::Format(FormatError::corrupt(
+                &path,
+                "header does not match the checkpoint manifest",
+            )));
+        }
+        states.push(st);
+    }
+    Ok((mf, states))
+}
+
+/// Run with checkpointing on the ranks of `cluster` that live in this
+/// process. See the [module documentation](self).
+pub fn run_checkpointed(
+    opts: &RunOptions,
+    ck: &CheckpointOptions,
+    cluster: &mut dyn Cluster,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunOutcome, SimError> {
+    let t_start = Instant::now();
     let net = NetworkDir::open(&opts.network)?;
     let m = &net.manifest;
     if cluster.n_ranks() != m.n_ranks {
@@ -198,40 +724,216 @@ pub fn run_on(
     }
     let n_ranks = m.n_ranks as usize;
     let dt = m.dt_ms;
-    let presim_steps = ms_to_steps("--t-presim", opts.t_presim_ms, dt)?;
-    let sim_steps = ms_to_steps("--t-sim", opts.t_sim_ms, dt)?;
-    // The root creates the staging directory and tells the others.
-    let (staging, staging_err) = if cluster.is_root() {
-        match Staging::new(&opts.output, opts.force) {
-            Ok(s) => (Some(s), None),
-            Err(e) => (None, Some(e)),
+    let comm = match cluster.mode() {
+        CommMode::P2p => "p2p",
+        CommMode::Collective => "collective",
+    };
+    // The root works out the plan (and creates the staging directory of a
+    // new run) and tells the others.
+    let mut _lock = None;
+    let (root_plan, mut staging) = if cluster.is_root() {
+        match make_plan(opts, ck, m, comm).and_then(|(p, s)| {
+            if p.persistent && !p.already_finished {
+                _lock = Some(lock_run_dir(&p.dir, &opts.output)?);
+            }
+            Ok((p, s))
+        }) {
+            Ok((p, s)) => (Some(Ok(p)), s),
+            Err(e) => (Some(Err(e)), None),
         }
     } else {
         (None, None)
     };
-    let dir = cluster.share_path(staging.as_ref().map(|s| s.path().to_path_buf()));
-    if let Some(e) = staging_err {
-        return Err(e.into());
+    let plan: Plan = share(cluster, root_plan)?;
+    if plan.already_finished {
+        if cluster.is_root() {
+            note(&format!(
+                "the run in {} is already finished ({} ms); give a longer --t-sim to extend it",
+                plan.dir.display(),
+                plan.run.total_steps as f64 * dt
+            ));
+        }
+        return Ok(RunOutcome::AlreadyFinished(plan.dir));
     }
-    let dir = dir?;
+    let mut dir = plan.dir.clone();
+    let presim_steps = plan.run.presim_steps;
+    let total_steps = plan.run.total_steps;
     let mpath = net.dir.join(snn_formats::manifest::MANIFEST_FILE);
     let model = m.model(&mpath)?;
     let pop_names: Vec<String> = model.populations.iter().map(|p| p.name.clone()).collect();
     let recorded: Vec<bool> = (0..model.populations.len())
         .map(|p| model.recording.spike_populations.contains(&p))
         .collect();
-    let mut ranks = Vec::new();
-    for r in cluster.here() {
+    let here = cluster.here();
+    let mut engines = Vec::with_capacity(here.len());
+    for &r in &here {
         let shard = net.open_shard(r, Check::Full)?;
-        let engine = Engine::new(
+        engines.push(Engine::new(
             model.clone(),
             shard,
             m.min_delay_steps,
             m.max_delay_steps,
-            opts.seed,
-        )?;
+            plan.run.seed,
+        )?);
+    }
+
+    // Choose the checkpoint: every process verifies its rank files; if any
+    // fails, all fall back to the next candidate.
+    let t_restore = Instant::now();
+    let mut loaded: Option<(PathBuf, CheckpointManifest, Vec<RankState>)> = None;
+    let mut local_err = None;
+    for (i, cand) in plan.candidates.iter().enumerate() {
+        let result = load_candidate(cand, &here, m, &opts.network);
+        let mut failed = [result.is_err() as u64];
+        cluster.sum(&mut failed);
+        match result {
+            Ok((mf, states)) if failed[0] == 0 => {
+                loaded = Some((cand.clone(), mf, states));
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                note(&format!("checkpoint unusable: {e}"));
+                local_err = Some(e);
+            }
+        }
+        if cluster.is_root() && i + 1 < plan.candidates.len() {
+            note(&format!(
+                "{} is unusable (see above): using the previous checkpoint, {}",
+                cand.display(),
+                plan.candidates[i + 1].display()
+            ));
+        }
+    }
+    if loaded.is_none() && !plan.candidates.is_empty() {
+        if plan.candidates.len() == 1 {
+            if let Some(e) = local_err {
+                return Err(e);
+            }
+        }
+        return Err(SimError::Invalid(format!(
+            "no valid checkpoint to resume from: {} (see the notes above)",
+            plan.candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let start_step = loaded.as_ref().map(|l| l.1.step).unwrap_or(0);
+    if start_step > total_steps {
+        return Err(SimError::Invalid(format!(
+            "the checkpoint is at {} ms, after the end of the run at {} ms",
+            start_step as f64 * dt,
+            total_steps as f64 * dt
+        )));
+    }
+    if cluster.is_root() && plan.keep_counts {
+        if let Some((path, mf, _)) = &loaded {
+            note(&format!(
+                "resuming from {} (t = {} ms)",
+                path.display(),
+                (mf.t_ms * 1e6).round() / 1e6
+            ));
+        }
+    }
+    let mut wall = match (&loaded, plan.keep_counts) {
+        (Some((_, mf, _)), true) => mf.wall.clone(),
+        _ => WallTimes::default(),
+    };
+
+    // The root tidies the run directory and records the piece.
+    let mut run_state = None;
+    if cluster.is_root() && plan.persistent {
+        if plan.keep_counts {
+            // Resume in place: checkpoints newer than the one chosen are
+            // incomplete or unusable. Incomplete ones go; unusable ones are
+            // kept aside for inspection.
+            let chosen_t = start_step as f64 * dt;
+            for c in list_checkpoints(&dir)? {
+                if c.t_ms > chosen_t + 1e-9 {
+                    if matches!(checkpoint_status(&c.path), CheckpointStatus::Incomplete) {
+                        std::fs::remove_dir_all(&c.path)
+                            .map_err(io_err(&c.path, "remove incomplete checkpoint"))?;
+                    } else {
+                        let mut aside = c.path.clone().into_os_string();
+                        aside.push(format!(".invalid-{}", unix_now() as u64));
+                        let aside = PathBuf::from(aside);
+                        note(&format!(
+                            "unusable checkpoint moved aside to {}",
+                            aside.display()
+                        ));
+                        std::fs::rename(&c.path, &aside)
+                            .map_err(io_err(&c.path, "move unusable checkpoint aside"))?;
+                    }
+                }
+            }
+        }
+        if plan.remove_summary {
+            let p = dir.join("summary.json");
+            std::fs::remove_file(&p).map_err(io_err(&p, "remove"))?;
+        }
+        let rs = RunState {
+            format: RUN_STATE_FORMAT.into(),
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            status: RunStatus::Running,
+            network: opts.network.display().to_string(),
+            model_hash: m.model_hash.clone(),
+            n_ranks: m.n_ranks,
+            run: plan.run.clone(),
+            checkpoint_every_ms: plan.every_steps.map(|s| s as f64 * dt),
+            keep: plan.keep,
+            branched_from: plan.branched_from.clone(),
+            pieces: plan.pieces,
+            last_checkpoint: loaded
+                .as_ref()
+                .filter(|_| plan.keep_counts)
+                .and_then(|l| l.0.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+            step: start_step,
+            updated_unix_s: unix_now(),
+        };
+        rs.write(&dir)?;
+        run_state = Some(rs);
+    }
+    if plan.persistent && !plan.staged {
+        // Nobody touches the outputs before the directory is tidy.
+        cluster.barrier();
+    }
+
+    // Outputs and state.
+    let mut ranks = Vec::with_capacity(here.len());
+    let states = loaded.as_ref().map(|l| &l.2);
+    for (k, (engine, &r)) in engines.into_iter().zip(&here).enumerate() {
+        let state = states.map(|s| &s[k]);
+        let recorder = |name: &str| -> Result<Vec<u64>, SimError> {
+            state
+                .and_then(|s| s.section(name))
+                .and_then(bytes_to_u64s)
+                .ok_or_else(|| {
+                    SimError::Format(FormatError::corrupt(
+                        loaded.as_ref().map(|l| l.0.as_path()).unwrap_or(&dir),
+                        format!("rank {r}: section {name} missing or malformed"),
+                    ))
+                })
+        };
         let spike_file = format!("spikes-rank-{r:05}.h5");
-        let writer = SpikeWriter::create(&dir.join(&spike_file), &pop_names)?;
+        let spath = dir.join(&spike_file);
+        let (writer, counts) = if plan.new_outputs || !plan.keep_counts {
+            if plan.persistent && spath.exists() {
+                std::fs::remove_file(&spath).map_err(io_err(&spath, "remove"))?;
+            }
+            (
+                SpikeWriter::create(&spath, &pop_names)?,
+                vec![0; model.populations.len()],
+            )
+        } else {
+            let counts = recorder("recorder/spike_counts")?;
+            (
+                SpikeWriter::reopen_truncated(&spath, &pop_names, &counts)?,
+                counts,
+            )
+        };
         // V_m recording of the configured neurons owned by this rank,
         // grouped by population in order of first appearance.
         let d = engine.data();
@@ -258,49 +960,154 @@ pub fn run_on(
         let vm = if groups.is_empty() {
             None
         } else {
-            let f = format!("vm-rank-{r:05}.h5");
+            let file = format!("vm-rank-{r:05}.h5");
+            let vpath = dir.join(&file);
             // The first sample is taken after the first recorded step.
-            let w =
-                ReportWriter::create(&dir.join(&f), &groups, (presim_steps + 1) as f64 * dt, dt)?;
-            Some((w, locals.concat(), f))
+            let t0 = (presim_steps + 1) as f64 * dt;
+            let writer = if plan.new_outputs || !plan.keep_counts {
+                if plan.persistent && vpath.exists() {
+                    std::fs::remove_file(&vpath).map_err(io_err(&vpath, "remove"))?;
+                }
+                ReportWriter::create(&vpath, &groups, t0, dt)?
+            } else {
+                let steps = recorder("recorder/vm_steps")?;
+                ReportWriter::reopen_truncated(&vpath, &groups, t0, dt, steps[0] as usize)?
+            };
+            Some(VmRec {
+                writer,
+                locals: locals.concat(),
+                file,
+            })
         };
+        let events = if plan.keep_counts && state.is_some() {
+            recorder("stats/events")?[0]
+        } else {
+            0
+        };
+        let mut engine = engine;
+        if let Some(st) = state {
+            engine.restore_state(&|name| st.section(name))?;
+        }
         ranks.push(RankRun {
+            rank: r,
             engine,
             writer,
+            spike_file,
             vm,
-            counts: vec![0; model.populations.len()],
-            events: 0,
+            counts,
+            events,
         });
     }
+    if loaded.is_some() {
+        wall.restore_s += t_restore.elapsed().as_secs_f64();
+    }
+    drop(loaded);
+    // A new persistent run goes into place now, before the first step.
+    if plan.persistent && plan.staged {
+        cluster.barrier();
+        let (dest, err) = match staging.take() {
+            Some(st) => match st.commit() {
+                Ok(d) => (Some(d), None),
+                Err(e) => (None, Some(e)),
+            },
+            None => (None, None),
+        };
+        let shared = cluster.share_path(dest);
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        dir = shared?;
+    }
     let interval = ranks[0].engine.interval();
-    let wall_load_s = t_load.elapsed().as_secs_f64();
+    wall.load_s += t_start.elapsed().as_secs_f64();
 
-    let total_steps = presim_steps + sim_steps;
-    let mut wall_presim_s = 0.0;
-    let t_run = Instant::now();
-    let mut step = 0u64;
+    let ctx = Ctx {
+        written: std::cell::Cell::new(0),
+        dir: dir.clone(),
+        network: opts.network.display().to_string(),
+        m,
+        plan: &plan,
+        level: if ck.zstd_level == 0 { 1 } else { ck.zstd_level },
+    };
+    // Wall-time limit: the processes agree every `sync_every` intervals
+    // (adapted to about 1/50 of the remaining time, at most 2 s).
+    let margin = ck.deadline.map(|d| {
+        ck.margin_s.unwrap_or_else(|| {
+            (0.01 * d.saturating_duration_since(t_start).as_secs_f64()).min(60.0)
+        })
+    });
+    let mut ckpt_estimate_s = ranks
+        .iter()
+        .map(|r| r.engine.state_bytes() as f64 / 200e6)
+        .sum::<f64>()
+        + 0.05;
+    let mut sync_every = 1u64;
+    let mut since_sync = 0u64;
+    let mut sync_clock = Instant::now();
+    let mut suspend = false;
+    let mut intervals_here = 0u64;
+    // Test hook: behave as if the wall time ran out after this many
+    // periodic checkpoints of this process.
+    let mut suspend_after = std::env::var(SUSPEND_AFTER_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+
+    let mut last_ckpt: Option<(u64, PathBuf)> = if plan.keep_counts {
+        start_step_dir(&plan, start_step, &dir, dt)
+    } else {
+        None
+    };
+    let mut step = start_step;
     while step < total_steps {
+        if let (Some(deadline), Some(margin)) = (ck.deadline, margin) {
+            since_sync += 1;
+            if intervals_here > 0 && since_sync >= sync_every {
+                let now = Instant::now();
+                let per_interval = sync_clock.elapsed().as_secs_f64() / since_sync as f64;
+                let remaining = deadline.saturating_duration_since(now).as_secs_f64();
+                let need = margin + 2.0 * ckpt_estimate_s + 2.0 * per_interval * sync_every as f64;
+                let proposal = if cluster.is_root() {
+                    let target = (remaining / 50.0).clamp(0.01, 2.0);
+                    ((target / per_interval.max(1e-9)) as u64).max(1)
+                } else {
+                    0
+                };
+                let mut v = [(remaining <= need) as u64, proposal];
+                cluster.sum(&mut v);
+                since_sync = 0;
+                sync_clock = now;
+                sync_every = v[1].max(1);
+                if v[0] > 0 {
+                    suspend = true;
+                    break;
+                }
+            }
+        }
         let t0 = step;
-        // Intervals never straddle the presim/sim boundary, so the phases
-        // are timed separately.
-        let end = if t0 < presim_steps {
+        let ti = Instant::now();
+        // Intervals never straddle the presim/sim boundary (the phases are
+        // timed separately) nor a checkpoint time.
+        let mut end = if t0 < presim_steps {
             presim_steps
         } else {
             total_steps
         };
+        if let Some(e) = plan.every_steps {
+            end = end.min((t0 / e + 1) * e);
+        }
         let n = interval.min(end - t0);
         let mut all_spikes = Vec::with_capacity(ranks.len());
         for rr in ranks.iter_mut() {
             let spikes = match rr.vm.as_mut() {
                 None => rr.engine.update(n),
-                Some((w, locals, _)) => {
+                Some(vm) => {
                     let mut all = Vec::with_capacity(n as usize);
                     for _ in 0..n {
                         all.extend(rr.engine.update(1));
                         if rr.engine.step() > presim_steps {
                             let values: Vec<f64> =
-                                locals.iter().map(|&l| rr.engine.v_m(l)).collect();
-                            w.push_step(&values)?;
+                                vm.locals.iter().map(|&l| rr.engine.v_m(l)).collect();
+                            vm.writer.push_step(&values)?;
                         }
                     }
                     all
@@ -318,15 +1125,79 @@ pub fn run_on(
             }
         }
         step += n;
-        if step == presim_steps && t0 < presim_steps {
-            wall_presim_s = t_run.elapsed().as_secs_f64();
+        intervals_here += 1;
+        let spent = ti.elapsed().as_secs_f64();
+        if t0 < presim_steps {
+            wall.presim_s += spent;
+        } else {
+            wall.sim_s += spent;
+        }
+        if plan.every_steps.is_some_and(|e| step.is_multiple_of(e)) && step < total_steps {
+            let tc = Instant::now();
+            let path = write_checkpoint(
+                &ctx,
+                &mut ranks,
+                cluster,
+                step,
+                &mut wall,
+                run_state.as_mut(),
+            )?;
+            ckpt_estimate_s = ckpt_estimate_s.max(tc.elapsed().as_secs_f64());
+            last_ckpt = Some((step, path));
+            if let Some(k) = suspend_after.as_mut() {
+                *k = k.saturating_sub(1);
+                if *k == 0 {
+                    suspend = true;
+                    break;
+                }
+            }
         }
         progress(Progress {
             t_ms: step as f64 * dt,
             t_total_ms: total_steps as f64 * dt,
         });
     }
-    let wall_sim_s = t_run.elapsed().as_secs_f64() - wall_presim_s;
+    if suspend {
+        let path = match &last_ckpt {
+            Some((s, p)) if *s == step => p.clone(),
+            _ => write_checkpoint(
+                &ctx,
+                &mut ranks,
+                cluster,
+                step,
+                &mut wall,
+                run_state.as_mut(),
+            )?,
+        };
+        for rr in ranks {
+            rr.writer.close()?;
+            if let Some(vm) = rr.vm {
+                vm.writer.close()?;
+            }
+        }
+        if let Some(rs) = run_state.as_mut() {
+            rs.status = RunStatus::Suspended;
+            rs.updated_unix_s = unix_now();
+            rs.write(&dir)?;
+        }
+        return Ok(RunOutcome::Suspended(Suspended {
+            t_ms: step as f64 * dt,
+            t_stop_ms: total_steps as f64 * dt,
+            checkpoint: path,
+        }));
+    }
+    // A persistent run ends with a checkpoint of its final state (to extend
+    // it or branch from it later).
+    if plan.persistent && last_ckpt.as_ref().map(|l| l.0) != Some(step) {
+        write_checkpoint(
+            &ctx,
+            &mut ranks,
+            cluster,
+            step,
+            &mut wall,
+            run_state.as_mut(),
+        )?;
+    }
     let mut counts = vec![0u64; model.populations.len()];
     let mut events = vec![0u64];
     for rr in ranks {
@@ -335,13 +1206,21 @@ pub fn run_on(
         }
         events[0] += rr.events;
         rr.writer.close()?;
-        if let Some((w, _, _)) = rr.vm {
-            w.close()?;
+        if let Some(vm) = rr.vm {
+            vm.writer.close()?;
         }
     }
+    let mut sent = vec![cluster.bytes_sent()];
     cluster.sum(&mut counts);
     cluster.sum(&mut events);
+    cluster.sum(&mut sent);
     let events = events[0];
+    let piece_steps = step - start_step;
+    let bytes_sent_per_rank_per_step = if piece_steps > 0 {
+        sent[0] as f64 / n_ranks as f64 / piece_steps as f64
+    } else {
+        0.0
+    };
     let spike_files: Vec<String> = (0..n_ranks)
         .map(|r| format!("spikes-rank-{r:05}.h5"))
         .collect();
@@ -351,9 +1230,10 @@ pub fn run_on(
         .collect();
     // Every rank's files are complete before the root publishes the run.
     cluster.barrier();
-    let Some(staging) = staging else {
-        return Ok(None);
-    };
+    if !cluster.is_root() {
+        return Ok(RunOutcome::Finished(None));
+    }
+    let sim_steps = total_steps - presim_steps;
     let t_sim_s = sim_steps as f64 * dt * 1e-3;
     let populations = model
         .populations
@@ -376,14 +1256,11 @@ pub fn run_on(
         format: "snn-run".into(),
         network: opts.network.clone(),
         model_hash: m.model_hash.clone(),
-        seed: opts.seed,
+        seed: plan.run.seed,
         n_ranks: n_ranks as u32,
         ranks_finished: (0..n_ranks as u32).collect(),
         backend: "cpu".into(),
-        comm: match cluster.mode() {
-            CommMode::P2p => "p2p".into(),
-            CommMode::Collective => "collective".into(),
-        },
+        comm: comm.into(),
         threads: rayon::current_num_threads(),
         dt_ms: dt,
         interval_steps: interval,
@@ -393,19 +1270,162 @@ pub fn run_on(
         populations,
         spike_files,
         vm_files,
-        wall_load_s,
-        wall_presim_s,
-        wall_sim_s,
+        wall_load_s: wall.load_s,
+        wall_presim_s: wall.presim_s,
+        wall_sim_s: wall.sim_s,
         real_time_factor: if t_sim_s > 0.0 {
-            wall_sim_s / t_sim_s
+            wall.sim_s / t_sim_s
         } else {
             0.0
         },
         synaptic_events: events,
+        bytes_sent_per_rank_per_step,
+        pieces: plan.pieces,
+        wall_checkpoint_s: wall.checkpoint_s,
+        wall_restore_s: wall.restore_s,
+        checkpoints_written: ctx.written.get(),
+        branched_from: plan.branched_from.clone(),
     };
-    write_json(&staging.path().join("summary.json"), &summary)?;
-    staging.commit()?;
-    Ok(Some(summary))
+    if plan.persistent {
+        write_json_atomic(&dir.join("summary.json"), &summary)?;
+        if let Some(rs) = run_state.as_mut() {
+            rs.status = RunStatus::Finished;
+            rs.step = step;
+            rs.updated_unix_s = unix_now();
+            rs.write(&dir)?;
+        }
+    } else if let Some(staging) = staging {
+        write_json(&staging.path().join("summary.json"), &summary)?;
+        staging.commit()?;
+    }
+    Ok(RunOutcome::Finished(Some(Box::new(summary))))
+}
+
+/// The checkpoint a resume in place started from, as `(step, path)`.
+fn start_step_dir(plan: &Plan, step: u64, dir: &Path, dt: f64) -> Option<(u64, PathBuf)> {
+    (!plan.candidates.is_empty()).then(|| {
+        (
+            step,
+            dir.join(CHECKPOINTS_DIR)
+                .join(checkpoint_dir_name(step, dt)),
+        )
+    })
+}
+
+/// What [`write_checkpoint`] needs besides the ranks.
+struct Ctx<'a> {
+    /// Checkpoints written by this process.
+    written: std::cell::Cell<u32>,
+    dir: PathBuf,
+    network: String,
+    m: &'a Manifest,
+    plan: &'a Plan,
+    level: i32,
+}
+
+/// Write a checkpoint of every rank at `step` (collective; see
+/// [`crate::checkpoint`] for the protocol). Returns its directory.
+fn write_checkpoint(
+    ctx: &Ctx,
+    ranks: &mut [RankRun],
+    cluster: &dyn Cluster,
+    step: u64,
+    wall: &mut WallTimes,
+    run_state: Option<&mut RunState>,
+) -> Result<PathBuf, SimError> {
+    let t0 = Instant::now();
+    ctx.written.set(ctx.written.get() + 1);
+    let before = wall.checkpoint_s;
+    let dt = ctx.m.dt_ms;
+    let name = checkpoint_dir_name(step, dt);
+    let parent = ctx.dir.join(CHECKPOINTS_DIR);
+    let cdir = parent.join(&name);
+    if cluster.is_root() {
+        if cdir.exists() {
+            // Left over from an earlier timeline of this run directory.
+            std::fs::remove_dir_all(&cdir).map_err(io_err(&cdir, "remove stale checkpoint"))?;
+        }
+        std::fs::create_dir_all(&cdir).map_err(io_err(&cdir, "create checkpoint directory"))?;
+        snn_formats::checkpoint::sync_dir(&parent)?;
+    }
+    cluster.barrier();
+    let n = ctx.m.n_ranks as usize;
+    let mut table = vec![0u64; 3 * n];
+    let model_hash = hash_bytes(&ctx.m.model_hash);
+    for rr in ranks.iter_mut() {
+        // The outputs hold at least what the checkpoint counts, on disk.
+        rr.writer.flush()?;
+        sync_file(&ctx.dir.join(&rr.spike_file))?;
+        let mut vm_steps = 0u64;
+        if let Some(vm) = rr.vm.as_mut() {
+            vm.writer.flush()?;
+            sync_file(&ctx.dir.join(&vm.file))?;
+            vm_steps = vm.writer.steps() as u64;
+        }
+        let mut sections = rr.engine.save_state();
+        sections.push(Section::new(
+            "recorder/spike_counts",
+            u64s_to_bytes(&rr.writer.counts()),
+        ));
+        sections.push(Section::new(
+            "recorder/vm_steps",
+            u64s_to_bytes(&[vm_steps]),
+        ));
+        sections.push(Section::new("stats/events", u64s_to_bytes(&[rr.events])));
+        test_pause();
+        let header = RankHeader {
+            rank: rr.rank,
+            n_ranks: n as u32,
+            step,
+            model_hash,
+        };
+        let e = write_rank_state(&cdir, &header, &sections, ctx.level)?;
+        let r = rr.rank as usize;
+        table[3 * r] = e.bytes;
+        table[3 * r + 1] = e.payload_bytes;
+        table[3 * r + 2] = u64::from_str_radix(&e.xxh3, 16).unwrap_or(0);
+    }
+    // Every rank's file is in place (the sum is a barrier).
+    cluster.sum(&mut table);
+    wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
+    if cluster.is_root() {
+        test_pause();
+        let mut mf = CheckpointManifest {
+            format: CHECKPOINT_FORMAT.into(),
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            model_hash: ctx.m.model_hash.clone(),
+            network: ctx.network.clone(),
+            n_ranks: n as u32,
+            step,
+            t_ms: step as f64 * dt,
+            run: ctx.plan.run.clone(),
+            wall: wall.clone(),
+            pieces: ctx.plan.pieces,
+            created_unix_s: unix_now(),
+            ranks: (0..n)
+                .map(|r| RankFileEntry {
+                    file: rank_file_name(r as u32),
+                    rank: r as u32,
+                    bytes: table[3 * r],
+                    payload_bytes: table[3 * r + 1],
+                    xxh3: format!("{:016x}", table[3 * r + 2]),
+                })
+                .collect(),
+            checksum: String::new(),
+        };
+        mf.write(&cdir)?;
+        if let Some(rs) = run_state {
+            rs.last_checkpoint = Some(name);
+            rs.step = step;
+            rs.updated_unix_s = unix_now();
+            rs.write(&ctx.dir)?;
+        }
+        if let Some(k) = ctx.plan.keep {
+            prune(&ctx.dir, k, step as f64 * dt);
+        }
+    }
+    wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
+    Ok(cdir)
 }
 
 /// Record the spikes of an interval (those after the presimulation).
@@ -438,5 +1458,11 @@ fn record(
 fn write_json(path: &Path, v: &impl Serialize) -> Result<(), SimError> {
     let text = serde_json::to_string_pretty(v).map_err(|e| SimError::Internal(e.to_string()))?;
     std::fs::write(path, text + "\n").map_err(|e| FormatError::io(path, "write", e))?;
+    Ok(())
+}
+
+fn write_json_atomic(path: &Path, v: &impl Serialize) -> Result<(), SimError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| SimError::Internal(e.to_string()))?;
+    write_atomic(path, (text + "\n").as_bytes())?;
     Ok(())
 }

@@ -254,7 +254,11 @@ fn dry_run(a: BuildArgs) -> Result<()> {
             .context("cannot start the thread pool")?;
     }
     let cfg = snn_formats::load_config(&config, &a.set)?;
-    let sample = if a.sample_ranks.is_empty() { vec![0] } else { a.sample_ranks.clone() };
+    let sample = if a.sample_ranks.is_empty() {
+        vec![0]
+    } else {
+        a.sample_ranks.clone()
+    };
     let est = snn_netbuild::network::dry_run(&cfg, &config.display().to_string(), ranks, &sample)?;
     println!("{}", serde_json::to_string_pretty(&est)?);
     Ok(())

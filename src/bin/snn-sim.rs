@@ -8,27 +8,42 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use snn_simulate::cluster::CommMode;
-use snn_simulate::run::{run_ranks, Progress, RunOptions};
+use snn_simulate::run::{
+    run_ranks_checkpointed, CheckpointOptions, Progress, RunOptions, RunOutcome, Start,
+    EXIT_RESUMABLE,
+};
 
 /// Simulate a network directory and record spikes (SONATA HDF5) and a JSON
 /// summary into a run directory.
 #[derive(Parser, Debug)]
-#[command(name = "snn-sim", version)]
+#[command(
+    name = "snn-sim",
+    version,
+    after_help = "Exit status: 0 finished (or --resume of a finished run), 1 error, \
+75 stopped at a checkpoint before the end (wall time): resumable, not finished; \
+run the same command with --resume to continue.\n\n\
+Job chains: snn-sim net/ -o run/ --t-sim 60000 --checkpoint-every 5000 --walltime 01:55:00 --resume \
+in every job continues run/ (or starts it) until it exits with 0; see examples/slurm/chain.sh."
+)]
 struct Cli {
     /// Network directory made by snn-build.
     network: PathBuf,
     /// Output run directory.
     #[arg(short, long)]
     output: PathBuf,
-    /// Presimulation before recording starts, ms.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    t_presim: f64,
-    /// Recorded simulation time, ms.
+    /// Presimulation before recording starts, ms (default 0; with
+    /// --resume-from: after the checkpoint).
     #[arg(long, allow_negative_numbers = true)]
-    t_sim: f64,
-    /// Simulation seed: Poisson input and initial membrane potentials.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    t_presim: Option<f64>,
+    /// Recorded simulation time, ms (with --resume: a new end of the run,
+    /// e.g. to extend it; with --resume-from: after the checkpoint and the
+    /// presimulation).
+    #[arg(long, allow_negative_numbers = true)]
+    t_sim: Option<f64>,
+    /// Simulation seed: Poisson input and initial membrane potentials
+    /// (default 1; with --resume-from: the checkpoint's).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -45,16 +60,49 @@ struct Cli {
     /// spikes) or collective (Allgatherv over all ranks).
     #[arg(long, default_value = "p2p")]
     comm: String,
+    /// With --comm collective: Allgatherv within groups of this many
+    /// consecutive ranks (e.g. the ranks that share an area), point-to-point
+    /// between groups; 0 = one group of all ranks.
+    #[arg(long, default_value_t = 0)]
+    comm_group_size: u32,
     /// Run all ranks of a multi-rank network in this process (exchanging
     /// spikes in memory as MPI ranks would), e.g. to check results.
     #[arg(long)]
     emulate_ranks: bool,
+    /// Write a checkpoint whenever the biological time reaches a multiple
+    /// of this many ms (into <output>/checkpoints/).
+    #[arg(long, value_name = "MS")]
+    checkpoint_every: Option<f64>,
+    /// Wall-time limit of this process: [D-]HH:MM:SS, MM:SS or e.g. 90s,
+    /// 30m, 2h. Before it is reached, write a checkpoint and exit with
+    /// status 75 (resumable). SLURM's job end time (SLURM_JOB_END_TIME) is
+    /// honoured as well.
+    #[arg(long, value_name = "TIME")]
+    walltime: Option<String>,
+    /// Seconds kept free before the wall-time limit besides the estimated
+    /// checkpoint time (default: 1% of the limit, at most 60).
+    #[arg(long, value_name = "S")]
+    walltime_margin: Option<f64>,
+    /// Continue the run in <output> from its newest complete checkpoint
+    /// (its settings come from <output>/run-state.json); starts the run if
+    /// <output> holds none yet.
+    #[arg(long, conflicts_with_all = ["force", "resume_from"])]
+    resume: bool,
+    /// Start a new run in <output> from a saved state
+    /// (<run>/checkpoints/t-...ms): --t-sim ms more.
+    #[arg(long, value_name = "CHECKPOINT")]
+    resume_from: Option<PathBuf>,
+    /// Keep only the newest N complete checkpoints (older ones are removed
+    /// once a newer one is complete).
+    #[arg(long, value_name = "N")]
+    keep: Option<usize>,
 }
 
 fn main() -> ExitCode {
+    let started = Instant::now();
     let cli = Cli::parse();
-    match sim(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    match sim(cli, started) {
+        Ok(code) => code,
         Err(e) => {
             // One line: the error and its causes, skipping a cause that the
             // message before it already ends with (errors that print their
@@ -73,7 +121,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn sim(cli: Cli) -> Result<()> {
+fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
     if cli.backend != "cpu" {
         bail!(
             "--backend {}: this build has only the cpu backend",
@@ -87,20 +135,74 @@ fn sim(cli: Cli) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1),
     };
+    if cli.keep == Some(0) {
+        bail!("--keep must be at least 1");
+    }
+    if let Some(m) = cli.walltime_margin {
+        if !(m.is_finite() && m >= 0.0) {
+            bail!("--walltime-margin must be a non-negative number of seconds");
+        }
+    }
     // The step loop runs inside the pool so that the calling thread is one
     // of the workers (no hand-off to another thread at every step).
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .context("cannot start the thread pool")?;
+    let t_sim = match (cli.t_sim, cli.resume) {
+        (Some(t), _) => t,
+        (None, true) => 0.0,
+        (None, false) => bail!("--t-sim is required (except with --resume)"),
+    };
     let opts = RunOptions {
         network: cli.network,
         output: cli.output,
-        t_presim_ms: cli.t_presim,
-        t_sim_ms: cli.t_sim,
-        seed: cli.seed,
+        t_presim_ms: cli.t_presim.unwrap_or(0.0),
+        t_sim_ms: t_sim,
+        seed: cli.seed.unwrap_or(1),
         force: cli.force,
         comm: cli.comm.parse::<CommMode>().map_err(anyhow::Error::msg)?,
+        comm_group_size: cli.comm_group_size,
+    };
+    if opts.comm_group_size != 0 && opts.comm != CommMode::Collective {
+        bail!("--comm-group-size needs --comm collective");
+    }
+    let walltime_deadline = match &cli.walltime {
+        Some(w) => Some(
+            started
+                + snn_simulate::checkpoint::parse_walltime(w)
+                    .map_err(|e| anyhow::anyhow!("--walltime: {e}"))?,
+        ),
+        None => None,
+    };
+    let deadline = match (
+        walltime_deadline,
+        snn_simulate::checkpoint::slurm_deadline(),
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let start = if cli.resume {
+        Start::Resume {
+            t_sim_ms: cli.t_sim,
+            t_presim_ms: cli.t_presim,
+            seed: cli.seed,
+        }
+    } else if let Some(from) = cli.resume_from {
+        Start::Branch {
+            from,
+            seed: cli.seed,
+        }
+    } else {
+        Start::Fresh
+    };
+    let ck = CheckpointOptions {
+        every_ms: cli.checkpoint_every,
+        deadline,
+        margin_s: cli.walltime_margin,
+        keep: cli.keep,
+        start,
+        zstd_level: 0,
     };
     let bar = if std::io::stderr().is_terminal() {
         let pb = indicatif::ProgressBar::new(1000);
@@ -114,6 +216,7 @@ fn sim(cli: Cli) -> Result<()> {
     };
     let start = Instant::now();
     let mut last = Instant::now();
+    let mut t_first = None::<f64>;
     let mut on_progress = |p: Progress| {
         if let Some(pb) = &bar {
             if last.elapsed().as_millis() < 100 && p.t_ms < p.t_total_ms {
@@ -121,8 +224,10 @@ fn sim(cli: Cli) -> Result<()> {
             }
             last = Instant::now();
             let wall = start.elapsed().as_secs_f64();
-            let rtf = if p.t_ms > 0.0 {
-                wall / (p.t_ms * 1e-3)
+            // Resumed runs start at the checkpoint's time.
+            let t0 = *t_first.get_or_insert(p.t_ms);
+            let rtf = if p.t_ms > t0 {
+                wall / ((p.t_ms - t0) * 1e-3)
             } else {
                 0.0
             };
@@ -140,20 +245,32 @@ fn sim(cli: Cli) -> Result<()> {
             if let Some(pb) = &bar {
                 pb.finish_and_clear();
             }
-            let r = pool.install(|| mpi_launch::run(&opts, &mut on_progress));
-            match r? {
-                Some(s) => Ok(s),
-                None => return Ok(()),
-            }
+            pool.install(|| mpi_launch::run(&opts, &ck, &mut on_progress))
         }
         _ => pool
-            .install(|| run_ranks(&opts, emulate, &mut on_progress))
+            .install(|| run_ranks_checkpointed(&opts, &ck, emulate, &mut on_progress))
             .map_err(anyhow::Error::from),
     };
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
-    let summary = result?;
+    let summary = match result? {
+        RunOutcome::Finished(Some(s)) => s,
+        RunOutcome::Finished(None) | RunOutcome::AlreadyFinished(_) => {
+            return Ok(ExitCode::SUCCESS)
+        }
+        RunOutcome::Suspended(s) => {
+            if mpi_launch::is_root() {
+                eprintln!(
+                    "snn-sim: stopped at {} of {} ms before the wall-time limit; checkpoint {}; continue with --resume (exit status {EXIT_RESUMABLE})",
+                    (s.t_ms * 1e6).round() / 1e6,
+                    (s.t_stop_ms * 1e6).round() / 1e6,
+                    s.checkpoint.display()
+                );
+            }
+            return Ok(ExitCode::from(EXIT_RESUMABLE));
+        }
+    };
     // A closed stdout (e.g. `| head`) must not turn a finished run into a
     // crash: write errors are ignored, the run directory is complete.
     use std::io::Write;
@@ -188,13 +305,13 @@ fn sim(cli: Cli) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Running under `mpirun`: one rank per process.
 mod mpi_launch {
     use anyhow::Result;
-    use snn_simulate::run::{Progress, RunOptions, RunSummary};
+    use snn_simulate::run::{CheckpointOptions, Progress, RunOptions, RunOutcome};
 
     /// The world size announced by the MPI launcher, if any.
     pub fn world_size() -> Option<u32> {
@@ -203,23 +320,30 @@ mod mpi_launch {
             .find_map(|v| std::env::var(v).ok()?.parse().ok())
     }
 
+    /// Whether this process is rank 0 (or not under an MPI launcher).
+    pub fn is_root() -> bool {
+        ["PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse::<u32>().ok())
+            .is_none_or(|r| r == 0)
+    }
+
     /// Run this process's rank. An error on any rank aborts the whole job
     /// (after printing it), so no rank waits forever for a dead peer.
     #[cfg(feature = "mpi")]
     pub fn run(
         opts: &RunOptions,
+        ck: &CheckpointOptions,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<Option<RunSummary>> {
+    ) -> Result<RunOutcome> {
         use mpi::traits::Communicator;
         let Some(universe) = mpi::initialize() else {
             anyhow::bail!("MPI could not be initialised");
         };
         let world = universe.world();
-        let mut cluster = snn_simulate::cluster::MpiCluster {
-            world: &world,
-            mode: opts.comm,
-        };
-        match snn_simulate::run::run_on(opts, &mut cluster, progress) {
+        let mut cluster =
+            snn_simulate::cluster::MpiCluster::new(&world, opts.comm, opts.comm_group_size);
+        match snn_simulate::run::run_checkpointed(opts, ck, &mut cluster, progress) {
             Ok(s) => Ok(s),
             // Errors every rank detects alike before communicating (bad
             // options, rank-count mismatch, existing output) end cleanly;
@@ -244,7 +368,11 @@ mod mpi_launch {
     }
 
     #[cfg(not(feature = "mpi"))]
-    pub fn run(_: &RunOptions, _: &mut dyn FnMut(Progress)) -> Result<Option<RunSummary>> {
+    pub fn run(
+        _: &RunOptions,
+        _: &CheckpointOptions,
+        _: &mut dyn FnMut(Progress),
+    ) -> Result<RunOutcome> {
         anyhow::bail!("this snn-sim was compiled without MPI support (cargo feature `mpi`); build with it to run under mpirun, or use --emulate-ranks in one process")
     }
 }

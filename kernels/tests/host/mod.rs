@@ -1,0 +1,419 @@
+//! A CPU stand-in for a CUDA device, for the tests that run the kernels
+//! (`kernels/cuda/*.cu`) as host C++: [`HostDevice`] compiles
+//! `host_device.cpp` (which includes the kernel sources through the
+//! portability header `port.cuh`) with the system's C++ compiler, starts it,
+//! and talks to it through pipes: upload, download, launch by
+//! [`KernelId`], the operations a cudarc backend performs, so a test written
+//! against it reads like the GPU backend's host code.
+//!
+//! Shared by `kernels/tests/kernels_host.rs` and the root package's
+//! `tests/kernels_host.rs` (included there with `#[path]`).
+#![allow(dead_code)]
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use snn_kernels::device::{KernelId, Module, HEADERS};
+
+/// The driver's source.
+const DRIVER: &str = include_str!("host_device.cpp");
+
+/// Flags of the host build: the determinism rules of `port.cuh` (no
+/// contraction into FMA, no fast math).
+const FLAGS: [&str; 7] = [
+    "-O2",
+    "-std=c++17",
+    "-ffp-contract=off",
+    "-fno-fast-math",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+];
+
+/// The first working compiler among `$CXX`, `c++`, `g++`, `clang++`.
+pub fn find_cxx() -> Option<String> {
+    let mut candidates: Vec<String> = std::env::var("CXX").into_iter().collect();
+    candidates.extend(["c++", "g++", "clang++"].map(String::from));
+    candidates.into_iter().find(|cxx| {
+        Command::new(cxx)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Builds the driver (once per source version: later calls, also from other
+/// test processes, reuse the binary) and returns its path.
+fn build_driver(cxx: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, exe)) = built.iter().find(|(c, _)| c == cxx) {
+        return exe.clone();
+    }
+    let exe = build_driver_uncached(cxx);
+    built.push((cxx.to_owned(), exe.clone()));
+    exe
+}
+
+fn build_driver_uncached(cxx: &str) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    (cxx, FLAGS, DRIVER, HEADERS).hash(&mut h);
+    for m in Module::ALL {
+        (m.file_name(), m.raw_source()).hash(&mut h);
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host_device");
+    let exe = dir.join(format!("driver-{:016x}", h.finish()));
+    if exe.is_file() {
+        return exe;
+    }
+    // Sources in a private directory, the binary renamed into place.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let work = dir.join(format!("build-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("create scratch directory");
+    for (name, text) in HEADERS {
+        std::fs::write(work.join(name), text).expect("write header");
+    }
+    for m in Module::ALL {
+        std::fs::write(work.join(m.file_name()), m.raw_source()).expect("write module");
+    }
+    std::fs::write(work.join("host_device.cpp"), DRIVER).expect("write driver");
+    let tmp = work.join("driver");
+    let out = Command::new(cxx)
+        .args(FLAGS)
+        .arg("-I")
+        .arg(&work)
+        .arg(work.join("host_device.cpp"))
+        .arg("-o")
+        .arg(&tmp)
+        .output()
+        .expect("run the C++ compiler");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{cxx} failed on the host driver:\n{stderr}"
+    );
+    assert!(stderr.trim().is_empty(), "{cxx} warnings:\n{stderr}");
+    std::fs::rename(&tmp, &exe).expect("move the driver into place");
+    let _ = std::fs::remove_dir_all(&work);
+    exe
+}
+
+/// An element type of a buffer.
+pub trait Elem: Copy {
+    /// Size in bytes.
+    const BYTES: usize;
+    /// The bits, zero-extended.
+    fn to_word(self) -> u64;
+    /// From the low bits.
+    fn from_word(w: u64) -> Self;
+}
+
+macro_rules! elem_int {
+    ($($t:ty => $u:ty),*) => {$(
+        impl Elem for $t {
+            const BYTES: usize = std::mem::size_of::<$t>();
+            fn to_word(self) -> u64 {
+                self as $u as u64
+            }
+            fn from_word(w: u64) -> Self {
+                w as $u as $t
+            }
+        }
+    )*};
+}
+elem_int!(u32 => u32, i32 => u32, u64 => u64, i64 => u64);
+
+impl Elem for f64 {
+    const BYTES: usize = 8;
+    fn to_word(self) -> u64 {
+        self.to_bits()
+    }
+    fn from_word(w: u64) -> Self {
+        f64::from_bits(w)
+    }
+}
+
+/// A buffer on the stand-in device.
+#[derive(Debug)]
+pub struct Buf<T> {
+    id: u64,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: Elem> Buf<T> {
+    /// Elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// A pointer argument to its start.
+    pub fn arg(&self) -> Arg {
+        Arg::Ptr(self.id, 0)
+    }
+    /// A pointer argument to element `i`.
+    pub fn at(&self, i: usize) -> Arg {
+        assert!(i <= self.len, "offset {i} past the end ({})", self.len);
+        Arg::Ptr(self.id, i * T::BYTES)
+    }
+}
+
+/// A kernel argument.
+#[derive(Clone, Debug)]
+pub enum Arg {
+    /// A pointer: buffer id and byte offset.
+    Ptr(u64, usize),
+    /// A scalar (its bits).
+    Scalar(u64),
+    /// A struct passed by value: its bytes.
+    Struct(Vec<u8>),
+}
+
+impl Arg {
+    /// A `uint32_t`.
+    pub fn u32(x: u32) -> Arg {
+        Arg::Scalar(x as u64)
+    }
+    /// A `uint64_t`.
+    pub fn u64(x: u64) -> Arg {
+        Arg::Scalar(x)
+    }
+}
+
+/// A launch shape: `grid` blocks of `block` threads, run in `order` (0
+/// increasing, 1 decreasing, otherwise a permutation chosen by the number).
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Blocks.
+    pub grid: u32,
+    /// Threads per block.
+    pub block: u32,
+    /// Order of the (block, thread) pairs.
+    pub order: u32,
+}
+
+/// Launch shapes that stress the loops: one thread, fewer threads than
+/// items, more, several orders.
+pub const SHAPES: [Shape; 5] = [
+    Shape {
+        grid: 1,
+        block: 1,
+        order: 0,
+    },
+    Shape {
+        grid: 3,
+        block: 5,
+        order: 1,
+    },
+    Shape {
+        grid: 7,
+        block: 32,
+        order: 2,
+    },
+    Shape {
+        grid: 64,
+        block: 64,
+        order: 3,
+    },
+    Shape {
+        grid: 2,
+        block: 256,
+        order: 4,
+    },
+];
+
+/// The stand-in device: a running driver process.
+pub struct HostDevice {
+    child: Child,
+    input: BufWriter<ChildStdin>,
+    output: BufReader<ChildStdout>,
+    next_id: u64,
+    /// Kernel launches so far.
+    pub launches: u64,
+}
+
+impl HostDevice {
+    /// Builds and starts the driver; `None` (after printing a note) when no
+    /// C++ compiler is found.
+    pub fn start() -> Option<HostDevice> {
+        let Some(cxx) = find_cxx() else {
+            println!(
+                "NOTE: no C++ compiler found ($CXX, c++, g++, clang++): host kernel run skipped"
+            );
+            return None;
+        };
+        let exe = build_driver(&cxx);
+        let mut child = Command::new(&exe)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the host driver");
+        let input = BufWriter::new(child.stdin.take().expect("stdin"));
+        let output = BufReader::new(child.stdout.take().expect("stdout"));
+        Some(HostDevice {
+            child,
+            input,
+            output,
+            next_id: 1,
+            launches: 0,
+        })
+    }
+
+    /// Sends one command line and returns the reply line; panics on `err`.
+    fn call(&mut self, line: &str) -> String {
+        self.input
+            .write_all(line.as_bytes())
+            .and_then(|_| self.input.write_all(b"\n"))
+            .and_then(|_| self.input.flush())
+            .expect("write to the host driver");
+        let mut reply = String::new();
+        let n = self
+            .output
+            .read_line(&mut reply)
+            .expect("read from the host driver");
+        assert!(n > 0, "the host driver exited (command {:.80})", line);
+        let reply = reply.trim_end().to_owned();
+        if let Some(e) = reply.strip_prefix("err") {
+            panic!("host driver: {} (command {:.120})", e.trim(), line);
+        }
+        reply
+    }
+
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// A new buffer holding `data`.
+    pub fn upload<T: Elem>(&mut self, data: &[T]) -> Buf<T> {
+        let id = self.new_id();
+        self.fill(id, data);
+        Buf {
+            id,
+            len: data.len(),
+            _t: PhantomData,
+        }
+    }
+
+    /// A new buffer of `n` zeros.
+    pub fn zeros<T: Elem>(&mut self, n: usize) -> Buf<T> {
+        let id = self.new_id();
+        self.call(&format!("Z {id:x} {:x}", n * T::BYTES));
+        Buf {
+            id,
+            len: n,
+            _t: PhantomData,
+        }
+    }
+
+    /// Replaces the contents of `buf` (same length).
+    pub fn write<T: Elem>(&mut self, buf: &Buf<T>, data: &[T]) {
+        assert_eq!(buf.len, data.len(), "write of a different length");
+        self.fill(buf.id, data);
+    }
+
+    fn fill<T: Elem>(&mut self, id: u64, data: &[T]) {
+        let mut line = String::with_capacity(16 + 17 * data.len());
+        write!(line, "U {id:x} {:x} {:x}", T::BYTES, data.len()).expect("format");
+        for x in data {
+            write!(line, " {:x}", x.to_word()).expect("format");
+        }
+        self.call(&line);
+    }
+
+    /// The contents of `buf`.
+    pub fn download<T: Elem>(&mut self, buf: &Buf<T>) -> Vec<T> {
+        let reply = self.call(&format!("D {:x} {:x}", buf.id, T::BYTES));
+        let mut words = reply
+            .split(' ')
+            .map(|w| u64::from_str_radix(w, 16).expect("hex"));
+        let n = words.next().expect("count") as usize;
+        let v: Vec<T> = words.map(T::from_word).collect();
+        assert_eq!(v.len(), n, "download length");
+        v
+    }
+
+    /// Frees `buf`.
+    pub fn free<T>(&mut self, buf: Buf<T>) {
+        self.call(&format!("F {:x}", buf.id));
+    }
+
+    /// `snn_poisson_count(thresholds, u)` (poisson.cuh) for each word.
+    pub fn poisson_counts(&mut self, thresholds: &[u64], words: &[u32]) -> Vec<u32> {
+        let mut line = format!("Q c {:x}", thresholds.len());
+        for t in thresholds {
+            write!(line, " {t:x}").expect("format");
+        }
+        write!(line, " {:x}", words.len()).expect("format");
+        for u in words {
+            write!(line, " {u:x}").expect("format");
+        }
+        let reply = self.call(&line);
+        reply
+            .split(' ')
+            .map(|w| u32::from_str_radix(w, 16).expect("hex"))
+            .collect()
+    }
+
+    /// `snn_poisson_word(seed, gid, step)` (poisson.cuh) for each step.
+    pub fn poisson_words(&mut self, seed: u64, gid: u64, steps: &[u64]) -> Vec<u32> {
+        let mut line = format!("Q w {seed:x} {gid:x} {:x}", steps.len());
+        for s in steps {
+            write!(line, " {s:x}").expect("format");
+        }
+        let reply = self.call(&line);
+        reply
+            .split(' ')
+            .map(|w| u32::from_str_radix(w, 16).expect("hex"))
+            .collect()
+    }
+
+    /// Runs kernel `k` with shape `s` (to completion, as a launch followed
+    /// by a stream synchronisation).
+    pub fn launch(&mut self, k: KernelId, s: Shape, args: &[Arg]) {
+        let mut line = format!(
+            "L {} {:x} {:x} {:x} {:x}",
+            k.name(),
+            s.grid,
+            s.block,
+            s.order,
+            args.len()
+        );
+        for a in args {
+            match a {
+                Arg::Ptr(id, off) => write!(line, " p {id:x} {off:x}"),
+                Arg::Scalar(x) => write!(line, " s {x:x}"),
+                Arg::Struct(bytes) => {
+                    write!(line, " r {:x}", bytes.len()).expect("format");
+                    for c in bytes.chunks(8) {
+                        let mut w = [0u8; 8];
+                        w[..c.len()].copy_from_slice(c);
+                        write!(line, " {:x}", u64::from_le_bytes(w)).expect("format");
+                    }
+                    Ok(())
+                }
+            }
+            .expect("format");
+        }
+        self.call(&line);
+        self.launches += 1;
+    }
+}
+
+impl Drop for HostDevice {
+    fn drop(&mut self) {
+        // Closing stdin ends the driver.
+        let _ = self.input.flush();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
