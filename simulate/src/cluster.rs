@@ -253,6 +253,76 @@ impl<'a, C: mpi::traits::Communicator> MpiCluster<'a, C> {
 }
 
 #[cfg(feature = "mpi")]
+impl<C: mpi::traits::Communicator> MpiCluster<'_, C> {
+    /// Point-to-point part of an exchange with the ranks `peer` selects:
+    /// send `out[q]` to every such rank with images of ours, receive from
+    /// every such rank we have images of (empty messages included, so each
+    /// side knows how many to expect), and decode into `local`.
+    fn p2p(
+        &mut self,
+        e: &Engine,
+        out: &[Vec<u64>],
+        peer: impl Fn(usize) -> bool,
+        t0: u64,
+        local: &mut Vec<(u64, u32)>,
+    ) -> Result<(), SimError> {
+        use mpi::traits::*;
+        let d = e.data();
+        let n = self.world.size() as usize;
+        let sends: Vec<usize> = (0..n)
+            .filter(|&q| peer(q) && d.send_offsets[q] != d.send_offsets[q + 1])
+            .collect();
+        let recvs: Vec<usize> = (0..n)
+            .filter(|&q| peer(q) && d.image_offsets[q] != d.image_offsets[q + 1])
+            .collect();
+        self.sent += sends.iter().map(|&q| 8 * out[q].len() as u64).sum::<u64>();
+        let mut incoming = Vec::with_capacity(recvs.len());
+        mpi::request::scope(|scope| {
+            let reqs: Vec<_> = sends
+                .iter()
+                .map(|&q| {
+                    self.world
+                        .process_at_rank(q as i32)
+                        .immediate_send(scope, &out[q][..])
+                })
+                .collect();
+            for &q in &recvs {
+                let (v, _) = self.world.process_at_rank(q as i32).receive_vec::<u64>();
+                incoming.push((q, v));
+            }
+            for r in reqs {
+                r.wait();
+            }
+        });
+        for (q, v) in incoming {
+            e.receive(q as u32, &v, t0, local)?;
+        }
+        Ok(())
+    }
+}
+
+/// Allgatherv of `out` over `comm`: (counts, displacements, data) in rank
+/// order of `comm`.
+#[cfg(feature = "mpi")]
+fn all_gather_u64<C: mpi::traits::Communicator>(
+    comm: &C,
+    out: &[u64],
+) -> (Vec<i32>, Vec<i32>, Vec<u64>) {
+    use mpi::datatype::PartitionMut;
+    use mpi::traits::*;
+    let count = out.len() as i32;
+    let mut counts = vec![0i32; comm.size() as usize];
+    comm.all_gather_into(&count, &mut counts[..]);
+    let displs = prefix(&counts);
+    let mut all = vec![0u64; counts.iter().map(|&c| c as usize).sum()];
+    {
+        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+        comm.all_gather_varcount_into(out, &mut part);
+    }
+    (counts, displs, all)
+}
+
+#[cfg(feature = "mpi")]
 impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
     fn n_ranks(&self) -> u32 {
         self.world.size() as u32
@@ -294,46 +364,13 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
         spikes: &[Vec<StepSpikes>],
         t0: u64,
     ) -> Result<Vec<Vec<(u64, u32)>>, SimError> {
-        use mpi::datatype::PartitionMut;
-        use mpi::traits::*;
         let e = engines[0];
         let me = self.world.rank() as usize;
         let n = self.world.size() as usize;
-        let d = e.data();
         match self.mode {
             CommMode::P2p => {
                 let (mut local, out) = e.route(&spikes[0], t0, n);
-                // Send to every rank that has images of ours; receive from
-                // every rank we have images of (empty messages included, so
-                // each side knows how many to expect).
-                let sends: Vec<usize> = (0..n)
-                    .filter(|&q| q != me && d.send_offsets[q] != d.send_offsets[q + 1])
-                    .collect();
-                let recvs: Vec<usize> = (0..n)
-                    .filter(|&q| q != me && d.image_offsets[q] != d.image_offsets[q + 1])
-                    .collect();
-                self.sent += sends.iter().map(|&q| 8 * out[q].len() as u64).sum::<u64>();
-                let mut incoming = Vec::with_capacity(recvs.len());
-                mpi::request::scope(|scope| {
-                    let reqs: Vec<_> = sends
-                        .iter()
-                        .map(|&q| {
-                            self.world
-                                .process_at_rank(q as i32)
-                                .immediate_send(scope, &out[q][..])
-                        })
-                        .collect();
-                    for &q in &recvs {
-                        let (v, _) = self.world.process_at_rank(q as i32).receive_vec::<u64>();
-                        incoming.push((q, v));
-                    }
-                    for r in reqs {
-                        r.wait();
-                    }
-                });
-                for (q, v) in incoming {
-                    e.receive(q as u32, &v, t0, &mut local)?;
-                }
+                self.p2p(e, &out, |q| q != me, t0, &mut local)?;
                 Ok(vec![local])
             }
             CommMode::Collective => {
@@ -343,35 +380,13 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
                 // Between groups: point-to-point, as in p2p mode.
                 if g != 0 {
                     let (_, p2p) = e.route(&spikes[0], t0, n);
-                    let outside = |q: usize| q != me && group_of(q as u32, g) != my_group;
-                    let sends: Vec<usize> = (0..n)
-                        .filter(|&q| outside(q) && d.send_offsets[q] != d.send_offsets[q + 1])
-                        .collect();
-                    let recvs: Vec<usize> = (0..n)
-                        .filter(|&q| outside(q) && d.image_offsets[q] != d.image_offsets[q + 1])
-                        .collect();
-                    self.sent += sends.iter().map(|&q| 8 * p2p[q].len() as u64).sum::<u64>();
-                    let mut incoming = Vec::with_capacity(recvs.len());
-                    mpi::request::scope(|scope| {
-                        let reqs: Vec<_> = sends
-                            .iter()
-                            .map(|&q| {
-                                self.world
-                                    .process_at_rank(q as i32)
-                                    .immediate_send(scope, &p2p[q][..])
-                            })
-                            .collect();
-                        for &q in &recvs {
-                            let (v, _) = self.world.process_at_rank(q as i32).receive_vec::<u64>();
-                            incoming.push((q, v));
-                        }
-                        for r in reqs {
-                            r.wait();
-                        }
-                    });
-                    for (q, v) in incoming {
-                        e.receive(q as u32, &v, t0, &mut local)?;
-                    }
+                    self.p2p(
+                        e,
+                        &p2p,
+                        |q| q != me && group_of(q as u32, g) != my_group,
+                        t0,
+                        &mut local,
+                    )?;
                 }
                 // Within the group: Allgatherv.
                 let members: Vec<usize> = (0..n)
@@ -380,26 +395,10 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
                 if members.len() > 1 {
                     self.sent += 8 * out.len() as u64;
                 }
-                let count = out.len() as i32;
-                let mut counts = vec![0i32; members.len()];
-                let displs: Vec<i32>;
-                let mut all;
-                match &self.group {
-                    Some(comm) => {
-                        comm.all_gather_into(&count, &mut counts[..]);
-                        displs = prefix(&counts);
-                        all = vec![0u64; counts.iter().map(|&c| c as usize).sum()];
-                        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
-                        comm.all_gather_varcount_into(&out[..], &mut part);
-                    }
-                    None => {
-                        self.world.all_gather_into(&count, &mut counts[..]);
-                        displs = prefix(&counts);
-                        all = vec![0u64; counts.iter().map(|&c| c as usize).sum()];
-                        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
-                        self.world.all_gather_varcount_into(&out[..], &mut part);
-                    }
-                }
+                let (counts, displs, all) = match &self.group {
+                    Some(comm) => all_gather_u64(comm, &out),
+                    None => all_gather_u64(self.world, &out),
+                };
                 // Group ranks are ordered like world ranks (split keeps order).
                 for (i, &q) in members.iter().enumerate() {
                     if q != me {
