@@ -553,10 +553,7 @@ impl Engine {
                     let mut all = IafPscExpState::new(0, |_| 0.0);
                     for c in &chunks {
                         if let Dynamics::Exp(_, s) = &c.dynamics {
-                            all.v_m.extend_from_slice(&s.v_m);
-                            all.i_syn_ex.extend_from_slice(&s.i_syn_ex);
-                            all.i_syn_in.extend_from_slice(&s.i_syn_in);
-                            all.refractory.extend_from_slice(&s.refractory);
+                            all.append(s);
                         }
                     }
                     all.to_bytes()
@@ -565,12 +562,7 @@ impl Engine {
                     let mut all = IafPscAlphaState::new(0, |_| 0.0);
                     for c in &chunks {
                         if let Dynamics::Alpha(_, s) = &c.dynamics {
-                            all.v_m.extend_from_slice(&s.v_m);
-                            all.i_syn_ex.extend_from_slice(&s.i_syn_ex);
-                            all.di_syn_ex.extend_from_slice(&s.di_syn_ex);
-                            all.i_syn_in.extend_from_slice(&s.i_syn_in);
-                            all.di_syn_in.extend_from_slice(&s.di_syn_in);
-                            all.refractory.extend_from_slice(&s.refractory);
+                            all.append(s);
                         }
                     }
                     all.to_bytes()
@@ -659,12 +651,7 @@ impl Engine {
                         let r = at..at + c.len;
                         at += c.len;
                         if let Dynamics::Exp(_, s) = &mut c.dynamics {
-                            *s = IafPscExpState {
-                                v_m: all.v_m[r.clone()].to_vec(),
-                                i_syn_ex: all.i_syn_ex[r.clone()].to_vec(),
-                                i_syn_in: all.i_syn_in[r.clone()].to_vec(),
-                                refractory: all.refractory[r].to_vec(),
-                            };
+                            *s = all.range(r);
                         }
                     }
                 }
@@ -678,14 +665,7 @@ impl Engine {
                         let r = at..at + c.len;
                         at += c.len;
                         if let Dynamics::Alpha(_, s) = &mut c.dynamics {
-                            *s = IafPscAlphaState {
-                                v_m: all.v_m[r.clone()].to_vec(),
-                                i_syn_ex: all.i_syn_ex[r.clone()].to_vec(),
-                                di_syn_ex: all.di_syn_ex[r.clone()].to_vec(),
-                                i_syn_in: all.i_syn_in[r.clone()].to_vec(),
-                                di_syn_in: all.di_syn_in[r.clone()].to_vec(),
-                                refractory: all.refractory[r].to_vec(),
-                            };
+                            *s = all.range(r);
                         }
                     }
                 }

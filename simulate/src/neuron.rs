@@ -457,6 +457,25 @@ pub struct IafPscExpState {
 }
 
 impl IafPscExpState {
+    /// Append the neurons of `other` after these (checkpoints store one
+    /// state per population; the engine holds it in chunks).
+    pub fn append(&mut self, other: &Self) {
+        self.v_m.extend_from_slice(&other.v_m);
+        self.i_syn_ex.extend_from_slice(&other.i_syn_ex);
+        self.i_syn_in.extend_from_slice(&other.i_syn_in);
+        self.refractory.extend_from_slice(&other.refractory);
+    }
+
+    /// A copy of neurons `r` of this state.
+    pub fn range(&self, r: Range<usize>) -> Self {
+        Self {
+            v_m: self.v_m[r.clone()].to_vec(),
+            i_syn_ex: self.i_syn_ex[r.clone()].to_vec(),
+            i_syn_in: self.i_syn_in[r.clone()].to_vec(),
+            refractory: self.refractory[r.clone()].to_vec(),
+        }
+    }
+
     /// `n` neurons at rest (no synaptic current, not refractory) with
     /// membrane potentials `v_m_init(i)` (absolute, mV).
     pub fn new(n: usize, v_m_init: impl Fn(usize) -> f64) -> Self {
@@ -589,6 +608,29 @@ pub struct IafPscAlphaState {
 }
 
 impl IafPscAlphaState {
+    /// Append the neurons of `other` after these (checkpoints store one
+    /// state per population; the engine holds it in chunks).
+    pub fn append(&mut self, other: &Self) {
+        self.v_m.extend_from_slice(&other.v_m);
+        self.i_syn_ex.extend_from_slice(&other.i_syn_ex);
+        self.di_syn_ex.extend_from_slice(&other.di_syn_ex);
+        self.i_syn_in.extend_from_slice(&other.i_syn_in);
+        self.di_syn_in.extend_from_slice(&other.di_syn_in);
+        self.refractory.extend_from_slice(&other.refractory);
+    }
+
+    /// A copy of neurons `r` of this state.
+    pub fn range(&self, r: Range<usize>) -> Self {
+        Self {
+            v_m: self.v_m[r.clone()].to_vec(),
+            i_syn_ex: self.i_syn_ex[r.clone()].to_vec(),
+            di_syn_ex: self.di_syn_ex[r.clone()].to_vec(),
+            i_syn_in: self.i_syn_in[r.clone()].to_vec(),
+            di_syn_in: self.di_syn_in[r.clone()].to_vec(),
+            refractory: self.refractory[r.clone()].to_vec(),
+        }
+    }
+
     /// `n` neurons at rest (no synaptic current, not refractory) with
     /// membrane potentials `v_m_init(i)` (absolute, mV).
     pub fn new(n: usize, v_m_init: impl Fn(usize) -> f64) -> Self {
