@@ -146,6 +146,31 @@ fn check_population_names(path: &Path, populations: &[String]) -> Result<(), For
 
 /// Check the root `magic`/`version` attributes when present (files written
 /// by other SONATA tools may lack them).
+/// Open group `/name` of a file being reopened for appending and check
+/// that its members are exactly `populations` (in any order).
+fn group_with_members(
+    path: &Path,
+    file: &File,
+    name: &str,
+    missing: &str,
+    populations: &[String],
+) -> Result<Group, FormatError> {
+    let group = file.group(name).map_err(|_| corrupt(path, missing))?;
+    let mut present = group
+        .member_names()
+        .map_err(|e| corrupt(path, format!("/{name}: cannot list populations: {e}")))?;
+    present.sort();
+    let mut wanted = populations.to_vec();
+    wanted.sort();
+    if present != wanted {
+        return Err(FormatError::Mismatch {
+            path: path.to_path_buf(),
+            message: format!("/{name} has populations {present:?}, expected {wanted:?}"),
+        });
+    }
+    Ok(group)
+}
+
 fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
     if let Ok(attr) = file.attr("magic") {
         let magic = attr
@@ -308,21 +333,8 @@ impl SpikeWriter {
         }
         let file = open_h5(path, true)?;
         check_magic(path, &file)?;
-        let spikes = file
-            .group("spikes")
-            .map_err(|_| corrupt(path, "group /spikes: missing"))?;
-        let mut present = spikes
-            .member_names()
-            .map_err(|e| corrupt(path, format!("/spikes: cannot list populations: {e}")))?;
-        present.sort();
-        let mut wanted = populations.to_vec();
-        wanted.sort();
-        if present != wanted {
-            return Err(FormatError::Mismatch {
-                path: path.to_path_buf(),
-                message: format!("file has populations {present:?}, expected {wanted:?}"),
-            });
-        }
+        let spikes =
+            group_with_members(path, &file, "spikes", "group /spikes: missing", populations)?;
         let mut pops = Vec::with_capacity(populations.len());
         for (name, &count) in populations.iter().zip(counts) {
             let (node_ids, timestamps) = open_spike_datasets(path, &spikes, name)?;
@@ -710,21 +722,13 @@ impl ReportWriter {
         let names: Vec<String> = populations.iter().map(|(n, _)| n.clone()).collect();
         check_population_names(path, &names)?;
         let file = open_h5(path, true)?;
-        let report = file
-            .group("report")
-            .map_err(|_| corrupt(path, "group /report: missing (not a SONATA report file)"))?;
-        let mut present = report
-            .member_names()
-            .map_err(|e| corrupt(path, format!("/report: cannot list populations: {e}")))?;
-        present.sort();
-        let mut wanted = names.clone();
-        wanted.sort();
-        if present != wanted {
-            return Err(FormatError::Mismatch {
-                path: path.to_path_buf(),
-                message: format!("report has populations {present:?}, expected {wanted:?}"),
-            });
-        }
+        let report = group_with_members(
+            path,
+            &file,
+            "report",
+            "group /report: missing (not a SONATA report file)",
+            &names,
+        )?;
         let mut pops = Vec::with_capacity(populations.len());
         let mut n_total = 0;
         for (name, node_ids) in populations {

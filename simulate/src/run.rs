@@ -1437,7 +1437,9 @@ fn record(
     model: &snn_formats::Model,
     dt: f64,
 ) {
-    let first_local = rr.engine.pop_first_local().to_vec();
+    // Disjoint field borrows: the engine is read while the writer and
+    // counters are updated, so nothing needs copying per interval.
+    let first_local = rr.engine.pop_first_local();
     let d = rr.engine.data();
     for s in spikes {
         if s.step < presim_steps {
