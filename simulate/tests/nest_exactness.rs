@@ -341,9 +341,13 @@ macro_rules! scenarios {
                 .expect("tests/reference/data")
                 .map(|e| e.unwrap().path())
                 .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                // Traces are the files with V_m samples (network-level
+                // statistics live beside them), as in tests/sim_nest_e2e.rs.
+                .filter(|p| {
+                    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+                    v.get("v_m").is_some()
+                })
                 .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-                // Network-level statistics live beside the traces.
-                .filter(|f| !f.starts_with("microcircuit_"))
                 .collect();
             files.sort();
             for f in &files {
