@@ -35,11 +35,23 @@ pub enum Module {
     Deliver,
     /// `connect.cu`: per-synapse connection generation.
     Connect,
+    /// `route.cu`: the simulation engine's spike routing, generators and
+    /// recording.
+    Route,
+    /// `build.cu`: the GPU builder's grouping of synapses into the CSR,
+    /// images and send tables.
+    Build,
 }
 
 impl Module {
     /// All modules.
-    pub const ALL: [Module; 3] = [Module::Neuron, Module::Deliver, Module::Connect];
+    pub const ALL: [Module; 5] = [
+        Module::Neuron,
+        Module::Deliver,
+        Module::Connect,
+        Module::Route,
+        Module::Build,
+    ];
 
     /// File name in `kernels/cuda/`.
     pub fn file_name(self) -> &'static str {
@@ -47,6 +59,8 @@ impl Module {
             Module::Neuron => "neuron.cu",
             Module::Deliver => "deliver.cu",
             Module::Connect => "connect.cu",
+            Module::Route => "route.cu",
+            Module::Build => "build.cu",
         }
     }
 
@@ -56,13 +70,16 @@ impl Module {
             Module::Neuron => include_str!("../cuda/neuron.cu"),
             Module::Deliver => include_str!("../cuda/deliver.cu"),
             Module::Connect => include_str!("../cuda/connect.cu"),
+            Module::Route => include_str!("../cuda/route.cu"),
+            Module::Build => include_str!("../cuda/build.cu"),
         }
     }
 
     /// The kernels defined in the module.
     pub fn kernels(self) -> impl Iterator<Item = KernelId> {
         KernelId::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(move |k| k.module() == self)
     }
 
@@ -154,11 +171,13 @@ pub enum KernelId {
 
 impl KernelId {
     /// All kernels.
-    pub const ALL: [KernelId; 4] = [
+    pub const ALL: &'static [KernelId] = &[
         KernelId::IafPscExpUpdate,
         KernelId::IafPscAlphaUpdate,
         KernelId::Deliver,
+        // (simulation engine kernels)
         KernelId::ConnectPerSynapse,
+        // (builder kernels)
     ];
 
     /// The function name (C linkage).

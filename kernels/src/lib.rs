@@ -16,9 +16,15 @@
 //!   ~99% of cases) with its host-computed tables.
 //! * [`device`]: the CUDA kernels (`kernels/cuda/*.cu`) by typed id, the
 //!   structs they take, and (feature `cuda`) their compilation by NVRTC.
+//! * [`gpu`]: the device interface the GPU builder and engine drive
+//!   (buffers, copies, launches), with (feature `cuda`) its CUDA
+//!   implementation [`cuda::CudaDevice`].
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod detmath;
 pub mod device;
+pub mod gpu;
 pub mod rng;
 pub mod ziggurat;
 

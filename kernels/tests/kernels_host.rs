@@ -304,3 +304,53 @@ fn connect_counts_delays_that_do_not_fit() {
     assert!(want > 0);
     assert_eq!(dev.download(&bad)[0], want);
 }
+
+/// The stand-in through the `Device` trait (what the GPU backends use):
+/// byte-level writes and reads at odd offsets and lengths, zeroing, typed
+/// buffers, and errors (not panics) for ranges past the end and for bad
+/// kernel arguments.
+#[test]
+fn device_trait_copies_and_errors() {
+    use snn_kernels::gpu::{Arg as GArg, DevVec, Device, GpuError, Shape};
+    let Some(mut host) = HostDevice::start() else {
+        return;
+    };
+    let dev: &mut dyn Device = &mut host;
+    let id = dev.alloc(37, "test").expect("alloc");
+    let data: Vec<u8> = (0..29u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(5))
+        .collect();
+    dev.write(id, 3, &data).expect("write");
+    let mut all = vec![0xffu8; 37];
+    dev.read(id, 0, &mut all).expect("read");
+    let mut want = vec![0u8; 37];
+    want[3..32].copy_from_slice(&data);
+    assert_eq!(all, want);
+    dev.zero(id, 5, 10).expect("zero");
+    want[5..15].fill(0);
+    let mut part = vec![0u8; 30];
+    dev.read(id, 7, &mut part).expect("read");
+    assert_eq!(part, want[7..37]);
+    assert!(matches!(
+        dev.write(id, 30, &[0; 8]),
+        Err(GpuError::Driver { .. })
+    ));
+    let mut big = vec![0u8; 38];
+    assert!(dev.read(id, 0, &mut big).is_err());
+    dev.free(id);
+
+    let v = DevVec::from_slice(dev, &[-3i64, 1 << 40, 7], "v").expect("upload");
+    assert_eq!(v.to_vec(dev).expect("download"), [-3, 1 << 40, 7]);
+    assert_eq!(v.read(dev, 1..3).expect("read"), [1 << 40, 7]);
+    assert!(v.read(dev, 2..4).is_err());
+    v.zero(dev).expect("zero");
+    assert_eq!(v.to_vec(dev).expect("download"), [0, 0, 0]);
+    // A launch with the wrong argument kinds is an error, not a crash.
+    let e = dev.launch(
+        KernelId::Deliver,
+        Shape { grid: 1, block: 1 },
+        &[GArg::U32(1), v.arg()],
+    );
+    assert!(matches!(e, Err(GpuError::Driver { .. })), "{e:?}");
+    v.free(dev);
+}

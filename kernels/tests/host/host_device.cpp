@@ -7,6 +7,10 @@
 //   U id elem_bytes count w...  create (or replace) a buffer from elements
 //   D id elem_bytes             reply: count w... (the buffer's elements)
 //   F id                        free a buffer
+//   W id offset nbytes w...     write bytes at a byte offset (little-endian
+//                               64-bit words, the last one partly used)
+//   R id offset nbytes          reply: the bytes as W takes them
+//   M id offset nbytes          set bytes to zero
 //   Q ...                       call a device function (see command())
 //   L name grid block order n args...
 //                               launch kernel `name` (snn_host_launch); an
@@ -30,6 +34,14 @@
 #include "neuron.cu"
 #include "deliver.cu"
 #include "connect.cu"
+
+struct Args;
+// Kernels of the simulation engine (host_sim.inc) and of the builder
+// (host_build.inc): each returns false for a name it does not know.
+static bool launch_sim(const std::string& name, uint32_t grid, uint32_t block, uint32_t order,
+                       Args& a);
+static bool launch_build(const std::string& name, uint32_t grid, uint32_t block,
+                         uint32_t order, Args& a);
 
 typedef unsigned long long ull;
 
@@ -216,10 +228,23 @@ static void launch(const std::string& name, uint32_t grid, uint32_t block, uint3
             snn_connect_per_synapse(p, zig, syn_offset, n_targets, tgt_index, tgt_local, out_src,
                                     out_w, out_td, n_bad);
         });
-    } else {
+    } else if (!launch_sim(name, grid, block, order, a) &&
+               !launch_build(name, grid, block, order, a)) {
         throw Error{"unknown kernel " + name};
     }
     check_guards();
+}
+
+#include "host_sim.inc"
+#include "host_build.inc"
+
+// Checks a byte range of a buffer.
+static Buffer& find_range(ull id, ull off, ull n) {
+    Buffer& b = find(id);
+    if (off > b.bytes || n > b.bytes - off) {
+        throw Error{"byte range past the end of buffer " + std::to_string(id)};
+    }
+    return b;
 }
 
 static void command(char op) {
@@ -260,6 +285,37 @@ static void command(char op) {
     }
     case 'F': {
         buffers.erase(rd());
+        printf("ok");
+        break;
+    }
+    case 'W': {
+        ull id = rd(), off = rd(), n = rd();
+        Buffer& b = find_range(id, off, n);
+        for (ull j = 0; j < (n + 7) / 8; ++j) {
+            ull w = rd();
+            for (ull k = 0; k < 8 && 8 * j + k < n; ++k) {
+                b.data()[off + 8 * j + k] = (unsigned char)(w >> (8 * k));
+            }
+        }
+        printf("ok");
+        break;
+    }
+    case 'R': {
+        ull id = rd(), off = rd(), n = rd();
+        Buffer& b = find_range(id, off, n);
+        for (ull j = 0; j < (n + 7) / 8; ++j) {
+            ull w = 0;
+            for (ull k = 0; k < 8 && 8 * j + k < n; ++k) {
+                w |= (ull)b.data()[off + 8 * j + k] << (8 * k);
+            }
+            printf(j ? " %llx" : "%llx", w);
+        }
+        break;
+    }
+    case 'M': {
+        ull id = rd(), off = rd(), n = rd();
+        Buffer& b = find_range(id, off, n);
+        memset(b.data() + off, 0, n);
         printf("ok");
         break;
     }

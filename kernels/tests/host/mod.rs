@@ -19,9 +19,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use snn_kernels::device::{KernelId, Module, HEADERS};
+use snn_kernels::gpu::{Arg as GpuArg, BufId, Device, GpuError, Shape as GpuShape};
 
 /// The driver's source.
 const DRIVER: &str = include_str!("host_device.cpp");
+
+/// The driver's included parts: the launches of the simulation engine's and
+/// the builder's kernels.
+const DRIVER_PARTS: [(&str, &str); 2] = [
+    ("host_sim.inc", include_str!("host_sim.inc")),
+    ("host_build.inc", include_str!("host_build.inc")),
+];
 
 /// Flags of the host build: the determinism rules of `port.cuh` (no
 /// contraction into FMA, no fast math).
@@ -64,7 +72,7 @@ fn build_driver(cxx: &str) -> PathBuf {
 
 fn build_driver_uncached(cxx: &str) -> PathBuf {
     let mut h = DefaultHasher::new();
-    (cxx, FLAGS, DRIVER, HEADERS).hash(&mut h);
+    (cxx, FLAGS, DRIVER, DRIVER_PARTS, HEADERS).hash(&mut h);
     for m in Module::ALL {
         (m.file_name(), m.raw_source()).hash(&mut h);
     }
@@ -86,6 +94,9 @@ fn build_driver_uncached(cxx: &str) -> PathBuf {
         std::fs::write(work.join(m.file_name()), m.raw_source()).expect("write module");
     }
     std::fs::write(work.join("host_device.cpp"), DRIVER).expect("write driver");
+    for (name, text) in DRIVER_PARTS {
+        std::fs::write(work.join(name), text).expect("write driver part");
+    }
     let tmp = work.join("driver");
     let out = Command::new(cxx)
         .args(FLAGS)
@@ -238,6 +249,13 @@ pub struct HostDevice {
     next_id: u64,
     /// Kernel launches so far.
     pub launches: u64,
+    /// The order of the (block, thread) pairs of launches made through the
+    /// [`Device`] trait (see [`Shape::order`]); tests vary it.
+    pub order: u32,
+    /// Grid size reported by [`Device::full_grid`].
+    pub full_grid: u32,
+    /// Block size reported by [`Device::block_size`].
+    pub block_size: u32,
 }
 
 impl HostDevice {
@@ -265,6 +283,9 @@ impl HostDevice {
             output,
             next_id: 1,
             launches: 0,
+            order: 2,
+            full_grid: 4,
+            block_size: 8,
         })
     }
 
@@ -377,6 +398,33 @@ impl HostDevice {
             .collect()
     }
 
+    /// Sends one command line; the reply line, or the driver's error.
+    fn try_call(&mut self, line: &str) -> Result<String, GpuError> {
+        let io = |e: std::io::Error| GpuError::Driver {
+            op: "host driver I/O".into(),
+            message: e.to_string(),
+        };
+        self.input.write_all(line.as_bytes()).map_err(io)?;
+        self.input.write_all(b"\n").map_err(io)?;
+        self.input.flush().map_err(io)?;
+        let mut reply = String::new();
+        let n = self.output.read_line(&mut reply).map_err(io)?;
+        if n == 0 {
+            return Err(GpuError::Driver {
+                op: format!("{:.40}", line),
+                message: "the host driver exited".into(),
+            });
+        }
+        let reply = reply.trim_end().to_owned();
+        if let Some(e) = reply.strip_prefix("err") {
+            return Err(GpuError::Driver {
+                op: format!("{:.80}", line),
+                message: e.trim().to_owned(),
+            });
+        }
+        Ok(reply)
+    }
+
     /// Runs kernel `k` with shape `s` (to completion, as a launch followed
     /// by a stream synchronisation).
     pub fn launch(&mut self, k: KernelId, s: Shape, args: &[Arg]) {
@@ -406,6 +454,114 @@ impl HostDevice {
         }
         self.call(&line);
         self.launches += 1;
+    }
+}
+
+fn words_of(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    data.chunks(8).map(|c| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    })
+}
+
+/// The stand-in as a [`Device`]: what the GPU backends drive in the tests.
+/// Launches run in [`HostDevice::order`]; a kernel's error (bad argument,
+/// write past the end of a buffer) comes back as [`GpuError::Driver`].
+impl Device for HostDevice {
+    fn describe(&self) -> String {
+        "host C++ stand-in device (kernels/tests/host)".into()
+    }
+
+    fn alloc(&mut self, bytes: u64, _what: &str) -> Result<BufId, GpuError> {
+        let id = self.new_id();
+        self.try_call(&format!("Z {id:x} {bytes:x}"))?;
+        Ok(id)
+    }
+
+    fn free(&mut self, buf: BufId) {
+        let _ = self.try_call(&format!("F {buf:x}"));
+    }
+
+    fn write(&mut self, buf: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), GpuError> {
+        // Pieces of at most 1 MiB per command line.
+        for (i, piece) in data.chunks(1 << 20).enumerate() {
+            let off = offset_bytes + (i << 20) as u64;
+            let mut line = String::with_capacity(32 + piece.len() * 3);
+            write!(line, "W {buf:x} {off:x} {:x}", piece.len()).expect("format");
+            for w in words_of(piece) {
+                write!(line, " {w:x}").expect("format");
+            }
+            self.try_call(&line)?;
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, buf: BufId, offset_bytes: u64, out: &mut [u8]) -> Result<(), GpuError> {
+        for (i, piece) in out.chunks_mut(1 << 20).enumerate() {
+            let off = offset_bytes + (i << 20) as u64;
+            let reply = self.try_call(&format!("R {buf:x} {off:x} {:x}", piece.len()))?;
+            let mut words = reply.split(' ').filter(|w| !w.is_empty());
+            for c in piece.chunks_mut(8) {
+                let w = words
+                    .next()
+                    .and_then(|w| u64::from_str_radix(w, 16).ok())
+                    .ok_or_else(|| GpuError::Driver {
+                        op: "read".into(),
+                        message: "short reply".into(),
+                    })?;
+                c.copy_from_slice(&w.to_le_bytes()[..c.len()]);
+            }
+        }
+        Ok(())
+    }
+
+    fn zero(&mut self, buf: BufId, offset_bytes: u64, bytes: u64) -> Result<(), GpuError> {
+        self.try_call(&format!("M {buf:x} {offset_bytes:x} {bytes:x}"))
+            .map(|_| ())
+    }
+
+    fn launch(&mut self, k: KernelId, shape: GpuShape, args: &[GpuArg]) -> Result<(), GpuError> {
+        let mut line = format!(
+            "L {} {:x} {:x} {:x} {:x}",
+            k.name(),
+            shape.grid,
+            shape.block,
+            self.order,
+            args.len()
+        );
+        for a in args {
+            match a {
+                GpuArg::Ptr { buf, offset_bytes } => {
+                    write!(line, " p {buf:x} {offset_bytes:x}").expect("format")
+                }
+                GpuArg::Struct(bytes) => {
+                    write!(line, " r {:x}", bytes.len()).expect("format");
+                    for w in words_of(bytes) {
+                        write!(line, " {w:x}").expect("format");
+                    }
+                }
+                scalar => {
+                    let w = words_of(&scalar.bytes()).next().unwrap_or(0);
+                    write!(line, " s {w:x}").expect("format");
+                }
+            }
+        }
+        self.try_call(&line)?;
+        self.launches += 1;
+        Ok(())
+    }
+
+    fn synchronize(&mut self) -> Result<(), GpuError> {
+        Ok(())
+    }
+
+    fn full_grid(&self) -> u32 {
+        self.full_grid
+    }
+
+    fn block_size(&self) -> u32 {
+        self.block_size
     }
 }
 
