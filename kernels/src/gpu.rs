@@ -215,7 +215,7 @@ impl<T: Pod> DevVec<T> {
         bytes: &[u8],
         what: &str,
     ) -> Result<DevVec<T>, GpuError> {
-        if bytes.len() % T::BYTES != 0 {
+        if !bytes.len().is_multiple_of(T::BYTES) {
             return Err(GpuError::Range(format!(
                 "{what}: {} bytes is not a whole number of {}-byte elements",
                 bytes.len(),

@@ -66,10 +66,13 @@ fn every_kernel_compiles_with_nvrtc() {
             // The atomics are real device atomics (64-bit integer adds into
             // the ring buffers, 32-bit counters for compaction).
             let atomic = match m {
-                Module::Neuron | Module::Connect => "atom.global.add.u32",
-                Module::Deliver => "atom.global.add.u64",
+                Module::Neuron | Module::Connect => Some("atom.global.add.u32"),
+                Module::Deliver => Some("atom.global.add.u64"),
+                Module::Route | Module::Build => None,
             };
-            assert!(ptx.contains(atomic), "{arch} {m}: no {atomic}");
+            if let Some(atomic) = atomic {
+                assert!(ptx.contains(atomic), "{arch} {m}: no {atomic}");
+            }
             println!("{arch} {m}: {} bytes of PTX", ptx.len());
         }
     }
