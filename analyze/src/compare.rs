@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::AnalyzeError;
 use crate::report::{check_stats_options, resolve_window, run_stats};
-use crate::run::load_run;
+use crate::run::{load_run, Run};
 use crate::stats::{emd, PopulationStats, StatsOptions};
 
 /// Options of [`compare_runs`].
@@ -82,6 +82,59 @@ pub struct Comparison {
     pub only_in_a: Vec<String>,
     /// Populations recorded only in run B.
     pub only_in_b: Vec<String>,
+    /// Whether the two runs recorded exactly the same spikes: the same
+    /// populations, and every neuron's spike times equal bit for bit (the
+    /// whole recording, not only the analysis window). What the determinism
+    /// contract promises across rank counts, backends and resumes.
+    pub identical: bool,
+    /// The first difference found, when not identical.
+    pub first_difference: Option<String>,
+}
+
+/// The first difference between the recorded spikes of two runs, or `None`
+/// when they are identical bit for bit (see [`Comparison::identical`]).
+pub fn first_spike_difference(a: &Run, b: &Run) -> Option<String> {
+    let names =
+        |r: &Run| -> Vec<String> { r.populations.iter().map(|p| p.info.name.clone()).collect() };
+    if names(a) != names(b) {
+        return Some(format!(
+            "recorded populations differ: {:?} vs {:?}",
+            names(a),
+            names(b)
+        ));
+    }
+    for (pa, pb) in a.populations.iter().zip(&b.populations) {
+        let (ta, tb) = (&pa.trains, &pb.trains);
+        if ta.n_neurons() != tb.n_neurons() {
+            return Some(format!(
+                "{}: {} vs {} neurons",
+                pa.info.name,
+                ta.n_neurons(),
+                tb.n_neurons()
+            ));
+        }
+        for i in 0..ta.n_neurons() {
+            let (x, y) = (ta.train(i), tb.train(i));
+            let same =
+                x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits());
+            if !same {
+                let k = x
+                    .iter()
+                    .zip(y)
+                    .position(|(u, v)| u.to_bits() != v.to_bits())
+                    .unwrap_or(x.len().min(y.len()));
+                return Some(format!(
+                    "{} neuron {i}: spike {k} is {:?} ms vs {:?} ms ({} vs {} spikes)",
+                    pa.info.name,
+                    x.get(k),
+                    y.get(k),
+                    x.len(),
+                    y.len()
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -125,6 +178,7 @@ pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
         o.t_start,
         o.t_stop,
     )?;
+    let first_difference = first_spike_difference(&run_a, &run_b);
     let sa = run_stats(&run_a, wa, &o.stats);
     let sb = run_stats(&run_b, wb, &o.stats);
     let mut populations = Vec::new();
@@ -158,6 +212,8 @@ pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
         populations,
         only_in_a,
         only_in_b,
+        identical: first_difference.is_none(),
+        first_difference,
     })
 }
 
@@ -225,6 +281,14 @@ pub fn format_comparison(c: &Comparison) -> String {
     }
     for n in &c.only_in_b {
         let _ = writeln!(s, "note: population {n} is recorded only in B");
+    }
+    match &c.first_difference {
+        None => {
+            let _ = writeln!(s, "spikes: identical (every spike time equal bit for bit)");
+        }
+        Some(d) => {
+            let _ = writeln!(s, "spikes: differ; first difference: {d}");
+        }
     }
     s
 }

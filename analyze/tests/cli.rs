@@ -127,6 +127,12 @@ const I_SIZE: u64 = 10;
 /// neurons, regular 20 Hz), neurons dealt round-robin to the ranks. Returns
 /// the spike times per population and neuron.
 fn make_run(dir: &Path) -> Vec<Vec<Vec<f64>>> {
+    make_run_shifted(dir, None)
+}
+
+/// [`make_run`], with the last spike of E neuron `shift` (if given) moved
+/// 0.1 ms later.
+fn make_run_shifted(dir: &Path, shift: Option<usize>) -> Vec<Vec<Vec<f64>>> {
     std::fs::create_dir_all(dir).unwrap();
     let pops = vec!["E".to_string(), "I".to_string()];
     let mut rng = SplitMix64::new(77);
@@ -146,6 +152,10 @@ fn make_run(dir: &Path) -> Vec<Vec<Vec<f64>>> {
             }
         }
         e_trains.push(tr);
+    }
+    if let Some(i) = shift {
+        let last = e_trains[i].last_mut().expect("a spike");
+        *last = ((*last * 10.0).round() + 1.0) / 10.0;
     }
     let i_trains: Vec<Vec<f64>> = (0..I_SIZE)
         .map(|i| (0..20).map(|k| 1.0 + i as f64 + 50.0 * k as f64).collect())
@@ -349,6 +359,35 @@ fn compare_of_a_run_with_itself_is_zero() {
     assert_eq!(i["rate_mean_b"], 10.0);
     assert_eq!(i["rate_mean_diff"], -10.0);
     assert_eq!(i["emd_rate"], 10.0);
+    // The same spikes (only the window differs): identical.
+    assert_eq!(c["identical"], true, "{c}");
+}
+
+/// `compare` says whether two runs' spikes are identical bit for bit, and
+/// where the first difference is.
+#[test]
+fn compare_reports_identity_and_the_first_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    make_run(&a);
+    make_run_shifted(&b, Some(7));
+    let o = analyze(&[&"compare", &a, &a, &"--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["identical"], true);
+    assert!(c["first_difference"].is_null());
+    let o = analyze(&[&"compare", &a, &b, &"--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["identical"], false);
+    let d = c["first_difference"].as_str().unwrap();
+    assert!(d.starts_with("E neuron 7: spike "), "{d}");
+    let o = analyze(&[&"compare", &a, &b]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains("spikes: differ; first difference: E neuron 7"),
+        "{t}"
+    );
 }
 
 #[test]
