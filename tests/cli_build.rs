@@ -542,3 +542,35 @@ fn bad_arguments_give_one_line_errors() {
         assert!(line.contains("not a network directory"), "{line}");
     }
 }
+
+/// `--device cuda` in a build without the `cuda` feature (as in CI) is a
+/// one-line error and writes nothing; `--device cpu` is the default build.
+#[test]
+fn device_option() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out_dir = tmp.path().join("out");
+    let bad = build_small(&out_dir, &["--device", "gpu"]);
+    assert!(
+        !bad.ok() && bad.stderr.contains("possible values: cpu, cuda"),
+        "{bad:?}"
+    );
+    assert!(!out_dir.exists());
+    let cuda = build_small(&out_dir, &["--device", "cuda"]);
+    if cfg!(feature = "cuda") {
+        // With the feature: builds on a GPU machine, a clean error elsewhere.
+        if !cuda.ok() {
+            cuda.expect_clean_error("--device cuda", &["GPU builder"]);
+            assert!(!out_dir.exists());
+        }
+    } else {
+        cuda.expect_clean_error(
+            "--device cuda",
+            &["snn-build was built without the `cuda` feature"],
+        );
+        assert!(!out_dir.exists());
+    }
+    let cpu_dir = tmp.path().join("cpu");
+    build_small(&cpu_dir, &["--device", "cpu"]).expect_ok("--device cpu");
+    let net = snn_formats::NetworkDir::open(&cpu_dir).expect("open");
+    assert_eq!(net.manifest.provenance.device, "cpu");
+}

@@ -371,7 +371,15 @@ fn existing_run_directory_and_bad_options() {
         (
             args(&[&"--t-sim", &"10", &"--backend", &"cuda"]),
             "--backend cuda",
-            vec!["cuda"],
+            // Without the feature: "built without the `cuda` feature";
+            // with it and no GPU: the existing directory (without --force)
+            // or the missing device (with it). What matters here is that the
+            // existing run is left alone (checked below).
+            if cfg!(feature = "cuda") {
+                vec!["error"]
+            } else {
+                vec!["cuda"]
+            },
         ),
     ];
     for (extra, what, must) in cases {
@@ -577,4 +585,53 @@ fn progress_bar_on_a_terminal() {
         "{tty:?}"
     );
     assert!(!tty.contains("error"), "{tty:?}");
+}
+
+/// `--backend cuda`: built without the `cuda` feature (CI's build), a
+/// one-line error saying so; with the feature but no GPU driver, a one-line
+/// error naming the missing device. No run directory is left either way.
+/// An unknown backend is a usage error.
+#[test]
+fn backend_cuda_without_feature_or_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    build(&net, &[]);
+    let run = tmp.path().join("run");
+    let out = snn_sim(args(&[
+        &net,
+        &"-o",
+        &run,
+        &"--t-sim",
+        &"1",
+        &"--backend",
+        &"cuda",
+    ]));
+    if cfg!(feature = "cuda") {
+        if !out.ok() {
+            expect_error(&out, "--backend cuda without a GPU", &["CUDA"]);
+            assert!(!run.exists(), "a failed run left {}", run.display());
+        }
+    } else {
+        expect_error(
+            &out,
+            "--backend cuda without the feature",
+            &["built without the `cuda` feature"],
+        );
+        assert!(!run.exists(), "a failed run left {}", run.display());
+    }
+    let out = snn_sim(args(&[
+        &net,
+        &"-o",
+        &run,
+        &"--t-sim",
+        &"1",
+        &"--backend",
+        &"opencl",
+    ]));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cpu") && out.stderr.contains("cuda"),
+        "{}",
+        out.stderr
+    );
 }

@@ -79,6 +79,7 @@ fn sim_groups(
         force: true,
         comm,
         comm_group_size,
+        backend: snn_simulate::run::Backend::Cpu,
     };
     pool.install(|| run_ranks(&opts, true, &mut |_| {}))
         .expect("run");

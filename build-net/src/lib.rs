@@ -2,16 +2,20 @@
 //!
 //! [`build_network`] resolves a config, builds every rank's shard (see
 //! [`rank`] for the two-pass algorithm and [`connect`] for the rules and
-//! their random streams) and writes a network directory atomically.
+//! their random streams) and writes a network directory atomically; with
+//! [`BuildDevice::Gpu`] each rank is built on a device instead (see [`gpu`]),
+//! with byte-identical shards.
 
 pub mod connect;
+pub mod gpu;
 #[cfg(feature = "mpi")]
 pub mod mpi_build;
 pub mod network;
 pub mod rank;
 pub mod verify;
 
-pub use network::{build_network, BuildOptions, BuildSummary};
+pub use gpu::DeviceFactory;
+pub use network::{build_network, BuildDevice, BuildOptions, BuildSummary};
 
 /// Errors of the builder.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,9 @@ pub enum BuildError {
     /// A bug.
     #[error("internal error (please report): {0}")]
     Internal(String),
+    /// The device of the GPU builder failed.
+    #[error("GPU builder: {0}")]
+    Gpu(#[from] snn_kernels::gpu::GpuError),
     /// A rank of a distributed build failed.
     #[error("{0}")]
     Distributed(String),

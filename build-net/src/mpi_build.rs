@@ -18,7 +18,8 @@ use snn_formats::output::Staging;
 use snn_formats::shard::{shard_file_name, write_shard};
 use snn_formats::{Config, FormatError, Placement};
 
-use crate::network::{finish_manifest, BuildOptions, BuildSummary, RankResult};
+use crate::gpu::GpuRank;
+use crate::network::{finish_manifest, BuildDevice, BuildOptions, BuildSummary, RankResult};
 use crate::rank::RankPlan;
 use crate::BuildError;
 
@@ -151,16 +152,42 @@ pub fn build_network_mpi<C: Communicator>(
     let progress = AtomicU64::new(0);
 
     let local = (|| -> Result<RankResult, BuildError> {
-        let plan = RankPlan::new(&model, &placement, rank, threads);
-        let counts = plan.count(&progress);
-        let images = plan.images(&counts);
-        // The one collective exchange of routing needs.
-        let needs = alltoallv_u64(world, &images);
-        let send: Vec<Vec<u32>> = needs
-            .iter()
-            .map(|v| v.iter().map(|&g| placement.locate(g).1).collect())
-            .collect();
-        let shard = plan.fill(counts, &images, &send, hash, &progress)?;
+        let shard = match &opts.device {
+            BuildDevice::Cpu => {
+                let plan = RankPlan::new(&model, &placement, rank, threads);
+                let counts = plan.count(&progress);
+                let images = plan.images(&counts);
+                // The one collective exchange of routing needs.
+                let needs = alltoallv_u64(world, &images);
+                let send: Vec<Vec<u32>> = needs
+                    .iter()
+                    .map(|v| v.iter().map(|&g| placement.locate(g).1).collect())
+                    .collect();
+                plan.fill(counts, &images, &send, hash, &progress)?
+            }
+            BuildDevice::Gpu(factory) => {
+                // A failure before the exchange still takes part in it (with
+                // no needs), so that the other ranks do not wait forever.
+                let generated = factory
+                    .open(rank)
+                    .map_err(BuildError::from)
+                    .and_then(|mut dev| {
+                        let g = GpuRank::generate(&mut *dev, &model, &placement, rank)?;
+                        Ok((dev, g))
+                    });
+                let images = match &generated {
+                    Ok((_, g)) => g.images().to_vec(),
+                    Err(_) => vec![Vec::new(); n_ranks as usize],
+                };
+                let needs = alltoallv_u64(world, &images);
+                let (mut dev, g) = generated?;
+                let send: Vec<Vec<u32>> = needs
+                    .iter()
+                    .map(|v| v.iter().map(|&g| placement.locate(g).1).collect())
+                    .collect();
+                g.finish(&mut *dev, &send, hash)?
+            }
+        };
         let file = shard_file_name(rank);
         let tw = Instant::now();
         let written = write_shard(&dir.join(&file), &shard, opts.compress)?;

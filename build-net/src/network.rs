@@ -13,10 +13,11 @@ use snn_formats::manifest::{
 };
 use snn_formats::model::Model;
 use snn_formats::output::Staging;
-use snn_formats::shard::{shard_file_name, write_shard, SHARD_FORMAT_VERSION};
+use snn_formats::shard::{shard_file_name, write_shard, ShardData, SHARD_FORMAT_VERSION};
 use snn_formats::{Config, FormatError, Placement};
 
 use crate::connect::ProjPlan;
+use crate::gpu::{send_tables, DeviceFactory, GpuRank};
 use crate::rank::RankPlan;
 use crate::BuildError;
 
@@ -33,6 +34,28 @@ pub struct BuildOptions {
     pub progress: Arc<AtomicU64>,
     /// The command line, for the manifest.
     pub command: Vec<String>,
+    /// Where the ranks are built.
+    pub device: BuildDevice,
+}
+
+/// Where a build runs.
+#[derive(Clone, Debug, Default)]
+pub enum BuildDevice {
+    /// On the CPU threads ([`RankPlan`]).
+    #[default]
+    Cpu,
+    /// On a device per rank ([`crate::gpu`]); the shards are the same bytes.
+    Gpu(DeviceFactory),
+}
+
+impl BuildDevice {
+    /// The name recorded in the manifest's provenance.
+    pub fn name(&self) -> &str {
+        match self {
+            BuildDevice::Cpu => "cpu",
+            BuildDevice::Gpu(f) => f.name(),
+        }
+    }
 }
 
 impl Default for BuildOptions {
@@ -43,6 +66,7 @@ impl Default for BuildOptions {
             force: false,
             progress: Arc::new(AtomicU64::new(0)),
             command: Vec::new(),
+            device: BuildDevice::Cpu,
         }
     }
 }
@@ -107,6 +131,10 @@ pub fn build_network(
     let n_ranks = opts.n_ranks;
     let threads = rayon::current_num_threads();
     let progress = &*opts.progress;
+    if let BuildDevice::Gpu(factory) = &opts.device {
+        let results = build_ranks_gpu(factory, &model, &placement, hash, &staging, opts)?;
+        return finish_manifest(cfg, &model, hash, staging, results, opts, threads, t0);
+    }
 
     // Routing needs: which neurons of rank q rank r needs (its images).
     let all_images: Vec<Vec<Vec<u64>>> = if n_ranks > 1 {
@@ -134,26 +162,77 @@ pub fn build_network(
             })
             .collect();
         let shard = plan.fill(counts, &all_images[r as usize], &send, hash, progress)?;
-        let tw = Instant::now();
-        let file = shard_file_name(r);
-        let written = write_shard(&staging.path().join(&file), &shard, opts.compress)?;
-        results.push(RankResult {
-            entry: ShardEntry {
-                file,
-                rank: r,
-                bytes: written.file_bytes,
-                xxh3: format!("{:016x}", written.header_xxh3),
-                synapses: shard.syn_weight.len() as u64,
-                neurons: shard.local_to_global.len() as u64,
-                images: shard.images.len() as u64,
-            },
-            per_projection: shard.projection_synapses.clone(),
-            min_delay_steps: shard.min_delay_steps,
-            max_delay_steps: shard.max_delay_steps,
-            write_seconds: tw.elapsed().as_secs_f64(),
-        });
+        results.push(write_rank(&staging, &shard, opts)?);
     }
     finish_manifest(cfg, &model, hash, staging, results, opts, threads, t0)
+}
+
+/// Writes a rank's shard into the staging directory.
+fn write_rank(
+    staging: &Staging,
+    shard: &ShardData,
+    opts: &BuildOptions,
+) -> Result<RankResult, BuildError> {
+    let tw = Instant::now();
+    let file = shard_file_name(shard.rank);
+    let written = write_shard(&staging.path().join(&file), shard, opts.compress)?;
+    Ok(RankResult {
+        entry: ShardEntry {
+            file,
+            rank: shard.rank,
+            bytes: written.file_bytes,
+            xxh3: format!("{:016x}", written.header_xxh3),
+            synapses: shard.syn_weight.len() as u64,
+            neurons: shard.local_to_global.len() as u64,
+            images: shard.images.len() as u64,
+        },
+        per_projection: shard.projection_synapses.clone(),
+        min_delay_steps: shard.min_delay_steps,
+        max_delay_steps: shard.max_delay_steps,
+        write_seconds: tw.elapsed().as_secs_f64(),
+    })
+}
+
+/// The ranks built on devices, one after the other (a device each, opened by
+/// `factory`). With several ranks, a first pass generates every rank up to
+/// its images (for the send tables), as the CPU build's counting pass does.
+fn build_ranks_gpu(
+    factory: &DeviceFactory,
+    model: &Model,
+    placement: &Placement,
+    hash: [u8; 16],
+    staging: &Staging,
+    opts: &BuildOptions,
+) -> Result<Vec<RankResult>, BuildError> {
+    use std::sync::atomic::Ordering;
+    let n_ranks = placement.n_ranks();
+    let mut all_images: Vec<Vec<Vec<u64>>> = Vec::new();
+    if n_ranks > 1 {
+        for r in 0..n_ranks {
+            let mut dev = factory.open(r)?;
+            let g = GpuRank::generate(&mut *dev, model, placement, r)?;
+            opts.progress.fetch_add(g.n_synapses(), Ordering::Relaxed);
+            all_images.push(g.images().to_vec());
+            g.free(&mut *dev);
+        }
+    }
+    let mut results = Vec::with_capacity(n_ranks as usize);
+    for r in 0..n_ranks {
+        let mut dev = factory.open(r)?;
+        let g = GpuRank::generate(&mut *dev, model, placement, r)?;
+        if n_ranks > 1 && g.images() != all_images[r as usize].as_slice() {
+            return Err(BuildError::Internal(format!(
+                "rank {r}: the device found other images the second time"
+            )));
+        }
+        let n_syn = g.n_synapses();
+        let send = send_tables(placement, r, &all_images);
+        let shard = g.finish(&mut *dev, &send, hash)?;
+        drop(dev);
+        opts.progress.fetch_add(2 * n_syn, Ordering::Relaxed);
+        results.push(write_rank(staging, &shard, opts)?);
+    }
+    Ok(results)
 }
 
 /// What one rank's build produced.
@@ -254,7 +333,7 @@ pub fn finish_manifest(
                 .unwrap_or(0),
             host: hostname(),
             threads,
-            device: "cpu".into(),
+            device: opts.device.name().into(),
             build_seconds,
         },
         checksum: String::new(),

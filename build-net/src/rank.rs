@@ -25,26 +25,26 @@ use crate::connect::{split_total_number, ProjPlan};
 use crate::BuildError;
 
 /// Row index marker for sources without synapses here.
-const NO_ROW: u32 = u32::MAX;
+pub(crate) const NO_ROW: u32 = u32::MAX;
 
 /// The rank's own targets and their in-degrees.
 pub struct RankPlan<'a> {
-    model: &'a Model,
-    placement: &'a Placement,
-    rank: u32,
+    pub(crate) model: &'a Model,
+    pub(crate) placement: &'a Placement,
+    pub(crate) rank: u32,
     /// Global ids of own neurons.
-    owned: Vec<u64>,
+    pub(crate) owned: Vec<u64>,
     /// Per population: range of local indices.
-    pop_local: Vec<(usize, usize)>,
+    pub(crate) pop_local: Vec<(usize, usize)>,
     /// Prepared projections.
-    projs: Vec<ProjPlan>,
+    pub(crate) projs: Vec<ProjPlan>,
     /// Per population: indices into `projs` of projections targeting it.
-    by_target: Vec<Vec<usize>>,
+    pub(crate) by_target: Vec<Vec<usize>>,
     /// Per projection: in-degree per own target of its target population
     /// (fixed_total_number only).
-    split_indeg: Vec<Vec<u32>>,
+    pub(crate) split_indeg: Vec<Vec<u32>>,
     /// Chunk boundaries in local indices.
-    chunks: Vec<(usize, usize)>,
+    pub(crate) chunks: Vec<(usize, usize)>,
 }
 
 /// Result of the counting pass.
@@ -146,7 +146,7 @@ impl<'a> RankPlan<'a> {
         self.owned.len()
     }
 
-    fn pop_of_local(&self, l: usize) -> usize {
+    pub(crate) fn pop_of_local(&self, l: usize) -> usize {
         self.pop_local.partition_point(|&(_, b)| b <= l)
     }
 

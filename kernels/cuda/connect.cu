@@ -12,9 +12,11 @@
 // Normal variates come from the ziggurat (ziggurat.cuh) with the tables the
 // host computed (ZigguratTables::to_flat, uploaded as 770 doubles).
 //
-// This kernel writes each synapse's (source, weight, target | delay <<
-// target_bits) in (target, k) order; grouping by source into the CSR rows
-// (the scatter of build-net/src/rank.rs) stays on the host for now.
+// snn_connect_per_synapse writes each synapse's (source, weight, target |
+// delay << target_bits) in (target, k) order for one projection. The GPU
+// builder (build-net/src/gpu.rs) uses the kernels at the end of this file
+// instead, which generate every synapse of a rank at once in canonical order
+// (see snn_build_synapses) for every rule; build.cu groups them into the CSR.
 #ifndef SNN_CONNECT_CU
 #define SNN_CONNECT_CU
 
@@ -167,6 +169,265 @@ SNN_KERNEL snn_connect_per_synapse(SnnConnectParams p, const SnnZigTables* zig,
         out_src[j] = src;
         out_w[j] = w;
         out_td[j] = tgt_local[lo] | (d << p.target_bits);
+    }
+}
+
+
+// ---- The GPU builder's generation (build-net/src/gpu.rs) ------------------
+//
+// A rank's synapses are generated at once, in canonical order: target-major
+// (local index), then the projections targeting the target's population in
+// config order, then the synapse index k. A (target, projection) pair p has
+// the synapses tp_off[p] .. tp_off[p + 1] (the in-degrees' prefix sums), so
+// synapse j belongs to the last pair p with tp_off[p] <= j and has k = j -
+// tp_off[p]. Every value is a pure function of (projection, target, k), so
+// the result does not depend on the launch shape or thread order. Checked
+// through whole builds (shards byte for byte against the CPU builder) by
+// tests/gpu_build_host.rs (root package).
+
+// How a projection's sources are found (connect::ProjPlan's modes, per rule).
+#define SNN_RULE_PER_SYNAPSE 0u  // fixed_total_number, fixed_indegree with multapses
+#define SNN_RULE_ONE_TO_ONE 1u
+#define SNN_RULE_ALL_TO_ALL 2u
+#define SNN_RULE_BERNOULLI 3u    // pairwise_bernoulli (sources by snn_build_bernoulli_sources)
+#define SNN_RULE_DISTINCT 4u     // fixed_indegree without multapses (snn_build_distinct_sources)
+
+// One projection of the builder. Mirrored by
+// snn_kernels::device::BuildProjParams.
+struct SnnBuildProj {
+    SnnConnectParams c;  // c.target_bits: the rank's
+    uint64_t src_first;  // global id of the first source neuron
+    double ln_1mp;       // pairwise_bernoulli: ln(1 - p) (ProjPlan::ln_1mp)
+    uint32_t rule;       // SNN_RULE_*
+    uint32_t pad;        // 0
+};
+
+// The pair of synapse j: the last p < n_pairs with tp_off[p] <= j
+// (tp_off[0] = 0 <= j < tp_off[n_pairs]).
+SNN_HD uint32_t snn_build_pair_of(const uint64_t* tp_off, uint32_t n_pairs, uint64_t j) {
+    uint32_t lo = 0, hi = n_pairs;  // tp_off[lo] <= j < tp_off[hi]
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (tp_off[mid] <= j) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+// ProjPlan::listed_sources for pairwise_bernoulli: the connected sources of
+// target t walked by geometric gaps in the stream Bernoulli(p, t, 0). With
+// out == 0 only counts them; otherwise also writes src_first + s to out[m].
+SNN_HD uint32_t snn_build_bernoulli_walk(const SnnBuildProj* P, uint32_t t, uint32_t* out) {
+    SnnRng rng = snn_rng_new(P->c.seed, SNN_PURPOSE_BERNOULLI, P->c.projection, t, 0);
+    uint64_t s = 0;
+    uint32_t m = 0;
+    for (;;) {
+        uint64_t skip = snn_geometric_skip(&rng, P->ln_1mp);
+        s = skip > 0xffffffffffffffffull - s ? 0xffffffffffffffffull : s + skip;  // saturating
+        if (s >= P->c.n_src) {
+            break;
+        }
+        if (!(P->c.exclude_self && s == (uint64_t)t)) {
+            if (out) {
+                out[m] = (uint32_t)(P->src_first + s);
+            }
+            m += 1;
+        }
+        s += 1;
+    }
+    return m;
+}
+
+// In-degrees of the pairwise_bernoulli pairs: pair_n[p] for each pair whose
+// projection (projs[pair_proj[p]]) has SNN_RULE_BERNOULLI; others untouched.
+SNN_KERNEL snn_build_bernoulli_count(const SnnBuildProj* projs, uint32_t n_pairs,
+                                     const uint32_t* pair_tgt_index, const uint32_t* pair_proj,
+                                     uint32_t* pair_n) {
+    SNN_FOR_GRID(p, n_pairs) {
+        const SnnBuildProj* P = &projs[pair_proj[p]];
+        if (P->rule == SNN_RULE_BERNOULLI) {
+            pair_n[p] = snn_build_bernoulli_walk(P, pair_tgt_index[p], 0);
+        }
+    }
+}
+
+// Sources (global ids) of the pairwise_bernoulli pairs, at out_src[tp_off[p]
+// ...] (in-degrees from snn_build_bernoulli_count).
+SNN_KERNEL snn_build_bernoulli_sources(const SnnBuildProj* projs, uint32_t n_pairs,
+                                       const uint32_t* pair_tgt_index, const uint32_t* pair_proj,
+                                       const uint64_t* tp_off, uint32_t* out_src) {
+    SNN_FOR_GRID(p, n_pairs) {
+        const SnnBuildProj* P = &projs[pair_proj[p]];
+        if (P->rule == SNN_RULE_BERNOULLI) {
+            snn_build_bernoulli_walk(P, pair_tgt_index[p], out_src + tp_off[p]);
+        }
+    }
+}
+
+// Heap sort of a[0 .. n) (increasing).
+SNN_HD void snn_build_sift_down_u32(uint32_t* a, uint64_t root, uint64_t end) {
+    for (;;) {
+        uint64_t child = 2 * root + 1;
+        if (child >= end) {
+            return;
+        }
+        if (child + 1 < end && a[child] < a[child + 1]) {
+            child += 1;
+        }
+        if (!(a[root] < a[child])) {
+            return;
+        }
+        uint32_t x = a[root];
+        a[root] = a[child];
+        a[child] = x;
+        root = child;
+    }
+}
+
+SNN_HD void snn_build_heap_sort_u32(uint32_t* a, uint64_t n) {
+    if (n < 2) {
+        return;
+    }
+    for (uint64_t start = n / 2; start-- > 0;) {
+        snn_build_sift_down_u32(a, start, n);
+    }
+    for (uint64_t end = n - 1; end > 0; --end) {
+        uint32_t x = a[0];
+        a[0] = a[end];
+        a[end] = x;
+        snn_build_sift_down_u32(a, 0, end);
+    }
+}
+
+// Slot i of a hash table of 2k entries kept in two arrays of k (a, then b).
+SNN_HD uint32_t* snn_build_slot(uint32_t* a, uint32_t* b, uint64_t k, uint64_t i) {
+    return i < k ? &a[i] : &b[i - k];
+}
+
+// ProjPlan::listed_sources for fixed_indegree without multapses: Floyd's
+// sampling of k distinct sources among avail = n_src - exclude_self in the
+// stream NoMultapse(p, t, 0), sorted, shifted past the target when autapses
+// are excluded. One thread per pair of such a projection (the in-degree k =
+// min(indegree, avail) comes from tp_off); the set is an open-addressing
+// hash table (value + 1, 0 = empty; load at most 1/2) in the pair's ranges
+// of scratch_a and scratch_b (the generated weights and packed words, which
+// snn_build_synapses overwrites afterwards). Writes src_first + s to
+// out_src[tp_off[p] ...].
+SNN_KERNEL snn_build_distinct_sources(const SnnBuildProj* projs, uint32_t n_pairs,
+                                      const uint32_t* pair_tgt_index, const uint32_t* pair_proj,
+                                      const uint64_t* tp_off, uint32_t* out_src,
+                                      uint32_t* scratch_a, uint32_t* scratch_b) {
+    SNN_FOR_GRID(p, n_pairs) {
+        const SnnBuildProj* P = &projs[pair_proj[p]];
+        if (P->rule != SNN_RULE_DISTINCT) {
+            continue;
+        }
+        uint64_t base = tp_off[p];
+        uint64_t k = tp_off[p + 1] - base;
+        if (k == 0) {
+            continue;
+        }
+        uint32_t t = pair_tgt_index[p];
+        uint64_t avail = P->c.n_src - (P->c.exclude_self ? 1u : 0u);
+        uint32_t* a = scratch_a + base;
+        uint32_t* b = scratch_b + base;
+        uint64_t size = 2 * k;
+        for (uint64_t i = 0; i < size; ++i) {
+            *snn_build_slot(a, b, k, i) = 0;
+        }
+        SnnRng rng = snn_rng_new(P->c.seed, SNN_PURPOSE_NO_MULTAPSE, P->c.projection, t, 0);
+        for (uint64_t j = avail - k; j < avail; ++j) {
+            uint64_t r = snn_rng_below(&rng, j + 1);
+            // Insert r; if it is there already, insert j (never there: every
+            // value so far is below j).
+            for (int pass = 0; pass < 2; ++pass) {
+                uint64_t v = pass == 0 ? r : j;
+                uint64_t h = ((v * 0x9E3779B97F4A7C15ull) >> 32) % size;
+                bool found = false;
+                for (;;) {
+                    uint32_t* s = snn_build_slot(a, b, k, h);
+                    if (*s == 0) {
+                        *s = (uint32_t)(v + 1);
+                        break;
+                    }
+                    if (*s == (uint32_t)(v + 1)) {
+                        found = true;
+                        break;
+                    }
+                    h = h + 1 == size ? 0 : h + 1;
+                }
+                if (!found) {
+                    break;
+                }
+            }
+        }
+        uint32_t* out = out_src + base;
+        uint64_t m = 0;
+        for (uint64_t i = 0; i < size; ++i) {
+            uint32_t x = *snn_build_slot(a, b, k, i);
+            if (x != 0) {
+                out[m++] = x - 1;
+            }
+        }
+        snn_build_heap_sort_u32(out, m);
+        for (uint64_t i = 0; i < m; ++i) {
+            uint64_t s = out[i];
+            if (P->c.exclude_self && s >= (uint64_t)t) {
+                s += 1;
+            }
+            out[i] = (uint32_t)(P->src_first + s);
+        }
+    }
+}
+
+// Every synapse of the rank (ProjPlan::for_each_synapse): synapse j of pair
+// p (target population index pair_tgt_index[p], local index
+// pair_tgt_local[p], projection slot pair_proj[p]) reads the stream
+// Synapse(projection, t, k): the source first for SNN_RULE_PER_SYNAPSE, then
+// the weight and the delay. Writes out_src[j] (global source id; read there
+// instead for SNN_RULE_BERNOULLI and SNN_RULE_DISTINCT, written before),
+// out_w[j], out_td[j] = local target | delay_steps << target_bits; adds 1 to
+// src_count[source] (synapses per global source) and, for a delay that does
+// not fit beside the target bits, to n_bad_delay[slot].
+SNN_KERNEL snn_build_synapses(const SnnBuildProj* projs, const SnnZigTables* zig,
+                              const uint64_t* tp_off, uint32_t n_pairs,
+                              const uint32_t* pair_tgt_index, const uint32_t* pair_tgt_local,
+                              const uint32_t* pair_proj, uint32_t* out_src, int32_t* out_w,
+                              uint32_t* out_td, uint32_t* src_count, uint32_t* n_bad_delay) {
+    uint64_t n_syn = n_pairs == 0 ? 0 : tp_off[n_pairs];
+    SNN_FOR_GRID(j, n_syn) {
+        uint32_t p = snn_build_pair_of(tp_off, n_pairs, j);
+        uint32_t slot = pair_proj[p];
+        const SnnBuildProj* P = &projs[slot];
+        uint32_t t = pair_tgt_index[p];
+        uint64_t k = j - tp_off[p];
+        SnnRng rng = snn_rng_new(P->c.seed, SNN_PURPOSE_SYNAPSE, P->c.projection, t, (uint32_t)k);
+        uint64_t src;
+        if (P->rule == SNN_RULE_PER_SYNAPSE) {
+            uint64_t s;
+            do {
+                s = snn_rng_below(&rng, P->c.n_src);
+            } while (P->c.exclude_self && s == (uint64_t)t);
+            src = P->src_first + s;
+        } else if (P->rule == SNN_RULE_ONE_TO_ONE) {
+            src = P->src_first + t;
+        } else if (P->rule == SNN_RULE_ALL_TO_ALL) {
+            src = P->src_first + k + ((P->c.exclude_self && k >= (uint64_t)t) ? 1u : 0u);
+        } else {
+            src = out_src[j];
+        }
+        int32_t w = snn_quantize_weight(snn_draw_dist(&P->c.weight, zig, &rng), P->c.frac_bits);
+        uint32_t d = snn_delay_to_steps(snn_draw_dist(&P->c.delay, zig, &rng), P->c.dt_ms);
+        if ((uint64_t)d >= (1ull << (32 - P->c.target_bits))) {
+            snn_atomic_add_u32(&n_bad_delay[slot], 1u);
+        }
+        out_src[j] = (uint32_t)src;
+        out_w[j] = w;
+        out_td[j] = pair_tgt_local[p] | (d << P->c.target_bits);
+        snn_atomic_add_u32(&src_count[src], 1u);
     }
 }
 

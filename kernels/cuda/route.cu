@@ -1,9 +1,209 @@
 // The simulation engine's kernels besides the neuron update and delivery:
-// spike routing (packing per destination rank, unpacking received spikes),
-// spike generators and recording. Twins of simulate/src/engine.rs.
+// spike generators, recording, and spike routing (packing per destination
+// rank, unpacking received spikes). Twins of simulate/src/engine.rs
+// (Engine::update_step's generators, Engine::route, route_collective,
+// receive, receive_collective) and of run.rs's recording; driven by
+// simulate/src/gpu.rs and checked bit for bit against the CPU engine by the
+// root package's tests/gpu_sim_host.rs.
+//
+// Entry formats (all u64):
+// * spike entry: `offset << 32 | local`, offset = step - interval_start
+//   (neuron.cu's compaction; the delivery format of deliver.cu);
+// * wire entry (point-to-point): `offset << 32 | position in the send table
+//   to that rank`; wire entry (collective): `offset << 32 | local`;
+// * recording entry: `(step - chunk_start) << 32 | local`, which sorts as
+//   u64 into (step, local index) order, the order of the spike files.
+//
+// Every list is filled by an atomic counter: entries come in thread order,
+// and a counter past the capacity means entries were dropped, which the
+// kernels report in the error counters (`err[k]`, see SNN_ERR_*). The
+// host reads the error counters before it trusts a result.
 #ifndef SNN_ROUTE_CU
 #define SNN_ROUTE_CU
 
 #include "port.cuh"
+
+// Error counters (indices into the engine's `err` array).
+#define SNN_ERR_SPIKE_OVERFLOW 0u  // the interval's spike list overflowed
+#define SNN_ERR_MALFORMED 1u       // a received entry does not fit the tables
+#define SNN_ERR_RECORD_OVERFLOW 2u // the recording buffer overflowed
+#define SNN_ERR_PACK_OVERFLOW 3u   // an outgoing buffer overflowed
+#define SNN_ERR_RECV_OVERFLOW 4u   // the received delivery list overflowed
+
+// The number of valid entries of a list whose counter is *count (entries
+// beyond the capacity were dropped; counted once, by thread 0 of block 0).
+SNN_HD uint32_t snn_list_len(const uint32_t* count, uint32_t capacity, uint32_t* err,
+                             uint32_t which) {
+    uint32_t n = *count;
+    if (n > capacity) {
+        if (SNN_BLOCK_IDX == 0 && SNN_THREAD_IDX == 0) {
+            snn_atomic_add_u32(&err[which], 1u);
+        }
+        n = capacity;
+    }
+    return n;
+}
+
+// Appends `entry` to a list (dropped if full; the counter still counts).
+SNN_HD void snn_list_push(uint64_t* list, uint32_t* count, uint32_t capacity, uint64_t entry) {
+    uint32_t slot = snn_atomic_add_u32(count, 1u);
+    if (slot < capacity) {
+        list[slot] = entry;
+    }
+}
+
+// Spike generators: every neuron of the block (local indices first_local ..
+// first_local + n) fires in the step at `offset` in the interval
+// (Dynamics::Generator; the host launches it for the steps in the
+// generator's list only).
+SNN_KERNEL snn_generator_spikes(uint64_t offset, uint32_t first_local, uint32_t n,
+                                uint64_t* spikes, uint32_t* n_spikes, uint32_t capacity) {
+    SNN_FOR_GRID(i, n) {
+        snn_list_push(spikes, n_spikes, capacity,
+                      (offset << 32) | (uint64_t)(first_local + (uint32_t)i));
+    }
+}
+
+// Recording: copies the interval's spike entries of steps interval_start +
+// offset with offset >= from_offset into the recording buffer as
+// `(chunk_offset + offset) << 32 | local`, chunk_offset = interval_start -
+// chunk_start (< 2^32 - interval; the host flushes before).
+SNN_KERNEL snn_record_spikes(const uint64_t* spikes, const uint32_t* n_spikes,
+                             uint32_t capacity, uint64_t chunk_offset, uint64_t from_offset,
+                             uint64_t* rec, uint32_t* n_rec, uint32_t rec_capacity,
+                             uint32_t* err) {
+    uint32_t n = snn_list_len(n_spikes, capacity, err, SNN_ERR_SPIKE_OVERFLOW);
+    SNN_FOR_GRID(i, n) {
+        uint64_t e = spikes[i];
+        uint64_t off = e >> 32;
+        if (off >= from_offset) {
+            uint32_t slot = snn_atomic_add_u32(n_rec, 1u);
+            if (slot < rec_capacity) {
+                rec[slot] = ((chunk_offset + off) << 32) | (e & 0xffffffffull);
+            } else {
+                snn_atomic_add_u32(&err[SNN_ERR_RECORD_OVERFLOW], 1u);
+            }
+        }
+    }
+}
+
+// V_m recording: dst[k] = src[idx[k]] for k < n (one population's
+// membrane potentials, `idx` its recorded neurons' indices in the block).
+SNN_KERNEL snn_gather_f64(const double* src, const uint32_t* idx, uint32_t n, double* dst) {
+    SNN_FOR_GRID(k, n) {
+        dst[k] = src[idx[k]];
+    }
+}
+
+// Point-to-point packing (Engine::route): for every spike entry and every
+// (rank, position) of its neuron's send entries (send_entries[send_ptr[l]
+// .. send_ptr[l + 1]], each `rank << 32 | position`), appends `offset << 32 |
+// position` to that rank's region of `out` (region q: out_start[q] ..
+// out_start[q] + out_cap[q], filled through out_count[q]).
+SNN_KERNEL snn_pack_p2p(const uint64_t* spikes, const uint32_t* n_spikes, uint32_t capacity,
+                        const uint32_t* send_ptr, const uint64_t* send_entries,
+                        const uint64_t* out_start, const uint32_t* out_cap, uint64_t* out,
+                        uint32_t* out_count, uint32_t* err) {
+    uint32_t n = snn_list_len(n_spikes, capacity, err, SNN_ERR_SPIKE_OVERFLOW);
+    SNN_FOR_GRID(i, n) {
+        uint64_t e = spikes[i];
+        uint32_t l = (uint32_t)e;
+        uint64_t off = e >> 32;
+        for (uint32_t k = send_ptr[l]; k < send_ptr[l + 1]; ++k) {
+            uint64_t se = send_entries[k];
+            uint32_t q = (uint32_t)(se >> 32);
+            uint32_t slot = snn_atomic_add_u32(&out_count[q], 1u);
+            if (slot < out_cap[q]) {
+                out[out_start[q] + slot] = (off << 32) | (se & 0xffffffffull);
+            } else {
+                snn_atomic_add_u32(&err[SNN_ERR_PACK_OVERFLOW], 1u);
+            }
+        }
+    }
+}
+
+// Collective packing (Engine::route_collective): the entries of neurons
+// with any send entry, as they are (`offset << 32 | local`).
+SNN_KERNEL snn_pack_collective(const uint64_t* spikes, const uint32_t* n_spikes,
+                               uint32_t capacity, const uint32_t* send_ptr, uint64_t* out,
+                               uint32_t* out_count, uint32_t out_cap, uint32_t* err) {
+    uint32_t n = snn_list_len(n_spikes, capacity, err, SNN_ERR_SPIKE_OVERFLOW);
+    SNN_FOR_GRID(i, n) {
+        uint64_t e = spikes[i];
+        uint32_t l = (uint32_t)e;
+        if (send_ptr[l] != send_ptr[l + 1]) {
+            uint32_t slot = snn_atomic_add_u32(out_count, 1u);
+            if (slot < out_cap) {
+                out[slot] = e;
+            } else {
+                snn_atomic_add_u32(&err[SNN_ERR_PACK_OVERFLOW], 1u);
+            }
+        }
+    }
+}
+
+// Point-to-point unpacking (Engine::receive): n wire entries from one rank
+// whose images are rows n_local + image_begin .. n_local + image_end become
+// delivery entries `offset << 32 | (n_local + image_begin + position)`. An
+// entry with offset >= interval or a position past the images is malformed:
+// counted in err[SNN_ERR_MALFORMED] and not delivered.
+SNN_KERNEL snn_unpack_p2p(const uint64_t* recv, uint32_t n, uint64_t interval,
+                          uint64_t image_begin, uint64_t image_end, uint32_t n_local,
+                          uint64_t* deliv, uint32_t* n_deliv, uint32_t deliv_cap,
+                          uint32_t* err) {
+    SNN_FOR_GRID(i, n) {
+        uint64_t w = recv[i];
+        uint64_t off = w >> 32;
+        uint64_t pos = w & 0xffffffffull;
+        if (off >= interval || image_begin + pos >= image_end) {
+            snn_atomic_add_u32(&err[SNN_ERR_MALFORMED], 1u);
+        } else {
+            uint32_t slot = snn_atomic_add_u32(n_deliv, 1u);
+            if (slot < deliv_cap) {
+                deliv[slot] = (off << 32) | ((uint64_t)n_local + image_begin + pos);
+            } else {
+                snn_atomic_add_u32(&err[SNN_ERR_RECV_OVERFLOW], 1u);
+            }
+        }
+    }
+}
+
+// Collective unpacking (Engine::receive_collective): n entries `offset <<
+// 32 | source-local index` from one rank; those whose index is among the
+// rank's images (`needs`: n_needs source-local indices, increasing) become
+// delivery entries `offset << 32 | (base_row + position in needs)`; others
+// are skipped. offset >= interval is malformed.
+SNN_KERNEL snn_unpack_collective(const uint64_t* recv, uint32_t n, uint64_t interval,
+                                 const uint32_t* needs, uint32_t n_needs, uint64_t base_row,
+                                 uint64_t* deliv, uint32_t* n_deliv, uint32_t deliv_cap,
+                                 uint32_t* err) {
+    SNN_FOR_GRID(i, n) {
+        uint64_t w = recv[i];
+        uint64_t off = w >> 32;
+        uint32_t l = (uint32_t)w;
+        if (off >= interval) {
+            snn_atomic_add_u32(&err[SNN_ERR_MALFORMED], 1u);
+            continue;
+        }
+        // Binary search for l in needs[0 .. n_needs).
+        uint32_t lo = 0, hi = n_needs;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2u;
+            if (needs[mid] < l) {
+                lo = mid + 1u;
+            } else {
+                hi = mid;
+            }
+        }
+        if (lo < n_needs && needs[lo] == l) {
+            uint32_t slot = snn_atomic_add_u32(n_deliv, 1u);
+            if (slot < deliv_cap) {
+                deliv[slot] = (off << 32) | (base_row + lo);
+            } else {
+                snn_atomic_add_u32(&err[SNN_ERR_RECV_OVERFLOW], 1u);
+            }
+        }
+    }
+}
 
 #endif  // SNN_ROUTE_CU

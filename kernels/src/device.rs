@@ -167,6 +167,71 @@ pub enum KernelId {
     /// n_targets, tgt_index, tgt_local, out_src, out_w, out_td,
     /// n_bad_delay)`.
     ConnectPerSynapse,
+    /// `snn_build_bernoulli_count(projs, n_pairs, pair_tgt_index, pair_proj,
+    /// pair_n)`: in-degrees of the builder's `pairwise_bernoulli` pairs.
+    BuildBernoulliCount,
+    /// `snn_build_bernoulli_sources(projs, n_pairs, pair_tgt_index,
+    /// pair_proj, tp_off, out_src)`: their sources.
+    BuildBernoulliSources,
+    /// `snn_build_synapses(projs, zig_tables, tp_off, n_pairs,
+    /// pair_tgt_index, pair_tgt_local, pair_proj, out_src, out_w, out_td,
+    /// src_count, n_bad_delay)`: every synapse of a rank, canonical order.
+    BuildSynapses,
+    /// `snn_build_scan_partials(in, n, seg, partial)`.
+    BuildScanPartials,
+    /// `snn_build_scan_top(partial, n_seg, out, n)`.
+    BuildScanTop,
+    /// `snn_build_scan_finish(in, n, seg, partial, out)`.
+    BuildScanFinish,
+    /// `snn_build_gather_u64(src, idx, n, out)`.
+    BuildGatherU64,
+    /// `snn_build_proj_totals(pair_n, n_pairs, pair_proj, totals)`.
+    BuildProjTotals,
+    /// `snn_build_distinct_sources(projs, n_pairs, pair_tgt_index,
+    /// pair_proj, tp_off, out_src, scratch_a, scratch_b)`: sources of
+    /// `fixed_indegree` without multapses (Floyd's sampling).
+    BuildDistinctSources,
+    /// `snn_build_image_flags(perm, n_neurons, own_lo, own_hi, src_count,
+    /// flags)`.
+    BuildImageFlags,
+    /// `snn_build_rows(perm, n_neurons, own_lo, own_hi, flags, pos, n_local,
+    /// row_of, images)`.
+    BuildRows,
+    /// `snn_build_row_len(src_count, n_neurons, row_of, row_len)`.
+    BuildRowLen,
+    /// `snn_build_scatter(gen_src, n_syn, row_of, row_ptr, cursor, key,
+    /// n_err)`.
+    BuildScatter,
+    /// `snn_build_sort_rows(row_ptr, n_rows, key)`.
+    BuildSortRows,
+    /// `snn_build_gather_synapses(key, n_syn, gen_td, gen_w, out_td,
+    /// out_w)`.
+    BuildGatherSynapses,
+    /// `snn_deliver_list(spikes, n_spikes*, capacity, interval_start,
+    /// row_ptr, syn_td, syn_w, target_bits, slots, n_local, ring_ex,
+    /// ring_in, count_events, n_events*, err, err_index)`: [`Self::Deliver`]
+    /// with the count read from device memory and synaptic events counted.
+    DeliverList,
+    /// `snn_generator_spikes(offset, first_local, n, spikes, n_spikes,
+    /// capacity)`.
+    GeneratorSpikes,
+    /// `snn_record_spikes(spikes, n_spikes*, capacity, chunk_offset,
+    /// from_offset, rec, n_rec, rec_capacity, err)`.
+    RecordSpikes,
+    /// `snn_gather_f64(src, idx, n, dst)`.
+    GatherF64,
+    /// `snn_pack_p2p(spikes, n_spikes*, capacity, send_ptr, send_entries,
+    /// out_start, out_cap, out, out_count, err)`.
+    PackP2p,
+    /// `snn_pack_collective(spikes, n_spikes*, capacity, send_ptr, out,
+    /// out_count, out_cap, err)`.
+    PackCollective,
+    /// `snn_unpack_p2p(recv, n, interval, image_begin, image_end, n_local,
+    /// deliv, n_deliv, deliv_cap, err)`.
+    UnpackP2p,
+    /// `snn_unpack_collective(recv, n, interval, needs, n_needs, base_row,
+    /// deliv, n_deliv, deliv_cap, err)`.
+    UnpackCollective,
 }
 
 impl KernelId {
@@ -175,8 +240,31 @@ impl KernelId {
         KernelId::IafPscExpUpdate,
         KernelId::IafPscAlphaUpdate,
         KernelId::Deliver,
+        KernelId::DeliverList,
+        KernelId::GeneratorSpikes,
+        KernelId::RecordSpikes,
+        KernelId::GatherF64,
+        KernelId::PackP2p,
+        KernelId::PackCollective,
+        KernelId::UnpackP2p,
+        KernelId::UnpackCollective,
         // (simulation engine kernels)
         KernelId::ConnectPerSynapse,
+        KernelId::BuildBernoulliCount,
+        KernelId::BuildBernoulliSources,
+        KernelId::BuildSynapses,
+        KernelId::BuildScanPartials,
+        KernelId::BuildScanTop,
+        KernelId::BuildScanFinish,
+        KernelId::BuildGatherU64,
+        KernelId::BuildProjTotals,
+        KernelId::BuildDistinctSources,
+        KernelId::BuildImageFlags,
+        KernelId::BuildRows,
+        KernelId::BuildRowLen,
+        KernelId::BuildScatter,
+        KernelId::BuildSortRows,
+        KernelId::BuildGatherSynapses,
         // (builder kernels)
     ];
 
@@ -187,6 +275,29 @@ impl KernelId {
             KernelId::IafPscAlphaUpdate => "snn_iaf_psc_alpha_update",
             KernelId::Deliver => "snn_deliver",
             KernelId::ConnectPerSynapse => "snn_connect_per_synapse",
+            KernelId::BuildBernoulliCount => "snn_build_bernoulli_count",
+            KernelId::BuildBernoulliSources => "snn_build_bernoulli_sources",
+            KernelId::BuildSynapses => "snn_build_synapses",
+            KernelId::BuildScanPartials => "snn_build_scan_partials",
+            KernelId::BuildScanTop => "snn_build_scan_top",
+            KernelId::BuildScanFinish => "snn_build_scan_finish",
+            KernelId::BuildGatherU64 => "snn_build_gather_u64",
+            KernelId::BuildProjTotals => "snn_build_proj_totals",
+            KernelId::BuildDistinctSources => "snn_build_distinct_sources",
+            KernelId::BuildImageFlags => "snn_build_image_flags",
+            KernelId::BuildRows => "snn_build_rows",
+            KernelId::BuildRowLen => "snn_build_row_len",
+            KernelId::BuildScatter => "snn_build_scatter",
+            KernelId::BuildSortRows => "snn_build_sort_rows",
+            KernelId::BuildGatherSynapses => "snn_build_gather_synapses",
+            KernelId::DeliverList => "snn_deliver_list",
+            KernelId::GeneratorSpikes => "snn_generator_spikes",
+            KernelId::RecordSpikes => "snn_record_spikes",
+            KernelId::GatherF64 => "snn_gather_f64",
+            KernelId::PackP2p => "snn_pack_p2p",
+            KernelId::PackCollective => "snn_pack_collective",
+            KernelId::UnpackP2p => "snn_unpack_p2p",
+            KernelId::UnpackCollective => "snn_unpack_collective",
         }
     }
 
@@ -196,6 +307,29 @@ impl KernelId {
             KernelId::IafPscExpUpdate | KernelId::IafPscAlphaUpdate => Module::Neuron,
             KernelId::Deliver => Module::Deliver,
             KernelId::ConnectPerSynapse => Module::Connect,
+            KernelId::BuildBernoulliCount
+            | KernelId::BuildBernoulliSources
+            | KernelId::BuildSynapses
+            | KernelId::BuildDistinctSources => Module::Connect,
+            KernelId::BuildScanPartials
+            | KernelId::BuildScanTop
+            | KernelId::BuildScanFinish
+            | KernelId::BuildGatherU64
+            | KernelId::BuildProjTotals
+            | KernelId::BuildImageFlags
+            | KernelId::BuildRows
+            | KernelId::BuildRowLen
+            | KernelId::BuildScatter
+            | KernelId::BuildSortRows
+            | KernelId::BuildGatherSynapses => Module::Build,
+            KernelId::DeliverList => Module::Deliver,
+            KernelId::GeneratorSpikes
+            | KernelId::RecordSpikes
+            | KernelId::GatherF64
+            | KernelId::PackP2p
+            | KernelId::PackCollective
+            | KernelId::UnpackP2p
+            | KernelId::UnpackCollective => Module::Route,
         }
     }
 }
@@ -416,6 +550,34 @@ device_struct! {
         pub frac_bits: u32,
         /// Bits of the local target in a packed synapse.
         pub target_bits: u32,
+    }
+}
+
+/// `SNN_RULE_PER_SYNAPSE` of `connect.cu`: each synapse draws its source
+/// (`fixed_total_number`, `fixed_indegree` with multapses).
+pub const RULE_PER_SYNAPSE: u32 = 0;
+/// `SNN_RULE_ONE_TO_ONE`.
+pub const RULE_ONE_TO_ONE: u32 = 1;
+/// `SNN_RULE_ALL_TO_ALL`.
+pub const RULE_ALL_TO_ALL: u32 = 2;
+/// `SNN_RULE_BERNOULLI` (`pairwise_bernoulli`).
+pub const RULE_BERNOULLI: u32 = 3;
+/// `SNN_RULE_DISTINCT` (`fixed_indegree` without multapses).
+pub const RULE_DISTINCT: u32 = 4;
+
+device_struct! {
+    /// `SnnBuildProj` (`connect.cu`): one projection of the GPU builder.
+    pub struct BuildProjParams {
+        /// The projection's drawing parameters (`target_bits`: the rank's).
+        pub connect: ConnectParams,
+        /// Global id of the first source neuron.
+        pub src_first: u64,
+        /// `pairwise_bernoulli`: ln(1 - p).
+        pub ln_1mp: f64,
+        /// One of the `RULE_*` constants.
+        pub rule: u32,
+        /// Padding (0).
+        pub pad: u32,
     }
 }
 
@@ -652,7 +814,7 @@ pub mod nvrtc {
 
 #[cfg(feature = "cuda")]
 mod device_repr {
-    use super::{AlphaConsts, ConnectParams, DistParams, ExpConsts, StepInput};
+    use super::{AlphaConsts, BuildProjParams, ConnectParams, DistParams, ExpConsts, StepInput};
     // SAFETY: this and the following are #[repr(C)] structs of integers
     // and floats without implicit padding (checked at compile time), in the
     // layout of their C twins, so they can be passed by value as kernel
@@ -666,6 +828,8 @@ mod device_repr {
     unsafe impl cudarc::driver::DeviceRepr for DistParams {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for ConnectParams {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for BuildProjParams {}
 }
 
 #[cfg(test)]
@@ -704,5 +868,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<DistParams>(), 40);
         assert_eq!(std::mem::size_of::<ConnectParams>(), 120);
         assert_eq!(ConnectParams::default().to_le_bytes().len(), 120);
+        assert_eq!(std::mem::size_of::<BuildProjParams>(), 144);
+        assert_eq!(BuildProjParams::default().to_le_bytes().len(), 144);
     }
 }

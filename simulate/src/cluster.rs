@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::{Engine, StepSpikes};
+use crate::rank::RankEngine;
 use crate::SimError;
 
 /// Communication mode.
@@ -50,15 +50,13 @@ pub trait Cluster {
     /// Pass a path from the root to every process (`None` on the root means
     /// it failed; every process then returns an error).
     fn share_path(&self, root_path: Option<PathBuf>) -> Result<PathBuf, SimError>;
-    /// Exchange one interval's spikes: `spikes[i]` are the spikes of the
-    /// `i`-th rank of [`Cluster::here`]; returns each local rank's deliveries
-    /// (own spikes and received ones).
-    fn exchange(
-        &mut self,
-        engines: &[&Engine],
-        spikes: &[Vec<StepSpikes>],
-        interval_start: u64,
-    ) -> Result<Vec<Vec<(u64, u32)>>, SimError>;
+    /// Exchange one interval's spikes: `ranks[i]` is the `i`-th rank of
+    /// [`Cluster::here`], updated for the interval; each packs its wire
+    /// entries ([`RankEngine::pack`], [`RankEngine::pack_collective`]) and
+    /// receives the other ranks' ([`RankEngine::receive`],
+    /// [`RankEngine::receive_collective`]), to be delivered by
+    /// [`RankEngine::deliver`].
+    fn exchange(&mut self, ranks: &mut [&mut dyn RankEngine]) -> Result<(), SimError>;
     /// Element-wise sum over processes (result on every process).
     fn sum(&self, values: &mut [u64]);
     /// Wait for every process.
@@ -123,20 +121,16 @@ impl Cluster for Emulated {
     fn share_path(&self, root_path: Option<PathBuf>) -> Result<PathBuf, SimError> {
         root_path.ok_or_else(|| SimError::Invalid("no output directory".into()))
     }
-    fn exchange(
-        &mut self,
-        engines: &[&Engine],
-        spikes: &[Vec<StepSpikes>],
-        t0: u64,
-    ) -> Result<Vec<Vec<(u64, u32)>>, SimError> {
+    fn exchange(&mut self, ranks: &mut [&mut dyn RankEngine]) -> Result<(), SimError> {
         let n = self.n_ranks as usize;
-        let mut deliveries = Vec::with_capacity(n);
+        if n == 1 {
+            return Ok(());
+        }
         match self.mode {
             CommMode::P2p => {
                 let mut outgoing = Vec::with_capacity(n);
-                for (r, (e, s)) in engines.iter().zip(spikes).enumerate() {
-                    let (local, out) = e.route(s, t0, n);
-                    deliveries.push(local);
+                for (r, e) in ranks.iter_mut().enumerate() {
+                    let out = e.pack(n)?;
                     self.sent += out
                         .iter()
                         .enumerate()
@@ -145,10 +139,10 @@ impl Cluster for Emulated {
                         .sum::<u64>();
                     outgoing.push(out);
                 }
-                for (r, e) in engines.iter().enumerate() {
+                for (r, e) in ranks.iter_mut().enumerate() {
                     for (q, out) in outgoing.iter().enumerate() {
                         if q != r {
-                            e.receive(q as u32, &out[r], t0, &mut deliveries[r])?;
+                            e.receive(q as u32, &out[r])?;
                         }
                     }
                 }
@@ -159,18 +153,17 @@ impl Cluster for Emulated {
                 let g = self.group_size;
                 let mut gathered = Vec::with_capacity(n);
                 let mut outgoing = Vec::with_capacity(n);
-                for (r, (e, s)) in engines.iter().zip(spikes).enumerate() {
-                    let (local, out) = e.route_collective(s, t0);
+                for (r, e) in ranks.iter_mut().enumerate() {
+                    let out = e.pack_collective()?;
                     let group_n = (0..n as u32)
                         .filter(|&q| group_of(q, g) == group_of(r as u32, g))
                         .count();
                     if group_n > 1 {
                         self.sent += 8 * out.len() as u64;
                     }
-                    deliveries.push(local);
                     gathered.push(out);
                     if g != 0 {
-                        let (_, p2p) = e.route(s, t0, n);
+                        let p2p = e.pack(n)?;
                         self.sent += p2p
                             .iter()
                             .enumerate()
@@ -180,18 +173,18 @@ impl Cluster for Emulated {
                         outgoing.push(p2p);
                     }
                 }
-                for (r, e) in engines.iter().enumerate() {
+                for (r, e) in ranks.iter_mut().enumerate() {
                     for q in (0..n).filter(|&q| q != r) {
                         if group_of(q as u32, g) == group_of(r as u32, g) {
-                            e.receive_collective(q as u32, &gathered[q], t0, &mut deliveries[r])?;
+                            e.receive_collective(q as u32, &gathered[q])?;
                         } else {
-                            e.receive(q as u32, &outgoing[q][r], t0, &mut deliveries[r])?;
+                            e.receive(q as u32, &outgoing[q][r])?;
                         }
                     }
                 }
             }
         }
-        Ok(deliveries)
+        Ok(())
     }
     fn sum(&self, _values: &mut [u64]) {}
     fn barrier(&self) {}
@@ -260,11 +253,9 @@ impl<C: mpi::traits::Communicator> MpiCluster<'_, C> {
     /// side knows how many to expect), and decode into `local`.
     fn p2p(
         &mut self,
-        e: &Engine,
+        e: &mut dyn RankEngine,
         out: &[Vec<u64>],
         peer: impl Fn(usize) -> bool,
-        t0: u64,
-        local: &mut Vec<(u64, u32)>,
     ) -> Result<(), SimError> {
         use mpi::traits::*;
         let d = e.data();
@@ -295,7 +286,7 @@ impl<C: mpi::traits::Communicator> MpiCluster<'_, C> {
             }
         });
         for (q, v) in incoming {
-            e.receive(q as u32, &v, t0, local)?;
+            e.receive(q as u32, &v)?;
         }
         Ok(())
     }
@@ -358,35 +349,30 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
         }
         Ok(PathBuf::from(String::from_utf8_lossy(&buf).into_owned()))
     }
-    fn exchange(
-        &mut self,
-        engines: &[&Engine],
-        spikes: &[Vec<StepSpikes>],
-        t0: u64,
-    ) -> Result<Vec<Vec<(u64, u32)>>, SimError> {
-        let e = engines[0];
+    fn exchange(&mut self, ranks: &mut [&mut dyn RankEngine]) -> Result<(), SimError> {
+        let [e] = ranks else {
+            return Err(SimError::Internal("one rank per MPI process".into()));
+        };
+        let e: &mut dyn RankEngine = &mut **e;
         let me = self.world.rank() as usize;
         let n = self.world.size() as usize;
+        if n == 1 {
+            return Ok(());
+        }
         match self.mode {
             CommMode::P2p => {
-                let (mut local, out) = e.route(&spikes[0], t0, n);
-                self.p2p(e, &out, |q| q != me, t0, &mut local)?;
-                Ok(vec![local])
+                let out = e.pack(n)?;
+                self.p2p(e, &out, |q| q != me)?;
+                Ok(())
             }
             CommMode::Collective => {
-                let (mut local, out) = e.route_collective(&spikes[0], t0);
+                let out = e.pack_collective()?;
                 let g = self.group_size;
                 let my_group = group_of(me as u32, g);
                 // Between groups: point-to-point, as in p2p mode.
                 if g != 0 {
-                    let (_, p2p) = e.route(&spikes[0], t0, n);
-                    self.p2p(
-                        e,
-                        &p2p,
-                        |q| q != me && group_of(q as u32, g) != my_group,
-                        t0,
-                        &mut local,
-                    )?;
+                    let p2p = e.pack(n)?;
+                    self.p2p(e, &p2p, |q| q != me && group_of(q as u32, g) != my_group)?;
                 }
                 // Within the group: Allgatherv.
                 let members: Vec<usize> = (0..n)
@@ -403,10 +389,10 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
                 for (i, &q) in members.iter().enumerate() {
                     if q != me {
                         let s = &all[displs[i] as usize..(displs[i] + counts[i]) as usize];
-                        e.receive_collective(q as u32, s, t0, &mut local)?;
+                        e.receive_collective(q as u32, s)?;
                     }
                 }
-                Ok(vec![local])
+                Ok(())
             }
         }
     }

@@ -65,6 +65,12 @@ impl PoissonTable {
         k as u32
     }
 
+    /// The thresholds (see the type's documentation), for a device copy of
+    /// the table.
+    pub fn thresholds(&self) -> &[u64] {
+        &self.thresholds
+    }
+
     /// True when the mean is zero.
     pub fn is_empty(&self) -> bool {
         self.thresholds.is_empty()

@@ -2,15 +2,19 @@
 //!
 //! * [`neuron`]: neuron models (exact integration, NEST semantics);
 //! * [`input`]: Poisson drive and spike generators;
-//! * [`engine`]: one rank's network in memory and the step loop;
+//! * [`engine`]: one rank's network in memory and the step loop (CPU);
+//! * [`gpu`]: the GPU engine, the same loop resident on a device;
+//! * [`rank`]: the interface of a rank's simulation, either backend;
 //! * [`run`]: a whole run: load, simulate, record, summarise;
 //! * [`checkpoint`]: checkpoints, resume and wall-time limits of a run.
 
 pub mod checkpoint;
 pub mod cluster;
 pub mod engine;
+pub mod gpu;
 pub mod input;
 pub mod neuron;
+pub mod rank;
 pub mod run;
 
 /// Errors of the simulator.
@@ -25,4 +29,7 @@ pub enum SimError {
     /// A bug.
     #[error("internal error (please report): {0}")]
     Internal(String),
+    /// The GPU device failed (no device, driver error, out of memory).
+    #[error(transparent)]
+    Gpu(#[from] snn_kernels::gpu::GpuError),
 }

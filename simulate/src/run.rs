@@ -32,6 +32,15 @@
 //! to `suspended` and returns [`RunOutcome::Suspended`]; `snn-sim` then exits
 //! with [`EXIT_RESUMABLE`] (75).
 //!
+//! # Backends
+//!
+//! [`RunOptions::backend`] picks the engine of every rank: the CPU
+//! [`Engine`] or the GPU engine ([`GpuEngine`], on the device the
+//! [`DeviceFactory`] opens for the rank). Both are driven through
+//! [`RankEngine`], record the same files and write the same checkpoint
+//! sections, so a run may be resumed on the other backend; `summary.json`
+//! names the backend and the device.
+//!
 //! Checkpoints are taken only at the end of an interval (after the spikes of
 //! the interval are delivered), at absolute times that are multiples of the
 //! checkpoint interval, so that a run's results never depend on where it
@@ -56,7 +65,55 @@ pub use crate::checkpoint::EXIT_RESUMABLE;
 use crate::checkpoint::{bytes_to_u64s, hash_bytes, note, prune, share, u64s_to_bytes};
 use crate::cluster::{Cluster, CommMode, Emulated};
 use crate::engine::Engine;
+use crate::gpu::{GpuEngine, GpuOptions};
+use crate::rank::{CpuRank, RankEngine};
 use crate::SimError;
+
+/// Opens the device of a rank (`rank` picks the GPU on a multi-GPU node).
+pub type DeviceFactory = std::sync::Arc<
+    dyn Fn(u32) -> Result<Box<dyn snn_kernels::gpu::Device>, snn_kernels::gpu::GpuError>
+        + Send
+        + Sync,
+>;
+
+/// The simulation backend.
+#[derive(Clone, Default)]
+pub enum Backend {
+    /// The CPU engine ([`Engine`]), threads through rayon.
+    #[default]
+    Cpu,
+    /// The GPU engine ([`GpuEngine`]) on the device `factory` opens for
+    /// each rank (`snn-sim --backend cuda`: a CUDA GPU; the tests: the host
+    /// stand-in device).
+    Gpu {
+        /// Opens a rank's device.
+        factory: DeviceFactory,
+        /// Buffer sizes.
+        options: GpuOptions,
+    },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Cpu => f.write_str("Cpu"),
+            Backend::Gpu { options, .. } => f
+                .debug_struct("Gpu")
+                .field("options", options)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Backend {
+    /// The GPU backend on the devices `factory` opens, default options.
+    pub fn gpu(factory: DeviceFactory) -> Backend {
+        Backend::Gpu {
+            factory,
+            options: GpuOptions::default(),
+        }
+    }
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -78,6 +135,8 @@ pub struct RunOptions {
     /// Collective mode: groups of this many consecutive ranks exchange
     /// collectively, point-to-point between groups (0: one group of all).
     pub comm_group_size: u32,
+    /// The simulation backend.
+    pub backend: Backend,
 }
 
 /// Progress report passed to the callback after each interval.
@@ -121,8 +180,10 @@ pub struct RunSummary {
     pub n_ranks: u32,
     /// Ranks that finished.
     pub ranks_finished: Vec<u32>,
-    /// Backend.
+    /// Backend (`cpu`, `cuda`).
     pub backend: String,
+    /// The device of rank 0 with a GPU backend (its description).
+    pub device: Option<String>,
     /// Communication mode.
     pub comm: String,
     /// Threads.
@@ -290,12 +351,11 @@ struct VmRec {
 /// One rank's engine with its recorders.
 struct RankRun {
     rank: u32,
-    engine: Engine,
+    engine: Box<dyn RankEngine>,
     writer: SpikeWriter,
     spike_file: String,
     vm: Option<VmRec>,
     counts: Vec<u64>,
-    events: u64,
 }
 
 /// Test hook: when set to `N`, a run stops after writing its `N`-th periodic
@@ -765,16 +825,27 @@ pub fn run_checkpointed(
         .map(|p| model.recording.spike_populations.contains(&p))
         .collect();
     let here = cluster.here();
-    let mut engines = Vec::with_capacity(here.len());
+    let mut engines: Vec<Box<dyn RankEngine>> = Vec::with_capacity(here.len());
     for &r in &here {
         let shard = net.open_shard(r, Check::Full)?;
-        engines.push(Engine::new(
-            model.clone(),
-            shard,
-            m.min_delay_steps,
-            m.max_delay_steps,
-            plan.run.seed,
-        )?);
+        engines.push(match &opts.backend {
+            Backend::Cpu => Box::new(CpuRank::new(Engine::new(
+                model.clone(),
+                shard,
+                m.min_delay_steps,
+                m.max_delay_steps,
+                plan.run.seed,
+            )?)),
+            Backend::Gpu { factory, options } => Box::new(GpuEngine::new(
+                factory(r)?,
+                model.clone(),
+                shard,
+                m.min_delay_steps,
+                m.max_delay_steps,
+                plan.run.seed,
+                options,
+            )?),
+        });
     }
 
     // Choose the checkpoint: every process verifies its rank files; if any
@@ -988,6 +1059,11 @@ pub fn run_checkpointed(
         if let Some(st) = state {
             engine.restore_state(&|name| st.section(name))?;
         }
+        engine.set_events(events)?;
+        engine.set_recording(
+            presim_steps,
+            vm.as_ref().map(|v| &v.locals[..]).unwrap_or(&[]),
+        )?;
         ranks.push(RankRun {
             rank: r,
             engine,
@@ -995,7 +1071,6 @@ pub fn run_checkpointed(
             spike_file,
             vm,
             counts,
-            events,
         });
     }
     if loaded.is_some() {
@@ -1028,6 +1103,8 @@ pub fn run_checkpointed(
         m,
         plan: &plan,
         level: if ck.zstd_level == 0 { 1 } else { ck.zstd_level },
+        recorded: &recorded,
+        first_ids: model.populations.iter().map(|p| p.first_id).collect(),
     };
     // Wall-time limit: the processes agree every `sync_every` intervals
     // (adapted to about 1/50 of the remaining time, at most 2 s).
@@ -1057,6 +1134,7 @@ pub fn run_checkpointed(
     } else {
         None
     };
+    let first_ids: Vec<u64> = model.populations.iter().map(|p| p.first_id).collect();
     let mut step = start_step;
     while step < total_steps {
         if let (Some(deadline), Some(margin)) = (ck.deadline, margin) {
@@ -1096,33 +1174,17 @@ pub fn run_checkpointed(
             end = end.min((t0 / e + 1) * e);
         }
         let n = interval.min(end - t0);
-        let mut all_spikes = Vec::with_capacity(ranks.len());
         for rr in ranks.iter_mut() {
-            let spikes = match rr.vm.as_mut() {
-                None => rr.engine.update(n),
-                Some(vm) => {
-                    let mut all = Vec::with_capacity(n as usize);
-                    for _ in 0..n {
-                        all.extend(rr.engine.update(1));
-                        if rr.engine.step() > presim_steps {
-                            let values: Vec<f64> =
-                                vm.locals.iter().map(|&l| rr.engine.v_m(l)).collect();
-                            vm.writer.push_step(&values)?;
-                        }
-                    }
-                    all
-                }
-            };
-            record(rr, &spikes, presim_steps, &recorded, &model, dt);
-            all_spikes.push(spikes);
+            rr.engine.update(n)?;
         }
-        let engines: Vec<&Engine> = ranks.iter().map(|r| &r.engine).collect();
-        let deliveries = cluster.exchange(&engines, &all_spikes, t0)?;
-        for (rr, del) in ranks.iter_mut().zip(deliveries) {
-            let delivered = rr.engine.deliver(&del);
-            if t0 >= presim_steps {
-                rr.events += delivered;
-            }
+        {
+            let mut engines: Vec<&mut dyn RankEngine> =
+                ranks.iter_mut().map(|r| &mut *r.engine as _).collect();
+            cluster.exchange(&mut engines)?;
+        }
+        for rr in ranks.iter_mut() {
+            rr.engine.deliver(t0 >= presim_steps)?;
+            record(rr, false, &recorded, &first_ids, dt)?;
         }
         step += n;
         intervals_here += 1;
@@ -1169,7 +1231,8 @@ pub fn run_checkpointed(
                 run_state.as_mut(),
             )?,
         };
-        for rr in ranks {
+        for mut rr in ranks {
+            record(&mut rr, true, &recorded, &first_ids, dt)?;
             rr.writer.close()?;
             if let Some(vm) = rr.vm {
                 vm.writer.close()?;
@@ -1200,11 +1263,14 @@ pub fn run_checkpointed(
     }
     let mut counts = vec![0u64; model.populations.len()];
     let mut events = vec![0u64];
-    for rr in ranks {
+    let backend = ranks[0].engine.backend();
+    let device = ranks[0].engine.device();
+    for mut rr in ranks {
+        record(&mut rr, true, &recorded, &first_ids, dt)?;
         for (c, x) in counts.iter_mut().zip(&rr.counts) {
             *c += x;
         }
-        events[0] += rr.events;
+        events[0] += rr.engine.events()?;
         rr.writer.close()?;
         if let Some(vm) = rr.vm {
             vm.writer.close()?;
@@ -1259,7 +1325,8 @@ pub fn run_checkpointed(
         seed: plan.run.seed,
         n_ranks: n_ranks as u32,
         ranks_finished: (0..n_ranks as u32).collect(),
-        backend: "cpu".into(),
+        backend,
+        device,
         comm: comm.into(),
         threads: rayon::current_num_threads(),
         dt_ms: dt,
@@ -1321,6 +1388,10 @@ struct Ctx<'a> {
     m: &'a Manifest,
     plan: &'a Plan,
     level: i32,
+    /// Whether each population's spikes are recorded.
+    recorded: &'a [bool],
+    /// Global id of each population's first neuron.
+    first_ids: Vec<u64>,
 }
 
 /// Write a checkpoint of every rank at `step` (collective; see
@@ -1354,6 +1425,7 @@ fn write_checkpoint(
     let model_hash = hash_bytes(&ctx.m.model_hash);
     for rr in ranks.iter_mut() {
         // The outputs hold at least what the checkpoint counts, on disk.
+        record(rr, true, ctx.recorded, &ctx.first_ids, dt)?;
         rr.writer.flush()?;
         sync_file(&ctx.dir.join(&rr.spike_file))?;
         let mut vm_steps = 0u64;
@@ -1362,7 +1434,7 @@ fn write_checkpoint(
             sync_file(&ctx.dir.join(&vm.file))?;
             vm_steps = vm.writer.steps() as u64;
         }
-        let mut sections = rr.engine.save_state();
+        let mut sections = rr.engine.save_state()?;
         sections.push(Section::new(
             "recorder/spike_counts",
             u64s_to_bytes(&rr.writer.counts()),
@@ -1371,7 +1443,10 @@ fn write_checkpoint(
             "recorder/vm_steps",
             u64s_to_bytes(&[vm_steps]),
         ));
-        sections.push(Section::new("stats/events", u64s_to_bytes(&[rr.events])));
+        sections.push(Section::new(
+            "stats/events",
+            u64s_to_bytes(&[rr.engine.events()?]),
+        ));
         test_pause();
         let header = RankHeader {
             rank: rr.rank,
@@ -1428,33 +1503,35 @@ fn write_checkpoint(
     Ok(cdir)
 }
 
-/// Record the spikes of an interval (those after the presimulation).
+/// Hand the recorded spikes and V_m samples of `rr`'s engine to its writers
+/// (all of them when `flush`; see [`RankEngine::take_recorded`]).
 fn record(
     rr: &mut RankRun,
-    spikes: &[crate::engine::StepSpikes],
-    presim_steps: u64,
+    flush: bool,
     recorded: &[bool],
-    model: &snn_formats::Model,
+    first_ids: &[u64],
     dt: f64,
-) {
-    // Disjoint field borrows: the engine is read while the writer and
-    // counters are updated, so nothing needs copying per interval.
-    let first_local = rr.engine.pop_first_local();
-    let d = rr.engine.data();
-    for s in spikes {
-        if s.step < presim_steps {
-            continue;
-        }
-        let t_ms = spike_time_ms(s.step, dt);
-        for &l in &s.local {
-            let p = first_local.partition_point(|&f| f <= l as usize) - 1;
-            if recorded[p] {
-                let g = d.local_to_global[l as usize].to_native();
-                rr.writer.push(p, g - model.populations[p].first_id, t_ms);
-                rr.counts[p] += 1;
-            }
+) -> Result<(), SimError> {
+    let rec = rr.engine.take_recorded(flush)?;
+    if let Some(vm) = rr.vm.as_mut() {
+        let width = vm.locals.len().max(1);
+        for row in rec.vm.chunks(width) {
+            vm.writer.push_step(row)?;
         }
     }
+    // Disjoint field borrows: the engine is read while the writer and
+    // counters are updated, so nothing needs copying.
+    let first_local = rr.engine.pop_first_local();
+    let d = rr.engine.data();
+    for &(step, l) in &rec.spikes {
+        let p = first_local.partition_point(|&f| f <= l as usize) - 1;
+        if recorded[p] {
+            let g = d.local_to_global[l as usize].to_native();
+            rr.writer.push(p, g - first_ids[p], spike_time_ms(step, dt));
+            rr.counts[p] += 1;
+        }
+    }
+    Ok(())
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<(), SimError> {

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use snn_formats::model::dequantize_weight;
 use snn_formats::{Check, NetworkDir};
 use snn_netbuild::network::expected_synapses;
-use snn_netbuild::{build_network, BuildOptions};
+use snn_netbuild::{build_network, BuildDevice, BuildOptions};
 
 /// Build a spiking network from a model config into a directory of
 /// per-rank shards (or inspect one).
@@ -65,6 +65,42 @@ struct BuildArgs {
     /// Ranks to examine with --dry-run (default: 0).
     #[arg(long, value_delimiter = ',', value_name = "R,R,...")]
     sample_ranks: Vec<u32>,
+    /// Where to build: `cpu` (threads) or `cuda` (a GPU per rank, rank % the
+    /// visible GPUs; needs the `cuda` feature). The shards are the same
+    /// bytes either way.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+/// `--device`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DeviceKind {
+    /// The CPU builder.
+    Cpu,
+    /// The GPU builder on CUDA devices.
+    Cuda,
+}
+
+/// The builder's device choice for `--device`.
+fn build_device(kind: DeviceKind) -> Result<BuildDevice> {
+    match kind {
+        DeviceKind::Cpu => Ok(BuildDevice::Cpu),
+        DeviceKind::Cuda => cuda_device(),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Result<BuildDevice> {
+    use snn_kernels::gpu::Device;
+    Ok(BuildDevice::Gpu(snn_netbuild::DeviceFactory::new(
+        "cuda",
+        |rank| snn_kernels::cuda::CudaDevice::open(rank).map(|d| Box::new(d) as Box<dyn Device>),
+    )))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device() -> Result<BuildDevice> {
+    bail!("snn-build was built without the `cuda` feature")
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +203,7 @@ fn build(a: BuildArgs) -> Result<()> {
             bail!("--compress level must be 1..=22, got {l}");
         }
     }
+    let device = build_device(a.device)?;
     let cfg = snn_formats::load_config(&config, &a.set)?;
     let origin = config.display().to_string();
     let opts = BuildOptions {
@@ -175,6 +212,7 @@ fn build(a: BuildArgs) -> Result<()> {
         force: a.force,
         progress: Arc::new(Default::default()),
         command: std::env::args().collect(),
+        device,
     };
     // Progress bar on a terminal only.
     let bar = if std::io::stderr().is_terminal() {

@@ -9,9 +9,18 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use snn_simulate::cluster::CommMode;
 use snn_simulate::run::{
-    run_ranks_checkpointed, CheckpointOptions, Progress, RunOptions, RunOutcome, Start,
+    run_ranks_checkpointed, Backend, CheckpointOptions, Progress, RunOptions, RunOutcome, Start,
     EXIT_RESUMABLE,
 };
+
+/// `--backend`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BackendArg {
+    /// The CPU engine (threads).
+    Cpu,
+    /// The GPU engine on a CUDA GPU (one per rank; needs the `cuda` feature).
+    Cuda,
+}
 
 /// Simulate a network directory and record spikes (SONATA HDF5) and a JSON
 /// summary into a run directory.
@@ -47,9 +56,10 @@ struct Cli {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Backend.
-    #[arg(long, default_value = "cpu")]
-    backend: String,
+    /// Simulation backend: cpu, or cuda (the GPU engine; rank r uses GPU
+    /// r mod the number of visible GPUs).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
     /// Replace an existing run directory.
     #[arg(long)]
     force: bool,
@@ -122,12 +132,10 @@ fn main() -> ExitCode {
 }
 
 fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
-    if cli.backend != "cpu" {
-        bail!(
-            "--backend {}: this build has only the cpu backend",
-            cli.backend
-        );
-    }
+    let backend = match cli.backend {
+        BackendArg::Cpu => Backend::Cpu,
+        BackendArg::Cuda => cuda_backend()?,
+    };
     let threads = match cli.threads {
         Some(0) => bail!("--threads must be at least 1"),
         Some(t) => t,
@@ -163,6 +171,7 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
         force: cli.force,
         comm: cli.comm.parse::<CommMode>().map_err(anyhow::Error::msg)?,
         comm_group_size: cli.comm_group_size,
+        backend,
     };
     if opts.comm_group_size != 0 && opts.comm != CommMode::Collective {
         bail!("--comm-group-size needs --comm collective");
@@ -306,6 +315,22 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The GPU backend on CUDA devices (feature `cuda`).
+#[cfg(feature = "cuda")]
+fn cuda_backend() -> Result<Backend> {
+    let factory: snn_simulate::run::DeviceFactory = std::sync::Arc::new(|rank| {
+        let dev = snn_kernels::cuda::CudaDevice::open(rank)?;
+        Ok(Box::new(dev) as Box<dyn snn_kernels::gpu::Device>)
+    });
+    Ok(Backend::gpu(factory))
+}
+
+/// Without the `cuda` feature: an error.
+#[cfg(not(feature = "cuda"))]
+fn cuda_backend() -> Result<Backend> {
+    bail!("snn-sim was built without the `cuda` feature (build with `cargo build --release --features cuda` for --backend cuda)")
 }
 
 /// Running under `mpirun`: one rank per process.

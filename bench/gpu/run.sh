@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# GPU checks and measurements of issue 6, in ONE call on a lent GPU machine
+# (../.library/device; read HOPPER.md and METHOD.md there first). That
+# machine has no Rust and no libhdf5: build the binaries here with
+# bench/gpu/build_portable.sh and carry bench/gpu/bin with the call:
+#
+#   bench/gpu/build_portable.sh          # here
+#   run(command="bench/gpu/run.sh all", carry=["bench/gpu/bin"])
+#
+# Stages (arguments pick them; default `all`):
+#   identity  CPU-vs-GPU identity on the 10% microcircuit and a scaled
+#             balanced network: shards of `--device cuda` byte-identical to
+#             `--device cpu`; spikes of `--backend cuda` identical to
+#             `--backend cpu` (snn-analyze compare: bit for bit)
+#   micro     full-scale microcircuit: GPU construction time, shard load
+#             time, real-time factor, GPU bytes per synapse
+#   balanced  balanced network, 112,500 neurons, 1.27e9 synapses: GPU
+#             construction time, time per biological second
+#
+# Every figure is printed as a Markdown table at the end (the reply carries
+# the tail of the output) and written with the raw JSON to $OUT (or
+# /tmp/snn-gpu when $OUT is not set). Failures do not stop later stages;
+# each says FAIL with its reason.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+BIN="${SNN_BIN:-bench/gpu/bin}"
+OUTDIR="${OUT:-/tmp/snn-gpu}"
+WORK="${WORK:-/tmp/snn-gpu-work}"
+THREADS="${THREADS:-$(nproc)}"
+T_SIM_MS="${T_SIM_MS:-10000}"
+STAGES=("$@")
+((${#STAGES[@]})) || STAGES=(all)
+mkdir -p "$OUTDIR" "$WORK"
+# NVRTC: the copy carried with the binaries, unless one is named.
+if [[ -z "${SNN_NVRTC_LIB:-}" && -d "$BIN/nvrtc" ]]; then
+    export SNN_NVRTC_LIB="$PWD/$BIN/nvrtc"
+fi
+ROWS=()
+row() { ROWS+=("$*"); printf '%s\n' "$*" >>"$OUTDIR/table.md"; }
+say() { printf '[gpu-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+want() { local s; for s in "${STAGES[@]}"; do [[ "$s" == all || "$s" == "$1" ]] && return 0; done; return 1; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
+
+say "machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n1); $(nproc) cores"
+"$BIN/snn-sim" --version >&2 || { say "FAIL: $BIN/snn-sim does not run here"; exit 1; }
+: >"$OUTDIR/table.md"
+row "| date | $(date -u +%F) | device | $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1) |"
+row "|---|---|---|---|"
+
+# build NAME CONFIG DEVICE SETS...: builds into $WORK/NAME, prints seconds.
+build() {
+    local name="$1" config="$2" device="$3"
+    shift 3
+    local sets=() s
+    for s in "$@"; do sets+=(--set "$s"); done
+    local t0 t1
+    t0=$(now)
+    if ! "$BIN/snn-build" "$config" -o "$WORK/$name" --force --json --threads "$THREADS" \
+        --device "$device" "${sets[@]}" >"$OUTDIR/build-$name.json" 2>"$OUTDIR/build-$name.log"; then
+        say "FAIL: build $name ($device): $(tail -n1 "$OUTDIR/build-$name.log")"
+        return 1
+    fi
+    t1=$(now)
+    secs "$t0" "$t1"
+}
+
+# sim NAME NET BACKEND PRESIM_MS SIM_MS: runs into $WORK/NAME.
+sim() {
+    local name="$1" net="$2" backend="$3" presim="$4" tsim="$5"
+    if ! "$BIN/snn-sim" "$WORK/$net" -o "$WORK/$name" --force --json --threads "$THREADS" \
+        --backend "$backend" --t-presim "$presim" --t-sim "$tsim" \
+        >"$OUTDIR/sim-$name.json" 2>"$OUTDIR/sim-$name.log"; then
+        say "FAIL: sim $name ($backend): $(tail -n1 "$OUTDIR/sim-$name.log")"
+        return 1
+    fi
+    cp "$WORK/$name/summary.json" "$OUTDIR/summary-$name.json" 2>/dev/null
+}
+
+same_shards() {
+    local a="$WORK/$1" b="$WORK/$2" f ok=yes
+    for f in "$a"/*.shard "$a"/shards/* ; do
+        [[ -e "$f" ]] || continue
+        local rel="${f#"$a"/}"
+        cmp -s "$f" "$b/$rel" || { ok="no ($rel differs)"; break; }
+    done
+    echo "$ok"
+}
+
+if want identity; then
+    say "identity: microcircuit 0.1 and balanced (scale 0.2)"
+    for spec in "micro01 configs/microcircuit.toml scale.neurons=0.1 scale.indegree=0.1" \
+                "bal02 configs/balanced.toml scale.neurons=0.2 scale.indegree=0.2"; do
+        read -r name config s1 s2 <<<"$spec"
+        tc=$(build "$name-cpu" "$config" cpu "$s1" "$s2") || continue
+        tg=$(build "$name-gpu" "$config" cuda "$s1" "$s2") || continue
+        row "| $name shards cuda == cpu | $(same_shards "$name-cpu" "$name-gpu") | build s cpu / cuda | $tc / $tg |"
+        sim "$name-run-cpu" "$name-cpu" cpu 100 1000 || continue
+        sim "$name-run-gpu" "$name-cpu" cuda 100 1000 || continue
+        "$BIN/snn-analyze" compare "$WORK/$name-run-cpu" "$WORK/$name-run-gpu" --json \
+            >"$OUTDIR/compare-$name.json" 2>&1
+        row "| $name spikes cuda == cpu (1 s) | $(json "$OUTDIR/compare-$name.json" "d['identical']") | first difference | $(json "$OUTDIR/compare-$name.json" "d['first_difference']") |"
+    done
+fi
+
+if want micro; then
+    say "microcircuit, full scale"
+    if tg=$(build micro-gpu configs/microcircuit.toml cuda); then
+        syn=$(json "$OUTDIR/build-micro-gpu.json" "d['total_synapses']")
+        row "| microcircuit full: construction on GPU (whole process) | $tg s | synapses | $syn |"
+        # Twice: the second run's load time is with the shard in the page
+        # cache (what a job chain sees after the first piece).
+        for k in 1 2; do
+            sim "micro-run-$k" micro-gpu cuda 100 "$T_SIM_MS" || break
+            s="$OUTDIR/summary-micro-run-$k.json"
+            row "| microcircuit full run $k: load to GPU | $(json "$s" "round(d['wall_load_s'], 3)") s | real-time factor | $(json "$s" "round(d['real_time_factor'], 4)") |"
+            row "| microcircuit full run $k: GPU bytes/synapse | $(json "$s" "d.get('device_bytes_per_synapse')") | synaptic events/s | $(json "$s" "round(d['synaptic_events'] / d['wall_sim_s'] / 1e9, 3)") G |"
+        done
+    fi
+fi
+
+if want balanced; then
+    say "balanced, 112,500 neurons, 1.27e9 synapses"
+    if tg=$(build bal-gpu configs/balanced.toml cuda scale.neurons=10 scale.indegree=1); then
+        row "| balanced 112.5k: construction on GPU | $tg s | synapses | $(json "$OUTDIR/build-bal-gpu.json" "d['total_synapses']") |"
+        if sim bal-run bal-gpu cuda 100 1000; then
+            s="$OUTDIR/summary-bal-run.json"
+            row "| balanced 112.5k: s per biological s | $(json "$s" "round(d['real_time_factor'], 3)") | load s | $(json "$s" "round(d['wall_load_s'], 3)") |"
+        fi
+    fi
+fi
+
+printf '\n' >&2
+printf '%s\n' "${ROWS[@]}"

@@ -1,0 +1,1265 @@
+//! The GPU engine (`snn-sim --backend cuda`): one rank's network resident
+//! in device memory, stepped by the kernels of `kernels/cuda/` through the
+//! [`Device`] interface, so that the same host code drives a CUDA GPU
+//! (`snn_kernels::cuda::CudaDevice`) and, in the tests, the host C++
+//! stand-in device, and is checked there bit for bit against the CPU
+//! [`Engine`](crate::engine::Engine).
+//!
+//! # The device-resident loop
+//!
+//! Everything a step touches lives on the device: the neuron states (one
+//! block of buffers per population with local neurons), the fixed-point
+//! ring buffers (the CPU engine's layout: `slots` rows of `n_local` `i64`
+//! per receptor), the shard's CSR (`row_ptr`, `syn_target_delay`,
+//! `syn_weight`, copied once from the memory-mapped shard, piece by piece,
+//! never whole in host memory), the global ids and Poisson tables of the
+//! Poisson drive, and the interval's spike list. One interval of `D`
+//! steps is:
+//!
+//! 1. per step and population: `snn_iaf_psc_{exp,alpha}_update` (ring
+//!    input, Poisson drive, `I_e` as DC input, threshold; spikes appended
+//!    to the spike list by an atomic counter), or for spike generators
+//!    `snn_generator_spikes` in the steps of their list (known on the host);
+//!    per recorded step: `snn_gather_f64` of the recorded membrane
+//!    potentials into the V_m buffer;
+//! 2. `snn_record_spikes`: the interval's spikes into the recording buffer;
+//! 3. with more than one rank: `snn_pack_p2p` / `snn_pack_collective`
+//!    (entries per destination rank, atomic counters per destination); the
+//!    host copies back the counts and the packed entries only, exchanges
+//!    them (MPI or in memory), and copies the received entries to the
+//!    device, where `snn_unpack_p2p` / `snn_unpack_collective` turn them
+//!    into delivery entries (checking each against the routing tables);
+//! 4. `snn_deliver_list` of the own spike list and of the received list:
+//!    64-bit integer atomics into the ring buffers; the number of entries is
+//!    read by the kernel from the list's counter in device memory.
+//!
+//! # What crosses the bus per interval
+//!
+//! On one rank: nothing but the launches (their arguments). The spike
+//! count never comes back; the recording buffers come back in chunks, when
+//! they could otherwise overflow (their worst case, every neuron firing in
+//! every step, is reserved) and before checkpoints and at the end; the
+//! error counters are read with each chunk. With several ranks: per
+//! interval the per-destination counts (4 bytes per rank), the packed
+//! entries (8 bytes per spike and destination) down, the received entries
+//! up, and the error counters (20 bytes) after unpacking.
+//!
+//! Two floors bound the time of an interval and are what a measurement on
+//! a GPU should be compared with: the synaptic events of the interval times
+//! the bytes each reads and writes (a 4-byte target/delay, a 4-byte
+//! weight, an 8-byte atomic add) over the memory bandwidth; and the
+//! launches (populations times steps, plus a few per interval) times the
+//! launch latency (a few microseconds each). For small networks with short
+//! intervals the second dominates: fusing the populations into one launch,
+//! CUDA graphs of a whole interval or a persistent kernel are the next
+//! steps (not done).
+//!
+//! # Determinism
+//!
+//! The entries of the spike, packed and received lists come in thread
+//! order, which varies from run to run; nothing depends on it: ring sums
+//! are integer, the wire lists are counted not ordered (bytes sent are the
+//! CPU's), and the recorded entries (`(step - chunk start) << 32 | local`)
+//! are sorted on the host before they are written, so the spike files are
+//! the CPU backend's byte for byte. Checkpoints hold the CPU engine's
+//! sections ([`Engine::save_state`](crate::engine::Engine::save_state)), so
+//! a run may resume on either backend.
+
+use snn_formats::checkpoint::Section;
+use snn_formats::model::{Model, NeuronModel};
+use snn_formats::shard::ArchivedShardData;
+use snn_formats::Shard;
+use snn_kernels::device::{AlphaConsts, ExpConsts, KernelId, StepInput};
+use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, Shape};
+
+use crate::input::{generator_steps, initial_v_m, PoissonTable};
+use crate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
+use crate::rank::{RankEngine, Recorded};
+use crate::SimError;
+
+/// Buffer sizes of the GPU engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// Entries of the spike recording buffer (8 bytes each; at least one
+    /// interval's worst case, `n_local * interval`, is used). The buffer
+    /// is copied back when the next interval could overflow it.
+    pub record_entries: usize,
+    /// Steps of V_m samples held on the device before they are copied
+    /// back (at least one interval).
+    pub vm_steps: usize,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            record_entries: 1 << 22,
+            vm_steps: 4096,
+        }
+    }
+}
+
+/// Indices in the counter buffer.
+const C_SPIKES: usize = 0;
+const C_REC: usize = 1;
+const C_DELIV: usize = 2;
+/// First error counter (`SNN_ERR_*` of `route.cu` follow).
+const C_ERR: usize = 3;
+const N_ERR: usize = 5;
+const ERR_SPIKE_OVERFLOW: usize = 0;
+const ERR_MALFORMED: usize = 1;
+const ERR_RECORD_OVERFLOW: usize = 2;
+const ERR_PACK_OVERFLOW: usize = 3;
+const ERR_RECV_OVERFLOW: usize = 4;
+/// Collective pack count.
+const C_COLL: usize = C_ERR + N_ERR;
+/// First per-destination pack count.
+const C_P2P: usize = C_COLL + 1;
+
+enum Kind {
+    Exp(ExpConsts),
+    Alpha(AlphaConsts),
+    Generator(Vec<u64>),
+}
+
+/// One population's local neurons on the device.
+struct Block {
+    pop: usize,
+    first_local: u32,
+    n: u32,
+    kind: Kind,
+    /// v_m, i_syn_ex, (di_syn_ex,) i_syn_in, (di_syn_in): the order of the
+    /// kernels' arguments and of the states' `to_bytes`.
+    state: Vec<DevVec<f64>>,
+    refractory: DevVec<u32>,
+    gid: DevVec<u64>,
+    table: DevVec<u64>,
+    poisson_len: u32,
+    poisson_weight: i64,
+    poisson_delay: u64,
+}
+
+/// A run of consecutive V_m columns from one block.
+struct VmRun {
+    block: usize,
+    col: usize,
+    idx: DevVec<u32>,
+    n: u32,
+}
+
+/// Received entries waiting for the next delivery.
+struct Staged {
+    from: u32,
+    collective: bool,
+    entries: Vec<u64>,
+}
+
+/// One rank's simulation on a device. See the module documentation.
+pub struct GpuEngine {
+    dev: Box<dyn Device>,
+    model: Model,
+    shard: Shard,
+    seed: u64,
+    n_local: usize,
+    n_ranks: usize,
+    slots: u64,
+    interval: u64,
+    step: u64,
+    interval_start: u64,
+    weight_scale: f64,
+    target_bits: u32,
+    pop_first_local: Vec<usize>,
+    blocks: Vec<Block>,
+    ring_ex: DevVec<i64>,
+    ring_in: DevVec<i64>,
+    row_ptr: DevVec<u64>,
+    syn_td: DevVec<u32>,
+    syn_w: DevVec<i32>,
+    spikes: DevVec<u64>,
+    spike_cap: u32,
+    ctr: DevVec<u32>,
+    events: DevVec<i64>,
+    // Routing (more than one rank).
+    send_ptr: DevVec<u32>,
+    send_entries: DevVec<u64>,
+    out_start_host: Vec<u64>,
+    out_cap_host: Vec<u32>,
+    out_start: DevVec<u64>,
+    out_cap: DevVec<u32>,
+    out: DevVec<u64>,
+    coll_out: DevVec<u64>,
+    coll_cap: u32,
+    needs: DevVec<u32>,
+    /// Per source rank: range into `needs`.
+    needs_range: Vec<(usize, usize)>,
+    staged: Vec<Staged>,
+    recv: DevVec<u64>,
+    deliv: DevVec<u64>,
+    // Recording.
+    record_from: u64,
+    rec: DevVec<u64>,
+    rec_cap: u32,
+    rec_bound: u64,
+    chunk_start: u64,
+    vm_runs: Vec<VmRun>,
+    vm_nan_cols: Vec<usize>,
+    vm_width: usize,
+    vm_buf: DevVec<f64>,
+    vm_rows_cap: usize,
+    vm_rows: usize,
+    pending: Recorded,
+}
+
+fn bad_state(what: &str) -> SimError {
+    SimError::Invalid(format!("checkpoint state: {what}"))
+}
+
+/// Little-endian archived integers of the shard, viewed as their bytes.
+trait LeBytes: Sized {
+    /// The slice's bytes (the little-endian encoding of its elements).
+    fn le_bytes(xs: &[Self]) -> &[u8];
+}
+
+macro_rules! le_bytes {
+    ($($a:ty => $t:ty),*) => {$(
+        const _: () = assert!(std::mem::size_of::<$a>() == std::mem::size_of::<$t>());
+        impl LeBytes for $a {
+            fn le_bytes(xs: &[Self]) -> &[u8] {
+                // SAFETY: with rkyv's `little_endian` feature (set for the
+                // workspace) `Archived<$t>` is `$a`, rend's little-endian integer:
+                // a `repr(C)` wrapper of one integer of the same size (no
+                // padding, asserted above) holding the little-endian
+                // bytes. So the slice is `size_of_val(xs)` initialised
+                // bytes, readable as `u8` (alignment 1) for as long as
+                // `xs` is borrowed.
+                unsafe {
+                    std::slice::from_raw_parts(xs.as_ptr() as *const u8, std::mem::size_of_val(xs))
+                }
+            }
+        }
+    )*};
+}
+le_bytes!(rkyv::rend::u64_le => u64, rkyv::rend::u32_le => u32, rkyv::rend::i32_le => i32);
+
+fn exp_consts(c: &IafPscExpConsts) -> ExpConsts {
+    ExpConsts {
+        e_l: c.e_l,
+        theta: c.theta,
+        v_reset: c.v_reset,
+        i_e: c.i_e,
+        p22: c.p22,
+        p11_ex: c.p11_ex,
+        p11_in: c.p11_in,
+        p21_ex: c.p21_ex,
+        p21_in: c.p21_in,
+        p20: c.p20,
+        refractory_steps: c.refractory_steps,
+        pad: 0,
+    }
+}
+
+fn alpha_consts(c: &IafPscAlphaConsts) -> AlphaConsts {
+    AlphaConsts {
+        e_l: c.e_l,
+        theta: c.theta,
+        v_reset: c.v_reset,
+        i_e: c.i_e,
+        expm1_tau_m: c.expm1_tau_m,
+        p30: c.p30,
+        p11_ex: c.p11_ex,
+        p21_ex: c.p21_ex,
+        p31_ex: c.p31_ex,
+        p32_ex: c.p32_ex,
+        p11_in: c.p11_in,
+        p21_in: c.p21_in,
+        p31_in: c.p31_in,
+        p32_in: c.p32_in,
+        epsc_initial: c.epsc_initial,
+        ipsc_initial: c.ipsc_initial,
+        refractory_steps: c.refractory_steps,
+        pad: 0,
+    }
+}
+
+impl GpuEngine {
+    /// Loads a rank onto `dev`: the same initial state as
+    /// [`Engine::new`](crate::engine::Engine::new) (potentials drawn from
+    /// `seed`, empty ring buffers, step 0), the shard's synapses copied
+    /// from its memory map.
+    pub fn new(
+        mut dev: Box<dyn Device>,
+        model: Model,
+        shard: Shard,
+        min_delay_steps: u32,
+        max_delay_steps: u32,
+        seed: u64,
+        options: &GpuOptions,
+    ) -> Result<GpuEngine, SimError> {
+        let d = shard.data();
+        let n_local = d.local_to_global.len();
+        let dt = model.dt_ms;
+        let interval = min_delay_steps.max(1) as u64;
+        let slots = max_delay_steps.max(1) as u64 + 1;
+        let spike_cap = u32::try_from(n_local as u64 * interval).map_err(|_| {
+            SimError::Invalid(format!(
+                "{n_local} local neurons times an interval of {interval} steps do not fit the GPU engine's 32-bit spike list; use more ranks"
+            ))
+        })?;
+        if n_local as u64 + d.images.len() as u64 > u32::MAX as u64 {
+            return Err(SimError::Invalid(
+                "too many rows for the GPU engine's 32-bit delivery entries".into(),
+            ));
+        }
+        let dev_ref: &mut dyn Device = dev.as_mut();
+        let frac = model.weight_frac_bits;
+        let mut blocks = Vec::new();
+        let mut pop_first_local = Vec::with_capacity(model.populations.len());
+        let mut l = 0usize;
+        for (pi, p) in model.populations.iter().enumerate() {
+            pop_first_local.push(l);
+            let a = l;
+            while l < n_local && d.local_to_global[l].to_native() < p.first_id + p.size {
+                if d.local_to_global[l].to_native() < p.first_id {
+                    return Err(SimError::Internal(
+                        "local neurons out of population order".into(),
+                    ));
+                }
+                l += 1;
+            }
+            if a == l {
+                continue;
+            }
+            let gids: Vec<u64> = (a..l).map(|i| d.local_to_global[i].to_native()).collect();
+            let n = l - a;
+            let v0: Vec<f64> = gids
+                .iter()
+                .map(|&g| initial_v_m(seed, pi, g - p.first_id, &p.v_m_init))
+                .collect();
+            let (kind, n_state) = match p.params.model {
+                NeuronModel::IafPscExp => (
+                    Kind::Exp(exp_consts(&IafPscExpConsts::new(&p.params, dt))),
+                    3,
+                ),
+                NeuronModel::IafPscAlpha => (
+                    Kind::Alpha(alpha_consts(&IafPscAlphaConsts::new(&p.params, dt))),
+                    5,
+                ),
+                NeuronModel::SpikeGenerator => (
+                    Kind::Generator(generator_steps(&p.params.spike_times, dt)),
+                    0,
+                ),
+            };
+            let mut state = Vec::with_capacity(n_state);
+            let what = format!("state of population {}", p.name);
+            if n_state > 0 {
+                state.push(DevVec::from_slice(dev_ref, &v0, &what)?);
+                for _ in 1..n_state {
+                    state.push(DevVec::zeros(dev_ref, n, &what)?);
+                }
+            }
+            let drive = match &model.poisson {
+                Some(pd)
+                    if p.poisson_rate_hz > 0.0 && p.params.model != NeuronModel::SpikeGenerator =>
+                {
+                    Some((
+                        PoissonTable::new(p.poisson_rate_hz * dt * 1e-3),
+                        snn_formats::model::quantize_weight(pd.weight_pa, frac) as i64,
+                        pd.delay_steps as u64,
+                    ))
+                }
+                _ => None,
+            };
+            let table: Vec<u64> = drive
+                .as_ref()
+                .map(|t| t.0.thresholds().to_vec())
+                .unwrap_or_default();
+            blocks.push(Block {
+                pop: pi,
+                first_local: a as u32,
+                n: n as u32,
+                kind,
+                state,
+                refractory: DevVec::zeros(dev_ref, n, &what)?,
+                gid: DevVec::from_slice(dev_ref, &gids, "global ids")?,
+                table: DevVec::from_slice(
+                    dev_ref,
+                    if table.is_empty() { &[0] } else { &table },
+                    "Poisson table",
+                )?,
+                poisson_len: table.len() as u32,
+                poisson_weight: drive.as_ref().map(|x| x.1).unwrap_or(0),
+                poisson_delay: drive.as_ref().map(|x| x.2).unwrap_or(0),
+            });
+        }
+        if l != n_local {
+            return Err(SimError::Internal(
+                "local neurons not covered by populations".into(),
+            ));
+        }
+        // The synapses, straight from the shard's memory map.
+        let row_ptr =
+            DevVec::from_le_bytes(dev_ref, LeBytes::le_bytes(d.row_ptr.as_slice()), "row_ptr")?;
+        let syn_td = DevVec::from_le_bytes(
+            dev_ref,
+            LeBytes::le_bytes(d.syn_target_delay.as_slice()),
+            "syn_target_delay",
+        )?;
+        let syn_w = DevVec::from_le_bytes(
+            dev_ref,
+            LeBytes::le_bytes(d.syn_weight.as_slice()),
+            "syn_weight",
+        )?;
+        let ring_len = slots as usize * n_local;
+        let ring_ex = DevVec::zeros(dev_ref, ring_len, "ring buffer (excitatory)")?;
+        let ring_in = DevVec::zeros(dev_ref, ring_len, "ring buffer (inhibitory)")?;
+        let spikes = DevVec::zeros(dev_ref, spike_cap.max(1) as usize, "spike list")?;
+        // Routing tables (as Engine::new builds them).
+        let n_ranks = d.n_ranks.to_native() as usize;
+        let mut per_neuron: Vec<Vec<u64>> = vec![Vec::new(); n_local];
+        let mut out_start_host = Vec::with_capacity(n_ranks);
+        let mut out_cap_host = Vec::with_capacity(n_ranks);
+        let mut total_out = 0u64;
+        for q in 0..n_ranks {
+            let (a, b) = (
+                d.send_offsets[q].to_native() as usize,
+                d.send_offsets[q + 1].to_native() as usize,
+            );
+            for (pos, l) in d.send[a..b].iter().enumerate() {
+                per_neuron[l.to_native() as usize].push((q as u64) << 32 | pos as u64);
+            }
+            out_start_host.push(total_out);
+            let cap = (b - a) as u64 * interval;
+            out_cap_host.push(u32::try_from(cap).map_err(|_| {
+                SimError::Invalid("send table too large for the GPU engine".into())
+            })?);
+            total_out += cap;
+        }
+        let mut send_ptr = Vec::with_capacity(n_local + 1);
+        let mut send_entries = Vec::new();
+        send_ptr.push(0u32);
+        let mut senders = 0u64;
+        for v in per_neuron {
+            senders += u64::from(!v.is_empty());
+            send_entries.extend(v);
+            send_ptr.push(send_entries.len() as u32);
+        }
+        let placement = snn_formats::Placement::new(&model, n_ranks as u32)
+            .map_err(|e| SimError::Invalid(e.to_string()))?;
+        let mut needs = Vec::new();
+        let mut needs_range = Vec::with_capacity(n_ranks);
+        for q in 0..n_ranks {
+            let (a, b) = (
+                d.image_offsets[q].to_native() as usize,
+                d.image_offsets[q + 1].to_native() as usize,
+            );
+            let start = needs.len();
+            needs.extend(
+                d.images[a..b]
+                    .iter()
+                    .map(|g| placement.locate(g.to_native()).1),
+            );
+            needs_range.push((start, needs.len()));
+        }
+        let multi = n_ranks > 1;
+        let coll_cap = if multi { senders * interval } else { 0 };
+        let coll_cap = u32::try_from(coll_cap)
+            .map_err(|_| SimError::Invalid("send table too large for the GPU engine".into()))?;
+        let (send_ptr, send_entries, out_start, out_cap, out, coll_out, needs) = if multi {
+            (
+                DevVec::from_slice(dev_ref, &send_ptr, "send_ptr")?,
+                DevVec::from_slice(dev_ref, &send_entries, "send entries")?,
+                DevVec::from_slice(dev_ref, &out_start_host, "send buffer offsets")?,
+                DevVec::from_slice(dev_ref, &out_cap_host, "send buffer capacities")?,
+                DevVec::zeros(dev_ref, total_out as usize, "send buffers")?,
+                DevVec::zeros(dev_ref, coll_cap as usize, "collective send buffer")?,
+                DevVec::from_slice(dev_ref, &needs, "image table")?,
+            )
+        } else {
+            (
+                DevVec::zeros(dev_ref, 0, "send_ptr")?,
+                DevVec::zeros(dev_ref, 0, "send entries")?,
+                DevVec::zeros(dev_ref, 0, "send buffer offsets")?,
+                DevVec::zeros(dev_ref, 0, "send buffer capacities")?,
+                DevVec::zeros(dev_ref, 0, "send buffers")?,
+                DevVec::zeros(dev_ref, 0, "collective send buffer")?,
+                DevVec::zeros(dev_ref, 0, "image table")?,
+            )
+        };
+        let rec_cap = (options.record_entries as u64).max(n_local as u64 * interval);
+        let rec_cap = u32::try_from(rec_cap).unwrap_or(u32::MAX);
+        let target_bits = d.target_bits.to_native();
+        let ctr = DevVec::zeros(dev_ref, C_P2P + n_ranks, "counters")?;
+        let events = DevVec::zeros(dev_ref, 1, "event counter")?;
+        let recv = DevVec::zeros(dev_ref, 0, "received entries")?;
+        let deliv = DevVec::zeros(dev_ref, 0, "received deliveries")?;
+        let rec = DevVec::zeros(dev_ref, 0, "spike recording")?;
+        let vm_buf = DevVec::zeros(dev_ref, 0, "V_m recording")?;
+        Ok(GpuEngine {
+            weight_scale: 1.0 / (2f64).powi(frac as i32),
+            dev,
+            model,
+            shard,
+            seed,
+            n_local,
+            n_ranks,
+            slots,
+            interval,
+            step: 0,
+            interval_start: 0,
+            target_bits,
+            pop_first_local,
+            blocks,
+            ring_ex,
+            ring_in,
+            row_ptr,
+            syn_td,
+            syn_w,
+            spikes,
+            spike_cap,
+            ctr,
+            events,
+            send_ptr,
+            send_entries,
+            out_start_host,
+            out_cap_host,
+            out_start,
+            out_cap,
+            out,
+            coll_out,
+            coll_cap,
+            needs,
+            needs_range,
+            staged: Vec::new(),
+            recv,
+            deliv,
+            record_from: u64::MAX,
+            rec,
+            rec_cap,
+            rec_bound: 0,
+            chunk_start: 0,
+            vm_runs: Vec::new(),
+            vm_nan_cols: Vec::new(),
+            vm_width: 0,
+            vm_buf,
+            vm_rows_cap: options.vm_steps.max(interval as usize),
+            vm_rows: 0,
+            pending: Recorded::default(),
+        })
+    }
+
+    /// The device's description.
+    pub fn device_description(&self) -> String {
+        self.dev.describe()
+    }
+
+    /// The whole grid: for kernels whose work count is in device memory.
+    fn full(&self) -> Shape {
+        Shape {
+            grid: self.dev.full_grid().max(1),
+            block: self.dev.block_size().max(1),
+        }
+    }
+
+    /// The error counters, as an error if any is set.
+    fn check_errors(&mut self) -> Result<(), SimError> {
+        let err = self.ctr.read(self.dev.as_mut(), C_ERR..C_ERR + N_ERR)?;
+        let what = [
+            (ERR_SPIKE_OVERFLOW, "the spike list overflowed"),
+            (ERR_MALFORMED, "malformed spike entries were received"),
+            (ERR_RECORD_OVERFLOW, "the spike recording buffer overflowed"),
+            (ERR_PACK_OVERFLOW, "a send buffer overflowed"),
+            (ERR_RECV_OVERFLOW, "the received delivery list overflowed"),
+        ];
+        for (i, msg) in what {
+            if err[i] != 0 {
+                return Err(SimError::Internal(format!("GPU engine: {msg}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the recording buffers back into `pending` and empties them.
+    fn flush_recording(&mut self) -> Result<(), SimError> {
+        self.check_errors()?;
+        let dev = self.dev.as_mut();
+        if self.record_from != u64::MAX {
+            let n = self.ctr.read(dev, C_REC..C_REC + 1)?[0];
+            if n > self.rec_cap {
+                return Err(SimError::Internal(
+                    "GPU engine: the spike recording buffer overflowed".into(),
+                ));
+            }
+            let mut entries = self.rec.read(dev, 0..n as usize)?;
+            entries.sort_unstable();
+            let base = self.chunk_start;
+            self.pending
+                .spikes
+                .extend(entries.iter().map(|&e| (base + (e >> 32), e as u32)));
+            dev.zero(self.ctr.id(), (C_REC * 4) as u64, 4)?;
+        }
+        if self.vm_rows > 0 {
+            let mut v = self.vm_buf.read(dev, 0..self.vm_rows * self.vm_width)?;
+            for row in v.chunks_mut(self.vm_width.max(1)) {
+                for &c in &self.vm_nan_cols {
+                    row[c] = f64::NAN;
+                }
+            }
+            self.pending.vm.extend(v);
+            self.vm_rows = 0;
+        }
+        self.rec_bound = 0;
+        self.chunk_start = self.step;
+        Ok(())
+    }
+
+    /// Delivery entries of the staged receptions (uploaded, unpacked on
+    /// the device); returns whether there are any.
+    fn unpack_staged(&mut self) -> Result<bool, SimError> {
+        let total: usize = self.staged.iter().map(|s| s.entries.len()).sum();
+        if total == 0 {
+            self.staged.clear();
+            return Ok(false);
+        }
+        let dev = self.dev.as_mut();
+        if self.recv.len() < total {
+            let old = std::mem::replace(
+                &mut self.recv,
+                DevVec::zeros(dev, total.next_power_of_two(), "received entries")?,
+            );
+            old.free(dev);
+            let old = std::mem::replace(
+                &mut self.deliv,
+                DevVec::zeros(dev, total.next_power_of_two(), "received deliveries")?,
+            );
+            old.free(dev);
+        }
+        let cap = u32::try_from(self.deliv.len()).unwrap_or(u32::MAX);
+        dev.zero(self.ctr.id(), (C_DELIV * 4) as u64, 4)?;
+        let d = self.shard.data();
+        let mut at = 0usize;
+        for s in &self.staged {
+            if s.entries.is_empty() {
+                continue;
+            }
+            let q = s.from as usize;
+            self.recv.write(dev, at, &s.entries)?;
+            let n = s.entries.len();
+            let shape = grid_for(dev, n as u64);
+            if s.collective {
+                let (a, b) = self.needs_range[q];
+                let base_row = self.n_local as u64 + d.image_offsets[q].to_native();
+                dev.launch(
+                    KernelId::UnpackCollective,
+                    shape,
+                    &[
+                        self.recv.at(at),
+                        Arg::U32(n as u32),
+                        Arg::U64(self.interval),
+                        self.needs.at(a),
+                        Arg::U32((b - a) as u32),
+                        Arg::U64(base_row),
+                        self.deliv.arg(),
+                        self.ctr.at(C_DELIV),
+                        Arg::U32(cap),
+                        self.ctr.at(C_ERR),
+                    ],
+                )?;
+            } else {
+                dev.launch(
+                    KernelId::UnpackP2p,
+                    shape,
+                    &[
+                        self.recv.at(at),
+                        Arg::U32(n as u32),
+                        Arg::U64(self.interval),
+                        Arg::U64(d.image_offsets[q].to_native()),
+                        Arg::U64(d.image_offsets[q + 1].to_native()),
+                        Arg::U32(self.n_local as u32),
+                        self.deliv.arg(),
+                        self.ctr.at(C_DELIV),
+                        Arg::U32(cap),
+                        self.ctr.at(C_ERR),
+                    ],
+                )?;
+            }
+            at += n;
+        }
+        let err = self.ctr.read(dev, C_ERR..C_ERR + N_ERR)?;
+        if err[ERR_MALFORMED] != 0 {
+            // Name the sender, as Engine::receive does (the host still has
+            // the entries).
+            let from = self
+                .staged
+                .iter()
+                .find(|s| s.entries.iter().any(|&w| self.malformed(s, w)))
+                .map(|s| s.from.to_string())
+                .unwrap_or_else(|| "?".into());
+            return Err(SimError::Internal(format!(
+                "malformed spike entry from rank {from}"
+            )));
+        }
+        self.staged.clear();
+        self.check_errors()?;
+        Ok(true)
+    }
+
+    /// Whether `w` from `s` is malformed (the unpack kernels' test).
+    fn malformed(&self, s: &Staged, w: u64) -> bool {
+        let d = self.shard.data();
+        let q = s.from as usize;
+        let off = w >> 32;
+        if off >= self.interval {
+            return true;
+        }
+        if s.collective {
+            return false;
+        }
+        let (a, b) = (
+            d.image_offsets[q].to_native(),
+            d.image_offsets[q + 1].to_native(),
+        );
+        a + (w & 0xffff_ffff) >= b
+    }
+
+    fn deliver_list(
+        &mut self,
+        list: Arg,
+        count: Arg,
+        capacity: u32,
+        count_events: bool,
+        err_index: usize,
+    ) -> Result<(), SimError> {
+        let shape = self.full();
+        self.dev.launch(
+            KernelId::DeliverList,
+            shape,
+            &[
+                list,
+                count,
+                Arg::U32(capacity),
+                Arg::U64(self.interval_start),
+                self.row_ptr.arg(),
+                self.syn_td.arg(),
+                self.syn_w.arg(),
+                Arg::U32(self.target_bits),
+                Arg::U64(self.slots),
+                Arg::U32(self.n_local as u32),
+                self.ring_ex.arg(),
+                self.ring_in.arg(),
+                Arg::U32(u32::from(count_events)),
+                self.events.arg(),
+                self.ctr.at(C_ERR),
+                Arg::U32(err_index as u32),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Checks that a received source rank exists.
+    fn check_source(&self, from: u32) -> Result<(), SimError> {
+        if from as usize >= self.n_ranks {
+            return Err(SimError::Internal(format!(
+                "spikes from unknown rank {from}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl RankEngine for GpuEngine {
+    fn backend(&self) -> String {
+        "cuda".into()
+    }
+    fn device(&self) -> Option<String> {
+        Some(self.dev.describe())
+    }
+    fn data(&self) -> &ArchivedShardData {
+        self.shard.data()
+    }
+    fn n_local(&self) -> usize {
+        self.n_local
+    }
+    fn step(&self) -> u64 {
+        self.step
+    }
+    fn interval(&self) -> u64 {
+        self.interval
+    }
+    fn pop_first_local(&self) -> &[usize] {
+        &self.pop_first_local
+    }
+    fn state_bytes(&self) -> u64 {
+        let n = self.n_local as u64;
+        n * (2 * 8 * self.slots + 48)
+    }
+
+    fn set_recording(&mut self, from_step: u64, vm_locals: &[usize]) -> Result<(), SimError> {
+        let dev = self.dev.as_mut();
+        self.record_from = from_step;
+        let rec = std::mem::replace(
+            &mut self.rec,
+            DevVec::zeros(dev, self.rec_cap as usize, "spike recording")?,
+        );
+        rec.free(dev);
+        for r in self.vm_runs.drain(..) {
+            r.idx.free(dev);
+        }
+        self.vm_nan_cols.clear();
+        // Runs of consecutive columns in one block.
+        let mut runs: Vec<(usize, usize, Vec<u32>)> = Vec::new();
+        for (col, &l) in vm_locals.iter().enumerate() {
+            let b = self
+                .blocks
+                .iter()
+                .position(|b| (b.first_local as usize..(b.first_local + b.n) as usize).contains(&l))
+                .ok_or_else(|| {
+                    SimError::Internal(format!(
+                        "V_m recording of local neuron {l} of {}",
+                        self.n_local
+                    ))
+                })?;
+            if matches!(self.blocks[b].kind, Kind::Generator(_)) {
+                self.vm_nan_cols.push(col);
+                continue;
+            }
+            let i = (l - self.blocks[b].first_local as usize) as u32;
+            match runs.last_mut() {
+                Some((rb, c0, idx)) if *rb == b && *c0 + idx.len() == col => idx.push(i),
+                _ => runs.push((b, col, vec![i])),
+            }
+        }
+        for (block, col, idx) in runs {
+            self.vm_runs.push(VmRun {
+                block,
+                col,
+                n: idx.len() as u32,
+                idx: DevVec::from_slice(dev, &idx, "V_m indices")?,
+            });
+        }
+        self.vm_width = vm_locals.len();
+        let vm = std::mem::replace(
+            &mut self.vm_buf,
+            DevVec::zeros(dev, self.vm_rows_cap * self.vm_width, "V_m recording")?,
+        );
+        vm.free(dev);
+        self.vm_rows = 0;
+        self.rec_bound = 0;
+        self.chunk_start = self.step;
+        Ok(())
+    }
+
+    fn update(&mut self, n_steps: u64) -> Result<(), SimError> {
+        if n_steps > self.interval {
+            return Err(SimError::Internal(format!(
+                "update of {n_steps} steps, more than the interval of {}",
+                self.interval
+            )));
+        }
+        let recording = self.step + n_steps > self.record_from;
+        if recording {
+            let worst = self.n_local as u64 * n_steps;
+            let span = self.step + n_steps - self.chunk_start;
+            if self.rec_bound + worst > self.rec_cap as u64
+                || (self.vm_width > 0 && self.vm_rows + n_steps as usize > self.vm_rows_cap)
+                || span >= u32::MAX as u64
+            {
+                self.flush_recording()?;
+            }
+        }
+        let dev = self.dev.as_mut();
+        let start = self.step;
+        self.interval_start = start;
+        dev.zero(self.ctr.id(), (C_SPIKES * 4) as u64, 4)?;
+        for t in start..start + n_steps {
+            let row = (t % self.slots) as usize * self.n_local;
+            for b in &self.blocks {
+                let shape = grid_for(dev, b.n as u64);
+                let (k, consts) = match &b.kind {
+                    Kind::Exp(c) => (KernelId::IafPscExpUpdate, c.to_le_bytes()),
+                    Kind::Alpha(c) => (KernelId::IafPscAlphaUpdate, c.to_le_bytes()),
+                    Kind::Generator(steps) => {
+                        if steps.binary_search(&t).is_ok() {
+                            dev.launch(
+                                KernelId::GeneratorSpikes,
+                                shape,
+                                &[
+                                    Arg::U64(t - start),
+                                    Arg::U32(b.first_local),
+                                    Arg::U32(b.n),
+                                    self.spikes.arg(),
+                                    self.ctr.at(C_SPIKES),
+                                    Arg::U32(self.spike_cap),
+                                ],
+                            )?;
+                        }
+                        continue;
+                    }
+                };
+                let input = StepInput {
+                    step: t,
+                    interval_start: start,
+                    seed: self.seed,
+                    weight_scale: self.weight_scale,
+                    poisson_weight: b.poisson_weight,
+                    poisson_delay: b.poisson_delay,
+                    poisson_len: b.poisson_len,
+                    first_local: b.first_local,
+                    n: b.n,
+                    spike_capacity: self.spike_cap,
+                };
+                let mut args = vec![Arg::Struct(consts), Arg::Struct(input.to_le_bytes())];
+                args.extend(b.state.iter().map(|s| s.arg()));
+                args.extend([
+                    b.refractory.arg(),
+                    self.ring_ex.at(row),
+                    self.ring_in.at(row),
+                    b.gid.arg(),
+                    b.table.arg(),
+                    self.spikes.arg(),
+                    self.ctr.at(C_SPIKES),
+                ]);
+                dev.launch(k, shape, &args)?;
+            }
+            if self.vm_width > 0 && t >= self.record_from {
+                let base = self.vm_rows * self.vm_width;
+                for r in &self.vm_runs {
+                    dev.launch(
+                        KernelId::GatherF64,
+                        grid_for(dev, r.n as u64),
+                        &[
+                            self.blocks[r.block].state[0].arg(),
+                            r.idx.arg(),
+                            Arg::U32(r.n),
+                            self.vm_buf.at(base + r.col),
+                        ],
+                    )?;
+                }
+                self.vm_rows += 1;
+            }
+        }
+        if recording {
+            let from_offset = self.record_from.saturating_sub(start);
+            let shape = self.full();
+            self.dev.launch(
+                KernelId::RecordSpikes,
+                shape,
+                &[
+                    self.spikes.arg(),
+                    self.ctr.at(C_SPIKES),
+                    Arg::U32(self.spike_cap),
+                    Arg::U64(start - self.chunk_start),
+                    Arg::U64(from_offset),
+                    self.rec.arg(),
+                    self.ctr.at(C_REC),
+                    Arg::U32(self.rec_cap),
+                    self.ctr.at(C_ERR),
+                ],
+            )?;
+            self.rec_bound += self.n_local as u64 * n_steps;
+        }
+        self.step = start + n_steps;
+        Ok(())
+    }
+
+    fn pack(&mut self, n_ranks: usize) -> Result<Vec<Vec<u64>>, SimError> {
+        if n_ranks != self.n_ranks {
+            return Err(SimError::Internal(format!(
+                "pack for {n_ranks} ranks, the shard has {}",
+                self.n_ranks
+            )));
+        }
+        if n_ranks == 1 {
+            return Ok(vec![Vec::new()]);
+        }
+        let shape = self.full();
+        let dev = self.dev.as_mut();
+        dev.zero(self.ctr.id(), (C_P2P * 4) as u64, (4 * n_ranks) as u64)?;
+        dev.launch(
+            KernelId::PackP2p,
+            shape,
+            &[
+                self.spikes.arg(),
+                self.ctr.at(C_SPIKES),
+                Arg::U32(self.spike_cap),
+                self.send_ptr.arg(),
+                self.send_entries.arg(),
+                self.out_start.arg(),
+                self.out_cap.arg(),
+                self.out.arg(),
+                self.ctr.at(C_P2P),
+                self.ctr.at(C_ERR),
+            ],
+        )?;
+        let counts = self.ctr.read(dev, C_P2P..C_P2P + n_ranks)?;
+        let mut out = Vec::with_capacity(n_ranks);
+        for (q, &c) in counts.iter().enumerate() {
+            if c > self.out_cap_host[q] {
+                return Err(SimError::Internal(
+                    "GPU engine: a send buffer overflowed".into(),
+                ));
+            }
+            let a = self.out_start_host[q] as usize;
+            out.push(if c == 0 {
+                Vec::new()
+            } else {
+                self.out.read(dev, a..a + c as usize)?
+            });
+        }
+        Ok(out)
+    }
+
+    fn pack_collective(&mut self) -> Result<Vec<u64>, SimError> {
+        if self.n_ranks == 1 {
+            return Ok(Vec::new());
+        }
+        let shape = self.full();
+        let dev = self.dev.as_mut();
+        dev.zero(self.ctr.id(), (C_COLL * 4) as u64, 4)?;
+        dev.launch(
+            KernelId::PackCollective,
+            shape,
+            &[
+                self.spikes.arg(),
+                self.ctr.at(C_SPIKES),
+                Arg::U32(self.spike_cap),
+                self.send_ptr.arg(),
+                self.coll_out.arg(),
+                self.ctr.at(C_COLL),
+                Arg::U32(self.coll_cap),
+                self.ctr.at(C_ERR),
+            ],
+        )?;
+        let c = self.ctr.read(dev, C_COLL..C_COLL + 1)?[0];
+        if c > self.coll_cap {
+            return Err(SimError::Internal(
+                "GPU engine: the collective send buffer overflowed".into(),
+            ));
+        }
+        Ok(self.coll_out.read(dev, 0..c as usize)?)
+    }
+
+    fn receive(&mut self, from: u32, packed: &[u64]) -> Result<(), SimError> {
+        self.check_source(from)?;
+        self.staged.push(Staged {
+            from,
+            collective: false,
+            entries: packed.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn receive_collective(&mut self, from: u32, packed: &[u64]) -> Result<(), SimError> {
+        self.check_source(from)?;
+        let (a, b) = self.needs_range[from as usize];
+        if a == b {
+            return Ok(());
+        }
+        self.staged.push(Staged {
+            from,
+            collective: true,
+            entries: packed.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn deliver(&mut self, count_events: bool) -> Result<(), SimError> {
+        let received = self.unpack_staged()?;
+        self.deliver_list(
+            self.spikes.arg(),
+            self.ctr.at(C_SPIKES),
+            self.spike_cap,
+            count_events,
+            ERR_SPIKE_OVERFLOW,
+        )?;
+        if received {
+            let cap = u32::try_from(self.deliv.len()).unwrap_or(u32::MAX);
+            self.deliver_list(
+                self.deliv.arg(),
+                self.ctr.at(C_DELIV),
+                cap,
+                count_events,
+                ERR_RECV_OVERFLOW,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn events(&mut self) -> Result<u64, SimError> {
+        Ok(self.events.read(self.dev.as_mut(), 0..1)?[0] as u64)
+    }
+
+    fn set_events(&mut self, events: u64) -> Result<(), SimError> {
+        self.events.write(self.dev.as_mut(), 0, &[events as i64])?;
+        Ok(())
+    }
+
+    fn take_recorded(&mut self, flush: bool) -> Result<Recorded, SimError> {
+        if flush {
+            self.flush_recording()?;
+        }
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    fn save_state(&mut self) -> Result<Vec<Section>, SimError> {
+        self.check_errors()?;
+        let dev = self.dev.as_mut();
+        let mut out = vec![
+            Section::new("engine/step", self.step.to_le_bytes().to_vec()),
+            Section::new(
+                "engine/layout",
+                [self.n_local as u64, self.slots]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+            ),
+        ];
+        for b in &self.blocks {
+            let mut s: Vec<Vec<f64>> = Vec::with_capacity(b.state.len());
+            for v in &b.state {
+                s.push(v.to_vec(dev)?);
+            }
+            let refractory = b.refractory.to_vec(dev)?;
+            let bytes = match &b.kind {
+                Kind::Exp(_) => {
+                    let mut s = s.into_iter();
+                    IafPscExpState {
+                        v_m: s.next().unwrap_or_default(),
+                        i_syn_ex: s.next().unwrap_or_default(),
+                        i_syn_in: s.next().unwrap_or_default(),
+                        refractory,
+                    }
+                    .to_bytes()
+                }
+                Kind::Alpha(_) => {
+                    let mut s = s.into_iter();
+                    IafPscAlphaState {
+                        v_m: s.next().unwrap_or_default(),
+                        i_syn_ex: s.next().unwrap_or_default(),
+                        di_syn_ex: s.next().unwrap_or_default(),
+                        i_syn_in: s.next().unwrap_or_default(),
+                        di_syn_in: s.next().unwrap_or_default(),
+                        refractory,
+                    }
+                    .to_bytes()
+                }
+                Kind::Generator(_) => continue,
+            };
+            out.push(Section::new(
+                format!("engine/neurons/{}", self.model.populations[b.pop].name),
+                bytes,
+            ));
+        }
+        let n = self.n_local;
+        for (name, ring) in [
+            ("engine/ring_ex", &self.ring_ex),
+            ("engine/ring_in", &self.ring_in),
+        ] {
+            let all = ring.to_vec(dev)?;
+            let mut bytes = Vec::with_capacity(all.len() * 8);
+            for k in 0..self.slots {
+                let slot = ((self.step + k) % self.slots) as usize;
+                for x in &all[slot * n..(slot + 1) * n] {
+                    bytes.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            out.push(Section::new(name, bytes));
+        }
+        Ok(out)
+    }
+
+    fn restore_state<'s>(
+        &mut self,
+        get: &dyn Fn(&str) -> Option<&'s [u8]>,
+    ) -> Result<(), SimError> {
+        let u64s = |name: &str, n: usize| -> Result<Vec<u64>, SimError> {
+            let b = get(name).ok_or_else(|| bad_state(&format!("section {name} missing")))?;
+            if b.len() != 8 * n {
+                return Err(bad_state(&format!("section {name} has the wrong size")));
+            }
+            Ok(b.chunks_exact(8)
+                .map(|c| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(c);
+                    u64::from_le_bytes(w)
+                })
+                .collect())
+        };
+        let step = u64s("engine/step", 1)?[0];
+        let layout = u64s("engine/layout", 2)?;
+        if layout != [self.n_local as u64, self.slots] {
+            return Err(bad_state(&format!(
+                "saved for {} local neurons and {} ring slots, this rank has {} and {} (a different network or rank)",
+                layout[0], layout[1], self.n_local, self.slots
+            )));
+        }
+        let n = self.n_local;
+        let mut rings = Vec::with_capacity(2);
+        for name in ["engine/ring_ex", "engine/ring_in"] {
+            let b = get(name).ok_or_else(|| bad_state(&format!("section {name} missing")))?;
+            if b.len() != self.slots as usize * n * 8 {
+                return Err(bad_state(&format!("section {name} has the wrong size")));
+            }
+            rings.push(b);
+        }
+        let dev = self.dev.as_mut();
+        for b in &self.blocks {
+            let p = &self.model.populations[b.pop];
+            let name = format!("engine/neurons/{}", p.name);
+            if matches!(b.kind, Kind::Generator(_)) {
+                continue;
+            }
+            let bytes = get(&name).ok_or_else(|| bad_state(&format!("section {name} missing")))?;
+            let total = b.n as usize;
+            let wrong = || {
+                bad_state(&format!(
+                    "section {name} is not a state of {total} {:?} neurons",
+                    p.params.model
+                ))
+            };
+            let (arrays, refractory): (Vec<Vec<f64>>, Vec<u32>) = match b.kind {
+                Kind::Exp(_) => {
+                    let s = IafPscExpState::from_bytes(bytes)
+                        .filter(|s| s.len() == total)
+                        .ok_or_else(wrong)?;
+                    (vec![s.v_m, s.i_syn_ex, s.i_syn_in], s.refractory)
+                }
+                Kind::Alpha(_) => {
+                    let s = IafPscAlphaState::from_bytes(bytes)
+                        .filter(|s| s.len() == total)
+                        .ok_or_else(wrong)?;
+                    (
+                        vec![s.v_m, s.i_syn_ex, s.di_syn_ex, s.i_syn_in, s.di_syn_in],
+                        s.refractory,
+                    )
+                }
+                Kind::Generator(_) => continue,
+            };
+            for (buf, x) in b.state.iter().zip(&arrays) {
+                buf.write(dev, 0, x)?;
+            }
+            b.refractory.write(dev, 0, &refractory)?;
+        }
+        for (ring, bytes) in [&self.ring_ex, &self.ring_in].into_iter().zip(&rings) {
+            let mut all = vec![0i64; self.slots as usize * n];
+            for k in 0..self.slots {
+                let slot = ((step + k) % self.slots) as usize;
+                let src = &bytes[k as usize * n * 8..(k as usize + 1) * n * 8];
+                for (x, c) in all[slot * n..(slot + 1) * n]
+                    .iter_mut()
+                    .zip(src.chunks_exact(8))
+                {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(c);
+                    *x = i64::from_le_bytes(w);
+                }
+            }
+            ring.write(dev, 0, &all)?;
+        }
+        self.step = step;
+        self.interval_start = step;
+        self.chunk_start = step;
+        self.rec_bound = 0;
+        self.vm_rows = 0;
+        dev.zero(self.ctr.id(), (C_REC * 4) as u64, 4)?;
+        Ok(())
+    }
+}
