@@ -32,9 +32,15 @@ done
 # The NVRTC library of the project's venv (scripts/install.sh puts the
 # nvidia-cuda-nvrtc-cu12 wheel there), for machines whose Python has none.
 nvrtc_dir=$(ls -d .venv/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib 2>/dev/null | head -n1 || true)
+# xz-compressed (58 MB -> 17 MB: the device tool carries at most 64 MiB);
+# bench/gpu/run.sh unpacks them there with Python's lzma.
 if [[ -n "$nvrtc_dir" ]]; then
+    rm -rf bench/gpu/bin/nvrtc
     mkdir -p bench/gpu/bin/nvrtc
-    cp -L "$nvrtc_dir"/libnvrtc*.so* bench/gpu/bin/nvrtc/
+    for f in "$nvrtc_dir"/libnvrtc*.so*; do
+        xz -T0 -6 -c "$f" >"bench/gpu/bin/nvrtc/$(basename "$f").xz"
+    done
 fi
 ls -la bench/gpu/bin bench/gpu/bin/nvrtc 2>/dev/null
+du -sh bench/gpu/bin
 ldd bench/gpu/bin/snn-sim || true

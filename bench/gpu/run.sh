@@ -32,9 +32,18 @@ T_SIM_MS="${T_SIM_MS:-10000}"
 STAGES=("$@")
 ((${#STAGES[@]})) || STAGES=(all)
 mkdir -p "$OUTDIR" "$WORK"
-# NVRTC: the copy carried with the binaries, unless one is named.
+# NVRTC: the copy carried with the binaries (xz-compressed by
+# build_portable.sh), unless one is named.
 if [[ -z "${SNN_NVRTC_LIB:-}" && -d "$BIN/nvrtc" ]]; then
-    export SNN_NVRTC_LIB="$PWD/$BIN/nvrtc"
+    mkdir -p "$WORK/nvrtc"
+    for f in "$BIN"/nvrtc/*.xz; do
+        [[ -e "$f" ]] || continue
+        python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
+            "$f" "$WORK/nvrtc/$(basename "$f" .xz)"
+    done
+    export SNN_NVRTC_LIB="$WORK/nvrtc"
+    # libnvrtc loads its builtins library by name.
+    export LD_LIBRARY_PATH="$WORK/nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 ROWS=()
 row() { ROWS+=("$*"); printf '%s\n' "$*" >>"$OUTDIR/table.md"; }
@@ -44,7 +53,7 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
 
-say "machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n1); $(nproc) cores"
+say "machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n1 || echo 'no nvidia-smi'); $(nproc) cores"
 "$BIN/snn-sim" --version >&2 || { say "FAIL: $BIN/snn-sim does not run here"; exit 1; }
 : >"$OUTDIR/table.md"
 row "| date | $(date -u +%F) | device | $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1) |"
@@ -95,8 +104,11 @@ if want identity; then
                 "bal02 configs/balanced.toml scale.neurons=0.2 scale.indegree=0.2"; do
         read -r name config s1 s2 <<<"$spec"
         tc=$(build "$name-cpu" "$config" cpu "$s1" "$s2") || continue
-        tg=$(build "$name-gpu" "$config" cuda "$s1" "$s2") || continue
-        row "| $name shards cuda == cpu | $(same_shards "$name-cpu" "$name-gpu") | build s cpu / cuda | $tc / $tg |"
+        if tg=$(build "$name-gpu" "$config" cuda "$s1" "$s2"); then
+            row "| $name shards cuda == cpu | $(same_shards "$name-cpu" "$name-gpu") | build s cpu / cuda | $tc / $tg |"
+        else
+            row "| $name shards cuda == cpu | FAIL: GPU build failed | build s cpu | $tc |"
+        fi
         sim "$name-run-cpu" "$name-cpu" cpu 100 1000 || continue
         sim "$name-run-gpu" "$name-cpu" cuda 100 1000 || continue
         "$BIN/snn-analyze" compare "$WORK/$name-run-cpu" "$WORK/$name-run-gpu" --json \
@@ -110,6 +122,7 @@ if want micro; then
     if tg=$(build micro-gpu configs/microcircuit.toml cuda); then
         syn=$(json "$OUTDIR/build-micro-gpu.json" "d['total_synapses']")
         row "| microcircuit full: construction on GPU (whole process) | $tg s | synapses | $syn |"
+        row "| microcircuit full: build_seconds (snn-build --json) | $(json "$OUTDIR/build-micro-gpu.json" "round(d['build_seconds'], 3)") s, of which writing $(json "$OUTDIR/build-micro-gpu.json" "round(d['write_seconds'], 3)") s | bytes/synapse on disk | $(json "$OUTDIR/build-micro-gpu.json" "round(d['bytes_per_synapse'], 3)") |"
         # Twice: the second run's load time is with the shard in the page
         # cache (what a job chain sees after the first piece).
         for k in 1 2; do

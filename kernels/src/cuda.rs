@@ -5,13 +5,16 @@
 //! * **Start-up.** [`CudaDevice::open`] first checks that the driver library
 //!   can be loaded (cudarc panics on a missing library, so this comes before
 //!   any cudarc call), then initialises the driver, counts the devices and
-//!   takes device `rank % count` (one GPU per MPI rank, ranks spread over
-//!   the node's visible GPUs; `CUDA_VISIBLE_DEVICES` narrows the choice),
+//!   takes device `hint % count`, the hint being the node-local rank under
+//!   an MPI launcher ([`gpu_hint`]: one GPU per rank, each node's ranks
+//!   spread over its visible GPUs; `CUDA_VISIBLE_DEVICES` narrows the
+//!   choice),
 //!   retains its primary context and loads NVRTC.
 //! * **Kernels.** Each [`Module`] is compiled once per process by NVRTC for
 //!   the device's architecture (`compute_XY` from its compute capability,
-//!   `--fmad=false`: see [`crate::device::nvrtc`]) and loaded on first use;
-//!   functions are looked up once per [`KernelId`].
+//!   `--fmad=false`: see [`crate::device::nvrtc`]) and loaded when the device
+//!   is opened (so this cost is set-up time, reported by
+//!   [`Device::describe`]); functions are looked up once per [`KernelId`].
 //! * **Memory and copies.** Plain device allocations (`cuMemAlloc`, zeroed
 //!   after allocation); synchronous copies, which wait for the launches
 //!   issued before them on the legacy default stream. Host memory is used
@@ -48,6 +51,8 @@ pub struct CudaDevice {
     functions: HashMap<KernelId, sys::CUfunction>,
     buffers: HashMap<BufId, (sys::CUdeviceptr, u64)>,
     next_id: BufId,
+    /// Seconds spent compiling (NVRTC) and loading the kernels at start-up.
+    compile_s: f64,
 }
 
 // SAFETY: the raw handles are plain driver handles, valid on any thread
@@ -82,6 +87,34 @@ fn arch_name(major: i32, minor: i32) -> &'static str {
     }
 }
 
+/// The rank of this process among the processes of its node, as the MPI
+/// launcher or SLURM announces it (`MPI_LOCALRANKID`: MPICH's Hydra;
+/// `OMPI_COMM_WORLD_LOCAL_RANK`: Open MPI; `MV2_COMM_WORLD_LOCAL_RANK`;
+/// `SLURM_LOCALID`: srun), if any. One process per GPU on nodes with
+/// several GPUs: the GPU to open is this rank modulo the visible GPUs.
+pub fn node_local_rank() -> Option<u32> {
+    [
+        "MPI_LOCALRANKID",
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MV2_COMM_WORLD_LOCAL_RANK",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+}
+
+/// The GPU index hint for `rank`: under an MPI launcher (one rank per
+/// process) the node-local rank when the launcher gives one, so that ranks
+/// on different nodes each start at GPU 0; otherwise `rank` itself (ranks
+/// emulated in one process spread over the visible GPUs).
+pub fn gpu_hint(rank: u32, under_mpi: bool) -> u32 {
+    if under_mpi {
+        node_local_rank().unwrap_or(rank)
+    } else {
+        rank
+    }
+}
+
 /// Whether the CUDA driver library (`libcuda`) can be loaded. Calls no
 /// function in it.
 pub fn driver_present() -> bool {
@@ -91,10 +124,19 @@ pub fn driver_present() -> bool {
 }
 
 impl CudaDevice {
-    /// Opens GPU `rank % (number of visible GPUs)`: see the module
-    /// documentation. Errors (never panics) when the driver library, a GPU
-    /// or NVRTC is missing.
-    pub fn open(rank: u32) -> Result<CudaDevice, GpuError> {
+    /// Opens GPU `hint % (number of visible GPUs)` with every kernel
+    /// module: see [`CudaDevice::open_with`].
+    pub fn open(hint: u32) -> Result<CudaDevice, GpuError> {
+        CudaDevice::open_with(hint, &Module::ALL)
+    }
+
+    /// Opens GPU `hint % (number of visible GPUs)` (see [`gpu_hint`]) and
+    /// compiles and loads
+    /// `modules` (the simulator needs neuron, delivery and routing kernels,
+    /// the builder connection and build kernels; a kernel of another module
+    /// is compiled on first use). Errors (never panics) when the driver
+    /// library, a GPU or NVRTC is missing. See the module documentation.
+    pub fn open_with(hint: u32, modules: &[Module]) -> Result<CudaDevice, GpuError> {
         if !driver_present() {
             return Err(GpuError::NoDevice(
                 "the CUDA driver library (libcuda.so) was not found; is an NVIDIA driver installed?"
@@ -112,7 +154,7 @@ impl CudaDevice {
                 "the driver reports no GPU (check CUDA_VISIBLE_DEVICES)".into(),
             ));
         }
-        let ordinal = (rank % count as u32) as i32;
+        let ordinal = (hint % count as u32) as i32;
         let device = result::device::get(ordinal).map_err(driver_err("cuDeviceGet"))?;
         // SAFETY: `device` was returned by cuDeviceGet.
         let attr = |a| unsafe { result::device::get_attribute(device, a) };
@@ -148,9 +190,20 @@ impl CudaDevice {
             functions: HashMap::new(),
             buffers: HashMap::new(),
             next_id: 1,
+            compile_s: 0.0,
         };
+        let mut dev = dev;
         dev.bind()?;
         nvrtc::load(&venvs)?;
+        // Every kernel compiled and loaded now, so that start-up cost is
+        // part of the set-up time, not of the first simulated steps.
+        let t0 = std::time::Instant::now();
+        for &k in KernelId::ALL {
+            if modules.contains(&k.module()) {
+                dev.function(k)?;
+            }
+        }
+        dev.compile_s = t0.elapsed().as_secs_f64();
         Ok(dev)
     }
 
@@ -214,12 +267,13 @@ impl CudaDevice {
 impl Device for CudaDevice {
     fn describe(&self) -> String {
         format!(
-            "GPU {}: {} ({}, {} multiprocessors, {:.1} GiB)",
+            "GPU {}: {} ({}, {} multiprocessors, {:.1} GiB; kernels compiled and loaded in {:.2} s)",
             self.ordinal,
             self.name,
             self.arch,
             self.multiprocessors,
-            self.total_mem_bytes as f64 / (1u64 << 30) as f64
+            self.total_mem_bytes as f64 / (1u64 << 30) as f64,
+            self.compile_s
         )
     }
 
@@ -367,6 +421,15 @@ impl Drop for CudaDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpu_hints() {
+        assert_eq!(gpu_hint(5, false), 5);
+        // Under MPI: the launcher's node-local rank when it gives one (the
+        // test runs under neither, or under one that sets it).
+        let local = node_local_rank();
+        assert_eq!(gpu_hint(5, true), local.unwrap_or(5));
+    }
 
     #[test]
     fn architectures() {

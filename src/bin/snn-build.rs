@@ -94,7 +94,13 @@ fn cuda_device() -> Result<BuildDevice> {
     use snn_kernels::gpu::Device;
     Ok(BuildDevice::Gpu(snn_netbuild::DeviceFactory::new(
         "cuda",
-        |rank| snn_kernels::cuda::CudaDevice::open(rank).map(|d| Box::new(d) as Box<dyn Device>),
+        |rank| {
+            snn_kernels::cuda::CudaDevice::open_with(
+                snn_kernels::cuda::gpu_hint(rank, mpi_launch::world_size().is_some()),
+                &snn_kernels::device::Module::BUILDER,
+            )
+            .map(|d| Box::new(d) as Box<dyn Device>)
+        },
     )))
 }
 

@@ -321,7 +321,10 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
 #[cfg(feature = "cuda")]
 fn cuda_backend() -> Result<Backend> {
     let factory: snn_simulate::run::DeviceFactory = std::sync::Arc::new(|rank| {
-        let dev = snn_kernels::cuda::CudaDevice::open(rank)?;
+        let dev = snn_kernels::cuda::CudaDevice::open_with(
+            snn_kernels::cuda::gpu_hint(rank, mpi_launch::world_size().is_some()),
+            &snn_kernels::device::Module::SIMULATOR,
+        )?;
         Ok(Box::new(dev) as Box<dyn snn_kernels::gpu::Device>)
     });
     Ok(Backend::gpu(factory))
