@@ -15,6 +15,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "[test] cargo clippy -p snn-kernels --features cuda --all-targets -- -D warnings"
 cargo clippy -p snn-kernels --features cuda --all-targets -- -D warnings
 
+echo "[test] cargo doc --workspace --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 echo "[test] cargo nextest run --workspace --release --no-fail-fast"
 cargo nextest run --workspace --release --no-fail-fast
 

@@ -361,14 +361,9 @@ fn balanced_three_ranks_all_modes_match_cpu() {
     }
 }
 
-/// A network with spike generators (on their own population), DC input
-/// (I_e) without Poisson drive, both neuron models, V_m recorded: 1 and 2
-/// ranks.
-#[test]
-fn generators_and_dc_match_cpu() {
-    if !have_cxx() {
-        return;
-    }
+/// Spike generators (one recorded for V_m: NaN), exp and alpha neurons
+/// with DC input, a neuron recorded twice.
+fn gen_dc_config() -> snn_formats::Config {
     let text = r#"
 [network]
 name = "gen_dc"
@@ -418,9 +413,20 @@ delay = 0.8
 
 [recording]
 spikes = ["A", "G", "B"]
-V_m = [{ population = "A", neurons = [0, 1, 39] }, { population = "B", neurons = [4] }]
+V_m = [{ population = "A", neurons = [0, 1, 39] }, { population = "G", neurons = [1] }, { population = "B", neurons = [4] }, { population = "A", neurons = [1] }]
 "#;
-    let cfg = common::config_text(text, &[]);
+    common::config_text(text, &[])
+}
+
+/// A network with spike generators (on their own population), DC input
+/// (I_e) without Poisson drive, both neuron models, V_m recorded: 1 and 2
+/// ranks.
+#[test]
+fn generators_and_dc_match_cpu() {
+    if !have_cxx() {
+        return;
+    }
+    let cfg = gen_dc_config();
     let tmp = tempfile::tempdir().unwrap();
     for ranks in [1, 2] {
         let net = tmp.path().join(format!("net{ranks}"));
@@ -655,5 +661,166 @@ fn resume_in_place_across_backends() {
         let done = finished(run_ranks_checkpointed(&o, &ck, true, &mut |_| {}).expect("resume"));
         assert_eq!(done.pieces, 2);
         same_results_but_traffic(&format!("pieces {k}"), &one_dir, &one, &dir, &done);
+    }
+}
+
+/// What a [`Counting`] device saw: launches per kernel, memsets, reads.
+#[derive(Default, Debug)]
+struct Counts {
+    launches: std::collections::BTreeMap<&'static str, u64>,
+    memsets: u64,
+    reads: u64,
+}
+
+/// The stand-in device, counting what the engine asks of it.
+struct Counting {
+    inner: HostDevice,
+    counts: Arc<std::sync::Mutex<Counts>>,
+}
+
+impl Counting {
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Device for Counting {
+    fn describe(&self) -> String {
+        Device::describe(&self.inner)
+    }
+    fn alloc(&mut self, bytes: u64, what: &str) -> Result<snn_kernels::gpu::BufId, GpuError> {
+        Device::alloc(&mut self.inner, bytes, what)
+    }
+    fn free(&mut self, buf: snn_kernels::gpu::BufId) {
+        Device::free(&mut self.inner, buf)
+    }
+    fn write(
+        &mut self,
+        buf: snn_kernels::gpu::BufId,
+        offset_bytes: u64,
+        data: &[u8],
+    ) -> Result<(), GpuError> {
+        Device::write(&mut self.inner, buf, offset_bytes, data)
+    }
+    fn read(
+        &mut self,
+        buf: snn_kernels::gpu::BufId,
+        offset_bytes: u64,
+        out: &mut [u8],
+    ) -> Result<(), GpuError> {
+        self.counts().reads += 1;
+        Device::read(&mut self.inner, buf, offset_bytes, out)
+    }
+    fn zero(
+        &mut self,
+        buf: snn_kernels::gpu::BufId,
+        offset_bytes: u64,
+        bytes: u64,
+    ) -> Result<(), GpuError> {
+        self.counts().memsets += 1;
+        Device::zero(&mut self.inner, buf, offset_bytes, bytes)
+    }
+    fn launch(
+        &mut self,
+        k: snn_kernels::device::KernelId,
+        shape: snn_kernels::gpu::Shape,
+        args: &[snn_kernels::gpu::Arg],
+    ) -> Result<(), GpuError> {
+        let before = self.inner.launches;
+        Device::launch(&mut self.inner, k, shape, args)?;
+        assert_eq!(self.inner.launches, before + 1, "the stand-in's own count");
+        *self.counts().launches.entry(k.name()).or_default() += 1;
+        Ok(())
+    }
+    fn synchronize(&mut self) -> Result<(), GpuError> {
+        Device::synchronize(&mut self.inner)
+    }
+    fn full_grid(&self) -> u32 {
+        Device::full_grid(&self.inner)
+    }
+    fn block_size(&self) -> u32 {
+        Device::block_size(&self.inner)
+    }
+}
+
+/// The launches the GPU engine promises (module documentation of
+/// `simulate/src/gpu.rs`): on one rank, per interval of `D` steps exactly
+/// `D` launches of the fused update (every population, spike generators,
+/// spike and V_m recording included) and one delivery launch, no memset;
+/// copies back only when the recording is flushed (here once, at the end:
+/// its counter is the one memset). Counted for the 10 % microcircuit (8
+/// populations, Poisson drive) and the generator network (3 populations,
+/// one of spike generators), with V_m recorded; the results are also
+/// compared with the CPU's.
+#[test]
+fn launches_per_step() {
+    if !have_cxx() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let micro = common::config(
+        "microcircuit.toml",
+        &[
+            "scale.neurons=0.02",
+            "scale.indegree=0.05",
+            r#"recording.V_m=[{ population = "L23E", neurons = [0, 3] }, { population = "L5I", neurons = [1] }]"#,
+        ],
+    );
+    for (name, cfg, presim_ms, sim_ms) in [
+        ("microcircuit", micro, 1.0, 4.0),
+        ("generators", gen_dc_config(), 0.9, 6.0),
+    ] {
+        let net = tmp.path().join(format!("net-{name}"));
+        build(&cfg, &net, 1);
+        let cpu_dir = tmp.path().join(format!("cpu-{name}"));
+        let cpu = run(
+            opts(&net, &cpu_dir, CommMode::P2p, 0, Backend::Cpu),
+            presim_ms,
+            sim_ms,
+            None,
+        );
+        let counts: Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<Counts>>>>> = Arc::default();
+        let seen = counts.clone();
+        let factory: DeviceFactory = Arc::new(move |_rank| {
+            let c = Arc::new(std::sync::Mutex::new(Counts::default()));
+            seen.lock().unwrap().push(c.clone());
+            Ok(Box::new(Counting {
+                inner: stand_in(DEFAULT)?,
+                counts: c,
+            }) as Box<dyn Device>)
+        });
+        let backend = Backend::Gpu {
+            factory,
+            options: GpuOptions::default(),
+        };
+        let gpu_dir = tmp.path().join(format!("gpu-{name}"));
+        let g = run(
+            opts(&net, &gpu_dir, CommMode::P2p, 0, backend),
+            presim_ms,
+            sim_ms,
+            None,
+        );
+        same_results(name, &cpu_dir, &cpu, &gpu_dir, &g);
+        let all = counts.lock().unwrap();
+        assert_eq!(all.len(), 1, "{name}: one device");
+        let c = all[0].lock().unwrap();
+        let d = g.interval_steps;
+        let total = g.steps;
+        let presim = (presim_ms / g.dt_ms).round() as u64;
+        assert!(presim > 0 && presim < total);
+        // Intervals never straddle the end of the presimulation.
+        let intervals = presim.div_ceil(d) + (total - presim).div_ceil(d);
+        println!("{name}: D = {d}, {total} steps, {intervals} intervals: {c:?}");
+        assert!(
+            d > 1 || name == "microcircuit",
+            "{name}: an interval of several steps"
+        );
+        let expected: std::collections::BTreeMap<&'static str, u64> =
+            [("snn_update_step", total), ("snn_deliver_list", intervals)]
+                .into_iter()
+                .collect();
+        assert_eq!(c.launches, expected, "{name}: launches");
+        assert_eq!(c.memsets, 1, "{name}: memsets");
+        assert!(c.reads <= 8, "{name}: {} reads", c.reads);
     }
 }

@@ -222,4 +222,165 @@ SNN_KERNEL snn_iaf_psc_alpha_update(SnnIafPscAlphaConsts c, SnnStepInput in, dou
     }
 }
 
+// ---------------------------------------------------------------------------
+// The fused update: every local neuron of a rank in one launch per step.
+//
+// The per-model kernels above take one population per launch; the engine
+// (simulate/src/gpu.rs) instead keeps the state of all local neurons in
+// whole-rank arrays indexed by local index and launches snn_update_step once
+// per step. Each thread finds its neuron's population in a small table of
+// descriptors (binary search on first_local; the descriptors cover the
+// local indices 0 .. n_local in order) and runs the same per-neuron
+// functions as the per-model kernels (snn_take_input, snn_iaf_psc_*_neuron,
+// snn_emit_spike), so the arithmetic is literally the same code.
+
+#define SNN_POP_IAF_PSC_EXP 0u
+#define SNN_POP_IAF_PSC_ALPHA 1u
+#define SNN_POP_SPIKE_GENERATOR 2u
+#define SNN_NO_COLUMN 0xffffffffu
+
+// One population's local neurons (local indices first_local .. first_local +
+// n). Mirrored by snn_kernels::device::PopDesc.
+struct SnnPopDesc {
+    SnnIafPscExpConsts exp;      // kind SNN_POP_IAF_PSC_EXP
+    SnnIafPscAlphaConsts alpha;  // kind SNN_POP_IAF_PSC_ALPHA
+    int64_t poisson_weight;      // fixed point
+    uint64_t poisson_delay;      // steps
+    uint64_t table_offset;       // first threshold in the concatenated table
+    uint64_t gen_offset;         // generators: first step in gen_steps
+    uint32_t gen_len;            // generators: steps in their (sorted) list
+    uint32_t poisson_len;        // thresholds; 0: no Poisson drive
+    uint32_t kind;               // SNN_POP_*
+    uint32_t first_local;
+    uint32_t n;
+    uint32_t pad;
+};
+
+// What one step of the fused update reads besides the tables and the
+// state. Mirrored by snn_kernels::device::UpdateStep.
+struct SnnUpdateStep {
+    uint64_t step;            // the step being updated, t
+    uint64_t interval_start;  // first step of the interval (spike entries)
+    uint64_t seed;            // simulation seed (Poisson words)
+    double weight_scale;      // 2^-weight_frac_bits
+    uint64_t rec_offset;      // t - first step of the recording chunk
+    uint32_t n_local;         // local neurons (threads' work)
+    uint32_t n_pops;          // descriptors
+    uint32_t spike_capacity;  // entries of the spike list
+    uint32_t record_spikes;   // 1: append the step's spikes to rec
+    uint32_t rec_capacity;    // entries of rec
+    uint32_t record_vm;       // 1: write the recorded V_m into vm_row
+    uint32_t reset_next;      // 1: block 0 thread 0 sets *n_spikes_next = 0
+    uint32_t pad;
+};
+
+// The descriptor of local neuron l (pops[0].first_local == 0, ascending).
+SNN_HD const SnnPopDesc* snn_find_pop(const SnnPopDesc* pops, uint32_t n_pops, uint32_t l) {
+    uint32_t lo = 0;
+    uint32_t hi = n_pops;
+    while (hi - lo > 1u) {
+        uint32_t mid = lo + (hi - lo) / 2u;
+        if (pops[mid].first_local <= l) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return &pops[lo];
+}
+
+// Whether `step` is in the sorted list steps[0 .. n].
+SNN_HD bool snn_step_listed(const uint64_t* steps, uint32_t n, uint64_t step) {
+    uint32_t lo = 0;
+    uint32_t hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2u;
+        uint64_t x = steps[mid];
+        if (x == step) {
+            return true;
+        }
+        if (x < step) {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
+// One step of every local neuron (s.n_local of them). State arrays, `gid`
+// (global ids), `vm_col` and the ring rows of the step (`ring + (step %
+// slots) * n_local`) are indexed by local index; di_syn_* are read by alpha
+// neurons only. `table`: the populations' Poisson thresholds, concatenated
+// (descriptor: table_offset, poisson_len); `gen_steps`: the generators'
+// sorted spike steps, concatenated (gen_offset, gen_len): a generator
+// neuron fires in the steps of its list (Dynamics::Generator).
+//
+// Spikes are appended to `spikes` through *n_spikes (snn_emit_spike). With
+// s.record_spikes, each is also appended to `rec` as `rec_offset << 32 |
+// local` through *n_rec (at most rec_capacity; past it *err_record is
+// incremented), so recording needs no launch of its own. With s.record_vm,
+// the membrane potential after the update of each neuron with vm_col[l] !=
+// SNN_NO_COLUMN is written to vm_row[vm_col[l]] (V_m recording; generators
+// have no column). With s.reset_next, *n_spikes_next (the other interval
+// parity's counter, which no thread of this launch touches) is set to 0.
+SNN_KERNEL snn_update_step(SnnUpdateStep s, const SnnPopDesc* pops, double* v_m,
+                           double* i_syn_ex, double* di_syn_ex, double* i_syn_in,
+                           double* di_syn_in, uint32_t* refractory, int64_t* row_ex,
+                           int64_t* row_in, const uint64_t* gid, const uint64_t* table,
+                           const uint64_t* gen_steps, uint64_t* spikes, uint32_t* n_spikes,
+                           uint32_t* n_spikes_next, uint64_t* rec, uint32_t* n_rec,
+                           uint32_t* err_record, const uint32_t* vm_col, double* vm_row) {
+    if (s.reset_next != 0u && SNN_BLOCK_IDX == 0 && SNN_THREAD_IDX == 0) {
+        *n_spikes_next = 0u;
+    }
+    SNN_FOR_GRID(i, s.n_local) {
+        uint32_t l = (uint32_t)i;
+        const SnnPopDesc* d = snn_find_pop(pops, s.n_pops, l);
+        SnnStepInput in;
+        in.step = s.step;
+        in.interval_start = s.interval_start;
+        in.seed = s.seed;
+        in.weight_scale = s.weight_scale;
+        in.poisson_weight = d->poisson_weight;
+        in.poisson_delay = d->poisson_delay;
+        in.poisson_len = d->poisson_len;
+        in.first_local = d->first_local;
+        in.n = d->n;
+        in.spike_capacity = s.spike_capacity;
+        bool spike;
+        if (d->kind == SNN_POP_SPIKE_GENERATOR) {
+            spike = snn_step_listed(gen_steps + d->gen_offset, d->gen_len, s.step);
+        } else {
+            double in_ex, in_in;
+            snn_take_input(&in, row_ex, row_in, l, gid[l], table + d->table_offset, &in_ex,
+                           &in_in);
+            if (d->kind == SNN_POP_IAF_PSC_EXP) {
+                spike = snn_iaf_psc_exp_neuron(&d->exp, v_m, i_syn_ex, i_syn_in, refractory, l,
+                                               in_ex, in_in);
+            } else {
+                spike = snn_iaf_psc_alpha_neuron(&d->alpha, v_m, i_syn_ex, di_syn_ex, i_syn_in,
+                                                 di_syn_in, refractory, l, in_ex, in_in);
+            }
+            if (s.record_vm != 0u) {
+                uint32_t c = vm_col[l];
+                if (c != SNN_NO_COLUMN) {
+                    vm_row[c] = v_m[l];
+                }
+            }
+        }
+        if (spike) {
+            snn_emit_spike(&in, l, spikes, n_spikes);
+            if (s.record_spikes != 0u) {
+                uint32_t slot = snn_atomic_add_u32(n_rec, 1u);
+                if (slot < s.rec_capacity) {
+                    rec[slot] = (s.rec_offset << 32) | (uint64_t)l;
+                } else {
+                    snn_atomic_add_u32(err_record, 1u);
+                }
+            }
+        }
+    }
+}
+
 #endif  // SNN_NEURON_CU

@@ -44,57 +44,6 @@ SNN_HD uint32_t snn_list_len(const uint32_t* count, uint32_t capacity, uint32_t*
     return n;
 }
 
-// Appends `entry` to a list (dropped if full; the counter still counts).
-SNN_HD void snn_list_push(uint64_t* list, uint32_t* count, uint32_t capacity, uint64_t entry) {
-    uint32_t slot = snn_atomic_add_u32(count, 1u);
-    if (slot < capacity) {
-        list[slot] = entry;
-    }
-}
-
-// Spike generators: every neuron of the block (local indices first_local ..
-// first_local + n) fires in the step at `offset` in the interval
-// (Dynamics::Generator; the host launches it for the steps in the
-// generator's list only).
-SNN_KERNEL snn_generator_spikes(uint64_t offset, uint32_t first_local, uint32_t n,
-                                uint64_t* spikes, uint32_t* n_spikes, uint32_t capacity) {
-    SNN_FOR_GRID(i, n) {
-        snn_list_push(spikes, n_spikes, capacity,
-                      (offset << 32) | (uint64_t)(first_local + (uint32_t)i));
-    }
-}
-
-// Recording: copies the interval's spike entries of steps interval_start +
-// offset with offset >= from_offset into the recording buffer as
-// `(chunk_offset + offset) << 32 | local`, chunk_offset = interval_start -
-// chunk_start (< 2^32 - interval; the host flushes before).
-SNN_KERNEL snn_record_spikes(const uint64_t* spikes, const uint32_t* n_spikes,
-                             uint32_t capacity, uint64_t chunk_offset, uint64_t from_offset,
-                             uint64_t* rec, uint32_t* n_rec, uint32_t rec_capacity,
-                             uint32_t* err) {
-    uint32_t n = snn_list_len(n_spikes, capacity, err, SNN_ERR_SPIKE_OVERFLOW);
-    SNN_FOR_GRID(i, n) {
-        uint64_t e = spikes[i];
-        uint64_t off = e >> 32;
-        if (off >= from_offset) {
-            uint32_t slot = snn_atomic_add_u32(n_rec, 1u);
-            if (slot < rec_capacity) {
-                rec[slot] = ((chunk_offset + off) << 32) | (e & 0xffffffffull);
-            } else {
-                snn_atomic_add_u32(&err[SNN_ERR_RECORD_OVERFLOW], 1u);
-            }
-        }
-    }
-}
-
-// V_m recording: dst[k] = src[idx[k]] for k < n (one population's
-// membrane potentials, `idx` its recorded neurons' indices in the block).
-SNN_KERNEL snn_gather_f64(const double* src, const uint32_t* idx, uint32_t n, double* dst) {
-    SNN_FOR_GRID(k, n) {
-        dst[k] = src[idx[k]];
-    }
-}
-
 // Point-to-point packing (Engine::route): for every spike entry and every
 // (rank, position) of its neuron's send entries (send_entries[send_ptr[l]
 // .. send_ptr[l + 1]], each `rank << 32 | position`), appends `offset << 32 |

@@ -184,7 +184,7 @@ fn stirling_tail(k: f64) -> f64 {
 }
 
 /// `ln(k!)` for an integral `k >= 0` given as a double (exact integers up to
-/// 2^53), by Stirling's formula with the correction term [`stirling_tail`]:
+/// 2^53), by Stirling's formula with the correction term `stirling_tail`:
 /// `(k + 1/2) ln(k + 1) - (k + 1) + ln(2 pi)/2 + fc(k)`.
 #[inline]
 pub fn ln_factorial(k: f64) -> f64 {

@@ -53,6 +53,12 @@ impl Module {
         Module::Build,
     ];
 
+    /// The modules the simulation engine launches.
+    pub const SIMULATOR: [Module; 3] = [Module::Neuron, Module::Deliver, Module::Route];
+
+    /// The modules the GPU builder launches.
+    pub const BUILDER: [Module; 2] = [Module::Connect, Module::Build];
+
     /// File name in `kernels/cuda/`.
     pub fn file_name(self) -> &'static str {
         match self {
@@ -212,14 +218,6 @@ pub enum KernelId {
     /// ring_in, count_events, n_events*, err, err_index)`: [`Self::Deliver`]
     /// with the count read from device memory and synaptic events counted.
     DeliverList,
-    /// `snn_generator_spikes(offset, first_local, n, spikes, n_spikes,
-    /// capacity)`.
-    GeneratorSpikes,
-    /// `snn_record_spikes(spikes, n_spikes*, capacity, chunk_offset,
-    /// from_offset, rec, n_rec, rec_capacity, err)`.
-    RecordSpikes,
-    /// `snn_gather_f64(src, idx, n, dst)`.
-    GatherF64,
     /// `snn_pack_p2p(spikes, n_spikes*, capacity, send_ptr, send_entries,
     /// out_start, out_cap, out, out_count, err)`.
     PackP2p,
@@ -232,6 +230,12 @@ pub enum KernelId {
     /// `snn_unpack_collective(recv, n, interval, needs, n_needs, base_row,
     /// deliv, n_deliv, deliv_cap, err)`.
     UnpackCollective,
+    /// `snn_update_step(UpdateStep, pops, v_m, i_syn_ex, di_syn_ex,
+    /// i_syn_in, di_syn_in, refractory, row_ex, row_in, gid, table,
+    /// gen_steps, spikes, n_spikes, n_spikes_next, rec, n_rec, err_record,
+    /// vm_col, vm_row)`: one step of every local neuron of a rank (all
+    /// populations, [`PopDesc`] each), with spike and V_m recording.
+    UpdateStep,
 }
 
 impl KernelId {
@@ -241,13 +245,11 @@ impl KernelId {
         KernelId::IafPscAlphaUpdate,
         KernelId::Deliver,
         KernelId::DeliverList,
-        KernelId::GeneratorSpikes,
-        KernelId::RecordSpikes,
-        KernelId::GatherF64,
         KernelId::PackP2p,
         KernelId::PackCollective,
         KernelId::UnpackP2p,
         KernelId::UnpackCollective,
+        KernelId::UpdateStep,
         // (simulation engine kernels)
         KernelId::ConnectPerSynapse,
         KernelId::BuildBernoulliCount,
@@ -291,20 +293,20 @@ impl KernelId {
             KernelId::BuildSortRows => "snn_build_sort_rows",
             KernelId::BuildGatherSynapses => "snn_build_gather_synapses",
             KernelId::DeliverList => "snn_deliver_list",
-            KernelId::GeneratorSpikes => "snn_generator_spikes",
-            KernelId::RecordSpikes => "snn_record_spikes",
-            KernelId::GatherF64 => "snn_gather_f64",
             KernelId::PackP2p => "snn_pack_p2p",
             KernelId::PackCollective => "snn_pack_collective",
             KernelId::UnpackP2p => "snn_unpack_p2p",
             KernelId::UnpackCollective => "snn_unpack_collective",
+            KernelId::UpdateStep => "snn_update_step",
         }
     }
 
     /// The module that defines it.
     pub fn module(self) -> Module {
         match self {
-            KernelId::IafPscExpUpdate | KernelId::IafPscAlphaUpdate => Module::Neuron,
+            KernelId::IafPscExpUpdate | KernelId::IafPscAlphaUpdate | KernelId::UpdateStep => {
+                Module::Neuron
+            }
             KernelId::Deliver => Module::Deliver,
             KernelId::ConnectPerSynapse => Module::Connect,
             KernelId::BuildBernoulliCount
@@ -323,10 +325,7 @@ impl KernelId {
             | KernelId::BuildSortRows
             | KernelId::BuildGatherSynapses => Module::Build,
             KernelId::DeliverList => Module::Deliver,
-            KernelId::GeneratorSpikes
-            | KernelId::RecordSpikes
-            | KernelId::GatherF64
-            | KernelId::PackP2p
+            KernelId::PackP2p
             | KernelId::PackCollective
             | KernelId::UnpackP2p
             | KernelId::UnpackCollective => Module::Route,
@@ -468,6 +467,83 @@ device_struct! {
         pub n: u32,
         /// Capacity of the spike list.
         pub spike_capacity: u32,
+    }
+}
+
+/// `SNN_POP_IAF_PSC_EXP` (`neuron.cu`): a [`PopDesc`] of `iaf_psc_exp`
+/// neurons.
+pub const POP_IAF_PSC_EXP: u32 = 0;
+/// `SNN_POP_IAF_PSC_ALPHA`: `iaf_psc_alpha` neurons.
+pub const POP_IAF_PSC_ALPHA: u32 = 1;
+/// `SNN_POP_SPIKE_GENERATOR`: spike generators.
+pub const POP_SPIKE_GENERATOR: u32 = 2;
+/// `SNN_NO_COLUMN`: a neuron without a V_m column.
+pub const NO_COLUMN: u32 = u32::MAX;
+
+device_struct! {
+    /// `SnnPopDesc` (`neuron.cu`): one population's local neurons for
+    /// `snn_update_step` (an array of them in device memory).
+    pub struct PopDesc {
+        /// Constants of `iaf_psc_exp` neurons (zero for other kinds).
+        pub exp: ExpConsts,
+        /// Constants of `iaf_psc_alpha` neurons (zero for other kinds).
+        pub alpha: AlphaConsts,
+        /// Poisson weight, fixed point.
+        pub poisson_weight: i64,
+        /// Poisson delay, steps.
+        pub poisson_delay: u64,
+        /// First threshold of the population in the concatenated Poisson
+        /// table.
+        pub table_offset: u64,
+        /// Generators: first step in the concatenated step lists.
+        pub gen_offset: u64,
+        /// Generators: steps in the list (sorted).
+        pub gen_len: u32,
+        /// Thresholds of the Poisson table; 0: no Poisson drive.
+        pub poisson_len: u32,
+        /// [`POP_IAF_PSC_EXP`], [`POP_IAF_PSC_ALPHA`] or
+        /// [`POP_SPIKE_GENERATOR`].
+        pub kind: u32,
+        /// Local index of the population's first local neuron.
+        pub first_local: u32,
+        /// Local neurons of the population.
+        pub n: u32,
+        /// Padding (0).
+        pub pad: u32,
+    }
+}
+
+device_struct! {
+    /// `SnnUpdateStep` (`neuron.cu`): one step of `snn_update_step`.
+    pub struct UpdateStep {
+        /// The step being updated.
+        pub step: u64,
+        /// First step of the interval (spike entries hold `step -
+        /// interval_start`).
+        pub interval_start: u64,
+        /// Simulation seed.
+        pub seed: u64,
+        /// `2^-weight_frac_bits`.
+        pub weight_scale: f64,
+        /// `step` minus the first step of the recording chunk (recorded
+        /// entries hold it).
+        pub rec_offset: u64,
+        /// Local neurons.
+        pub n_local: u32,
+        /// Population descriptors.
+        pub n_pops: u32,
+        /// Capacity of the spike list.
+        pub spike_capacity: u32,
+        /// 1: the step's spikes are recorded.
+        pub record_spikes: u32,
+        /// Capacity of the spike recording buffer.
+        pub rec_capacity: u32,
+        /// 1: the step's V_m samples are written.
+        pub record_vm: u32,
+        /// 1: the other interval parity's spike counter is reset.
+        pub reset_next: u32,
+        /// Padding (0).
+        pub pad: u32,
     }
 }
 
@@ -814,7 +890,10 @@ pub mod nvrtc {
 
 #[cfg(feature = "cuda")]
 mod device_repr {
-    use super::{AlphaConsts, BuildProjParams, ConnectParams, DistParams, ExpConsts, StepInput};
+    use super::{
+        AlphaConsts, BuildProjParams, ConnectParams, DistParams, ExpConsts, PopDesc, StepInput,
+        UpdateStep,
+    };
     // SAFETY: this and the following are #[repr(C)] structs of integers
     // and floats without implicit padding (checked at compile time), in the
     // layout of their C twins, so they can be passed by value as kernel
@@ -824,6 +903,10 @@ mod device_repr {
     unsafe impl cudarc::driver::DeviceRepr for AlphaConsts {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for StepInput {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for PopDesc {}
+    // SAFETY: as above.
+    unsafe impl cudarc::driver::DeviceRepr for UpdateStep {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for DistParams {}
     // SAFETY: as above.
@@ -865,6 +948,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<ExpConsts>(), 88);
         assert_eq!(std::mem::size_of::<AlphaConsts>(), 136);
         assert_eq!(std::mem::size_of::<StepInput>(), 64);
+        assert_eq!(std::mem::size_of::<PopDesc>(), 280);
+        assert_eq!(std::mem::size_of::<UpdateStep>(), 72);
         assert_eq!(std::mem::size_of::<DistParams>(), 40);
         assert_eq!(std::mem::size_of::<ConnectParams>(), 120);
         assert_eq!(ConnectParams::default().to_le_bytes().len(), 120);

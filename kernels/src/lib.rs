@@ -18,7 +18,7 @@
 //!   structs they take, and (feature `cuda`) their compilation by NVRTC.
 //! * [`gpu`]: the device interface the GPU builder and engine drive
 //!   (buffers, copies, launches), with (feature `cuda`) its CUDA
-//!   implementation [`cuda::CudaDevice`].
+//!   implementation `cuda::CudaDevice`.
 
 #[cfg(feature = "cuda")]
 pub mod cuda;

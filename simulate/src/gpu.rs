@@ -8,30 +8,62 @@
 //! # The device-resident loop
 //!
 //! Everything a step touches lives on the device: the neuron states (one
-//! block of buffers per population with local neurons), the fixed-point
-//! ring buffers (the CPU engine's layout: `slots` rows of `n_local` `i64`
-//! per receptor), the shard's CSR (`row_ptr`, `syn_target_delay`,
-//! `syn_weight`, copied once from the memory-mapped shard, piece by piece,
-//! never whole in host memory), the global ids and Poisson tables of the
-//! Poisson drive, and the interval's spike list. One interval of `D`
-//! steps is:
+//! array per state variable over all local neurons, indexed by local index;
+//! each population a slice of them), a table of population descriptors
+//! (`PopDesc`: model, range of local indices, constants, Poisson drive,
+//! generator steps), the fixed-point ring buffers (the CPU engine's layout:
+//! `slots` rows of `n_local` `i64` per receptor), the shard's CSR
+//! (`row_ptr`, `syn_target_delay`, `syn_weight`, copied once from the
+//! memory-mapped shard, piece by piece, never whole in host memory), the
+//! global ids, the concatenated Poisson tables and generator step lists,
+//! and the interval's spike list. One interval of `D` steps is:
 //!
-//! 1. per step and population: `snn_iaf_psc_{exp,alpha}_update` (ring
-//!    input, Poisson drive, `I_e` as DC input, threshold; spikes appended
-//!    to the spike list by an atomic counter), or for spike generators
-//!    `snn_generator_spikes` in the steps of their list (known on the host);
-//!    per recorded step: `snn_gather_f64` of the recorded membrane
-//!    potentials into the V_m buffer;
-//! 2. `snn_record_spikes`: the interval's spikes into the recording buffer;
-//! 3. with more than one rank: `snn_pack_p2p` / `snn_pack_collective`
+//! 1. per step, ONE launch of `snn_update_step` over all local neurons
+//!    (every population, both neuron models and the spike generators; each
+//!    thread finds its neuron's descriptor by a binary search over the few
+//!    descriptors): ring input, Poisson drive, `I_e` as DC input,
+//!    threshold; spikes appended to the spike list by an atomic counter,
+//!    and, from the first recorded step on, to the recording buffer (as
+//!    `(step - chunk start) << 32 | local`); the membrane potentials of the
+//!    recorded neurons (a per-neuron column index) written into the step's
+//!    row of the V_m buffer by the same threads;
+//! 2. with more than one rank: `snn_pack_p2p` / `snn_pack_collective`
 //!    (entries per destination rank, atomic counters per destination); the
 //!    host copies back the counts and the packed entries only, exchanges
 //!    them (MPI or in memory), and copies the received entries to the
 //!    device, where `snn_unpack_p2p` / `snn_unpack_collective` turn them
 //!    into delivery entries (checking each against the routing tables);
-//! 4. `snn_deliver_list` of the own spike list and of the received list:
+//! 3. `snn_deliver_list` of the own spike list and of the received list:
 //!    64-bit integer atomics into the ring buffers; the number of entries is
 //!    read by the kernel from the list's counter in device memory.
+//!
+//! The spike list's counter alternates between two words by interval
+//! parity: the first update launch of an interval appends through its
+//! parity's counter and sets the other one to 0 (block 0, thread 0; no
+//! other thread of that launch touches it, and its last readers, the
+//! previous interval's pack and delivery launches, precede it in the
+//! stream), so the next interval starts from an empty list without a
+//! memset. The host keeps track of which counter is known to be 0 and
+//! falls back to a memset where it is not (after an update of 0 steps; a
+//! restored state zeroes both).
+//!
+//! # Launches per step
+//!
+//! On one rank, per interval of `D` steps: `D` launches of
+//! `snn_update_step` and one of `snn_deliver_list`; no memset, no copy
+//! (checked by `tests/gpu_sim_host.rs`, `launches_per_step`). With the
+//! microcircuit's `D = 1`: **2 launches per step**. Before the fused
+//! update it was, per step, one launch per population with local neurons
+//! (8 for the microcircuit) plus one gather launch per recorded run of
+//! V_m columns, and per interval a memset of the spike counter, a
+//! recording launch and `snn_deliver_list`: for the microcircuit with
+//! spikes recorded, 10 launches and a memset per step, plus the gathers
+//! (spike generators, recording and V_m sampling are now done by the
+//! update's threads). With several ranks, per interval add one pack launch
+//! (plus a memset of its counters), per received piece one unpack launch
+//! (plus one memset of the received list's counter) and a second delivery
+//! launch. Copies back of the recording (and its counter's memset) happen
+//! per chunk, not per interval.
 //!
 //! # What crosses the bus per interval
 //!
@@ -48,11 +80,10 @@
 //! a GPU should be compared with: the synaptic events of the interval times
 //! the bytes each reads and writes (a 4-byte target/delay, a 4-byte
 //! weight, an 8-byte atomic add) over the memory bandwidth; and the
-//! launches (populations times steps, plus a few per interval) times the
-//! launch latency (a few microseconds each). For small networks with short
-//! intervals the second dominates: fusing the populations into one launch,
-//! CUDA graphs of a whole interval or a persistent kernel are the next
-//! steps (not done).
+//! launches (above) times the launch latency (a few microseconds each).
+//! For small networks with short intervals the second dominates; CUDA
+//! graphs of a whole interval or a persistent kernel are the next steps
+//! (not done).
 //!
 //! # Determinism
 //!
@@ -69,7 +100,10 @@ use snn_formats::checkpoint::Section;
 use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
-use snn_kernels::device::{AlphaConsts, ExpConsts, KernelId, StepInput};
+use snn_kernels::device::{
+    AlphaConsts, ExpConsts, KernelId, PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA,
+    POP_IAF_PSC_EXP, POP_SPIKE_GENERATOR,
+};
 use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, Shape};
 
 use crate::input::{generator_steps, initial_v_m, PoissonTable};
@@ -98,12 +132,14 @@ impl Default for GpuOptions {
     }
 }
 
-/// Indices in the counter buffer.
+/// Indices in the counter buffer: the spike list's counters (two: one per
+/// interval parity, see the module documentation), the recording's, the
+/// received deliveries'.
 const C_SPIKES: usize = 0;
-const C_REC: usize = 1;
-const C_DELIV: usize = 2;
+const C_REC: usize = 2;
+const C_DELIV: usize = 3;
 /// First error counter (`SNN_ERR_*` of `route.cu` follow).
-const C_ERR: usize = 3;
+const C_ERR: usize = 4;
 const N_ERR: usize = 5;
 const ERR_SPIKE_OVERFLOW: usize = 0;
 const ERR_MALFORMED: usize = 1;
@@ -115,35 +151,38 @@ const C_COLL: usize = C_ERR + N_ERR;
 /// First per-destination pack count.
 const C_P2P: usize = C_COLL + 1;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Exp(ExpConsts),
-    Alpha(AlphaConsts),
-    Generator(Vec<u64>),
+    Exp,
+    Alpha,
+    Generator,
 }
 
-/// One population's local neurons on the device.
+/// One population's local neurons (local indices `first_local ..
+/// first_local + n` of the whole-rank arrays; a [`PopDesc`] on the device).
 struct Block {
     pop: usize,
     first_local: u32,
     n: u32,
     kind: Kind,
-    /// v_m, i_syn_ex, (di_syn_ex,) i_syn_in, (di_syn_in): the order of the
-    /// kernels' arguments and of the states' `to_bytes`.
-    state: Vec<DevVec<f64>>,
-    refractory: DevVec<u32>,
-    gid: DevVec<u64>,
-    table: DevVec<u64>,
-    poisson_len: u32,
-    poisson_weight: i64,
-    poisson_delay: u64,
 }
 
-/// A run of consecutive V_m columns from one block.
-struct VmRun {
-    block: usize,
-    col: usize,
-    idx: DevVec<u32>,
-    n: u32,
+impl Block {
+    fn range(&self) -> std::ops::Range<usize> {
+        self.first_local as usize..(self.first_local + self.n) as usize
+    }
+}
+
+/// The neuron state of all local neurons, indexed by local index (the
+/// current derivatives are read by `iaf_psc_alpha` neurons only; generators
+/// have no state).
+struct NeuronState {
+    v_m: DevVec<f64>,
+    i_syn_ex: DevVec<f64>,
+    di_syn_ex: DevVec<f64>,
+    i_syn_in: DevVec<f64>,
+    di_syn_in: DevVec<f64>,
+    refractory: DevVec<u32>,
 }
 
 /// Received entries waiting for the next delivery.
@@ -169,6 +208,15 @@ pub struct GpuEngine {
     target_bits: u32,
     pop_first_local: Vec<usize>,
     blocks: Vec<Block>,
+    /// The blocks' descriptors (`PopDesc`s).
+    pops: DevVec<u8>,
+    state: NeuronState,
+    /// Global ids (Poisson words), per local neuron.
+    gid: DevVec<u64>,
+    /// The Poisson tables, concatenated.
+    table: DevVec<u64>,
+    /// The generators' spike steps, concatenated.
+    gen_steps: DevVec<u64>,
     ring_ex: DevVec<i64>,
     ring_in: DevVec<i64>,
     row_ptr: DevVec<u64>,
@@ -176,6 +224,10 @@ pub struct GpuEngine {
     syn_w: DevVec<i32>,
     spikes: DevVec<u64>,
     spike_cap: u32,
+    /// The parity of the last update's spike counter (`C_SPIKES + parity`).
+    parity: usize,
+    /// Per parity: whether its spike counter is known to be 0.
+    spikes_zeroed: [bool; 2],
     ctr: DevVec<u32>,
     events: DevVec<i64>,
     // Routing (more than one rank).
@@ -200,7 +252,11 @@ pub struct GpuEngine {
     rec_cap: u32,
     rec_bound: u64,
     chunk_start: u64,
-    vm_runs: Vec<VmRun>,
+    /// Per local neuron: its V_m column, or `NO_COLUMN`.
+    vm_col: DevVec<u32>,
+    /// V_m columns (destination, source) of neurons recorded twice: the
+    /// device writes the first column, the host copies it.
+    vm_dup_cols: Vec<(usize, usize)>,
     vm_nan_cols: Vec<usize>,
     vm_width: usize,
     vm_buf: DevVec<f64>,
@@ -309,9 +365,12 @@ impl GpuEngine {
                 "too many rows for the GPU engine's 32-bit delivery entries".into(),
             ));
         }
-        let dev_ref: &mut dyn Device = dev.as_mut();
         let frac = model.weight_frac_bits;
         let mut blocks = Vec::new();
+        let mut descs: Vec<u8> = Vec::new();
+        let mut v0 = vec![0f64; n_local];
+        let mut table: Vec<u64> = Vec::new();
+        let mut gen_steps: Vec<u64> = Vec::new();
         let mut pop_first_local = Vec::with_capacity(model.populations.len());
         let mut l = 0usize;
         for (pi, p) in model.populations.iter().enumerate() {
@@ -328,66 +387,55 @@ impl GpuEngine {
             if a == l {
                 continue;
             }
-            let gids: Vec<u64> = (a..l).map(|i| d.local_to_global[i].to_native()).collect();
             let n = l - a;
-            let v0: Vec<f64> = gids
-                .iter()
-                .map(|&g| initial_v_m(seed, pi, g - p.first_id, &p.v_m_init))
-                .collect();
-            let (kind, n_state) = match p.params.model {
-                NeuronModel::IafPscExp => (
-                    Kind::Exp(exp_consts(&IafPscExpConsts::new(&p.params, dt))),
-                    3,
-                ),
-                NeuronModel::IafPscAlpha => (
-                    Kind::Alpha(alpha_consts(&IafPscAlphaConsts::new(&p.params, dt))),
-                    5,
-                ),
-                NeuronModel::SpikeGenerator => (
-                    Kind::Generator(generator_steps(&p.params.spike_times, dt)),
-                    0,
-                ),
+            let mut desc = PopDesc {
+                first_local: a as u32,
+                n: n as u32,
+                ..PopDesc::default()
             };
-            let mut state = Vec::with_capacity(n_state);
-            let what = format!("state of population {}", p.name);
-            if n_state > 0 {
-                state.push(DevVec::from_slice(dev_ref, &v0, &what)?);
-                for _ in 1..n_state {
-                    state.push(DevVec::zeros(dev_ref, n, &what)?);
+            let kind = match p.params.model {
+                NeuronModel::IafPscExp => {
+                    desc.kind = POP_IAF_PSC_EXP;
+                    desc.exp = exp_consts(&IafPscExpConsts::new(&p.params, dt));
+                    Kind::Exp
+                }
+                NeuronModel::IafPscAlpha => {
+                    desc.kind = POP_IAF_PSC_ALPHA;
+                    desc.alpha = alpha_consts(&IafPscAlphaConsts::new(&p.params, dt));
+                    Kind::Alpha
+                }
+                NeuronModel::SpikeGenerator => {
+                    desc.kind = POP_SPIKE_GENERATOR;
+                    let steps = generator_steps(&p.params.spike_times, dt);
+                    desc.gen_offset = gen_steps.len() as u64;
+                    desc.gen_len = u32::try_from(steps.len()).map_err(|_| {
+                        SimError::Invalid(format!("too many spike times in {}", p.name))
+                    })?;
+                    gen_steps.extend(steps);
+                    Kind::Generator
+                }
+            };
+            if kind != Kind::Generator {
+                for (i, v) in v0[a..l].iter_mut().enumerate() {
+                    let g = d.local_to_global[a + i].to_native();
+                    *v = initial_v_m(seed, pi, g - p.first_id, &p.v_m_init);
+                }
+                if let Some(pd) = model.poisson.as_ref().filter(|_| p.poisson_rate_hz > 0.0) {
+                    let t = PoissonTable::new(p.poisson_rate_hz * dt * 1e-3);
+                    desc.table_offset = table.len() as u64;
+                    desc.poisson_len = t.thresholds().len() as u32;
+                    desc.poisson_weight =
+                        snn_formats::model::quantize_weight(pd.weight_pa, frac) as i64;
+                    desc.poisson_delay = pd.delay_steps as u64;
+                    table.extend_from_slice(t.thresholds());
                 }
             }
-            let drive = match &model.poisson {
-                Some(pd)
-                    if p.poisson_rate_hz > 0.0 && p.params.model != NeuronModel::SpikeGenerator =>
-                {
-                    Some((
-                        PoissonTable::new(p.poisson_rate_hz * dt * 1e-3),
-                        snn_formats::model::quantize_weight(pd.weight_pa, frac) as i64,
-                        pd.delay_steps as u64,
-                    ))
-                }
-                _ => None,
-            };
-            let table: Vec<u64> = drive
-                .as_ref()
-                .map(|t| t.0.thresholds().to_vec())
-                .unwrap_or_default();
+            descs.extend(desc.to_le_bytes());
             blocks.push(Block {
                 pop: pi,
                 first_local: a as u32,
                 n: n as u32,
                 kind,
-                state,
-                refractory: DevVec::zeros(dev_ref, n, &what)?,
-                gid: DevVec::from_slice(dev_ref, &gids, "global ids")?,
-                table: DevVec::from_slice(
-                    dev_ref,
-                    if table.is_empty() { &[0] } else { &table },
-                    "Poisson table",
-                )?,
-                poisson_len: table.len() as u32,
-                poisson_weight: drive.as_ref().map(|x| x.1).unwrap_or(0),
-                poisson_delay: drive.as_ref().map(|x| x.2).unwrap_or(0),
             });
         }
         if l != n_local {
@@ -395,6 +443,36 @@ impl GpuEngine {
                 "local neurons not covered by populations".into(),
             ));
         }
+        let dev_ref: &mut dyn Device = dev.as_mut();
+        let n1 = n_local.max(1);
+        let what = "neuron state";
+        v0.resize(n1, 0.0);
+        // The current derivatives are read by alpha neurons only.
+        let n_alpha = if blocks.iter().any(|b| b.kind == Kind::Alpha) {
+            n1
+        } else {
+            1
+        };
+        let state = NeuronState {
+            v_m: DevVec::from_slice(dev_ref, &v0, what)?,
+            i_syn_ex: DevVec::zeros(dev_ref, n1, what)?,
+            di_syn_ex: DevVec::zeros(dev_ref, n_alpha, what)?,
+            i_syn_in: DevVec::zeros(dev_ref, n1, what)?,
+            di_syn_in: DevVec::zeros(dev_ref, n_alpha, what)?,
+            refractory: DevVec::zeros(dev_ref, n1, what)?,
+        };
+        let mut gids: Vec<u64> = (0..n_local)
+            .map(|i| d.local_to_global[i].to_native())
+            .collect();
+        gids.resize(n1, 0);
+        table.resize(table.len().max(1), 0);
+        gen_steps.resize(gen_steps.len().max(1), 0);
+        descs.resize(descs.len().max(std::mem::size_of::<PopDesc>()), 0);
+        let pops = DevVec::from_slice(dev_ref, &descs, "population descriptors")?;
+        let gid = DevVec::from_slice(dev_ref, &gids, "global ids")?;
+        let table = DevVec::from_slice(dev_ref, &table, "Poisson tables")?;
+        let gen_steps = DevVec::from_slice(dev_ref, &gen_steps, "spike generator steps")?;
+        let vm_col = DevVec::from_slice(dev_ref, &vec![NO_COLUMN; n1], "V_m columns")?;
         // The synapses, straight from the shard's memory map.
         let row_ptr =
             DevVec::from_le_bytes(dev_ref, LeBytes::le_bytes(d.row_ptr.as_slice()), "row_ptr")?;
@@ -491,8 +569,8 @@ impl GpuEngine {
         let events = DevVec::zeros(dev_ref, 1, "event counter")?;
         let recv = DevVec::zeros(dev_ref, 0, "received entries")?;
         let deliv = DevVec::zeros(dev_ref, 0, "received deliveries")?;
-        let rec = DevVec::zeros(dev_ref, 0, "spike recording")?;
-        let vm_buf = DevVec::zeros(dev_ref, 0, "V_m recording")?;
+        let rec = DevVec::zeros(dev_ref, 1, "spike recording")?;
+        let vm_buf = DevVec::zeros(dev_ref, 1, "V_m recording")?;
         Ok(GpuEngine {
             weight_scale: 1.0 / (2f64).powi(frac as i32),
             dev,
@@ -508,6 +586,11 @@ impl GpuEngine {
             target_bits,
             pop_first_local,
             blocks,
+            pops,
+            state,
+            gid,
+            table,
+            gen_steps,
             ring_ex,
             ring_in,
             row_ptr,
@@ -515,6 +598,8 @@ impl GpuEngine {
             syn_w,
             spikes,
             spike_cap,
+            parity: 0,
+            spikes_zeroed: [true; 2],
             ctr,
             events,
             send_ptr,
@@ -536,7 +621,8 @@ impl GpuEngine {
             rec_cap,
             rec_bound: 0,
             chunk_start: 0,
-            vm_runs: Vec::new(),
+            vm_col,
+            vm_dup_cols: Vec::new(),
             vm_nan_cols: Vec::new(),
             vm_width: 0,
             vm_buf,
@@ -599,6 +685,9 @@ impl GpuEngine {
         if self.vm_rows > 0 {
             let mut v = self.vm_buf.read(dev, 0..self.vm_rows * self.vm_width)?;
             for row in v.chunks_mut(self.vm_width.max(1)) {
+                for &(dst, src) in &self.vm_dup_cols {
+                    row[dst] = row[src];
+                }
                 for &c in &self.vm_nan_cols {
                     row[c] = f64::NAN;
                 }
@@ -797,48 +886,41 @@ impl RankEngine for GpuEngine {
         self.record_from = from_step;
         let rec = std::mem::replace(
             &mut self.rec,
-            DevVec::zeros(dev, self.rec_cap as usize, "spike recording")?,
+            DevVec::zeros(dev, (self.rec_cap as usize).max(1), "spike recording")?,
         );
         rec.free(dev);
-        for r in self.vm_runs.drain(..) {
-            r.idx.free(dev);
-        }
         self.vm_nan_cols.clear();
-        // Runs of consecutive columns in one block.
-        let mut runs: Vec<(usize, usize, Vec<u32>)> = Vec::new();
+        self.vm_dup_cols.clear();
+        let mut cols = vec![NO_COLUMN; self.n_local.max(1)];
         for (col, &l) in vm_locals.iter().enumerate() {
             let b = self
                 .blocks
                 .iter()
-                .position(|b| (b.first_local as usize..(b.first_local + b.n) as usize).contains(&l))
+                .find(|b| b.range().contains(&l))
                 .ok_or_else(|| {
                     SimError::Internal(format!(
                         "V_m recording of local neuron {l} of {}",
                         self.n_local
                     ))
                 })?;
-            if matches!(self.blocks[b].kind, Kind::Generator(_)) {
+            if b.kind == Kind::Generator {
                 self.vm_nan_cols.push(col);
-                continue;
-            }
-            let i = (l - self.blocks[b].first_local as usize) as u32;
-            match runs.last_mut() {
-                Some((rb, c0, idx)) if *rb == b && *c0 + idx.len() == col => idx.push(i),
-                _ => runs.push((b, col, vec![i])),
+            } else if cols[l] == NO_COLUMN {
+                cols[l] = u32::try_from(col)
+                    .map_err(|_| SimError::Invalid("too many V_m columns".into()))?;
+            } else {
+                self.vm_dup_cols.push((col, cols[l] as usize));
             }
         }
-        for (block, col, idx) in runs {
-            self.vm_runs.push(VmRun {
-                block,
-                col,
-                n: idx.len() as u32,
-                idx: DevVec::from_slice(dev, &idx, "V_m indices")?,
-            });
-        }
+        self.vm_col.write(dev, 0, &cols)?;
         self.vm_width = vm_locals.len();
         let vm = std::mem::replace(
             &mut self.vm_buf,
-            DevVec::zeros(dev, self.vm_rows_cap * self.vm_width, "V_m recording")?,
+            DevVec::zeros(
+                dev,
+                (self.vm_rows_cap * self.vm_width).max(1),
+                "V_m recording",
+            )?,
         );
         vm.free(dev);
         self.vm_rows = 0;
@@ -868,92 +950,75 @@ impl RankEngine for GpuEngine {
         let dev = self.dev.as_mut();
         let start = self.step;
         self.interval_start = start;
-        dev.zero(self.ctr.id(), (C_SPIKES * 4) as u64, 4)?;
+        // The spike counter of this interval's parity; the first launch
+        // resets the other one (read last by the previous interval's
+        // kernels, which precede it in the stream), for the next interval.
+        let p = self.parity ^ 1;
+        if !self.spikes_zeroed[p] {
+            dev.zero(self.ctr.id(), ((C_SPIKES + p) * 4) as u64, 4)?;
+        }
+        self.spikes_zeroed[p] = false;
+        self.parity = p;
+        let shape = grid_for(dev, self.n_local as u64);
+        let st = &self.state;
         for t in start..start + n_steps {
             let row = (t % self.slots) as usize * self.n_local;
-            for b in &self.blocks {
-                let shape = grid_for(dev, b.n as u64);
-                let (k, consts) = match &b.kind {
-                    Kind::Exp(c) => (KernelId::IafPscExpUpdate, c.to_le_bytes()),
-                    Kind::Alpha(c) => (KernelId::IafPscAlphaUpdate, c.to_le_bytes()),
-                    Kind::Generator(steps) => {
-                        if steps.binary_search(&t).is_ok() {
-                            dev.launch(
-                                KernelId::GeneratorSpikes,
-                                shape,
-                                &[
-                                    Arg::U64(t - start),
-                                    Arg::U32(b.first_local),
-                                    Arg::U32(b.n),
-                                    self.spikes.arg(),
-                                    self.ctr.at(C_SPIKES),
-                                    Arg::U32(self.spike_cap),
-                                ],
-                            )?;
-                        }
-                        continue;
-                    }
-                };
-                let input = StepInput {
-                    step: t,
-                    interval_start: start,
-                    seed: self.seed,
-                    weight_scale: self.weight_scale,
-                    poisson_weight: b.poisson_weight,
-                    poisson_delay: b.poisson_delay,
-                    poisson_len: b.poisson_len,
-                    first_local: b.first_local,
-                    n: b.n,
-                    spike_capacity: self.spike_cap,
-                };
-                let mut args = vec![Arg::Struct(consts), Arg::Struct(input.to_le_bytes())];
-                args.extend(b.state.iter().map(|s| s.arg()));
-                args.extend([
-                    b.refractory.arg(),
+            let record_vm = self.vm_width > 0 && t >= self.record_from;
+            let step = UpdateStep {
+                step: t,
+                interval_start: start,
+                seed: self.seed,
+                weight_scale: self.weight_scale,
+                rec_offset: t - self.chunk_start,
+                n_local: self.n_local as u32,
+                n_pops: self.blocks.len() as u32,
+                spike_capacity: self.spike_cap,
+                record_spikes: u32::from(t >= self.record_from),
+                rec_capacity: self.rec_cap,
+                record_vm: u32::from(record_vm),
+                reset_next: u32::from(t == start),
+                pad: 0,
+            };
+            let vm_row = if record_vm {
+                self.vm_buf.at(self.vm_rows * self.vm_width)
+            } else {
+                self.vm_buf.arg()
+            };
+            dev.launch(
+                KernelId::UpdateStep,
+                shape,
+                &[
+                    Arg::Struct(step.to_le_bytes()),
+                    self.pops.arg(),
+                    st.v_m.arg(),
+                    st.i_syn_ex.arg(),
+                    st.di_syn_ex.arg(),
+                    st.i_syn_in.arg(),
+                    st.di_syn_in.arg(),
+                    st.refractory.arg(),
                     self.ring_ex.at(row),
                     self.ring_in.at(row),
-                    b.gid.arg(),
-                    b.table.arg(),
+                    self.gid.arg(),
+                    self.table.arg(),
+                    self.gen_steps.arg(),
                     self.spikes.arg(),
-                    self.ctr.at(C_SPIKES),
-                ]);
-                dev.launch(k, shape, &args)?;
+                    self.ctr.at(C_SPIKES + p),
+                    self.ctr.at(C_SPIKES + (p ^ 1)),
+                    self.rec.arg(),
+                    self.ctr.at(C_REC),
+                    self.ctr.at(C_ERR + ERR_RECORD_OVERFLOW),
+                    self.vm_col.arg(),
+                    vm_row,
+                ],
+            )?;
+            if t == start {
+                self.spikes_zeroed[p ^ 1] = true;
             }
-            if self.vm_width > 0 && t >= self.record_from {
-                let base = self.vm_rows * self.vm_width;
-                for r in &self.vm_runs {
-                    dev.launch(
-                        KernelId::GatherF64,
-                        grid_for(dev, r.n as u64),
-                        &[
-                            self.blocks[r.block].state[0].arg(),
-                            r.idx.arg(),
-                            Arg::U32(r.n),
-                            self.vm_buf.at(base + r.col),
-                        ],
-                    )?;
-                }
+            if record_vm {
                 self.vm_rows += 1;
             }
         }
         if recording {
-            let from_offset = self.record_from.saturating_sub(start);
-            let shape = self.full();
-            self.dev.launch(
-                KernelId::RecordSpikes,
-                shape,
-                &[
-                    self.spikes.arg(),
-                    self.ctr.at(C_SPIKES),
-                    Arg::U32(self.spike_cap),
-                    Arg::U64(start - self.chunk_start),
-                    Arg::U64(from_offset),
-                    self.rec.arg(),
-                    self.ctr.at(C_REC),
-                    Arg::U32(self.rec_cap),
-                    self.ctr.at(C_ERR),
-                ],
-            )?;
             self.rec_bound += self.n_local as u64 * n_steps;
         }
         self.step = start + n_steps;
@@ -978,7 +1043,7 @@ impl RankEngine for GpuEngine {
             shape,
             &[
                 self.spikes.arg(),
-                self.ctr.at(C_SPIKES),
+                self.ctr.at(C_SPIKES + self.parity),
                 Arg::U32(self.spike_cap),
                 self.send_ptr.arg(),
                 self.send_entries.arg(),
@@ -1019,7 +1084,7 @@ impl RankEngine for GpuEngine {
             shape,
             &[
                 self.spikes.arg(),
-                self.ctr.at(C_SPIKES),
+                self.ctr.at(C_SPIKES + self.parity),
                 Arg::U32(self.spike_cap),
                 self.send_ptr.arg(),
                 self.coll_out.arg(),
@@ -1065,7 +1130,7 @@ impl RankEngine for GpuEngine {
         let received = self.unpack_staged()?;
         self.deliver_list(
             self.spikes.arg(),
-            self.ctr.at(C_SPIKES),
+            self.ctr.at(C_SPIKES + self.parity),
             self.spike_cap,
             count_events,
             ERR_SPIKE_OVERFLOW,
@@ -1112,36 +1177,27 @@ impl RankEngine for GpuEngine {
                     .collect(),
             ),
         ];
+        let st = &self.state;
         for b in &self.blocks {
-            let mut s: Vec<Vec<f64>> = Vec::with_capacity(b.state.len());
-            for v in &b.state {
-                s.push(v.to_vec(dev)?);
-            }
-            let refractory = b.refractory.to_vec(dev)?;
-            let bytes = match &b.kind {
-                Kind::Exp(_) => {
-                    let mut s = s.into_iter();
-                    IafPscExpState {
-                        v_m: s.next().unwrap_or_default(),
-                        i_syn_ex: s.next().unwrap_or_default(),
-                        i_syn_in: s.next().unwrap_or_default(),
-                        refractory,
-                    }
-                    .to_bytes()
+            let r = b.range();
+            let bytes = match b.kind {
+                Kind::Exp => IafPscExpState {
+                    v_m: st.v_m.read(dev, r.clone())?,
+                    i_syn_ex: st.i_syn_ex.read(dev, r.clone())?,
+                    i_syn_in: st.i_syn_in.read(dev, r.clone())?,
+                    refractory: st.refractory.read(dev, r)?,
                 }
-                Kind::Alpha(_) => {
-                    let mut s = s.into_iter();
-                    IafPscAlphaState {
-                        v_m: s.next().unwrap_or_default(),
-                        i_syn_ex: s.next().unwrap_or_default(),
-                        di_syn_ex: s.next().unwrap_or_default(),
-                        i_syn_in: s.next().unwrap_or_default(),
-                        di_syn_in: s.next().unwrap_or_default(),
-                        refractory,
-                    }
-                    .to_bytes()
+                .to_bytes(),
+                Kind::Alpha => IafPscAlphaState {
+                    v_m: st.v_m.read(dev, r.clone())?,
+                    i_syn_ex: st.i_syn_ex.read(dev, r.clone())?,
+                    di_syn_ex: st.di_syn_ex.read(dev, r.clone())?,
+                    i_syn_in: st.i_syn_in.read(dev, r.clone())?,
+                    di_syn_in: st.di_syn_in.read(dev, r.clone())?,
+                    refractory: st.refractory.read(dev, r)?,
                 }
-                Kind::Generator(_) => continue,
+                .to_bytes(),
+                Kind::Generator => continue,
             };
             out.push(Section::new(
                 format!("engine/neurons/{}", self.model.populations[b.pop].name),
@@ -1201,10 +1257,11 @@ impl RankEngine for GpuEngine {
             rings.push(b);
         }
         let dev = self.dev.as_mut();
+        let st = &self.state;
         for b in &self.blocks {
             let p = &self.model.populations[b.pop];
             let name = format!("engine/neurons/{}", p.name);
-            if matches!(b.kind, Kind::Generator(_)) {
+            if b.kind == Kind::Generator {
                 continue;
             }
             let bytes = get(&name).ok_or_else(|| bad_state(&format!("section {name} missing")))?;
@@ -1215,28 +1272,26 @@ impl RankEngine for GpuEngine {
                     p.params.model
                 ))
             };
-            let (arrays, refractory): (Vec<Vec<f64>>, Vec<u32>) = match b.kind {
-                Kind::Exp(_) => {
-                    let s = IafPscExpState::from_bytes(bytes)
-                        .filter(|s| s.len() == total)
-                        .ok_or_else(wrong)?;
-                    (vec![s.v_m, s.i_syn_ex, s.i_syn_in], s.refractory)
-                }
-                Kind::Alpha(_) => {
-                    let s = IafPscAlphaState::from_bytes(bytes)
-                        .filter(|s| s.len() == total)
-                        .ok_or_else(wrong)?;
-                    (
-                        vec![s.v_m, s.i_syn_ex, s.di_syn_ex, s.i_syn_in, s.di_syn_in],
-                        s.refractory,
-                    )
-                }
-                Kind::Generator(_) => continue,
-            };
-            for (buf, x) in b.state.iter().zip(&arrays) {
-                buf.write(dev, 0, x)?;
+            let at = b.first_local as usize;
+            if b.kind == Kind::Exp {
+                let s = IafPscExpState::from_bytes(bytes)
+                    .filter(|s| s.len() == total)
+                    .ok_or_else(wrong)?;
+                st.v_m.write(dev, at, &s.v_m)?;
+                st.i_syn_ex.write(dev, at, &s.i_syn_ex)?;
+                st.i_syn_in.write(dev, at, &s.i_syn_in)?;
+                st.refractory.write(dev, at, &s.refractory)?;
+            } else {
+                let s = IafPscAlphaState::from_bytes(bytes)
+                    .filter(|s| s.len() == total)
+                    .ok_or_else(wrong)?;
+                st.v_m.write(dev, at, &s.v_m)?;
+                st.i_syn_ex.write(dev, at, &s.i_syn_ex)?;
+                st.di_syn_ex.write(dev, at, &s.di_syn_ex)?;
+                st.i_syn_in.write(dev, at, &s.i_syn_in)?;
+                st.di_syn_in.write(dev, at, &s.di_syn_in)?;
+                st.refractory.write(dev, at, &s.refractory)?;
             }
-            b.refractory.write(dev, 0, &refractory)?;
         }
         for (ring, bytes) in [&self.ring_ex, &self.ring_in].into_iter().zip(&rings) {
             let mut all = vec![0i64; self.slots as usize * n];
@@ -1260,6 +1315,8 @@ impl RankEngine for GpuEngine {
         self.rec_bound = 0;
         self.vm_rows = 0;
         dev.zero(self.ctr.id(), (C_REC * 4) as u64, 4)?;
+        dev.zero(self.ctr.id(), (C_SPIKES * 4) as u64, 8)?;
+        self.spikes_zeroed = [true; 2];
         Ok(())
     }
 }

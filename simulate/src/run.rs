@@ -39,7 +39,9 @@
 //! [`DeviceFactory`] opens for the rank). Both are driven through
 //! [`RankEngine`], record the same files and write the same checkpoint
 //! sections, so a run may be resumed on the other backend; `summary.json`
-//! names the backend and the device.
+//! names the backend and the device. A rank whose engine cannot start (its
+//! device does not open, its shard is unreadable) stops the run with an
+//! error on every rank, under MPI too (no rank waits for it).
 //!
 //! Checkpoints are taken only at the end of an interval (after the spikes of
 //! the interval are delivered), at absolute times that are multiples of the
@@ -761,6 +763,52 @@ fn load_candidate(
     Ok((mf, states))
 }
 
+/// Called by every process once it has tried to start the engines of its
+/// ranks (`start_err`: the first rank that failed, e.g. its device did not
+/// open, its shard is unreadable, its device ran out of memory). A failure
+/// on any rank becomes an error on every process, so that none goes on to
+/// wait in an exchange for a rank that is gone. With all ranks in this
+/// process, the rank's own error is returned. With other processes (MPI),
+/// every process returns [`SimError::Invalid`] (all of them know of the
+/// failure, as of a bad option, so `snn-sim` ends each rank cleanly rather
+/// than aborting the job): the failing rank with its own message, the
+/// others naming the failing ranks.
+fn agree_started(
+    cluster: &dyn Cluster,
+    n_ranks: usize,
+    start_err: Option<(u32, SimError)>,
+) -> Result<(), SimError> {
+    if cluster.here().len() >= n_ranks {
+        return start_err.map_or(Ok(()), |(_, e)| Err(e));
+    }
+    let mut failed = vec![0u64; n_ranks];
+    if let Some(f) = start_err
+        .as_ref()
+        .and_then(|(r, _)| failed.get_mut(*r as usize))
+    {
+        *f = 1;
+    }
+    cluster.sum(&mut failed);
+    if let Some((_, e)) = start_err {
+        return Err(SimError::Invalid(e.to_string()));
+    }
+    let bad: Vec<String> = (0..n_ranks)
+        .filter(|&r| failed[r] != 0)
+        .map(|r| r.to_string())
+        .collect();
+    match bad.len() {
+        0 => Ok(()),
+        1 => Err(SimError::Invalid(format!(
+            "rank {} could not start (see its error); the run stops on every rank",
+            bad[0]
+        ))),
+        _ => Err(SimError::Invalid(format!(
+            "ranks {} could not start (see their errors); the run stops on every rank",
+            bad.join(", ")
+        ))),
+    }
+}
+
 /// Run with checkpointing on the ranks of `cluster` that live in this
 /// process. See the [module documentation](self).
 pub fn run_checkpointed(
@@ -826,27 +874,38 @@ pub fn run_checkpointed(
         .collect();
     let here = cluster.here();
     let mut engines: Vec<Box<dyn RankEngine>> = Vec::with_capacity(here.len());
+    let mut start_err = None;
     for &r in &here {
-        let shard = net.open_shard(r, Check::Full)?;
-        engines.push(match &opts.backend {
-            Backend::Cpu => Box::new(CpuRank::new(Engine::new(
-                model.clone(),
-                shard,
-                m.min_delay_steps,
-                m.max_delay_steps,
-                plan.run.seed,
-            )?)),
-            Backend::Gpu { factory, options } => Box::new(GpuEngine::new(
-                factory(r)?,
-                model.clone(),
-                shard,
-                m.min_delay_steps,
-                m.max_delay_steps,
-                plan.run.seed,
-                options,
-            )?),
-        });
+        let engine = (|| -> Result<Box<dyn RankEngine>, SimError> {
+            let shard = net.open_shard(r, Check::Full)?;
+            Ok(match &opts.backend {
+                Backend::Cpu => Box::new(CpuRank::new(Engine::new(
+                    model.clone(),
+                    shard,
+                    m.min_delay_steps,
+                    m.max_delay_steps,
+                    plan.run.seed,
+                )?)),
+                Backend::Gpu { factory, options } => Box::new(GpuEngine::new(
+                    factory(r)?,
+                    model.clone(),
+                    shard,
+                    m.min_delay_steps,
+                    m.max_delay_steps,
+                    plan.run.seed,
+                    options,
+                )?),
+            })
+        })();
+        match engine {
+            Ok(e) => engines.push(e),
+            Err(e) => {
+                start_err = Some((r, e));
+                break;
+            }
+        }
     }
+    agree_started(cluster, n_ranks, start_err)?;
 
     // Choose the checkpoint: every process verifies its rank files; if any
     // fails, all fall back to the next candidate.

@@ -80,7 +80,7 @@ struct Cli {
     #[arg(long)]
     emulate_ranks: bool,
     /// Write a checkpoint whenever the biological time reaches a multiple
-    /// of this many ms (into <output>/checkpoints/).
+    /// of this many ms (into OUTPUT/checkpoints/).
     #[arg(long, value_name = "MS")]
     checkpoint_every: Option<f64>,
     /// Wall-time limit of this process: [D-]HH:MM:SS, MM:SS or e.g. 90s,
@@ -93,13 +93,13 @@ struct Cli {
     /// checkpoint time (default: 1% of the limit, at most 60).
     #[arg(long, value_name = "S")]
     walltime_margin: Option<f64>,
-    /// Continue the run in <output> from its newest complete checkpoint
-    /// (its settings come from <output>/run-state.json); starts the run if
-    /// <output> holds none yet.
+    /// Continue the run in OUTPUT from its newest complete checkpoint
+    /// (its settings come from OUTPUT/run-state.json); starts the run if
+    /// OUTPUT holds none yet.
     #[arg(long, conflicts_with_all = ["force", "resume_from"])]
     resume: bool,
-    /// Start a new run in <output> from a saved state
-    /// (<run>/checkpoints/t-...ms): --t-sim ms more.
+    /// Start a new run in OUTPUT from a saved state
+    /// (RUN/checkpoints/t-...ms): --t-sim ms more.
     #[arg(long, value_name = "CHECKPOINT")]
     resume_from: Option<PathBuf>,
     /// Keep only the newest N complete checkpoints (older ones are removed
@@ -374,8 +374,10 @@ mod mpi_launch {
         match snn_simulate::run::run_checkpointed(opts, ck, &mut cluster, progress) {
             Ok(s) => Ok(s),
             // Errors every rank detects alike before communicating (bad
-            // options, rank-count mismatch, existing output) end cleanly;
-            // anything else may leave peers waiting, so it aborts the job.
+            // options, rank-count mismatch, existing output, and a rank
+            // that could not start: its shard or its GPU, which run.rs
+            // makes every rank agree on) end cleanly; anything else may
+            // leave peers waiting, so it aborts the job.
             Err(e @ snn_simulate::SimError::Invalid(_))
             | Err(e @ snn_simulate::SimError::Format(snn_formats::FormatError::Exists { .. })) => {
                 Err(anyhow::anyhow!("rank {}: {e}", world.rank()))
