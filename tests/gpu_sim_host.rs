@@ -276,6 +276,26 @@ fn microcircuit_one_rank_matches_cpu() {
     assert!(g.device.as_deref().is_some_and(|d| d.contains("stand-in")));
     assert_eq!(cpu.backend, "cpu");
     same_results("microcircuit", &cpu_dir, &cpu, &gpu_dir, &g);
+    // Device memory: at least the synapses (8 bytes each), at most that
+    // plus 1 KiB per neuron (ring buffers: 52 slots x 16 bytes; state,
+    // routing, recording) and 1 MiB.
+    let m = snn_formats::NetworkDir::open(&net).unwrap().manifest;
+    let n_neurons: u64 = cpu.populations.iter().map(|p| p.size).sum();
+    let syn = m.total_synapses;
+    assert_eq!(cpu.device_memory_bytes, 0);
+    assert!(cpu.device_bytes_per_synapse.is_none());
+    assert!(
+        g.device_memory_bytes >= 8 * syn
+            && g.device_memory_bytes <= 8 * syn + 1024 * n_neurons + (1 << 20),
+        "{} device bytes for {syn} synapses and {n_neurons} neurons",
+        g.device_memory_bytes
+    );
+    let per_syn = g.device_bytes_per_synapse.unwrap();
+    assert_eq!(per_syn, g.device_memory_bytes as f64 / syn as f64);
+    println!(
+        "device memory: {} bytes, {per_syn:.3} bytes/synapse",
+        g.device_memory_bytes
+    );
 }
 
 fn balanced_small() -> snn_formats::Config {
@@ -687,6 +707,9 @@ impl Counting {
 impl Device for Counting {
     fn describe(&self) -> String {
         Device::describe(&self.inner)
+    }
+    fn peak_allocated_bytes(&self) -> u64 {
+        Device::peak_allocated_bytes(&self.inner)
     }
     fn alloc(&mut self, bytes: u64, what: &str) -> Result<snn_kernels::gpu::BufId, GpuError> {
         Device::alloc(&mut self.inner, bytes, what)

@@ -13,7 +13,8 @@
 #             `--device cpu`; spikes of `--backend cuda` identical to
 #             `--backend cpu` (snn-analyze compare: bit for bit)
 #   micro     full-scale microcircuit: GPU construction time, shard load
-#             time, real-time factor, GPU bytes per synapse
+#             time, real-time factor, GPU bytes per synapse; the simulation
+#             in variants of the launch shape (SNN_CUDA_BLOCK 128/256/512)
 #   balanced  balanced network, 112,500 neurons, 1.27e9 synapses: GPU
 #             construction time, time per biological second
 #
@@ -123,14 +124,18 @@ if want micro; then
         syn=$(json "$OUTDIR/build-micro-gpu.json" "d['total_synapses']")
         row "| microcircuit full: construction on GPU (whole process) | $tg s | synapses | $syn |"
         row "| microcircuit full: build_seconds (snn-build --json) | $(json "$OUTDIR/build-micro-gpu.json" "round(d['build_seconds'], 3)") s, of which writing $(json "$OUTDIR/build-micro-gpu.json" "round(d['write_seconds'], 3)") s | bytes/synapse on disk | $(json "$OUTDIR/build-micro-gpu.json" "round(d['bytes_per_synapse'], 3)") |"
-        # Twice: the second run's load time is with the shard in the page
-        # cache (what a job chain sees after the first piece).
-        for k in 1 2; do
+        # Run 1: the first load (shard perhaps not yet in the page cache).
+        # Then the variants of the launch shape (SNN_CUDA_BLOCK threads per
+        # block; the grid is 8 blocks per multiprocessor), shard cached.
+        for v in first:256 b128:128 b256:256 b512:512; do
+            k="${v%%:*}"
+            export SNN_CUDA_BLOCK="${v##*:}"
             sim "micro-run-$k" micro-gpu cuda 100 "$T_SIM_MS" || break
             s="$OUTDIR/summary-micro-run-$k.json"
-            row "| microcircuit full run $k: load to GPU | $(json "$s" "round(d['wall_load_s'], 3)") s | real-time factor | $(json "$s" "round(d['real_time_factor'], 4)") |"
-            row "| microcircuit full run $k: GPU bytes/synapse | $(json "$s" "d.get('device_bytes_per_synapse')") | synaptic events/s | $(json "$s" "round(d['synaptic_events'] / d['wall_sim_s'] / 1e9, 3)") G |"
+            row "| microcircuit full, $k (block $SNN_CUDA_BLOCK): load to GPU | $(json "$s" "round(d['wall_load_s'], 3)") s | real-time factor | $(json "$s" "round(d['real_time_factor'], 4)") |"
+            row "| microcircuit full, $k: GPU bytes/synapse (engine buffers) | $(json "$s" "round(d['device_bytes_per_synapse'], 3)") | synaptic events/s | $(json "$s" "round(d['synaptic_events'] / d['wall_sim_s'] / 1e9, 3)") G |"
         done
+        unset SNN_CUDA_BLOCK
     fi
 fi
 

@@ -33,10 +33,31 @@ use std::ffi::{c_void, CString};
 use cudarc::driver::{result, sys};
 
 use crate::device::{nvrtc, KernelId, Module};
-use crate::gpu::{Arg, BufId, Device, GpuError, Shape};
+use crate::gpu::{AllocStats, Arg, BufId, Device, GpuError, Shape};
 
-/// Threads per block of the backends' launches.
+/// Threads per block of the backends' launches (default; `SNN_CUDA_BLOCK`
+/// overrides it, for the benchmark's variants).
 const BLOCK_SIZE: u32 = 256;
+
+/// Resident blocks per multiprocessor of a full grid (default;
+/// `SNN_CUDA_BLOCKS_PER_SM` overrides it).
+const BLOCKS_PER_SM: u32 = 8;
+
+/// A launch-shape setting from the environment: a whole number in
+/// `1..=max`, or `default` (also when unset). A bad value is an error.
+fn shape_from_env(var: &str, default: u32, max: u32) -> Result<u32, GpuError> {
+    match std::env::var(var) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|x| (1..=max).contains(x))
+            .ok_or_else(|| {
+                GpuError::Range(format!("{var}={v}: expected a whole number in 1..={max}"))
+            }),
+    }
+}
 
 /// A CUDA GPU driven through cudarc. See the module documentation.
 pub struct CudaDevice {
@@ -53,6 +74,9 @@ pub struct CudaDevice {
     next_id: BufId,
     /// Seconds spent compiling (NVRTC) and loading the kernels at start-up.
     compile_s: f64,
+    block_size: u32,
+    blocks_per_sm: u32,
+    stats: AllocStats,
 }
 
 // SAFETY: the raw handles are plain driver handles, valid on any thread
@@ -137,6 +161,8 @@ impl CudaDevice {
     /// is compiled on first use). Errors (never panics) when the driver
     /// library, a GPU or NVRTC is missing. See the module documentation.
     pub fn open_with(hint: u32, modules: &[Module]) -> Result<CudaDevice, GpuError> {
+        let block_size = shape_from_env("SNN_CUDA_BLOCK", BLOCK_SIZE, 1024)?;
+        let blocks_per_sm = shape_from_env("SNN_CUDA_BLOCKS_PER_SM", BLOCKS_PER_SM, 64)?;
         if !driver_present() {
             return Err(GpuError::NoDevice(
                 "the CUDA driver library (libcuda.so) was not found; is an NVIDIA driver installed?"
@@ -191,6 +217,9 @@ impl CudaDevice {
             buffers: HashMap::new(),
             next_id: 1,
             compile_s: 0.0,
+            stats: AllocStats::default(),
+            block_size,
+            blocks_per_sm,
         };
         let mut dev = dev;
         dev.bind()?;
@@ -267,13 +296,15 @@ impl CudaDevice {
 impl Device for CudaDevice {
     fn describe(&self) -> String {
         format!(
-            "GPU {}: {} ({}, {} multiprocessors, {:.1} GiB; kernels compiled and loaded in {:.2} s)",
+            "GPU {}: {} ({}, {} multiprocessors, {:.1} GiB; kernels compiled and loaded in {:.2} s; blocks of {}, {} per multiprocessor)",
             self.ordinal,
             self.name,
             self.arch,
             self.multiprocessors,
             self.total_mem_bytes as f64 / (1u64 << 30) as f64,
-            self.compile_s
+            self.compile_s,
+            self.block_size,
+            self.blocks_per_sm
         )
     }
 
@@ -301,10 +332,12 @@ impl Device for CudaDevice {
         let id = self.next_id;
         self.next_id += 1;
         self.buffers.insert(id, (ptr, bytes));
+        self.stats.alloc(id, bytes);
         Ok(id)
     }
 
     fn free(&mut self, buf: BufId) {
+        self.stats.free(buf);
         if let Some((ptr, _)) = self.buffers.remove(&buf) {
             if self.bind().is_ok() {
                 // SAFETY: `ptr` was allocated by `alloc` and is removed from
@@ -390,11 +423,15 @@ impl Device for CudaDevice {
 
     fn full_grid(&self) -> u32 {
         // Enough resident blocks to fill every multiprocessor a few times.
-        self.multiprocessors * 8
+        self.multiprocessors * self.blocks_per_sm
     }
 
     fn block_size(&self) -> u32 {
-        BLOCK_SIZE
+        self.block_size
+    }
+
+    fn peak_allocated_bytes(&self) -> u64 {
+        self.stats.peak()
     }
 }
 
@@ -429,6 +466,23 @@ mod tests {
         // test runs under neither, or under one that sets it).
         let local = node_local_rank();
         assert_eq!(gpu_hint(5, true), local.unwrap_or(5));
+    }
+
+    #[test]
+    fn shapes_from_the_environment() {
+        let var = "SNN_TEST_SHAPE_FROM_ENV";
+        assert_eq!(shape_from_env(var, 7, 10).ok(), Some(7));
+        for (v, want) in [
+            ("3", Some(3)),
+            (" 10 ", Some(10)),
+            ("0", None),
+            ("11", None),
+            ("x", None),
+        ] {
+            std::env::set_var(var, v);
+            assert_eq!(shape_from_env(var, 7, 10).ok(), want, "{v}");
+        }
+        std::env::remove_var(var);
     }
 
     #[test]

@@ -138,6 +138,49 @@ pub trait Device: Send {
 
     /// The block size the backends use.
     fn block_size(&self) -> u32;
+
+    /// The most bytes the device's live buffers have held at once (the
+    /// sum of the sizes given to [`Device::alloc`], less those freed): the
+    /// memory the backend itself uses, without the driver's own (context,
+    /// module code).
+    fn peak_allocated_bytes(&self) -> u64;
+}
+
+/// Live and peak bytes of a device's buffers, for
+/// [`Device::peak_allocated_bytes`].
+#[derive(Clone, Debug, Default)]
+pub struct AllocStats {
+    sizes: std::collections::HashMap<BufId, u64>,
+    live: u64,
+    peak: u64,
+}
+
+impl AllocStats {
+    /// A buffer of `bytes` was allocated.
+    pub fn alloc(&mut self, id: BufId, bytes: u64) {
+        if let Some(old) = self.sizes.insert(id, bytes) {
+            self.live -= old;
+        }
+        self.live += bytes;
+        self.peak = self.peak.max(self.live);
+    }
+
+    /// A buffer was freed.
+    pub fn free(&mut self, id: BufId) {
+        if let Some(b) = self.sizes.remove(&id) {
+            self.live -= b;
+        }
+    }
+
+    /// Bytes now.
+    pub fn live(&self) -> u64 {
+        self.live
+    }
+
+    /// The most bytes at once.
+    pub fn peak(&self) -> u64 {
+        self.peak
+    }
 }
 
 /// A plain-data element type of a device buffer.
@@ -343,5 +386,18 @@ mod tests {
         f64::extend_bytes(&fs, &mut b);
         assert_eq!(f64::from_bytes(&b), fs);
         assert_eq!(Arg::I64(-2).bytes(), (-2i64).to_le_bytes());
+    }
+
+    #[test]
+    fn alloc_stats_track_the_peak() {
+        let mut s = AllocStats::default();
+        s.alloc(1, 100);
+        s.alloc(2, 50);
+        s.free(1);
+        s.alloc(3, 70);
+        s.free(9);
+        assert_eq!((s.live(), s.peak()), (120, 150));
+        s.alloc(2, 10);
+        assert_eq!((s.live(), s.peak()), (80, 150));
     }
 }

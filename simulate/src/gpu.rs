@@ -861,6 +861,9 @@ impl RankEngine for GpuEngine {
     fn device(&self) -> Option<String> {
         Some(self.dev.describe())
     }
+    fn device_memory_bytes(&self) -> u64 {
+        self.dev.peak_allocated_bytes()
+    }
     fn data(&self) -> &ArchivedShardData {
         self.shard.data()
     }

@@ -45,6 +45,11 @@ pub trait RankEngine: Send {
     fn device(&self) -> Option<String> {
         None
     }
+    /// The most device memory the rank's buffers have held, bytes (0 on
+    /// the CPU).
+    fn device_memory_bytes(&self) -> u64 {
+        0
+    }
     /// The shard's data (routing tables, local-to-global map).
     fn data(&self) -> &ArchivedShardData;
     /// Local neurons.

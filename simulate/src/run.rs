@@ -186,6 +186,12 @@ pub struct RunSummary {
     pub backend: String,
     /// The device of rank 0 with a GPU backend (its description).
     pub device: Option<String>,
+    /// GPU backend: the most device memory the ranks' buffers held, summed
+    /// over ranks, bytes (the driver's own memory not included; 0 on the
+    /// CPU).
+    pub device_memory_bytes: u64,
+    /// GPU backend: `device_memory_bytes` per synapse of the network.
+    pub device_bytes_per_synapse: Option<f64>,
     /// Communication mode.
     pub comm: String,
     /// Threads.
@@ -1324,7 +1330,9 @@ pub fn run_checkpointed(
     let mut events = vec![0u64];
     let backend = ranks[0].engine.backend();
     let device = ranks[0].engine.device();
+    let mut device_memory = vec![0u64];
     for mut rr in ranks {
+        device_memory[0] += rr.engine.device_memory_bytes();
         record(&mut rr, true, &recorded, &first_ids, dt)?;
         for (c, x) in counts.iter_mut().zip(&rr.counts) {
             *c += x;
@@ -1338,6 +1346,8 @@ pub fn run_checkpointed(
     let mut sent = vec![cluster.bytes_sent()];
     cluster.sum(&mut counts);
     cluster.sum(&mut events);
+    cluster.sum(&mut device_memory);
+    let device_memory_bytes = device_memory[0];
     cluster.sum(&mut sent);
     let events = events[0];
     let piece_steps = step - start_step;
@@ -1385,7 +1395,10 @@ pub fn run_checkpointed(
         n_ranks: n_ranks as u32,
         ranks_finished: (0..n_ranks as u32).collect(),
         backend,
+        device_bytes_per_synapse: (device.is_some() && m.total_synapses > 0)
+            .then(|| device_memory_bytes as f64 / m.total_synapses as f64),
         device,
+        device_memory_bytes,
         comm: comm.into(),
         threads: rayon::current_num_threads(),
         dt_ms: dt,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use snn_kernels::device::{KernelId, Module, HEADERS};
-use snn_kernels::gpu::{Arg as GpuArg, BufId, Device, GpuError, Shape as GpuShape};
+use snn_kernels::gpu::{AllocStats, Arg as GpuArg, BufId, Device, GpuError, Shape as GpuShape};
 
 /// The driver's source.
 const DRIVER: &str = include_str!("host_device.cpp");
@@ -256,6 +256,7 @@ pub struct HostDevice {
     pub full_grid: u32,
     /// Block size reported by [`Device::block_size`].
     pub block_size: u32,
+    stats: AllocStats,
 }
 
 impl HostDevice {
@@ -286,6 +287,7 @@ impl HostDevice {
             order: 2,
             full_grid: 4,
             block_size: 8,
+            stats: AllocStats::default(),
         })
     }
 
@@ -476,10 +478,12 @@ impl Device for HostDevice {
     fn alloc(&mut self, bytes: u64, _what: &str) -> Result<BufId, GpuError> {
         let id = self.new_id();
         self.try_call(&format!("Z {id:x} {bytes:x}"))?;
+        self.stats.alloc(id, bytes);
         Ok(id)
     }
 
     fn free(&mut self, buf: BufId) {
+        self.stats.free(buf);
         let _ = self.try_call(&format!("F {buf:x}"));
     }
 
@@ -562,6 +566,10 @@ impl Device for HostDevice {
 
     fn block_size(&self) -> u32 {
         self.block_size
+    }
+
+    fn peak_allocated_bytes(&self) -> u64 {
+        self.stats.peak()
     }
 }
 
