@@ -22,7 +22,7 @@ use snn_formats::model::{
     quantize_weight, Dist, Model, NeuronModel, NeuronParams, Projection, Rule,
 };
 use snn_formats::{Check, NetworkDir};
-use snn_kernels::device::{AlphaConsts, ConnectParams, DistParams, ExpConsts, KernelId, StepInput};
+use snn_kernels::device::{ConnectParams, DistParams, KernelId, StepInput};
 use snn_kernels::rng::CounterRng;
 use snn_kernels::ziggurat::ZigguratTables;
 use snn_netbuild::connect::{split_total_number, ProjPlan, SourceMode};
@@ -31,46 +31,6 @@ use snn_simulate::input::{initial_v_m, poisson_word, PoissonTable};
 use snn_simulate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
 
 // ---- conversions (what a GPU backend does on the host) ----------------------
-
-fn exp_consts(c: &IafPscExpConsts) -> ExpConsts {
-    ExpConsts {
-        e_l: c.e_l,
-        theta: c.theta,
-        v_reset: c.v_reset,
-        i_e: c.i_e,
-        p22: c.p22,
-        p11_ex: c.p11_ex,
-        p11_in: c.p11_in,
-        p21_ex: c.p21_ex,
-        p21_in: c.p21_in,
-        p20: c.p20,
-        refractory_steps: c.refractory_steps,
-        pad: 0,
-    }
-}
-
-fn alpha_consts(c: &IafPscAlphaConsts) -> AlphaConsts {
-    AlphaConsts {
-        e_l: c.e_l,
-        theta: c.theta,
-        v_reset: c.v_reset,
-        i_e: c.i_e,
-        expm1_tau_m: c.expm1_tau_m,
-        p30: c.p30,
-        p11_ex: c.p11_ex,
-        p21_ex: c.p21_ex,
-        p31_ex: c.p31_ex,
-        p32_ex: c.p32_ex,
-        p11_in: c.p11_in,
-        p21_in: c.p21_in,
-        p31_in: c.p31_in,
-        p32_in: c.p32_in,
-        epsc_initial: c.epsc_initial,
-        ipsc_initial: c.ipsc_initial,
-        refractory_steps: c.refractory_steps,
-        pad: 0,
-    }
-}
 
 /// The thresholds of a Poisson table (for the upload), recovered from its
 /// public `sample`: threshold `k` is the smallest word whose count exceeds
@@ -341,11 +301,11 @@ fn neuron_kernels_match_neuron_rs() {
             let mut args = Vec::new();
             let kernel = match &r {
                 Ref::Exp(c, _) => {
-                    args.push(Arg::Struct(exp_consts(c).to_le_bytes()));
+                    args.push(Arg::Struct(c.to_device().to_le_bytes()));
                     KernelId::IafPscExpUpdate
                 }
                 Ref::Alpha(c, _) => {
-                    args.push(Arg::Struct(alpha_consts(c).to_le_bytes()));
+                    args.push(Arg::Struct(c.to_device().to_le_bytes()));
                     KernelId::IafPscAlphaUpdate
                 }
             };
@@ -538,12 +498,20 @@ fn load_rank(
         let zeros = vec![0.0; b - a];
         let (consts, kernel, n_state) = match p.params.model {
             NeuronModel::IafPscExp => (
-                Arg::Struct(exp_consts(&IafPscExpConsts::new(&p.params, dt)).to_le_bytes()),
+                Arg::Struct(
+                    IafPscExpConsts::new(&p.params, dt)
+                        .to_device()
+                        .to_le_bytes(),
+                ),
                 KernelId::IafPscExpUpdate,
                 3,
             ),
             NeuronModel::IafPscAlpha => (
-                Arg::Struct(alpha_consts(&IafPscAlphaConsts::new(&p.params, dt)).to_le_bytes()),
+                Arg::Struct(
+                    IafPscAlphaConsts::new(&p.params, dt)
+                        .to_device()
+                        .to_le_bytes(),
+                ),
                 KernelId::IafPscAlphaUpdate,
                 5,
             ),

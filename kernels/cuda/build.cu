@@ -13,6 +13,7 @@
 #define SNN_BUILD_CU
 
 #include "port.cuh"
+#include "sort.cuh"
 
 // Row index of a source without a row on this rank.
 #define SNN_NO_ROW 0xffffffffu
@@ -161,46 +162,11 @@ SNN_KERNEL snn_build_scatter(const uint32_t* gen_src, uint64_t n_syn, const uint
     }
 }
 
-// Heap sort of a[0 .. n) (increasing).
-SNN_HD void snn_build_sift_down(uint64_t* a, uint64_t root, uint64_t end) {
-    for (;;) {
-        uint64_t child = 2 * root + 1;
-        if (child >= end) {
-            return;
-        }
-        if (child + 1 < end && a[child] < a[child + 1]) {
-            child += 1;
-        }
-        if (!(a[root] < a[child])) {
-            return;
-        }
-        uint64_t x = a[root];
-        a[root] = a[child];
-        a[child] = x;
-        root = child;
-    }
-}
-
-SNN_HD void snn_build_heap_sort(uint64_t* a, uint64_t n) {
-    if (n < 2) {
-        return;
-    }
-    for (uint64_t start = n / 2; start-- > 0;) {
-        snn_build_sift_down(a, start, n);
-    }
-    for (uint64_t end = n - 1; end > 0; --end) {
-        uint64_t x = a[0];
-        a[0] = a[end];
-        a[end] = x;
-        snn_build_sift_down(a, 0, end);
-    }
-}
-
 // Each row's keys sorted (one thread per row): the canonical order (target,
 // projection, synapse index) inside rows, whatever the scatter's order.
 SNN_KERNEL snn_build_sort_rows(const uint64_t* row_ptr, uint64_t n_rows, uint64_t* key) {
     SNN_FOR_GRID(r, n_rows) {
-        snn_build_heap_sort(key + row_ptr[r], row_ptr[r + 1] - row_ptr[r]);
+        snn_heap_sort(key + row_ptr[r], row_ptr[r + 1] - row_ptr[r]);
     }
 }
 

@@ -24,6 +24,7 @@
 #include "philox.cuh"
 #include "detmath.cuh"
 #include "ziggurat.cuh"
+#include "sort.cuh"
 
 #define SNN_DIST_CONSTANT 0u
 #define SNN_DIST_NORMAL 1u
@@ -172,7 +173,6 @@ SNN_KERNEL snn_connect_per_synapse(SnnConnectParams p, const SnnZigTables* zig,
     }
 }
 
-
 // ---- The GPU builder's generation (build-net/src/gpu.rs) ------------------
 //
 // A rank's synapses are generated at once, in canonical order: target-major
@@ -267,41 +267,6 @@ SNN_KERNEL snn_build_bernoulli_sources(const SnnBuildProj* projs, uint32_t n_pai
     }
 }
 
-// Heap sort of a[0 .. n) (increasing).
-SNN_HD void snn_build_sift_down_u32(uint32_t* a, uint64_t root, uint64_t end) {
-    for (;;) {
-        uint64_t child = 2 * root + 1;
-        if (child >= end) {
-            return;
-        }
-        if (child + 1 < end && a[child] < a[child + 1]) {
-            child += 1;
-        }
-        if (!(a[root] < a[child])) {
-            return;
-        }
-        uint32_t x = a[root];
-        a[root] = a[child];
-        a[child] = x;
-        root = child;
-    }
-}
-
-SNN_HD void snn_build_heap_sort_u32(uint32_t* a, uint64_t n) {
-    if (n < 2) {
-        return;
-    }
-    for (uint64_t start = n / 2; start-- > 0;) {
-        snn_build_sift_down_u32(a, start, n);
-    }
-    for (uint64_t end = n - 1; end > 0; --end) {
-        uint32_t x = a[0];
-        a[0] = a[end];
-        a[end] = x;
-        snn_build_sift_down_u32(a, 0, end);
-    }
-}
-
 // Slot i of a hash table of 2k entries kept in two arrays of k (a, then b).
 SNN_HD uint32_t* snn_build_slot(uint32_t* a, uint32_t* b, uint64_t k, uint64_t i) {
     return i < k ? &a[i] : &b[i - k];
@@ -372,7 +337,7 @@ SNN_KERNEL snn_build_distinct_sources(const SnnBuildProj* projs, uint32_t n_pair
                 out[m++] = x - 1;
             }
         }
-        snn_build_heap_sort_u32(out, m);
+        snn_heap_sort(out, m);
         for (uint64_t i = 0; i < m; ++i) {
             uint64_t s = out[i];
             if (P->c.exclude_self && s >= (uint64_t)t) {

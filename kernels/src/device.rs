@@ -110,12 +110,13 @@ impl fmt::Display for Module {
 }
 
 /// The project's headers, by file name.
-pub const HEADERS: [(&str, &str); 5] = [
+pub const HEADERS: [(&str, &str); 6] = [
     ("port.cuh", include_str!("../cuda/port.cuh")),
     ("philox.cuh", include_str!("../cuda/philox.cuh")),
     ("detmath.cuh", include_str!("../cuda/detmath.cuh")),
     ("ziggurat.cuh", include_str!("../cuda/ziggurat.cuh")),
     ("poisson.cuh", include_str!("../cuda/poisson.cuh")),
+    ("sort.cuh", include_str!("../cuda/sort.cuh")),
 ];
 
 /// The name in a line `#include "name"`, if it is one.

@@ -45,7 +45,7 @@ use snn_formats::Shard;
 
 use crate::input::{generator_steps, initial_v_m, poisson_words, PoissonTable};
 use crate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
-use crate::SimError;
+use crate::{state, SimError};
 
 /// Neurons per parallel work item.
 const CHUNK: usize = 1024;
@@ -536,16 +536,7 @@ impl Engine {
     ///
     /// Call it only at the end of an interval, after [`Engine::deliver`].
     pub fn save_state(&self) -> Vec<Section> {
-        let mut out = vec![
-            Section::new("engine/step", self.step.to_le_bytes().to_vec()),
-            Section::new(
-                "engine/layout",
-                [self.n_local as u64, self.slots]
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-            ),
-        ];
+        let mut out = state::header_sections(self.step, self.n_local, self.slots);
         for (pi, p) in self.model.populations.iter().enumerate() {
             let chunks: Vec<&Chunk> = self.chunks.iter().filter(|c| c.pop == pi).collect();
             let bytes = match chunks.first().map(|c| &c.dynamics) {
@@ -571,19 +562,17 @@ impl Engine {
             };
             out.push(Section::new(format!("engine/neurons/{}", p.name), bytes));
         }
-        for (name, ring) in [
-            ("engine/ring_ex", &self.ring_ex),
-            ("engine/ring_in", &self.ring_in),
-        ] {
-            let n = self.n_local;
-            let mut b = Vec::with_capacity(ring.len() * 8);
-            for k in 0..self.slots {
-                let slot = ((self.step + k) % self.slots) as usize;
-                for x in &ring[slot * n..(slot + 1) * n] {
-                    b.extend_from_slice(&x.load(Ordering::Relaxed).to_le_bytes());
-                }
-            }
-            out.push(Section::new(name, b));
+        for (name, ring) in state::RING_SECTIONS
+            .into_iter()
+            .zip([&self.ring_ex, &self.ring_in])
+        {
+            out.push(state::ring_section(
+                name,
+                self.step,
+                self.slots,
+                self.n_local,
+                |i| ring[i].load(Ordering::Relaxed),
+            ));
         }
         out
     }
@@ -596,33 +585,8 @@ impl Engine {
         &mut self,
         get: &dyn Fn(&str) -> Option<&'s [u8]>,
     ) -> Result<(), SimError> {
-        let bad = |what: &str| SimError::Invalid(format!("checkpoint state: {what}"));
-        let u64s = |name: &str, n: usize| -> Result<Vec<u64>, SimError> {
-            let b = get(name).ok_or_else(|| bad(&format!("section {name} missing")))?;
-            if b.len() != 8 * n {
-                return Err(bad(&format!("section {name} has the wrong size")));
-            }
-            Ok(b.chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-                .collect())
-        };
-        let step = u64s("engine/step", 1)?[0];
-        let layout = u64s("engine/layout", 2)?;
-        if layout != [self.n_local as u64, self.slots] {
-            return Err(bad(&format!(
-                "saved for {} local neurons and {} ring slots, this rank has {} and {} (a different network or rank)",
-                layout[0], layout[1], self.n_local, self.slots
-            )));
-        }
-        let n = self.n_local;
-        let mut rings = Vec::with_capacity(2);
-        for name in ["engine/ring_ex", "engine/ring_in"] {
-            let b = get(name).ok_or_else(|| bad(&format!("section {name} missing")))?;
-            if b.len() != self.slots as usize * n * 8 {
-                return Err(bad(&format!("section {name} has the wrong size")));
-            }
-            rings.push(b);
-        }
+        let bad = |what: &str| state::bad_state(what);
+        let (step, rings) = state::read_header(get, self.n_local, self.slots)?;
         for (pi, p) in self.model.populations.iter().enumerate() {
             let name = format!("engine/neurons/{}", p.name);
             let idx: Vec<usize> = (0..self.chunks.len())
@@ -672,17 +636,10 @@ impl Engine {
                 Dynamics::Generator(_) => {}
             }
         }
-        for (ring, b) in [&self.ring_ex, &self.ring_in].into_iter().zip(&rings) {
-            for k in 0..self.slots {
-                let slot = ((step + k) % self.slots) as usize;
-                let src = &b[k as usize * n * 8..(k as usize + 1) * n * 8];
-                for (x, c) in ring[slot * n..(slot + 1) * n]
-                    .iter()
-                    .zip(src.chunks_exact(8))
-                {
-                    x.store(i64::from_le_bytes(c.try_into().unwrap()), Ordering::Relaxed);
-                }
-            }
+        for (ring, b) in [&self.ring_ex, &self.ring_in].into_iter().zip(rings) {
+            state::unpack_ring(b, step, self.slots, self.n_local, |i, v| {
+                ring[i].store(v, Ordering::Relaxed)
+            });
         }
         for c in &mut self.chunks {
             c.poisson_block = u64::MAX;

@@ -101,15 +101,15 @@ use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 use snn_kernels::device::{
-    AlphaConsts, ExpConsts, KernelId, PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA,
-    POP_IAF_PSC_EXP, POP_SPIKE_GENERATOR,
+    KernelId, PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA, POP_IAF_PSC_EXP,
+    POP_SPIKE_GENERATOR,
 };
 use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, Shape};
 
 use crate::input::{generator_steps, initial_v_m, PoissonTable};
 use crate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
 use crate::rank::{RankEngine, Recorded};
-use crate::SimError;
+use crate::{state, SimError};
 
 /// Buffer sizes of the GPU engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,10 +265,6 @@ pub struct GpuEngine {
     pending: Recorded,
 }
 
-fn bad_state(what: &str) -> SimError {
-    SimError::Invalid(format!("checkpoint state: {what}"))
-}
-
 /// Little-endian archived integers of the shard, viewed as their bytes.
 trait LeBytes: Sized {
     /// The slice's bytes (the little-endian encoding of its elements).
@@ -295,46 +291,6 @@ macro_rules! le_bytes {
     )*};
 }
 le_bytes!(rkyv::rend::u64_le => u64, rkyv::rend::u32_le => u32, rkyv::rend::i32_le => i32);
-
-fn exp_consts(c: &IafPscExpConsts) -> ExpConsts {
-    ExpConsts {
-        e_l: c.e_l,
-        theta: c.theta,
-        v_reset: c.v_reset,
-        i_e: c.i_e,
-        p22: c.p22,
-        p11_ex: c.p11_ex,
-        p11_in: c.p11_in,
-        p21_ex: c.p21_ex,
-        p21_in: c.p21_in,
-        p20: c.p20,
-        refractory_steps: c.refractory_steps,
-        pad: 0,
-    }
-}
-
-fn alpha_consts(c: &IafPscAlphaConsts) -> AlphaConsts {
-    AlphaConsts {
-        e_l: c.e_l,
-        theta: c.theta,
-        v_reset: c.v_reset,
-        i_e: c.i_e,
-        expm1_tau_m: c.expm1_tau_m,
-        p30: c.p30,
-        p11_ex: c.p11_ex,
-        p21_ex: c.p21_ex,
-        p31_ex: c.p31_ex,
-        p32_ex: c.p32_ex,
-        p11_in: c.p11_in,
-        p21_in: c.p21_in,
-        p31_in: c.p31_in,
-        p32_in: c.p32_in,
-        epsc_initial: c.epsc_initial,
-        ipsc_initial: c.ipsc_initial,
-        refractory_steps: c.refractory_steps,
-        pad: 0,
-    }
-}
 
 impl GpuEngine {
     /// Loads a rank onto `dev`: the same initial state as
@@ -396,12 +352,12 @@ impl GpuEngine {
             let kind = match p.params.model {
                 NeuronModel::IafPscExp => {
                     desc.kind = POP_IAF_PSC_EXP;
-                    desc.exp = exp_consts(&IafPscExpConsts::new(&p.params, dt));
+                    desc.exp = IafPscExpConsts::new(&p.params, dt).to_device();
                     Kind::Exp
                 }
                 NeuronModel::IafPscAlpha => {
                     desc.kind = POP_IAF_PSC_ALPHA;
-                    desc.alpha = alpha_consts(&IafPscAlphaConsts::new(&p.params, dt));
+                    desc.alpha = IafPscAlphaConsts::new(&p.params, dt).to_device();
                     Kind::Alpha
                 }
                 NeuronModel::SpikeGenerator => {
@@ -1170,16 +1126,7 @@ impl RankEngine for GpuEngine {
     fn save_state(&mut self) -> Result<Vec<Section>, SimError> {
         self.check_errors()?;
         let dev = self.dev.as_mut();
-        let mut out = vec![
-            Section::new("engine/step", self.step.to_le_bytes().to_vec()),
-            Section::new(
-                "engine/layout",
-                [self.n_local as u64, self.slots]
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-            ),
-        ];
+        let mut out = state::header_sections(self.step, self.n_local, self.slots);
         let st = &self.state;
         for b in &self.blocks {
             let r = b.range();
@@ -1207,20 +1154,18 @@ impl RankEngine for GpuEngine {
                 bytes,
             ));
         }
-        let n = self.n_local;
-        for (name, ring) in [
-            ("engine/ring_ex", &self.ring_ex),
-            ("engine/ring_in", &self.ring_in),
-        ] {
+        for (name, ring) in state::RING_SECTIONS
+            .into_iter()
+            .zip([&self.ring_ex, &self.ring_in])
+        {
             let all = ring.to_vec(dev)?;
-            let mut bytes = Vec::with_capacity(all.len() * 8);
-            for k in 0..self.slots {
-                let slot = ((self.step + k) % self.slots) as usize;
-                for x in &all[slot * n..(slot + 1) * n] {
-                    bytes.extend_from_slice(&x.to_le_bytes());
-                }
-            }
-            out.push(Section::new(name, bytes));
+            out.push(state::ring_section(
+                name,
+                self.step,
+                self.slots,
+                self.n_local,
+                |i| all[i],
+            ));
         }
         Ok(out)
     }
@@ -1229,36 +1174,7 @@ impl RankEngine for GpuEngine {
         &mut self,
         get: &dyn Fn(&str) -> Option<&'s [u8]>,
     ) -> Result<(), SimError> {
-        let u64s = |name: &str, n: usize| -> Result<Vec<u64>, SimError> {
-            let b = get(name).ok_or_else(|| bad_state(&format!("section {name} missing")))?;
-            if b.len() != 8 * n {
-                return Err(bad_state(&format!("section {name} has the wrong size")));
-            }
-            Ok(b.chunks_exact(8)
-                .map(|c| {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(c);
-                    u64::from_le_bytes(w)
-                })
-                .collect())
-        };
-        let step = u64s("engine/step", 1)?[0];
-        let layout = u64s("engine/layout", 2)?;
-        if layout != [self.n_local as u64, self.slots] {
-            return Err(bad_state(&format!(
-                "saved for {} local neurons and {} ring slots, this rank has {} and {} (a different network or rank)",
-                layout[0], layout[1], self.n_local, self.slots
-            )));
-        }
-        let n = self.n_local;
-        let mut rings = Vec::with_capacity(2);
-        for name in ["engine/ring_ex", "engine/ring_in"] {
-            let b = get(name).ok_or_else(|| bad_state(&format!("section {name} missing")))?;
-            if b.len() != self.slots as usize * n * 8 {
-                return Err(bad_state(&format!("section {name} has the wrong size")));
-            }
-            rings.push(b);
-        }
+        let (step, rings) = state::read_header(get, self.n_local, self.slots)?;
         let dev = self.dev.as_mut();
         let st = &self.state;
         for b in &self.blocks {
@@ -1267,10 +1183,11 @@ impl RankEngine for GpuEngine {
             if b.kind == Kind::Generator {
                 continue;
             }
-            let bytes = get(&name).ok_or_else(|| bad_state(&format!("section {name} missing")))?;
+            let bytes =
+                get(&name).ok_or_else(|| state::bad_state(&format!("section {name} missing")))?;
             let total = b.n as usize;
             let wrong = || {
-                bad_state(&format!(
+                state::bad_state(&format!(
                     "section {name} is not a state of {total} {:?} neurons",
                     p.params.model
                 ))
@@ -1296,20 +1213,9 @@ impl RankEngine for GpuEngine {
                 st.refractory.write(dev, at, &s.refractory)?;
             }
         }
-        for (ring, bytes) in [&self.ring_ex, &self.ring_in].into_iter().zip(&rings) {
-            let mut all = vec![0i64; self.slots as usize * n];
-            for k in 0..self.slots {
-                let slot = ((step + k) % self.slots) as usize;
-                let src = &bytes[k as usize * n * 8..(k as usize + 1) * n * 8];
-                for (x, c) in all[slot * n..(slot + 1) * n]
-                    .iter_mut()
-                    .zip(src.chunks_exact(8))
-                {
-                    let mut w = [0u8; 8];
-                    w.copy_from_slice(c);
-                    *x = i64::from_le_bytes(w);
-                }
-            }
+        for (ring, bytes) in [&self.ring_ex, &self.ring_in].into_iter().zip(rings) {
+            let mut all = vec![0i64; self.slots as usize * self.n_local];
+            state::unpack_ring(bytes, step, self.slots, self.n_local, |i, v| all[i] = v);
             ring.write(dev, 0, &all)?;
         }
         self.step = step;

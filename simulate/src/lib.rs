@@ -16,6 +16,7 @@ pub mod input;
 pub mod neuron;
 pub mod rank;
 pub mod run;
+mod state;
 
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]

@@ -262,6 +262,25 @@ pub struct IafPscExpConsts {
 }
 
 impl IafPscExpConsts {
+    /// The constants as the kernels take them (`SnnIafPscExpConsts` of
+    /// `kernels/cuda/neuron.cu`).
+    pub fn to_device(&self) -> snn_kernels::device::ExpConsts {
+        snn_kernels::device::ExpConsts {
+            e_l: self.e_l,
+            theta: self.theta,
+            v_reset: self.v_reset,
+            i_e: self.i_e,
+            p22: self.p22,
+            p11_ex: self.p11_ex,
+            p11_in: self.p11_in,
+            p21_ex: self.p21_ex,
+            p21_in: self.p21_in,
+            p20: self.p20,
+            refractory_steps: self.refractory_steps,
+            pad: 0,
+        }
+    }
+
     /// Constants for parameters `p` (NEST names and units) and step `dt_ms`.
     ///
     /// `p.model` is not checked; parameters are assumed valid (`C_m`, the
@@ -335,6 +354,31 @@ pub struct IafPscAlphaConsts {
 }
 
 impl IafPscAlphaConsts {
+    /// The constants as the kernels take them (`SnnIafPscAlphaConsts` of
+    /// `kernels/cuda/neuron.cu`).
+    pub fn to_device(&self) -> snn_kernels::device::AlphaConsts {
+        snn_kernels::device::AlphaConsts {
+            e_l: self.e_l,
+            theta: self.theta,
+            v_reset: self.v_reset,
+            i_e: self.i_e,
+            expm1_tau_m: self.expm1_tau_m,
+            p30: self.p30,
+            p11_ex: self.p11_ex,
+            p21_ex: self.p21_ex,
+            p31_ex: self.p31_ex,
+            p32_ex: self.p32_ex,
+            p11_in: self.p11_in,
+            p21_in: self.p21_in,
+            p31_in: self.p31_in,
+            p32_in: self.p32_in,
+            epsc_initial: self.epsc_initial,
+            ipsc_initial: self.ipsc_initial,
+            refractory_steps: self.refractory_steps,
+            pad: 0,
+        }
+    }
+
     /// Constants for parameters `p` (NEST names and units) and step `dt_ms`.
     ///
     /// `p.model` is not checked; parameters are assumed valid (see
