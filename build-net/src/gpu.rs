@@ -631,18 +631,8 @@ impl<'a> GpuRank<'a> {
             dmax = dmax.max(d);
         }
         let (min_delay_steps, max_delay_steps) = if n_syn == 0 { (0, 0) } else { (dmin, dmax) };
-        let mut image_offsets = vec![0u64];
-        let mut flat_images = Vec::with_capacity(n_images);
-        for group in &images {
-            flat_images.extend_from_slice(group);
-            image_offsets.push(flat_images.len() as u64);
-        }
-        let mut send_offsets = vec![0u64];
-        let mut flat_send = Vec::new();
-        for group in send {
-            flat_send.extend_from_slice(group);
-            send_offsets.push(flat_send.len() as u64);
-        }
+        let (flat_images, image_offsets) = crate::rank::flatten(&images);
+        let (flat_send, send_offsets) = crate::rank::flatten(send);
         Ok(ShardData {
             rank: plan.rank,
             n_ranks: plan.placement.n_ranks(),

@@ -12,10 +12,9 @@ use std::time::Instant;
 use mpi::datatype::{Partition, PartitionMut};
 use mpi::traits::*;
 use serde::{Deserialize, Serialize};
-use snn_formats::manifest::{model_hash, ShardEntry};
+use snn_formats::manifest::model_hash;
 use snn_formats::model::Model;
 use snn_formats::output::Staging;
-use snn_formats::shard::{shard_file_name, write_shard};
 use snn_formats::{Config, FormatError, Placement};
 
 use crate::gpu::GpuRank;
@@ -188,24 +187,7 @@ pub fn build_network_mpi<C: Communicator>(
                 g.finish(&mut *dev, &send, hash)?
             }
         };
-        let file = shard_file_name(rank);
-        let tw = Instant::now();
-        let written = write_shard(&dir.join(&file), &shard, opts.compress)?;
-        Ok(RankResult {
-            entry: ShardEntry {
-                file,
-                rank,
-                bytes: written.file_bytes,
-                xxh3: format!("{:016x}", written.header_xxh3),
-                synapses: shard.syn_weight.len() as u64,
-                neurons: shard.local_to_global.len() as u64,
-                images: shard.images.len() as u64,
-            },
-            per_projection: shard.projection_synapses.clone(),
-            min_delay_steps: shard.min_delay_steps,
-            max_delay_steps: shard.max_delay_steps,
-            write_seconds: tw.elapsed().as_secs_f64(),
-        })
+        crate::network::write_rank_in(&dir, &shard, opts)
     })();
     let report = match local {
         Ok(r) => Report {

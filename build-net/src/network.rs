@@ -173,9 +173,19 @@ fn write_rank(
     shard: &ShardData,
     opts: &BuildOptions,
 ) -> Result<RankResult, BuildError> {
+    write_rank_in(staging.path(), shard, opts)
+}
+
+/// Writes a rank's shard into `dir` (a staging directory) and describes it
+/// for the manifest.
+pub(crate) fn write_rank_in(
+    dir: &Path,
+    shard: &ShardData,
+    opts: &BuildOptions,
+) -> Result<RankResult, BuildError> {
     let tw = Instant::now();
     let file = shard_file_name(shard.rank);
-    let written = write_shard(&staging.path().join(&file), shard, opts.compress)?;
+    let written = write_shard(&dir.join(&file), shard, opts.compress)?;
     Ok(RankResult {
         entry: ShardEntry {
             file,

@@ -24,6 +24,19 @@ use snn_formats::shard::ShardData;
 use crate::connect::{split_total_number, ProjPlan};
 use crate::BuildError;
 
+/// The groups one after the other, and the offsets of each group's start
+/// (one more than groups): the shard's per-rank image and send lists.
+pub(crate) fn flatten<T: Copy>(groups: &[Vec<T>]) -> (Vec<T>, Vec<u64>) {
+    let mut flat = Vec::with_capacity(groups.iter().map(Vec::len).sum());
+    let mut offsets = Vec::with_capacity(groups.len() + 1);
+    offsets.push(0u64);
+    for g in groups {
+        flat.extend_from_slice(g);
+        offsets.push(flat.len() as u64);
+    }
+    (flat, offsets)
+}
+
 /// Row index marker for sources without synapses here.
 pub(crate) const NO_ROW: u32 = u32::MAX;
 
@@ -384,18 +397,8 @@ impl<'a> RankPlan<'a> {
                 }
             }
             let (min_delay_steps, max_delay_steps) = if n_syn == 0 { (0, 0) } else { (dmin, dmax) };
-            let mut image_offsets = vec![0u64];
-            let mut flat_images = Vec::with_capacity(n_images);
-            for group in images {
-                flat_images.extend_from_slice(group);
-                image_offsets.push(flat_images.len() as u64);
-            }
-            let mut send_offsets = vec![0u64];
-            let mut flat_send = Vec::new();
-            for group in send {
-                flat_send.extend_from_slice(group);
-                send_offsets.push(flat_send.len() as u64);
-            }
+            let (flat_images, image_offsets) = flatten(images);
+            let (flat_send, send_offsets) = flatten(send);
             let per_projection = std::mem::take(&mut counts.per_projection);
             drop(counts);
             Ok(ShardData {
