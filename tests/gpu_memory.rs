@@ -26,18 +26,26 @@ use snn_simulate::run::{
 };
 
 /// A device that stores nothing: allocations are counted, writes dropped,
-/// reads give zeros, launches do nothing.
+/// reads give zeros, launches do nothing. With `capacity`, allocations past
+/// it fail as a full GPU's do.
 #[derive(Default)]
 struct NullDevice {
     stats: AllocStats,
     next: BufId,
+    capacity: Option<u64>,
 }
 
 impl Device for NullDevice {
     fn describe(&self) -> String {
         "null device (counts allocations only)".into()
     }
-    fn alloc(&mut self, bytes: u64, _what: &str) -> Result<BufId, GpuError> {
+    fn alloc(&mut self, bytes: u64, what: &str) -> Result<BufId, GpuError> {
+        if self.capacity.is_some_and(|c| self.stats.live() + bytes > c) {
+            return Err(GpuError::OutOfMemory {
+                bytes,
+                what: what.to_owned(),
+            });
+        }
         self.next += 1;
         self.stats.alloc(self.next, bytes);
         Ok(self.next)
@@ -125,6 +133,45 @@ fn null_device_counts_like_the_stand_in() {
     assert!(null.device_memory_bytes > 0);
     assert_eq!(null.device_memory_bytes, host.device_memory_bytes);
     assert_eq!(null.device_bytes_per_synapse, host.device_bytes_per_synapse);
+}
+
+/// A GPU too small for the network: a one-line error naming the buffer,
+/// and no run directory left behind.
+#[test]
+fn too_small_a_gpu_is_a_clean_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let net = tmp.path().join("net");
+    let cfg = common::config(
+        "balanced.toml",
+        &["scale.neurons=0.05", "scale.indegree=0.05"],
+    );
+    common::build(&cfg, &net, 1, 2);
+    let out = tmp.path().join("run");
+    let o = RunOptions {
+        network: net.clone(),
+        output: out.clone(),
+        t_presim_ms: 0.0,
+        t_sim_ms: 5.0,
+        seed: 1,
+        force: false,
+        comm: CommMode::P2p,
+        comm_group_size: 0,
+        backend: Backend::gpu(Arc::new(|_rank| {
+            Ok(Box::new(NullDevice {
+                capacity: Some(1 << 20),
+                ..Default::default()
+            }) as Box<dyn Device>)
+        })),
+    };
+    let e = run_ranks_checkpointed(&o, &CheckpointOptions::default(), true, &mut |_| {})
+        .err()
+        .map(|e| e.to_string())
+        .expect("a run on too small a GPU fails");
+    assert!(
+        e.contains("out of GPU memory allocating") && !e.contains('\n'),
+        "{e}"
+    );
+    assert!(!out.exists(), "a failed run left {}", out.display());
 }
 
 /// The device memory of the network in `$SNN_NET` (bench/gpu/memory.sh).

@@ -52,7 +52,9 @@ fn every_kernel_compiles_with_nvrtc() {
     // compute_90: the H100/H200 machines.
     for arch in ["compute_80", "compute_90"] {
         for m in Module::ALL {
+            let t0 = std::time::Instant::now();
             let ptx = nvrtc::compile(m, arch).unwrap_or_else(|e| panic!("{arch}: {e}"));
+            let compile_s = t0.elapsed().as_secs_f64();
             for k in m.kernels() {
                 assert!(
                     ptx.contains(&format!(".entry {}(", k.name())),
@@ -73,7 +75,10 @@ fn every_kernel_compiles_with_nvrtc() {
             if let Some(atomic) = atomic {
                 assert!(ptx.contains(atomic), "{arch} {m}: no {atomic}");
             }
-            println!("{arch} {m}: {} bytes of PTX", ptx.len());
+            println!(
+                "{arch} {m}: {} bytes of PTX, compiled in {compile_s:.3} s",
+                ptx.len()
+            );
         }
     }
     // Cached: the same text again.
