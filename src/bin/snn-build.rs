@@ -65,9 +65,9 @@ struct BuildArgs {
     /// Ranks to examine with --dry-run (default: 0).
     #[arg(long, value_delimiter = ',', value_name = "R,R,...")]
     sample_ranks: Vec<u32>,
-    /// Where to build: `cpu` (threads) or `cuda` (a GPU per rank, rank % the
-    /// visible GPUs; needs the `cuda` feature). The shards are the same
-    /// bytes either way.
+    /// Where to build: `cpu` (threads) or `cuda` (a GPU per rank: under
+    /// mpirun the node-local rank modulo the visible GPUs). The shards are
+    /// the same bytes either way.
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     device: DeviceKind,
 }

@@ -56,8 +56,10 @@ struct Cli {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Simulation backend: cpu, or cuda (the GPU engine; rank r uses GPU
-    /// r mod the number of visible GPUs).
+    /// Simulation backend: cpu, or cuda (the GPU engine, one GPU per rank:
+    /// under mpirun the node-local rank modulo the visible GPUs, with
+    /// emulated ranks the rank modulo the visible GPUs). Spikes are the
+    /// same either way.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendArg,
     /// Replace an existing run directory.
