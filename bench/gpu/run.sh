@@ -11,7 +11,8 @@
 #   identity  CPU-vs-GPU identity on the 10% microcircuit and a scaled
 #             balanced network: shards of `--device cuda` byte-identical to
 #             `--device cpu`; spikes of `--backend cuda` identical to
-#             `--backend cpu` (snn-analyze compare: bit for bit)
+#             `--backend cpu` (snn-analyze compare: bit for bit), also for
+#             runs checkpointed and resumed on the GPU or across backends
 #   micro     full-scale microcircuit: GPU construction time, shard load
 #             time, real-time factor, GPU bytes per synapse; the simulation
 #             in variants of the launch shape (SNN_CUDA_BLOCK 128/256/512)
@@ -115,6 +116,22 @@ if want identity; then
         "$BIN/snn-analyze" compare "$WORK/$name-run-cpu" "$WORK/$name-run-gpu" --json \
             >"$OUTDIR/compare-$name.json" 2>&1
         row "| $name spikes cuda == cpu (1 s) | $(json "$OUTDIR/compare-$name.json" "d['identical']") | first difference | $(json "$OUTDIR/compare-$name.json" "d['first_difference']") |"
+        # Checkpoints: 400 ms with checkpoints every 100 ms, then the run
+        # extended to 1 s with --resume, on the GPU throughout and switching
+        # backend at the resume; both must equal the CPU's one-go run.
+        for pair in cuda:cuda cpu:cuda cuda:cpu; do
+            b1="${pair%%:*}" b2="${pair##*:}" r="$WORK/$name-resume-${b1}-${b2}"
+            rm -rf "$r"
+            if "$BIN/snn-sim" "$WORK/$name-cpu" -o "$r" --threads "$THREADS" --backend "$b1" \
+                    --t-presim 100 --t-sim 400 --checkpoint-every 100 >/dev/null 2>"$OUTDIR/resume-$name-$b1-$b2.log" \
+                && "$BIN/snn-sim" "$WORK/$name-cpu" -o "$r" --threads "$THREADS" --backend "$b2" \
+                    --resume --t-sim 1000 >/dev/null 2>>"$OUTDIR/resume-$name-$b1-$b2.log"; then
+                "$BIN/snn-analyze" compare "$WORK/$name-run-cpu" "$r" --json >"$OUTDIR/compare-$name-resume-$b1-$b2.json" 2>&1
+                row "| $name checkpointed on $b1, resumed on $b2 == cpu one go | $(json "$OUTDIR/compare-$name-resume-$b1-$b2.json" "d['identical']") | first difference | $(json "$OUTDIR/compare-$name-resume-$b1-$b2.json" "d['first_difference']") |"
+            else
+                row "| $name checkpointed on $b1, resumed on $b2 | FAIL: $(tail -n1 "$OUTDIR/resume-$name-$b1-$b2.log") | | |"
+            fi
+        done
     done
 fi
 
@@ -133,7 +150,7 @@ if want micro; then
             sim "micro-run-$k" micro-gpu cuda 100 "$T_SIM_MS" || break
             s="$OUTDIR/summary-micro-run-$k.json"
             row "| microcircuit full, $k (block $SNN_CUDA_BLOCK): load to GPU | $(json "$s" "round(d['wall_load_s'], 3)") s | real-time factor | $(json "$s" "round(d['real_time_factor'], 4)") |"
-            row "| microcircuit full, $k: GPU bytes/synapse (engine buffers) | $(json "$s" "round(d['device_bytes_per_synapse'], 3)") | synaptic events/s | $(json "$s" "round(d['synaptic_events'] / d['wall_sim_s'] / 1e9, 3)") G |"
+            row "| microcircuit full, $k: GPU bytes/synapse (engine buffers) | $(json "$s" "d['device_bytes_per_synapse'] and round(d['device_bytes_per_synapse'], 3)") | synaptic events/s | $(json "$s" "round(d['synaptic_events'] / d['wall_sim_s'] / 1e9, 3)") G |"
         done
         unset SNN_CUDA_BLOCK
     fi
