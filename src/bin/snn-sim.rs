@@ -301,6 +301,14 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
             summary.real_time_factor,
             opts.output.display()
         );
+        if let Some(d) = &summary.device {
+            let _ = writeln!(
+                out,
+                "{d}; {:.0} MB of GPU memory in buffers ({:.2} bytes/synapse)",
+                summary.device_memory_bytes as f64 / 1e6,
+                summary.device_bytes_per_synapse.unwrap_or(f64::NAN)
+            );
+        }
         let _ = writeln!(
             out,
             "{:<10} {:>8} {:>10} {:>9}",
