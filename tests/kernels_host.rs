@@ -28,7 +28,10 @@ use snn_kernels::ziggurat::ZigguratTables;
 use snn_netbuild::connect::{split_total_number, ProjPlan, SourceMode};
 use snn_simulate::engine::Engine;
 use snn_simulate::input::{initial_v_m, poisson_word, PoissonTable};
-use snn_simulate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
+use snn_simulate::neuron::{
+    iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts,
+    IafPscExpState,
+};
 
 // ---- conversions (what a GPU backend does on the host) ----------------------
 
@@ -227,7 +230,7 @@ fn neuron_kernels_match_neuron_rs() {
                 s.i_syn_ex = (0..n).map(|_| cur(&mut g)).collect();
                 s.i_syn_in = (0..n).map(|_| cur(&mut g)).collect();
                 s.refractory = refr0.clone();
-                Ref::Exp(IafPscExpConsts::new(&p, dt), s)
+                Ref::Exp(iaf_psc_exp_consts(&p, dt), s)
             }
             _ => {
                 let mut s = IafPscAlphaState::new(n, |i| v0[i]);
@@ -236,7 +239,7 @@ fn neuron_kernels_match_neuron_rs() {
                 s.i_syn_in = (0..n).map(|_| cur(&mut g)).collect();
                 s.di_syn_in = (0..n).map(|_| cur(&mut g)).collect();
                 s.refractory = refr0.clone();
-                Ref::Alpha(IafPscAlphaConsts::new(&p, dt), s)
+                Ref::Alpha(iaf_psc_alpha_consts(&p, dt), s)
             }
         };
         let state_bufs: Vec<Buf<f64>> = match &r {
@@ -301,11 +304,11 @@ fn neuron_kernels_match_neuron_rs() {
             let mut args = Vec::new();
             let kernel = match &r {
                 Ref::Exp(c, _) => {
-                    args.push(Arg::Struct(c.to_device().to_le_bytes()));
+                    args.push(Arg::Struct(c.to_le_bytes()));
                     KernelId::IafPscExpUpdate
                 }
                 Ref::Alpha(c, _) => {
-                    args.push(Arg::Struct(c.to_device().to_le_bytes()));
+                    args.push(Arg::Struct(c.to_le_bytes()));
                     KernelId::IafPscAlphaUpdate
                 }
             };
@@ -498,20 +501,12 @@ fn load_rank(
         let zeros = vec![0.0; b - a];
         let (consts, kernel, n_state) = match p.params.model {
             NeuronModel::IafPscExp => (
-                Arg::Struct(
-                    IafPscExpConsts::new(&p.params, dt)
-                        .to_device()
-                        .to_le_bytes(),
-                ),
+                Arg::Struct(iaf_psc_exp_consts(&p.params, dt).to_le_bytes()),
                 KernelId::IafPscExpUpdate,
                 3,
             ),
             NeuronModel::IafPscAlpha => (
-                Arg::Struct(
-                    IafPscAlphaConsts::new(&p.params, dt)
-                        .to_device()
-                        .to_le_bytes(),
-                ),
+                Arg::Struct(iaf_psc_alpha_consts(&p.params, dt).to_le_bytes()),
                 KernelId::IafPscAlphaUpdate,
                 5,
             ),

@@ -371,8 +371,10 @@ macro_rules! device_struct {
 }
 
 device_struct! {
-    /// `SnnIafPscExpConsts` (`neuron.cu`): the fields of
-    /// `snn_simulate::neuron::IafPscExpConsts` the update reads.
+    /// `SnnIafPscExpConsts` (`neuron.cu`): the per-population constants of
+    /// `iaf_psc_exp`, potentials relative to `E_L`. The CPU backend uses
+    /// the same struct (`snn_simulate::neuron::IafPscExpConsts`, made by
+    /// `iaf_psc_exp_consts`).
     pub struct ExpConsts {
         /// `E_L`, mV.
         pub e_l: f64,
@@ -382,17 +384,17 @@ device_struct! {
         pub v_reset: f64,
         /// `I_e`, pA.
         pub i_e: f64,
-        /// Propagator of `V`.
+        /// `exp(-h/tau_m)`: propagator of `V`.
         pub p22: f64,
-        /// Propagator of `I_ex`.
+        /// `exp(-h/tau_syn_ex)`: propagator of `I_ex`.
         pub p11_ex: f64,
-        /// Propagator of `I_in`.
+        /// `exp(-h/tau_syn_in)`: propagator of `I_in`.
         pub p11_in: f64,
-        /// `I_ex -> V`.
+        /// `I_ex -> V` propagator, mV/pA.
         pub p21_ex: f64,
-        /// `I_in -> V`.
+        /// `I_in -> V` propagator, mV/pA.
         pub p21_in: f64,
-        /// `I_e -> V`.
+        /// `I_e -> V` propagator `tau_m/C_m (1 - P22)`, mV/pA.
         pub p20: f64,
         /// Refractory period, steps.
         pub refractory_steps: u32,
@@ -402,8 +404,10 @@ device_struct! {
 }
 
 device_struct! {
-    /// `SnnIafPscAlphaConsts` (`neuron.cu`): the fields of
-    /// `snn_simulate::neuron::IafPscAlphaConsts` the update reads.
+    /// `SnnIafPscAlphaConsts` (`neuron.cu`): the per-population constants of
+    /// `iaf_psc_alpha`, potentials relative to `E_L`. The CPU backend uses
+    /// the same struct (`snn_simulate::neuron::IafPscAlphaConsts`, made by
+    /// `iaf_psc_alpha_consts`).
     pub struct AlphaConsts {
         /// `E_L`, mV.
         pub e_l: f64,
@@ -413,9 +417,9 @@ device_struct! {
         pub v_reset: f64,
         /// `I_e`, pA.
         pub i_e: f64,
-        /// `expm1(-h/tau_m)`.
+        /// `expm1(-h/tau_m)`: `V(t+h) = ... + expm1_tau_m V + V`.
         pub expm1_tau_m: f64,
-        /// `I_e -> V`.
+        /// `I_e -> V` propagator `-tau_m/C_m expm1(-h/tau_m)`, mV/pA.
         pub p30: f64,
         /// `exp(-h/tau_syn_ex)`.
         pub p11_ex: f64,
@@ -433,7 +437,8 @@ device_struct! {
         pub p31_in: f64,
         /// `I_in -> V`.
         pub p32_in: f64,
-        /// `e / tau_syn_ex`.
+        /// `e / tau_syn_ex`, 1/ms: a weight `w` adds `w e/tau_syn_ex` to
+        /// `dI_ex`.
         pub epsc_initial: f64,
         /// `e / tau_syn_in`.
         pub ipsc_initial: f64,

@@ -44,7 +44,10 @@ use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
 use crate::input::{generator_steps, initial_v_m, poisson_words, PoissonTable};
-use crate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
+use crate::neuron::{
+    iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts,
+    IafPscExpState,
+};
 use crate::{state, SimError};
 
 /// Neurons per parallel work item.
@@ -147,11 +150,11 @@ impl Engine {
                 let v0 = |i: usize| initial_v_m(seed, pi, gid0(i), &p.v_m_init);
                 let dynamics = match p.params.model {
                     NeuronModel::IafPscExp => Dynamics::Exp(
-                        IafPscExpConsts::new(&p.params, dt),
+                        iaf_psc_exp_consts(&p.params, dt),
                         IafPscExpState::new(len, v0),
                     ),
                     NeuronModel::IafPscAlpha => Dynamics::Alpha(
-                        IafPscAlphaConsts::new(&p.params, dt),
+                        iaf_psc_alpha_consts(&p.params, dt),
                         IafPscAlphaState::new(len, v0),
                     ),
                     NeuronModel::SpikeGenerator => {

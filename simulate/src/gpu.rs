@@ -107,7 +107,7 @@ use snn_kernels::device::{
 use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, Shape};
 
 use crate::input::{generator_steps, initial_v_m, PoissonTable};
-use crate::neuron::{IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts, IafPscExpState};
+use crate::neuron::{iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaState, IafPscExpState};
 use crate::rank::{RankEngine, Recorded};
 use crate::{state, SimError};
 
@@ -352,12 +352,12 @@ impl GpuEngine {
             let kind = match p.params.model {
                 NeuronModel::IafPscExp => {
                     desc.kind = POP_IAF_PSC_EXP;
-                    desc.exp = IafPscExpConsts::new(&p.params, dt).to_device();
+                    desc.exp = iaf_psc_exp_consts(&p.params, dt);
                     Kind::Exp
                 }
                 NeuronModel::IafPscAlpha => {
                     desc.kind = POP_IAF_PSC_ALPHA;
-                    desc.alpha = IafPscAlphaConsts::new(&p.params, dt).to_device();
+                    desc.alpha = iaf_psc_alpha_consts(&p.params, dt);
                     Kind::Alpha
                 }
                 NeuronModel::SpikeGenerator => {

@@ -232,185 +232,78 @@ fn iaf_propagators(tau_syn: f64, tau_m: f64, c_m: f64, h: f64) -> (f64, f64) {
 }
 
 /// Precomputed per-population constants of `iaf_psc_exp` (NEST 3.10
-/// `iaf_psc_exp::pre_run_hook`). Potentials are relative to `E_L`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct IafPscExpConsts {
-    /// Step size, ms.
-    pub dt_ms: f64,
-    /// Resting potential `E_L`, mV (absolute).
-    pub e_l: f64,
-    /// Threshold relative to `E_L`: `V_th - E_L`, mV.
-    pub theta: f64,
-    /// Reset potential relative to `E_L`: `V_reset - E_L`, mV.
-    pub v_reset: f64,
-    /// Constant current `I_e`, pA.
-    pub i_e: f64,
-    /// `exp(-h/tau_m)`: propagator of `V`.
-    pub p22: f64,
-    /// `exp(-h/tau_syn_ex)`: propagator of `I_ex`.
-    pub p11_ex: f64,
-    /// `exp(-h/tau_syn_in)`: propagator of `I_in`.
-    pub p11_in: f64,
-    /// `I_ex -> V` propagator, mV/pA.
-    pub p21_ex: f64,
-    /// `I_in -> V` propagator, mV/pA.
-    pub p21_in: f64,
-    /// `I_e -> V` propagator `tau_m/C_m (1 - P22)`, mV/pA.
-    pub p20: f64,
-    /// Absolute refractory period in steps.
-    pub refractory_steps: u32,
-}
-
-impl IafPscExpConsts {
-    /// The constants as the kernels take them (`SnnIafPscExpConsts` of
-    /// `kernels/cuda/neuron.cu`).
-    pub fn to_device(&self) -> snn_kernels::device::ExpConsts {
-        snn_kernels::device::ExpConsts {
-            e_l: self.e_l,
-            theta: self.theta,
-            v_reset: self.v_reset,
-            i_e: self.i_e,
-            p22: self.p22,
-            p11_ex: self.p11_ex,
-            p11_in: self.p11_in,
-            p21_ex: self.p21_ex,
-            p21_in: self.p21_in,
-            p20: self.p20,
-            refractory_steps: self.refractory_steps,
-            pad: 0,
-        }
-    }
-
-    /// Constants for parameters `p` (NEST names and units) and step `dt_ms`.
-    ///
-    /// `p.model` is not checked; parameters are assumed valid (`C_m`, the
-    /// time constants and `dt_ms` positive, `t_ref >= 0`), as
-    /// `snn_formats` validates them.
-    pub fn new(p: &NeuronParams, dt_ms: f64) -> Self {
-        let h = dt_ms;
-        let p11_ex = (-h / p.tau_syn_ex).exp();
-        let p11_in = (-h / p.tau_syn_in).exp();
-        let p22 = (-h / p.tau_m).exp();
-        let (_, p21_ex) = iaf_propagators(p.tau_syn_ex, p.tau_m, p.C_m, h);
-        let (_, p21_in) = iaf_propagators(p.tau_syn_in, p.tau_m, p.C_m, h);
-        let p20 = p.tau_m / p.C_m * (1.0 - p22);
-        IafPscExpConsts {
-            dt_ms,
-            e_l: p.E_L,
-            theta: p.V_th - p.E_L,
-            v_reset: p.V_reset - p.E_L,
-            i_e: p.I_e,
-            p22,
-            p11_ex,
-            p11_in,
-            p21_ex,
-            p21_in,
-            p20,
-            refractory_steps: refractory_steps(p.t_ref, dt_ms),
-        }
-    }
-}
+/// `iaf_psc_exp::pre_run_hook`), potentials relative to `E_L`: the struct the
+/// GPU kernels take too (`SnnIafPscExpConsts` of `kernels/cuda/neuron.cu`),
+/// so both backends read one set of constants. Made by
+/// [`iaf_psc_exp_consts`].
+pub type IafPscExpConsts = snn_kernels::device::ExpConsts;
 
 /// Precomputed per-population constants of `iaf_psc_alpha` (NEST 3.10
-/// `iaf_psc_alpha::pre_run_hook`). Potentials are relative to `E_L`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct IafPscAlphaConsts {
-    /// Step size, ms.
-    pub dt_ms: f64,
-    /// Resting potential `E_L`, mV (absolute).
-    pub e_l: f64,
-    /// Threshold relative to `E_L`: `V_th - E_L`, mV.
-    pub theta: f64,
-    /// Reset potential relative to `E_L`: `V_reset - E_L`, mV.
-    pub v_reset: f64,
-    /// Constant current `I_e`, pA.
-    pub i_e: f64,
-    /// `expm1(-h/tau_m)`: `V(t+h) = ... + expm1_tau_m V + V`.
-    pub expm1_tau_m: f64,
-    /// `I_e -> V` propagator `-tau_m/C_m expm1(-h/tau_m)`, mV/pA.
-    pub p30: f64,
-    /// `exp(-h/tau_syn_ex)` (NEST's P11_ex = P22_ex).
-    pub p11_ex: f64,
-    /// `h exp(-h/tau_syn_ex)`: `dI_ex -> I_ex`.
-    pub p21_ex: f64,
-    /// `dI_ex -> V` propagator.
-    pub p31_ex: f64,
-    /// `I_ex -> V` propagator.
-    pub p32_ex: f64,
-    /// `exp(-h/tau_syn_in)` (NEST's P11_in = P22_in).
-    pub p11_in: f64,
-    /// `h exp(-h/tau_syn_in)`: `dI_in -> I_in`.
-    pub p21_in: f64,
-    /// `dI_in -> V` propagator.
-    pub p31_in: f64,
-    /// `I_in -> V` propagator.
-    pub p32_in: f64,
-    /// `e / tau_syn_ex`, 1/ms: a weight `w` adds `w e/tau_syn_ex` to `dI_ex`.
-    pub epsc_initial: f64,
-    /// `e / tau_syn_in`, 1/ms.
-    pub ipsc_initial: f64,
-    /// Absolute refractory period in steps.
-    pub refractory_steps: u32,
+/// `iaf_psc_alpha::pre_run_hook`), potentials relative to `E_L`: the struct
+/// the GPU kernels take too (`SnnIafPscAlphaConsts`). Made by
+/// [`iaf_psc_alpha_consts`].
+pub type IafPscAlphaConsts = snn_kernels::device::AlphaConsts;
+
+/// [`IafPscExpConsts`] for parameters `p` (NEST names and units) and step
+/// `dt_ms`.
+///
+/// `p.model` is not checked; parameters are assumed valid (`C_m`, the
+/// time constants and `dt_ms` positive, `t_ref >= 0`), as
+/// `snn_formats` validates them.
+pub fn iaf_psc_exp_consts(p: &NeuronParams, dt_ms: f64) -> IafPscExpConsts {
+    let h = dt_ms;
+    let p11_ex = (-h / p.tau_syn_ex).exp();
+    let p11_in = (-h / p.tau_syn_in).exp();
+    let p22 = (-h / p.tau_m).exp();
+    let (_, p21_ex) = iaf_propagators(p.tau_syn_ex, p.tau_m, p.C_m, h);
+    let (_, p21_in) = iaf_propagators(p.tau_syn_in, p.tau_m, p.C_m, h);
+    let p20 = p.tau_m / p.C_m * (1.0 - p22);
+    IafPscExpConsts {
+        e_l: p.E_L,
+        theta: p.V_th - p.E_L,
+        v_reset: p.V_reset - p.E_L,
+        i_e: p.I_e,
+        p22,
+        p11_ex,
+        p11_in,
+        p21_ex,
+        p21_in,
+        p20,
+        refractory_steps: refractory_steps(p.t_ref, dt_ms),
+        pad: 0,
+    }
 }
 
-impl IafPscAlphaConsts {
-    /// The constants as the kernels take them (`SnnIafPscAlphaConsts` of
-    /// `kernels/cuda/neuron.cu`).
-    pub fn to_device(&self) -> snn_kernels::device::AlphaConsts {
-        snn_kernels::device::AlphaConsts {
-            e_l: self.e_l,
-            theta: self.theta,
-            v_reset: self.v_reset,
-            i_e: self.i_e,
-            expm1_tau_m: self.expm1_tau_m,
-            p30: self.p30,
-            p11_ex: self.p11_ex,
-            p21_ex: self.p21_ex,
-            p31_ex: self.p31_ex,
-            p32_ex: self.p32_ex,
-            p11_in: self.p11_in,
-            p21_in: self.p21_in,
-            p31_in: self.p31_in,
-            p32_in: self.p32_in,
-            epsc_initial: self.epsc_initial,
-            ipsc_initial: self.ipsc_initial,
-            refractory_steps: self.refractory_steps,
-            pad: 0,
-        }
-    }
-
-    /// Constants for parameters `p` (NEST names and units) and step `dt_ms`.
-    ///
-    /// `p.model` is not checked; parameters are assumed valid (see
-    /// [`IafPscExpConsts::new`]).
-    pub fn new(p: &NeuronParams, dt_ms: f64) -> Self {
-        let h = dt_ms;
-        let p11_ex = (-h / p.tau_syn_ex).exp();
-        let p11_in = (-h / p.tau_syn_in).exp();
-        let expm1_tau_m = (-h / p.tau_m).exp_m1();
-        let p30 = -p.tau_m / p.C_m * (-h / p.tau_m).exp_m1();
-        let (p31_ex, p32_ex) = iaf_propagators(p.tau_syn_ex, p.tau_m, p.C_m, h);
-        let (p31_in, p32_in) = iaf_propagators(p.tau_syn_in, p.tau_m, p.C_m, h);
-        IafPscAlphaConsts {
-            dt_ms,
-            e_l: p.E_L,
-            theta: p.V_th - p.E_L,
-            v_reset: p.V_reset - p.E_L,
-            i_e: p.I_e,
-            expm1_tau_m,
-            p30,
-            p11_ex,
-            p21_ex: h * p11_ex,
-            p31_ex,
-            p32_ex,
-            p11_in,
-            p21_in: h * p11_in,
-            p31_in,
-            p32_in,
-            epsc_initial: 1.0 * std::f64::consts::E / p.tau_syn_ex,
-            ipsc_initial: 1.0 * std::f64::consts::E / p.tau_syn_in,
-            refractory_steps: refractory_steps(p.t_ref, dt_ms),
-        }
+/// [`IafPscAlphaConsts`] for parameters `p` (NEST names and units) and step
+/// `dt_ms`; `p.model` is not checked, parameters are assumed valid (see
+/// [`iaf_psc_exp_consts`]).
+pub fn iaf_psc_alpha_consts(p: &NeuronParams, dt_ms: f64) -> IafPscAlphaConsts {
+    let h = dt_ms;
+    let p11_ex = (-h / p.tau_syn_ex).exp();
+    let p11_in = (-h / p.tau_syn_in).exp();
+    let expm1_tau_m = (-h / p.tau_m).exp_m1();
+    let p30 = -p.tau_m / p.C_m * (-h / p.tau_m).exp_m1();
+    let (p31_ex, p32_ex) = iaf_propagators(p.tau_syn_ex, p.tau_m, p.C_m, h);
+    let (p31_in, p32_in) = iaf_propagators(p.tau_syn_in, p.tau_m, p.C_m, h);
+    IafPscAlphaConsts {
+        e_l: p.E_L,
+        theta: p.V_th - p.E_L,
+        v_reset: p.V_reset - p.E_L,
+        i_e: p.I_e,
+        expm1_tau_m,
+        p30,
+        p11_ex,
+        p21_ex: h * p11_ex,
+        p31_ex,
+        p32_ex,
+        p11_in,
+        p21_in: h * p11_in,
+        p31_in,
+        p32_in,
+        epsc_initial: 1.0 * std::f64::consts::E / p.tau_syn_ex,
+        ipsc_initial: 1.0 * std::f64::consts::E / p.tau_syn_in,
+        refractory_steps: refractory_steps(p.t_ref, dt_ms),
+        pad: 0,
     }
 }
 
@@ -801,7 +694,7 @@ impl IafPscAlphaState {
 }
 
 /// A block of neurons of either model with its constants.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Block {
     /// `iaf_psc_exp` neurons.
     Exp(IafPscExpConsts, IafPscExpState),
@@ -821,11 +714,11 @@ impl Block {
     ) -> Option<Block> {
         match p.model {
             NeuronModel::IafPscExp => Some(Block::Exp(
-                IafPscExpConsts::new(p, dt_ms),
+                iaf_psc_exp_consts(p, dt_ms),
                 IafPscExpState::new(n, v_m_init),
             )),
             NeuronModel::IafPscAlpha => Some(Block::Alpha(
-                IafPscAlphaConsts::new(p, dt_ms),
+                iaf_psc_alpha_consts(p, dt_ms),
                 IafPscAlphaState::new(n, v_m_init),
             )),
             NeuronModel::SpikeGenerator => None,
@@ -957,7 +850,7 @@ mod tests {
     fn exp_dc_charges_to_asymptote_and_fires() {
         let mut p = params(NeuronModel::IafPscExp);
         p.I_e = 300.0; // asymptote -70 + 300 * 10 / 250 = -58 mV < -55
-        let c = IafPscExpConsts::new(&p, 0.1);
+        let c = iaf_psc_exp_consts(&p, 0.1);
         let mut s = IafPscExpState::new(3, |_| -70.0);
         let mut spikes = Vec::new();
         let zero = [0.0; 3];
@@ -968,7 +861,7 @@ mod tests {
         assert!((s.v_m(1) - -58.0).abs() < 1e-6, "{}", s.v_m(1));
         // Above rheobase it fires, with at least t_ref between spikes.
         p.I_e = 1000.0;
-        let c = IafPscExpConsts::new(&p, 0.1);
+        let c = iaf_psc_exp_consts(&p, 0.1);
         let mut s = IafPscExpState::new(1, |_| -70.0);
         let mut steps = Vec::new();
         for t in 0..1000u32 {
@@ -989,7 +882,7 @@ mod tests {
     #[test]
     fn refractory_clamps_v_but_currents_evolve() {
         let p = params(NeuronModel::IafPscExp);
-        let c = IafPscExpConsts::new(&p, 0.1);
+        let c = iaf_psc_exp_consts(&p, 0.1);
         let mut s = IafPscExpState::new(1, |_| -54.0); // above threshold
         let mut spikes = Vec::new();
         s.step(&c, 0..1, &[0.0], &[0.0], &mut spikes);
@@ -1009,7 +902,7 @@ mod tests {
     #[test]
     fn alpha_psc_peaks_at_weight() {
         let p = params(NeuronModel::IafPscAlpha);
-        let c = IafPscAlphaConsts::new(&p, 0.1);
+        let c = iaf_psc_alpha_consts(&p, 0.1);
         let mut s = IafPscAlphaState::new(1, |_| -70.0);
         let mut spikes = Vec::new();
         s.step(&c, 0..1, &[100.0], &[0.0], &mut spikes);
