@@ -43,7 +43,8 @@ use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
-use crate::input::{generator_steps, initial_v_m, poisson_words, PoissonTable};
+use crate::input::{generator_steps, initial_v_m, poisson_words};
+use crate::layout::{self, PoissonDrive};
 use crate::neuron::{
     iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts,
     IafPscExpState,
@@ -72,12 +73,6 @@ struct Chunk {
     /// `poisson_block` (see `input::poisson_words`).
     poisson_cache: Vec<[u32; 4]>,
     poisson_block: u64,
-}
-
-struct PoissonDrive {
-    table: PoissonTable,
-    weight_fixed: i64,
-    delay_steps: u64,
 }
 
 /// One rank's simulation state.
@@ -130,19 +125,10 @@ impl Engine {
         let dt = model.dt_ms;
         // Chunks: contiguous local ranges inside one population.
         let mut chunks = Vec::new();
-        let mut pop_first_local = Vec::with_capacity(model.populations.len());
-        let mut l = 0usize;
-        for (pi, p) in model.populations.iter().enumerate() {
-            pop_first_local.push(l);
-            let a = l;
-            while l < n_local && d.local_to_global[l].to_native() < p.first_id + p.size {
-                if d.local_to_global[l].to_native() < p.first_id {
-                    return Err(SimError::Internal(
-                        "local neurons out of population order".into(),
-                    ));
-                }
-                l += 1;
-            }
+        let ranges = layout::population_ranges(&model, d)?;
+        let pop_first_local = ranges.iter().map(|r| r.start).collect();
+        for ((pi, p), r) in model.populations.iter().enumerate().zip(&ranges) {
+            let (a, l) = (r.start, r.end);
             let mut s = a;
             while s < l {
                 let len = CHUNK.min(l - s);
@@ -175,61 +161,18 @@ impl Engine {
                 s += len;
             }
         }
-        if l != n_local {
-            return Err(SimError::Internal(
-                "local neurons not covered by populations".into(),
-            ));
-        }
         let frac = model.weight_frac_bits;
         let weight_scale = 1.0 / (2f64).powi(frac as i32);
         let poisson = model
             .populations
             .iter()
-            .map(|p| {
-                let pi = model.poisson.as_ref()?;
-                if p.poisson_rate_hz <= 0.0 || p.params.model == NeuronModel::SpikeGenerator {
-                    return None;
-                }
-                Some(PoissonDrive {
-                    table: PoissonTable::new(p.poisson_rate_hz * dt * 1e-3),
-                    weight_fixed: snn_formats::model::quantize_weight(pi.weight_pa, frac) as i64,
-                    delay_steps: pi.delay_steps as u64,
-                })
-            })
+            .map(|p| layout::poisson_drive(&model, p))
             .collect();
-        // Inverse of the send tables: where each own neuron's spikes go.
-        let n_ranks = d.n_ranks.to_native() as usize;
-        let mut per_neuron: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_local];
-        for q in 0..n_ranks {
-            let (a, b) = (
-                d.send_offsets[q].to_native() as usize,
-                d.send_offsets[q + 1].to_native() as usize,
-            );
-            for (pos, l) in d.send[a..b].iter().enumerate() {
-                per_neuron[l.to_native() as usize].push((q as u32, pos as u32));
-            }
-        }
-        let mut send_ptr = Vec::with_capacity(n_local + 1);
-        let mut send_entries = Vec::new();
-        send_ptr.push(0u32);
-        for v in per_neuron {
-            send_entries.extend(v);
-            send_ptr.push(send_entries.len() as u32);
-        }
-        let placement = snn_formats::Placement::new(&model, n_ranks as u32)
-            .map_err(|e| SimError::Invalid(e.to_string()))?;
-        let needs_local: Vec<Vec<u32>> = (0..n_ranks)
-            .map(|q| {
-                let (a, b) = (
-                    d.image_offsets[q].to_native() as usize,
-                    d.image_offsets[q + 1].to_native() as usize,
-                );
-                d.images[a..b]
-                    .iter()
-                    .map(|g| placement.locate(g.to_native()).1)
-                    .collect()
-            })
-            .collect();
+        let layout::Routing {
+            send_ptr,
+            send_entries,
+            needs_local,
+        } = layout::Routing::new(&model, d)?;
         let slots = max_delay_steps.max(1) as u64 + 1;
         let ring = |n: usize| (0..n).map(|_| AtomicI64::new(0)).collect::<Vec<_>>();
         Ok(Engine {

@@ -106,10 +106,10 @@ use snn_kernels::device::{
 };
 use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, Shape};
 
-use crate::input::{generator_steps, initial_v_m, PoissonTable};
+use crate::input::{generator_steps, initial_v_m};
 use crate::neuron::{iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaState, IafPscExpState};
 use crate::rank::{RankEngine, Recorded};
-use crate::{state, SimError};
+use crate::{layout, state, SimError};
 
 /// Buffer sizes of the GPU engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,25 +321,15 @@ impl GpuEngine {
                 "too many rows for the GPU engine's 32-bit delivery entries".into(),
             ));
         }
-        let frac = model.weight_frac_bits;
         let mut blocks = Vec::new();
         let mut descs: Vec<u8> = Vec::new();
         let mut v0 = vec![0f64; n_local];
         let mut table: Vec<u64> = Vec::new();
         let mut gen_steps: Vec<u64> = Vec::new();
-        let mut pop_first_local = Vec::with_capacity(model.populations.len());
-        let mut l = 0usize;
-        for (pi, p) in model.populations.iter().enumerate() {
-            pop_first_local.push(l);
-            let a = l;
-            while l < n_local && d.local_to_global[l].to_native() < p.first_id + p.size {
-                if d.local_to_global[l].to_native() < p.first_id {
-                    return Err(SimError::Internal(
-                        "local neurons out of population order".into(),
-                    ));
-                }
-                l += 1;
-            }
+        let ranges = layout::population_ranges(&model, d)?;
+        let pop_first_local = ranges.iter().map(|r| r.start).collect();
+        for ((pi, p), r) in model.populations.iter().enumerate().zip(&ranges) {
+            let (a, l) = (r.start, r.end);
             if a == l {
                 continue;
             }
@@ -376,14 +366,12 @@ impl GpuEngine {
                     let g = d.local_to_global[a + i].to_native();
                     *v = initial_v_m(seed, pi, g - p.first_id, &p.v_m_init);
                 }
-                if let Some(pd) = model.poisson.as_ref().filter(|_| p.poisson_rate_hz > 0.0) {
-                    let t = PoissonTable::new(p.poisson_rate_hz * dt * 1e-3);
+                if let Some(pd) = layout::poisson_drive(&model, p) {
                     desc.table_offset = table.len() as u64;
-                    desc.poisson_len = t.thresholds().len() as u32;
-                    desc.poisson_weight =
-                        snn_formats::model::quantize_weight(pd.weight_pa, frac) as i64;
-                    desc.poisson_delay = pd.delay_steps as u64;
-                    table.extend_from_slice(t.thresholds());
+                    desc.poisson_len = pd.table.thresholds().len() as u32;
+                    desc.poisson_weight = pd.weight_fixed;
+                    desc.poisson_delay = pd.delay_steps;
+                    table.extend_from_slice(pd.table.thresholds());
                 }
             }
             descs.extend(desc.to_le_bytes());
@@ -393,11 +381,6 @@ impl GpuEngine {
                 n: n as u32,
                 kind,
             });
-        }
-        if l != n_local {
-            return Err(SimError::Internal(
-                "local neurons not covered by populations".into(),
-            ));
         }
         let dev_ref: &mut dyn Device = dev.as_mut();
         let n1 = n_local.max(1);
@@ -446,52 +429,34 @@ impl GpuEngine {
         let ring_ex = DevVec::zeros(dev_ref, ring_len, "ring buffer (excitatory)")?;
         let ring_in = DevVec::zeros(dev_ref, ring_len, "ring buffer (inhibitory)")?;
         let spikes = DevVec::zeros(dev_ref, spike_cap.max(1) as usize, "spike list")?;
-        // Routing tables (as Engine::new builds them).
+        // Routing tables (as Engine::new builds them), with a send buffer
+        // region per destination rank for an interval's entries.
         let n_ranks = d.n_ranks.to_native() as usize;
-        let mut per_neuron: Vec<Vec<u64>> = vec![Vec::new(); n_local];
+        let routing = layout::Routing::new(&model, d)?;
         let mut out_start_host = Vec::with_capacity(n_ranks);
         let mut out_cap_host = Vec::with_capacity(n_ranks);
         let mut total_out = 0u64;
         for q in 0..n_ranks {
-            let (a, b) = (
-                d.send_offsets[q].to_native() as usize,
-                d.send_offsets[q + 1].to_native() as usize,
-            );
-            for (pos, l) in d.send[a..b].iter().enumerate() {
-                per_neuron[l.to_native() as usize].push((q as u64) << 32 | pos as u64);
-            }
+            let entries = d.send_offsets[q + 1].to_native() - d.send_offsets[q].to_native();
             out_start_host.push(total_out);
-            let cap = (b - a) as u64 * interval;
+            let cap = entries * interval;
             out_cap_host.push(u32::try_from(cap).map_err(|_| {
                 SimError::Invalid("send table too large for the GPU engine".into())
             })?);
             total_out += cap;
         }
-        let mut send_ptr = Vec::with_capacity(n_local + 1);
-        let mut send_entries = Vec::new();
-        send_ptr.push(0u32);
-        let mut senders = 0u64;
-        for v in per_neuron {
-            senders += u64::from(!v.is_empty());
-            send_entries.extend(v);
-            send_ptr.push(send_entries.len() as u32);
-        }
-        let placement = snn_formats::Placement::new(&model, n_ranks as u32)
-            .map_err(|e| SimError::Invalid(e.to_string()))?;
+        let send_ptr = routing.send_ptr;
+        let send_entries: Vec<u64> = routing
+            .send_entries
+            .iter()
+            .map(|&(q, pos)| (q as u64) << 32 | pos as u64)
+            .collect();
+        let senders = send_ptr.windows(2).filter(|w| w[0] != w[1]).count() as u64;
         let mut needs = Vec::new();
         let mut needs_range = Vec::with_capacity(n_ranks);
-        for q in 0..n_ranks {
-            let (a, b) = (
-                d.image_offsets[q].to_native() as usize,
-                d.image_offsets[q + 1].to_native() as usize,
-            );
-            let start = needs.len();
-            needs.extend(
-                d.images[a..b]
-                    .iter()
-                    .map(|g| placement.locate(g.to_native()).1),
-            );
-            needs_range.push((start, needs.len()));
+        for v in &routing.needs_local {
+            needs_range.push((needs.len(), needs.len() + v.len()));
+            needs.extend_from_slice(v);
         }
         let multi = n_ranks > 1;
         let coll_cap = if multi { senders * interval } else { 0 };
@@ -528,7 +493,7 @@ impl GpuEngine {
         let rec = DevVec::zeros(dev_ref, 1, "spike recording")?;
         let vm_buf = DevVec::zeros(dev_ref, 1, "V_m recording")?;
         Ok(GpuEngine {
-            weight_scale: 1.0 / (2f64).powi(frac as i32),
+            weight_scale: 1.0 / (2f64).powi(model.weight_frac_bits as i32),
             dev,
             model,
             shard,

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod engine;
 pub mod gpu;
 pub mod input;
+mod layout;
 pub mod neuron;
 pub mod rank;
 pub mod run;
