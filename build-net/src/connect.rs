@@ -28,7 +28,7 @@ use std::collections::HashSet;
 
 use snn_formats::model::{delay_to_steps, quantize_weight, Dist, Model, Projection, Rule};
 use snn_kernels::detmath;
-use snn_kernels::rng::{CounterRng, Purpose};
+use snn_kernels::rng::{CounterRng, Purpose, Variates};
 use snn_kernels::ziggurat::{normal_zig_with, ZigguratTables};
 
 /// Normal variates by the ziggurat ([`normal_zig_with`]): one stream word
@@ -60,29 +60,24 @@ impl<'a> Normals<'a> {
     }
 }
 
+/// The ziggurat normals and the stream's uniforms, for
+/// [`snn_kernels::rng::draw`].
+impl Variates for Normals<'_> {
+    #[inline]
+    fn normal(&mut self) -> f64 {
+        self.next_normal()
+    }
+    #[inline]
+    fn open01(&mut self) -> f64 {
+        self.rng.open01()
+    }
+}
+
 /// Draw from a resolved distribution: normals from `z` (redrawn until inside
 /// the bounds, or clamped), uniforms `min + (max - min) * open01()`.
 #[inline]
 pub fn draw(d: &Dist, z: &mut Normals) -> f64 {
-    match *d {
-        Dist::Constant(v) => v,
-        Dist::Normal {
-            mean,
-            std,
-            min,
-            max,
-            clip,
-        } => loop {
-            let x = mean + std * z.next_normal();
-            if clip {
-                return x.max(min).min(max);
-            }
-            if x >= min && x <= max {
-                return x;
-            }
-        },
-        Dist::Uniform { min, max } => min + (max - min) * z.rng().open01(),
-    }
+    snn_kernels::rng::draw(d, z)
 }
 
 /// How a projection's sources are determined.

@@ -110,25 +110,7 @@ pub fn initial_v_m(seed: u64, pop: usize, index: u64, dist: &Dist) -> f64 {
         index as u32,
         (index >> 32) as u32,
     );
-    match *dist {
-        Dist::Constant(v) => v,
-        Dist::Normal {
-            mean,
-            std,
-            min,
-            max,
-            clip,
-        } => loop {
-            let x = mean + std * rng.normal();
-            if clip {
-                return x.max(min).min(max);
-            }
-            if x >= min && x <= max {
-                return x;
-            }
-        },
-        Dist::Uniform { min, max } => min + (max - min) * rng.open01(),
-    }
+    snn_kernels::rng::draw(dist, &mut rng)
 }
 
 /// Emission steps of a spike generator: a spike at `t` ms is emitted in the
