@@ -375,70 +375,141 @@ const EXP_MAGIC: u64 = u64::from_le_bytes(*b"SNNEXP01");
 /// Magic of [`IafPscAlphaState::to_bytes`].
 const ALPHA_MAGIC: u64 = u64::from_le_bytes(*b"SNNALP01");
 
-/// State of `n` `iaf_psc_exp` neurons (structure of arrays).
-///
-/// The membrane potential is stored in absolute mV; the update works, as
-/// NEST's, on `V_m - E_L` (so the result differs from NEST's only by the
-/// rounding of that shift, below 1e-13 mV in practice, and not at all when
-/// `E_L == 0`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct IafPscExpState {
-    /// Membrane potential, mV (absolute).
-    pub v_m: Vec<f64>,
-    /// Excitatory synaptic current, pA.
-    pub i_syn_ex: Vec<f64>,
-    /// Inhibitory synaptic current (<= 0), pA.
-    pub i_syn_in: Vec<f64>,
-    /// Remaining refractory steps.
-    pub refractory: Vec<u32>,
+/// Declares the state of `n` neurons of a model (structure of arrays): the
+/// membrane potential `v_m`, the model's other `f64` variables, and the
+/// remaining refractory steps, with what does not depend on the model:
+/// `new`, `len`, `append`/`range` (checkpoints store one state per
+/// population, the engine holds it in chunks) and `to_bytes`/`from_bytes`
+/// (magic, `n`, each `f64` array in declaration order as little-endian
+/// bits, then `refractory` as `u32`).
+macro_rules! neuron_state {
+    ($(#[$m:meta])* pub struct $name:ident, magic $magic:ident {
+        $(#[$vm:meta])* v_m,
+        $($(#[$fm:meta])* $f:ident,)*
+    }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub struct $name {
+            $(#[$vm])*
+            pub v_m: Vec<f64>,
+            $($(#[$fm])* pub $f: Vec<f64>,)*
+            /// Remaining refractory steps.
+            pub refractory: Vec<u32>,
+        }
+
+        impl $name {
+            /// Append the neurons of `other` after these (checkpoints
+            /// store one state per population; the engine holds it in
+            /// chunks).
+            pub fn append(&mut self, other: &Self) {
+                self.v_m.extend_from_slice(&other.v_m);
+                $(self.$f.extend_from_slice(&other.$f);)*
+                self.refractory.extend_from_slice(&other.refractory);
+            }
+
+            /// A copy of neurons `r` of this state.
+            pub fn range(&self, r: Range<usize>) -> Self {
+                Self {
+                    v_m: self.v_m[r.clone()].to_vec(),
+                    $($f: self.$f[r.clone()].to_vec(),)*
+                    refractory: self.refractory[r].to_vec(),
+                }
+            }
+
+            /// `n` neurons at rest (no synaptic current, not refractory)
+            /// with membrane potentials `v_m_init(i)` (absolute, mV).
+            pub fn new(n: usize, v_m_init: impl Fn(usize) -> f64) -> Self {
+                Self {
+                    v_m: (0..n).map(v_m_init).collect(),
+                    $($f: vec![0.0; n],)*
+                    refractory: vec![0; n],
+                }
+            }
+
+            /// Number of neurons.
+            pub fn len(&self) -> usize {
+                self.v_m.len()
+            }
+
+            /// True when the block holds no neurons.
+            pub fn is_empty(&self) -> bool {
+                self.v_m.is_empty()
+            }
+
+            /// Membrane potential of neuron `i`, mV (absolute).
+            pub fn v_m(&self, i: usize) -> f64 {
+                self.v_m[i]
+            }
+
+            /// The state as little-endian bytes (for checkpoints): magic,
+            /// `n`, then `v_m` and the other variables in declaration
+            /// order (f64 bits) and `refractory` (u32).
+            pub fn to_bytes(&self) -> Vec<u8> {
+                let n = self.len();
+                let vars = 1 + [$(stringify!($f)),*].len();
+                let mut out = Vec::with_capacity(16 + n * (8 * vars + 4));
+                out.extend_from_slice(&$magic.to_le_bytes());
+                out.extend_from_slice(&(n as u64).to_le_bytes());
+                bytes::put_f64s(&mut out, &self.v_m);
+                $(bytes::put_f64s(&mut out, &self.$f);)*
+                bytes::put_u32s(&mut out, &self.refractory);
+                out
+            }
+
+            /// Inverse of [`to_bytes`](Self::to_bytes); `None` if `b` is
+            /// not such a state (wrong magic, truncated, trailing bytes).
+            pub fn from_bytes(b: &[u8]) -> Option<Self> {
+                let mut r = bytes::Reader(b);
+                if r.u64()? != $magic {
+                    return None;
+                }
+                let n = usize::try_from(r.u64()?).ok()?;
+                let s = Self {
+                    v_m: r.f64s(n)?,
+                    $($f: r.f64s(n)?,)*
+                    refractory: r.u32s(n)?,
+                };
+                r.done().then_some(s)
+            }
+        }
+    };
+}
+
+neuron_state! {
+    /// State of `n` `iaf_psc_exp` neurons (structure of arrays).
+    ///
+    /// The membrane potential is stored in absolute mV; the update works, as
+    /// NEST's, on `V_m - E_L` (so the result differs from NEST's only by the
+    /// rounding of that shift, below 1e-13 mV in practice, and not at all when
+    /// `E_L == 0`).
+    pub struct IafPscExpState, magic EXP_MAGIC {
+        /// Membrane potential, mV (absolute).
+        v_m,
+        /// Excitatory synaptic current, pA.
+        i_syn_ex,
+        /// Inhibitory synaptic current (<= 0), pA.
+        i_syn_in,
+    }
+}
+
+neuron_state! {
+    /// State of `n` `iaf_psc_alpha` neurons (structure of arrays). The
+    /// membrane potential is stored as in [`IafPscExpState`].
+    pub struct IafPscAlphaState, magic ALPHA_MAGIC {
+        /// Membrane potential, mV (absolute; NEST's `y3 + E_L`).
+        v_m,
+        /// Excitatory synaptic current `I_ex`, pA.
+        i_syn_ex,
+        /// Its derivative `dI_ex`, pA/ms.
+        di_syn_ex,
+        /// Inhibitory synaptic current `I_in`, pA.
+        i_syn_in,
+        /// Its derivative `dI_in`, pA/ms.
+        di_syn_in,
+    }
 }
 
 impl IafPscExpState {
-    /// Append the neurons of `other` after these (checkpoints store one
-    /// state per population; the engine holds it in chunks).
-    pub fn append(&mut self, other: &Self) {
-        self.v_m.extend_from_slice(&other.v_m);
-        self.i_syn_ex.extend_from_slice(&other.i_syn_ex);
-        self.i_syn_in.extend_from_slice(&other.i_syn_in);
-        self.refractory.extend_from_slice(&other.refractory);
-    }
-
-    /// A copy of neurons `r` of this state.
-    pub fn range(&self, r: Range<usize>) -> Self {
-        Self {
-            v_m: self.v_m[r.clone()].to_vec(),
-            i_syn_ex: self.i_syn_ex[r.clone()].to_vec(),
-            i_syn_in: self.i_syn_in[r.clone()].to_vec(),
-            refractory: self.refractory[r.clone()].to_vec(),
-        }
-    }
-
-    /// `n` neurons at rest (no synaptic current, not refractory) with
-    /// membrane potentials `v_m_init(i)` (absolute, mV).
-    pub fn new(n: usize, v_m_init: impl Fn(usize) -> f64) -> Self {
-        IafPscExpState {
-            v_m: (0..n).map(v_m_init).collect(),
-            i_syn_ex: vec![0.0; n],
-            i_syn_in: vec![0.0; n],
-            refractory: vec![0; n],
-        }
-    }
-
-    /// Number of neurons.
-    pub fn len(&self) -> usize {
-        self.v_m.len()
-    }
-
-    /// True when the block holds no neurons.
-    pub fn is_empty(&self) -> bool {
-        self.v_m.is_empty()
-    }
-
-    /// Membrane potential of neuron `i`, mV (absolute).
-    pub fn v_m(&self, i: usize) -> f64 {
-        self.v_m[i]
-    }
-
     /// Advance neurons `range` of this block by one step (NEST's update
     /// order, see the module documentation).
     ///
@@ -493,109 +564,9 @@ impl IafPscExpState {
             i_in[k] = ii;
         }
     }
-
-    /// The state as little-endian bytes (for checkpoints): magic, `n`, then `v_m`, `i_syn_ex`, `i_syn_in` (f64 bits)
-    /// and `refractory` (u32).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let n = self.len();
-        let mut out = Vec::with_capacity(32 + n * 28);
-        out.extend_from_slice(&EXP_MAGIC.to_le_bytes());
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-        bytes::put_f64s(&mut out, &self.v_m);
-        bytes::put_f64s(&mut out, &self.i_syn_ex);
-        bytes::put_f64s(&mut out, &self.i_syn_in);
-        bytes::put_u32s(&mut out, &self.refractory);
-        out
-    }
-
-    /// Inverse of [`to_bytes`](Self::to_bytes); `None` if `b` is not such a
-    /// state (wrong magic, truncated, trailing bytes).
-    pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let mut r = bytes::Reader(b);
-        if r.u64()? != EXP_MAGIC {
-            return None;
-        }
-        let n = usize::try_from(r.u64()?).ok()?;
-        let s = IafPscExpState {
-            v_m: r.f64s(n)?,
-            i_syn_ex: r.f64s(n)?,
-            i_syn_in: r.f64s(n)?,
-            refractory: r.u32s(n)?,
-        };
-        r.done().then_some(s)
-    }
-}
-
-/// State of `n` `iaf_psc_alpha` neurons (structure of arrays). The
-/// membrane potential is stored as in [`IafPscExpState`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct IafPscAlphaState {
-    /// Membrane potential, mV (absolute; NEST's `y3 + E_L`).
-    pub v_m: Vec<f64>,
-    /// Excitatory synaptic current `I_ex`, pA.
-    pub i_syn_ex: Vec<f64>,
-    /// Its derivative `dI_ex`, pA/ms.
-    pub di_syn_ex: Vec<f64>,
-    /// Inhibitory synaptic current `I_in`, pA.
-    pub i_syn_in: Vec<f64>,
-    /// Its derivative `dI_in`, pA/ms.
-    pub di_syn_in: Vec<f64>,
-    /// Remaining refractory steps.
-    pub refractory: Vec<u32>,
 }
 
 impl IafPscAlphaState {
-    /// Append the neurons of `other` after these (checkpoints store one
-    /// state per population; the engine holds it in chunks).
-    pub fn append(&mut self, other: &Self) {
-        self.v_m.extend_from_slice(&other.v_m);
-        self.i_syn_ex.extend_from_slice(&other.i_syn_ex);
-        self.di_syn_ex.extend_from_slice(&other.di_syn_ex);
-        self.i_syn_in.extend_from_slice(&other.i_syn_in);
-        self.di_syn_in.extend_from_slice(&other.di_syn_in);
-        self.refractory.extend_from_slice(&other.refractory);
-    }
-
-    /// A copy of neurons `r` of this state.
-    pub fn range(&self, r: Range<usize>) -> Self {
-        Self {
-            v_m: self.v_m[r.clone()].to_vec(),
-            i_syn_ex: self.i_syn_ex[r.clone()].to_vec(),
-            di_syn_ex: self.di_syn_ex[r.clone()].to_vec(),
-            i_syn_in: self.i_syn_in[r.clone()].to_vec(),
-            di_syn_in: self.di_syn_in[r.clone()].to_vec(),
-            refractory: self.refractory[r.clone()].to_vec(),
-        }
-    }
-
-    /// `n` neurons at rest (no synaptic current, not refractory) with
-    /// membrane potentials `v_m_init(i)` (absolute, mV).
-    pub fn new(n: usize, v_m_init: impl Fn(usize) -> f64) -> Self {
-        IafPscAlphaState {
-            v_m: (0..n).map(v_m_init).collect(),
-            i_syn_ex: vec![0.0; n],
-            di_syn_ex: vec![0.0; n],
-            i_syn_in: vec![0.0; n],
-            di_syn_in: vec![0.0; n],
-            refractory: vec![0; n],
-        }
-    }
-
-    /// Number of neurons.
-    pub fn len(&self) -> usize {
-        self.v_m.len()
-    }
-
-    /// True when the block holds no neurons.
-    pub fn is_empty(&self) -> bool {
-        self.v_m.is_empty()
-    }
-
-    /// Membrane potential of neuron `i`, mV (absolute).
-    pub fn v_m(&self, i: usize) -> f64 {
-        self.v_m[i]
-    }
-
     /// Advance neurons `range` of this block by one step; the arguments are
     /// as for [`IafPscExpState::step`]. Incoming weights enter `dI` scaled by
     /// `e/tau_syn` (a PSC of weight `w` peaks at `w` pA, `tau_syn` after
@@ -655,41 +626,6 @@ impl IafPscAlphaState {
             i_in[k] = ii;
             di_in[k] = dii;
         }
-    }
-
-    /// The state as little-endian bytes (for checkpoints): magic, `n`, then `v_m`, `i_syn_ex`, `di_syn_ex`,
-    /// `i_syn_in`, `di_syn_in` (f64 bits) and `refractory` (u32).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let n = self.len();
-        let mut out = Vec::with_capacity(32 + n * 44);
-        out.extend_from_slice(&ALPHA_MAGIC.to_le_bytes());
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-        bytes::put_f64s(&mut out, &self.v_m);
-        bytes::put_f64s(&mut out, &self.i_syn_ex);
-        bytes::put_f64s(&mut out, &self.di_syn_ex);
-        bytes::put_f64s(&mut out, &self.i_syn_in);
-        bytes::put_f64s(&mut out, &self.di_syn_in);
-        bytes::put_u32s(&mut out, &self.refractory);
-        out
-    }
-
-    /// Inverse of [`to_bytes`](Self::to_bytes); `None` if `b` is not such a
-    /// state.
-    pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let mut r = bytes::Reader(b);
-        if r.u64()? != ALPHA_MAGIC {
-            return None;
-        }
-        let n = usize::try_from(r.u64()?).ok()?;
-        let s = IafPscAlphaState {
-            v_m: r.f64s(n)?,
-            i_syn_ex: r.f64s(n)?,
-            di_syn_ex: r.f64s(n)?,
-            i_syn_in: r.f64s(n)?,
-            di_syn_in: r.f64s(n)?,
-            refractory: r.u32s(n)?,
-        };
-        r.done().then_some(s)
     }
 }
 
