@@ -39,24 +39,20 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use rayon::prelude::*;
 use snn_formats::checkpoint::Section;
-use snn_formats::model::{Model, NeuronModel};
+use snn_formats::model::Model;
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
 use crate::input::{generator_steps, initial_v_m, poisson_words};
 use crate::layout::{self, PoissonDrive};
-use crate::neuron::{
-    iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts,
-    IafPscExpState,
-};
+use crate::neuron::Block;
 use crate::{state, SimError};
 
 /// Neurons per parallel work item.
 const CHUNK: usize = 1024;
 
 enum Dynamics {
-    Exp(IafPscExpConsts, IafPscExpState),
-    Alpha(IafPscAlphaConsts, IafPscAlphaState),
+    Neurons(Box<Block>),
     Generator(Vec<u64>),
 }
 
@@ -134,18 +130,9 @@ impl Engine {
                 let len = CHUNK.min(l - s);
                 let gid0 = |i: usize| d.local_to_global[s + i].to_native() - p.first_id;
                 let v0 = |i: usize| initial_v_m(seed, pi, gid0(i), &p.v_m_init);
-                let dynamics = match p.params.model {
-                    NeuronModel::IafPscExp => Dynamics::Exp(
-                        iaf_psc_exp_consts(&p.params, dt),
-                        IafPscExpState::new(len, v0),
-                    ),
-                    NeuronModel::IafPscAlpha => Dynamics::Alpha(
-                        iaf_psc_alpha_consts(&p.params, dt),
-                        IafPscAlphaState::new(len, v0),
-                    ),
-                    NeuronModel::SpikeGenerator => {
-                        Dynamics::Generator(generator_steps(&p.params.spike_times, dt))
-                    }
+                let dynamics = match Block::new(&p.params, dt, len, v0) {
+                    Some(b) => Dynamics::Neurons(Box::new(b)),
+                    None => Dynamics::Generator(generator_steps(&p.params.spike_times, dt)),
                 };
                 chunks.push(Chunk {
                     pop: pi,
@@ -340,8 +327,7 @@ impl Engine {
     pub fn v_m(&self, l: usize) -> f64 {
         let c = &self.chunks[self.chunks.partition_point(|c| c.start + c.len <= l)];
         match &c.dynamics {
-            Dynamics::Exp(_, s) => s.v_m(l - c.start),
-            Dynamics::Alpha(_, s) => s.v_m(l - c.start),
+            Dynamics::Neurons(b) => b.v_m(l - c.start),
             Dynamics::Generator(_) => f64::NAN,
         }
     }
@@ -397,8 +383,7 @@ impl Engine {
                 c.in_in[i] = inh as f64 * scale;
             }
             match &mut c.dynamics {
-                Dynamics::Exp(k, s) => s.step(k, 0..c.len, &c.in_ex, &c.in_in, &mut c.spikes),
-                Dynamics::Alpha(k, s) => s.step(k, 0..c.len, &c.in_ex, &c.in_in, &mut c.spikes),
+                Dynamics::Neurons(b) => b.step(0..c.len, &c.in_ex, &c.in_in, &mut c.spikes),
                 Dynamics::Generator(steps) => {
                     if steps.binary_search(&t).is_ok() {
                         c.spikes.extend(0..c.len as u32);
@@ -484,28 +469,17 @@ impl Engine {
     pub fn save_state(&self) -> Vec<Section> {
         let mut out = state::header_sections(self.step, self.n_local, self.slots);
         for (pi, p) in self.model.populations.iter().enumerate() {
-            let chunks: Vec<&Chunk> = self.chunks.iter().filter(|c| c.pop == pi).collect();
-            let bytes = match chunks.first().map(|c| &c.dynamics) {
-                Some(Dynamics::Exp(..)) => {
-                    let mut all = IafPscExpState::new(0, |_| 0.0);
-                    for c in &chunks {
-                        if let Dynamics::Exp(_, s) = &c.dynamics {
-                            all.append(s);
-                        }
-                    }
-                    all.to_bytes()
-                }
-                Some(Dynamics::Alpha(..)) => {
-                    let mut all = IafPscAlphaState::new(0, |_| 0.0);
-                    for c in &chunks {
-                        if let Dynamics::Alpha(_, s) = &c.dynamics {
-                            all.append(s);
-                        }
-                    }
-                    all.to_bytes()
-                }
-                Some(Dynamics::Generator(_)) | None => continue,
+            let mut blocks = self.chunks.iter().filter_map(|c| match &c.dynamics {
+                Dynamics::Neurons(b) if c.pop == pi => Some(b),
+                _ => None,
+            });
+            let Some(mut all) = blocks.next().map(|b| (**b).clone()) else {
+                continue;
             };
+            for b in blocks {
+                all.append(b);
+            }
+            let bytes = all.state_to_bytes();
             out.push(Section::new(format!("engine/neurons/{}", p.name), bytes));
         }
         for (name, ring) in state::RING_SECTIONS
@@ -539,47 +513,22 @@ impl Engine {
                 .filter(|&i| self.chunks[i].pop == pi)
                 .collect();
             let total: usize = idx.iter().map(|&i| self.chunks[i].len).sum();
-            let Some(&first) = idx.first() else { continue };
-            if matches!(self.chunks[first].dynamics, Dynamics::Generator(_)) {
+            let Some(Dynamics::Neurons(first)) = idx.first().map(|&i| &self.chunks[i].dynamics)
+            else {
                 continue;
-            }
+            };
             let b = get(&name).ok_or_else(|| bad(&format!("section {name} missing")))?;
-            let wrong = || {
+            let all = first.with_state_bytes(b, total).ok_or_else(|| {
                 bad(&format!(
                     "section {name} is not a state of {total} {:?} neurons",
                     p.params.model
                 ))
-            };
-            match &self.chunks[first].dynamics {
-                Dynamics::Exp(..) => {
-                    let all = IafPscExpState::from_bytes(b)
-                        .filter(|s| s.len() == total)
-                        .ok_or_else(wrong)?;
-                    let mut at = 0;
-                    for &i in &idx {
-                        let c = &mut self.chunks[i];
-                        let r = at..at + c.len;
-                        at += c.len;
-                        if let Dynamics::Exp(_, s) = &mut c.dynamics {
-                            *s = all.range(r);
-                        }
-                    }
-                }
-                Dynamics::Alpha(..) => {
-                    let all = IafPscAlphaState::from_bytes(b)
-                        .filter(|s| s.len() == total)
-                        .ok_or_else(wrong)?;
-                    let mut at = 0;
-                    for &i in &idx {
-                        let c = &mut self.chunks[i];
-                        let r = at..at + c.len;
-                        at += c.len;
-                        if let Dynamics::Alpha(_, s) = &mut c.dynamics {
-                            *s = all.range(r);
-                        }
-                    }
-                }
-                Dynamics::Generator(_) => {}
+            })?;
+            let mut at = 0;
+            for &i in &idx {
+                let c = &mut self.chunks[i];
+                c.dynamics = Dynamics::Neurons(Box::new(all.range(at..at + c.len)));
+                at += c.len;
             }
         }
         for (ring, b) in [&self.ring_ex, &self.ring_in].into_iter().zip(rings) {

@@ -709,22 +709,45 @@ impl Block {
     /// (and nothing changed) if the bytes are not a state of this model and
     /// size.
     pub fn restore_state(&mut self, b: &[u8]) -> bool {
-        let n = self.len();
+        match self.with_state_bytes(b, self.len()) {
+            Some(x) => {
+                *self = x;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A block with these constants and the state read from `b` (see
+    /// [`Block::state_to_bytes`]), if `b` is a state of `n` neurons of this
+    /// model.
+    pub fn with_state_bytes(&self, b: &[u8], n: usize) -> Option<Block> {
         match self {
-            Block::Exp(_, s) => match IafPscExpState::from_bytes(b) {
-                Some(x) if x.len() == n => {
-                    *s = x;
-                    true
-                }
-                _ => false,
-            },
-            Block::Alpha(_, s) => match IafPscAlphaState::from_bytes(b) {
-                Some(x) if x.len() == n => {
-                    *s = x;
-                    true
-                }
-                _ => false,
-            },
+            Block::Exp(c, _) => IafPscExpState::from_bytes(b)
+                .filter(|s| s.len() == n)
+                .map(|s| Block::Exp(*c, s)),
+            Block::Alpha(c, _) => IafPscAlphaState::from_bytes(b)
+                .filter(|s| s.len() == n)
+                .map(|s| Block::Alpha(*c, s)),
+        }
+    }
+
+    /// Append the neurons of `other`, a block of the same model, after
+    /// these (a population's chunks into one state); `other` of another
+    /// model is a bug and panics.
+    pub fn append(&mut self, other: &Block) {
+        match (self, other) {
+            (Block::Exp(_, s), Block::Exp(_, o)) => s.append(o),
+            (Block::Alpha(_, s), Block::Alpha(_, o)) => s.append(o),
+            _ => panic!("Block::append of blocks of different models"),
+        }
+    }
+
+    /// A block of neurons `r` of this one, with the same constants.
+    pub fn range(&self, r: Range<usize>) -> Block {
+        match self {
+            Block::Exp(c, s) => Block::Exp(*c, s.range(r)),
+            Block::Alpha(c, s) => Block::Alpha(*c, s.range(r)),
         }
     }
 }
