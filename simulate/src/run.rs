@@ -1004,6 +1004,12 @@ pub fn run_checkpointed(
                     }
                 }
             }
+            // A writer killed between its manifest and its pruning leaves
+            // one checkpoint too many; --keep holds from the start, even
+            // for a resume with no step left to run.
+            if let Some(k) = plan.keep {
+                prune(&dir, k, chosen_t);
+            }
         }
         if plan.remove_summary {
             let p = dir.join("summary.json");
