@@ -728,11 +728,18 @@ fn keep_prunes_old_checkpoints() {
     expect_code(&sim(&net, &run3, &a, &[(SUSPEND, "9")]), RESUMABLE, "piece");
     assert_eq!(names(&run3), vec![35.0, 40.0, 45.0]);
     let last = list_checkpoints(&all).unwrap().pop().unwrap().path;
-    copy_dir(&last, &run3.join("checkpoints").join(last.file_name().unwrap()));
+    copy_dir(
+        &last,
+        &run3.join("checkpoints").join(last.file_name().unwrap()),
+    );
     for f in ["spikes-rank-00000.h5", "vm-rank-00000.h5"] {
         std::fs::copy(all.join(f), run3.join(f)).unwrap();
     }
-    expect_code(&sim(&net, &run3, &["--resume"], &[]), 0, "resume at the end");
+    expect_code(
+        &sim(&net, &run3, &["--resume"], &[]),
+        0,
+        "resume at the end",
+    );
     assert_eq!(names(&run3), vec![40.0, 45.0, 50.0]);
     assert!(spikes(&run3) == spikes(&all));
 }
