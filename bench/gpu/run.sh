@@ -13,9 +13,11 @@
 #             `--device cpu`; spikes of `--backend cuda` identical to
 #             `--backend cpu` (snn-analyze compare: bit for bit), also for
 #             runs checkpointed and resumed on the GPU or across backends
-#   micro     full-scale microcircuit: GPU construction time, shard load
-#             time, real-time factor, GPU bytes per synapse; the simulation
-#             in variants of the launch shape (SNN_CUDA_BLOCK 128/256/512)
+#   micro     full-scale microcircuit: GPU construction time (with an
+#             empty PTX cache and with a filled one), shard load time,
+#             real-time factor, GPU bytes per synapse; the simulation in
+#             variants of the launch shape (SNN_CUDA_BLOCK 128/256/512); the
+#             launch-bound floor measured on a 77-neuron network
 #   balanced  balanced network, 112,500 neurons, 1.27e9 synapses: GPU
 #             construction time, time per biological second
 #
@@ -47,6 +49,8 @@ if [[ -z "${SNN_NVRTC_LIB:-}" && -d "$BIN/nvrtc" ]]; then
     # libnvrtc loads its builtins library by name.
     export LD_LIBRARY_PATH="$WORK/nvrtc${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
+# The PTX disk cache of this bench (the micro stage times a cold one too).
+export SNN_KERNEL_CACHE="${SNN_KERNEL_CACHE:-$WORK/kernel-cache}"
 ROWS=()
 row() { ROWS+=("$*"); printf '%s\n' "$*" >>"$OUTDIR/table.md"; }
 say() { printf '[gpu-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -137,9 +141,17 @@ fi
 
 if want micro; then
     say "microcircuit, full scale"
-    if tg=$(build micro-gpu configs/microcircuit.toml cuda); then
+    # Construction with NVRTC compiling the builder's kernels (an empty PTX
+    # cache), then the same with the cache that run filled.
+    cold_cache="$WORK/kernel-cache-cold"
+    rm -rf "$cold_cache"
+    if tc=$(SNN_KERNEL_CACHE="$cold_cache" build micro-gpu-cold configs/microcircuit.toml cuda); then
+        row "| microcircuit full: construction on GPU, empty PTX cache (NVRTC compiles; whole process) | $tc s | | |"
+    fi
+    rm -rf "$WORK/micro-gpu-cold"
+    if tg=$(SNN_KERNEL_CACHE="$cold_cache" build micro-gpu configs/microcircuit.toml cuda); then
         syn=$(json "$OUTDIR/build-micro-gpu.json" "d['total_synapses']")
-        row "| microcircuit full: construction on GPU (whole process) | $tg s | synapses | $syn |"
+        row "| microcircuit full: construction on GPU, PTX from the cache (whole process) | $tg s | synapses | $syn |"
         row "| microcircuit full: build_seconds (snn-build --json) | $(json "$OUTDIR/build-micro-gpu.json" "round(d['build_seconds'], 3)") s, of which writing $(json "$OUTDIR/build-micro-gpu.json" "round(d['write_seconds'], 3)") s | bytes/synapse on disk | $(json "$OUTDIR/build-micro-gpu.json" "round(d['bytes_per_synapse'], 3)") |"
         # Run 1: the first load (shard perhaps not yet in the page cache).
         # Then the variants of the launch shape (SNN_CUDA_BLOCK threads per
@@ -153,6 +165,21 @@ if want micro; then
             row "| microcircuit full, $k: GPU bytes/synapse (engine buffers) | $(json "$s" "d['device_bytes_per_synapse'] and round(d['device_bytes_per_synapse'], 3)") | synaptic events/s | $(json "$s" "round(d['synaptic_events'] / d['wall_sim_s'] / 1e9, 3)") G |"
         done
         unset SNN_CUDA_BLOCK
+    fi
+    # The launch-bound floor, measured: the same steps for a network of 77
+    # neurons (0.1 % of the microcircuit), whose kernels do almost no work,
+    # so its time per step is the cost of the launches and the gaps between
+    # them. The full run's time per step less this is the part that grows
+    # with the work (the memory-bound part, to set against its floor in
+    # bench/README.md).
+    if build micro-tiny configs/microcircuit.toml cpu scale.neurons=0.001 scale.indegree=0.01 >/dev/null \
+        && sim micro-tiny-run micro-tiny cuda 100 "$T_SIM_MS"; then
+        s="$OUTDIR/summary-micro-tiny-run.json"
+        full="$OUTDIR/summary-micro-run-b256.json"
+        row "| launch-bound floor (77 neurons, same steps): µs per step | $(json "$s" "round(d['real_time_factor'] * 100, 2)") | real-time factor | $(json "$s" "round(d['real_time_factor'], 4)") |"
+        if [[ -e "$full" ]]; then
+            row "| full microcircuit (block 256) less the launch-bound floor | $(python3 -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); print(round(a['real_time_factor'] - b['real_time_factor'], 4))" "$full" "$s") | (real-time factor: the work-bound part) | |"
+        fi
     fi
 fi
 

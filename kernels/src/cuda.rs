@@ -12,9 +12,11 @@
 //!   retains its primary context and loads NVRTC.
 //! * **Kernels.** Each [`Module`] is compiled once per process by NVRTC for
 //!   the device's architecture (`compute_XY` from its compute capability,
-//!   `--fmad=false`: see [`crate::device::nvrtc`]) and loaded when the device
-//!   is opened (so this cost is set-up time, reported by
-//!   [`Device::describe`]); functions are looked up once per [`KernelId`].
+//!   `--fmad=false`: see [`crate::device::nvrtc`]), or taken from the PTX
+//!   disk cache ([`nvrtc::cache_dir`]: later processes skip NVRTC), and
+//!   loaded when the device is opened (so this cost is set-up time, reported
+//!   by [`Device::describe`]); functions are looked up once per
+//!   [`KernelId`].
 //! * **Memory and copies.** Plain device allocations (`cuMemAlloc`, zeroed
 //!   after allocation); synchronous copies, which wait for the launches
 //!   issued before them on the legacy default stream. Host memory is used
@@ -74,6 +76,8 @@ pub struct CudaDevice {
     next_id: BufId,
     /// Seconds spent compiling (NVRTC) and loading the kernels at start-up.
     compile_s: f64,
+    /// Modules whose PTX came from the disk cache at start-up.
+    cached_modules: u64,
     block_size: u32,
     blocks_per_sm: u32,
     stats: AllocStats,
@@ -217,6 +221,7 @@ impl CudaDevice {
             buffers: HashMap::new(),
             next_id: 1,
             compile_s: 0.0,
+            cached_modules: 0,
             stats: AllocStats::default(),
             block_size,
             blocks_per_sm,
@@ -227,12 +232,14 @@ impl CudaDevice {
         // Every kernel compiled and loaded now, so that start-up cost is
         // part of the set-up time, not of the first simulated steps.
         let t0 = std::time::Instant::now();
+        let hits0 = nvrtc::disk_cache_hits();
         for &k in KernelId::ALL {
             if modules.contains(&k.module()) {
                 dev.function(k)?;
             }
         }
         dev.compile_s = t0.elapsed().as_secs_f64();
+        dev.cached_modules = nvrtc::disk_cache_hits() - hits0;
         Ok(dev)
     }
 
@@ -296,13 +303,15 @@ impl CudaDevice {
 impl Device for CudaDevice {
     fn describe(&self) -> String {
         format!(
-            "GPU {}: {} ({}, {} multiprocessors, {:.1} GiB; kernels compiled and loaded in {:.2} s; blocks of {}, {} per multiprocessor)",
+            "GPU {}: {} ({}, {} multiprocessors, {:.1} GiB; kernels compiled and loaded in {:.2} s, {} of {} modules from the PTX cache; blocks of {}, {} per multiprocessor)",
             self.ordinal,
             self.name,
             self.arch,
             self.multiprocessors,
             self.total_mem_bytes as f64 / (1u64 << 30) as f64,
             self.compile_s,
+            self.cached_modules,
+            self.modules.len(),
             self.block_size,
             self.blocks_per_sm
         )

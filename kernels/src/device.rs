@@ -754,6 +754,7 @@ pub enum DeviceError {
 pub mod nvrtc {
     use std::collections::HashMap;
     use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
     use super::{nvrtc_candidates, DeviceError, Module};
@@ -857,7 +858,8 @@ pub mod nvrtc {
     }
 
     /// Compiles `module` to PTX for `arch`, once per process (later calls
-    /// return the cached PTX). [`load`] must have succeeded.
+    /// return the same text), through the disk cache of [`cache_dir`] when
+    /// there is one. [`load`] must have succeeded.
     pub fn compile(module: Module, arch: &'static str) -> Result<Arc<String>, DeviceError> {
         type Cache = HashMap<(Module, &'static str), Arc<String>>;
         static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
@@ -869,6 +871,111 @@ pub mod nvrtc {
         {
             return Ok(p.clone());
         }
+        let (ptx, hit) = compile_with_cache(module, arch, cache_dir().as_deref())?;
+        if hit {
+            DISK_HITS.fetch_add(1, Ordering::Relaxed);
+        }
+        let ptx = Arc::new(ptx);
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((module, arch), ptx.clone());
+        Ok(ptx)
+    }
+
+    /// Modules [`compile`] found in the disk cache in this process.
+    static DISK_HITS: AtomicU64 = AtomicU64::new(0);
+
+    /// How many modules [`compile`] took from the disk cache in this
+    /// process (for the device's description).
+    pub fn disk_cache_hits() -> u64 {
+        DISK_HITS.load(Ordering::Relaxed)
+    }
+
+    /// The environment variable naming the PTX disk cache: a directory, or
+    /// `off` (or empty) for none.
+    pub const CACHE_ENV: &str = "SNN_KERNEL_CACHE";
+
+    /// The directory of the PTX disk cache: `$SNN_KERNEL_CACHE` when set
+    /// (`off` or empty: no cache), otherwise `$XDG_CACHE_HOME/snn/kernels`
+    /// or `$HOME/.cache/snn/kernels` (`None` without either).
+    pub fn cache_dir() -> Option<PathBuf> {
+        let env = |v: &str| std::env::var_os(v).filter(|x| !x.is_empty());
+        match std::env::var_os(CACHE_ENV) {
+            Some(v) if v.is_empty() || v == "off" => None,
+            Some(v) => Some(PathBuf::from(v)),
+            None => env("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|d| d.join("snn").join("kernels")),
+        }
+    }
+
+    /// First line of a cache file: this tag and the xxh3-64 (hex) of the
+    /// PTX that follows the line.
+    const CACHE_TAG: &str = "// snn-ptx-cache v1 ";
+
+    /// The cache file of `module` for `arch`: named by the module, the
+    /// architecture and the xxh3-64 of everything the PTX depends on (the
+    /// source with its headers, the options, NVRTC's version), so a change
+    /// of any of them is a new file, never a stale one.
+    fn cache_file(dir: &Path, module: Module, arch: &'static str) -> PathBuf {
+        use xxhash_rust::xxh3::Xxh3;
+        let mut h = Xxh3::new();
+        let mut opts = options(arch);
+        opts.name = Some(module.file_name().into());
+        let version = load(&[]).map(|i| i.version).unwrap_or((0, 0));
+        h.update(module.source().as_bytes());
+        h.update(format!("\0{opts:?}\0{version:?}").as_bytes());
+        dir.join(format!(
+            "{}-{arch}-{:016x}.ptx",
+            module.file_name().trim_end_matches(".cu"),
+            h.digest()
+        ))
+    }
+
+    /// The PTX of `module` for `arch`: from the cache file in `cache` when
+    /// there is a valid one (the bool is then true), otherwise compiled by
+    /// NVRTC and written there (atomically, by a rename; a cache that
+    /// cannot be written is skipped silently, as is a damaged file, which
+    /// is replaced). No in-process cache: see [`compile`].
+    pub fn compile_with_cache(
+        module: Module,
+        arch: &'static str,
+        cache: Option<&Path>,
+    ) -> Result<(String, bool), DeviceError> {
+        let file = cache.map(|d| cache_file(d, module, arch));
+        if let Some(ptx) = file.as_deref().and_then(read_cached) {
+            return Ok((ptx, true));
+        }
+        let ptx = nvrtc_compile(module, arch)?;
+        if let (Some(dir), Some(file)) = (cache, file.as_deref()) {
+            let _ = write_cached(dir, file, &ptx);
+        }
+        Ok((ptx, false))
+    }
+
+    /// The PTX of a cache file, if it is one and its checksum holds.
+    fn read_cached(file: &Path) -> Option<String> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let (first, ptx) = text.split_once('\n')?;
+        let sum = u64::from_str_radix(first.strip_prefix(CACHE_TAG)?, 16).ok()?;
+        (xxhash_rust::xxh3::xxh3_64(ptx.as_bytes()) == sum).then(|| ptx.to_owned())
+    }
+
+    /// Writes a cache file through a temporary file in the same directory.
+    fn write_cached(dir: &Path, file: &Path, ptx: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        let sum = xxhash_rust::xxh3::xxh3_64(ptx.as_bytes());
+        write!(tmp, "{CACHE_TAG}{sum:016x}\n{ptx}")?;
+        tmp.persist(file).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Compiles `module` to PTX for `arch` with NVRTC.
+    fn nvrtc_compile(module: Module, arch: &'static str) -> Result<String, DeviceError> {
         let mut opts = options(arch);
         opts.name = Some(module.file_name().into());
         let ptx = cudarc::nvrtc::compile_ptx_with_opts(module.source(), opts).map_err(|e| {
@@ -885,12 +992,7 @@ pub mod nvrtc {
                 },
             }
         })?;
-        let ptx = Arc::new(ptx.to_src());
-        cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((module, arch), ptx.clone());
-        Ok(ptx)
+        Ok(ptx.to_src())
     }
 }
 
