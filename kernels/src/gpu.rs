@@ -388,6 +388,74 @@ mod tests {
         assert_eq!(Arg::I64(-2).bytes(), (-2i64).to_le_bytes());
     }
 
+    /// A device that only records its writes: where the bytes were read
+    /// from, how many, and where they went.
+    #[derive(Default)]
+    struct WriteLog {
+        writes: Vec<(usize, usize, u64)>,
+    }
+
+    impl Device for WriteLog {
+        fn describe(&self) -> String {
+            "write log".into()
+        }
+        fn alloc(&mut self, _: u64, _: &str) -> Result<BufId, GpuError> {
+            Ok(1)
+        }
+        fn free(&mut self, _: BufId) {}
+        fn write(&mut self, _: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), GpuError> {
+            self.writes
+                .push((data.as_ptr() as usize, data.len(), offset_bytes));
+            Ok(())
+        }
+        fn read(&mut self, _: BufId, _: u64, _: &mut [u8]) -> Result<(), GpuError> {
+            Ok(())
+        }
+        fn zero(&mut self, _: BufId, _: u64, _: u64) -> Result<(), GpuError> {
+            Ok(())
+        }
+        fn launch(&mut self, _: KernelId, _: Shape, _: &[Arg]) -> Result<(), GpuError> {
+            Ok(())
+        }
+        fn synchronize(&mut self) -> Result<(), GpuError> {
+            Ok(())
+        }
+        fn full_grid(&self) -> u32 {
+            1
+        }
+        fn block_size(&self) -> u32 {
+            1
+        }
+        fn peak_allocated_bytes(&self) -> u64 {
+            0
+        }
+    }
+
+    /// An upload from mapped bytes goes to the device in pieces of at most
+    /// 64 MiB read straight from the caller's memory (the shard's map): no
+    /// copy of the array is made in host memory.
+    #[test]
+    fn uploads_read_the_source_in_place_in_pieces() {
+        let src = vec![7u8; 2 * WRITE_PIECE_BYTES + 4 * 1000];
+        let mut dev = WriteLog::default();
+        let v = DevVec::<u32>::from_le_bytes(&mut dev, &src, "synapses").unwrap();
+        assert_eq!(v.len(), src.len() / 4);
+        let base = src.as_ptr() as usize;
+        let mut next = 0usize;
+        assert_eq!(dev.writes.len(), 3);
+        for &(ptr, len, offset) in &dev.writes {
+            assert!(len <= WRITE_PIECE_BYTES);
+            assert_eq!(ptr, base + next, "a piece was copied before the write");
+            assert_eq!(offset, next as u64);
+            next += len;
+        }
+        assert_eq!(next, src.len());
+        // Not a whole number of elements: an error, nothing written.
+        let mut dev = WriteLog::default();
+        assert!(DevVec::<u64>::from_le_bytes(&mut dev, &src[..12], "x").is_err());
+        assert!(dev.writes.is_empty());
+    }
+
     #[test]
     fn alloc_stats_track_the_peak() {
         let mut s = AllocStats::default();
