@@ -1,5 +1,5 @@
 //! Device memory of the GPU engine, measured without a GPU: the engine runs
-//! on a device that keeps no data and runs nothing ([`NullDevice`]: it
+//! on a device that keeps no data and runs nothing (`snn_kernels::gpu::NullDevice`: it
 //! counts the bytes of the buffers the engine allocates and discards what
 //! is copied to it), so the count is exactly what the engine asks a GPU
 //! for (the CUDA context and module code are the driver's and come on top).
@@ -18,67 +18,11 @@ mod host;
 use std::path::Path;
 use std::sync::Arc;
 
-use snn_kernels::device::KernelId;
-use snn_kernels::gpu::{AllocStats, Arg, BufId, Device, GpuError, Shape};
+use snn_kernels::gpu::{Device, GpuError, NullDevice};
 use snn_simulate::cluster::CommMode;
 use snn_simulate::run::{
     run_ranks_checkpointed, Backend, CheckpointOptions, RunOptions, RunOutcome, RunSummary,
 };
-
-/// A device that stores nothing: allocations are counted, writes dropped,
-/// reads give zeros, launches do nothing. With `capacity`, allocations past
-/// it fail as a full GPU's do.
-#[derive(Default)]
-struct NullDevice {
-    stats: AllocStats,
-    next: BufId,
-    capacity: Option<u64>,
-}
-
-impl Device for NullDevice {
-    fn describe(&self) -> String {
-        "null device (counts allocations only)".into()
-    }
-    fn alloc(&mut self, bytes: u64, what: &str) -> Result<BufId, GpuError> {
-        if self.capacity.is_some_and(|c| self.stats.live() + bytes > c) {
-            return Err(GpuError::OutOfMemory {
-                bytes,
-                what: what.to_owned(),
-            });
-        }
-        self.next += 1;
-        self.stats.alloc(self.next, bytes);
-        Ok(self.next)
-    }
-    fn free(&mut self, buf: BufId) {
-        self.stats.free(buf);
-    }
-    fn write(&mut self, _buf: BufId, _offset: u64, _data: &[u8]) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn read(&mut self, _buf: BufId, _offset: u64, out: &mut [u8]) -> Result<(), GpuError> {
-        out.fill(0);
-        Ok(())
-    }
-    fn zero(&mut self, _buf: BufId, _offset: u64, _bytes: u64) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn launch(&mut self, _k: KernelId, _shape: Shape, _args: &[Arg]) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn synchronize(&mut self) -> Result<(), GpuError> {
-        Ok(())
-    }
-    fn full_grid(&self) -> u32 {
-        1
-    }
-    fn block_size(&self) -> u32 {
-        1
-    }
-    fn peak_allocated_bytes(&self) -> u64 {
-        self.stats.peak()
-    }
-}
 
 fn run(net: &Path, out: &Path, backend: Backend, t_sim_ms: f64) -> RunSummary {
     let o = RunOptions {
@@ -157,10 +101,7 @@ fn too_small_a_gpu_is_a_clean_error() {
         comm: CommMode::P2p,
         comm_group_size: 0,
         backend: Backend::gpu(Arc::new(|_rank| {
-            Ok(Box::new(NullDevice {
-                capacity: Some(1 << 20),
-                ..Default::default()
-            }) as Box<dyn Device>)
+            Ok(Box::new(NullDevice::with_capacity(1 << 20)) as Box<dyn Device>)
         })),
     };
     let e = run_ranks_checkpointed(&o, &CheckpointOptions::default(), true, &mut |_| {})

@@ -356,6 +356,97 @@ impl<T: Pod> DevVec<T> {
     }
 }
 
+/// A device that stores nothing and runs nothing, for measuring without a
+/// GPU what a backend asks of one: allocations are counted (so
+/// [`Device::peak_allocated_bytes`] is exactly the memory the backend's
+/// buffers would take on a GPU), writes are logged (where the bytes came
+/// from, how many, where they went) and dropped, reads give zeros, launches
+/// do nothing. With a `capacity`, allocations past it fail as a full GPU's
+/// do.
+#[derive(Debug, Default)]
+pub struct NullDevice {
+    stats: AllocStats,
+    next: BufId,
+    /// Bytes the device holds at most (`None`: no limit).
+    pub capacity: Option<u64>,
+    /// Every write, in order.
+    pub writes: Vec<WriteRecord>,
+}
+
+/// One [`NullDevice`] write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteRecord {
+    /// Address of the first source byte in host memory.
+    pub source_address: usize,
+    /// Bytes written.
+    pub bytes: usize,
+    /// The destination buffer.
+    pub buf: BufId,
+    /// Offset in the destination buffer.
+    pub offset_bytes: u64,
+}
+
+impl NullDevice {
+    /// A null device holding at most `bytes`.
+    pub fn with_capacity(bytes: u64) -> NullDevice {
+        NullDevice {
+            capacity: Some(bytes),
+            ..NullDevice::default()
+        }
+    }
+}
+
+impl Device for NullDevice {
+    fn describe(&self) -> String {
+        "null device (counts allocations only)".into()
+    }
+    fn alloc(&mut self, bytes: u64, what: &str) -> Result<BufId, GpuError> {
+        if self.capacity.is_some_and(|c| self.stats.live() + bytes > c) {
+            return Err(GpuError::OutOfMemory {
+                bytes,
+                what: what.to_owned(),
+            });
+        }
+        self.next += 1;
+        self.stats.alloc(self.next, bytes);
+        Ok(self.next)
+    }
+    fn free(&mut self, buf: BufId) {
+        self.stats.free(buf);
+    }
+    fn write(&mut self, buf: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), GpuError> {
+        self.writes.push(WriteRecord {
+            source_address: data.as_ptr() as usize,
+            bytes: data.len(),
+            buf,
+            offset_bytes,
+        });
+        Ok(())
+    }
+    fn read(&mut self, _buf: BufId, _offset: u64, out: &mut [u8]) -> Result<(), GpuError> {
+        out.fill(0);
+        Ok(())
+    }
+    fn zero(&mut self, _buf: BufId, _offset: u64, _bytes: u64) -> Result<(), GpuError> {
+        Ok(())
+    }
+    fn launch(&mut self, _k: KernelId, _shape: Shape, _args: &[Arg]) -> Result<(), GpuError> {
+        Ok(())
+    }
+    fn synchronize(&mut self) -> Result<(), GpuError> {
+        Ok(())
+    }
+    fn full_grid(&self) -> u32 {
+        1
+    }
+    fn block_size(&self) -> u32 {
+        1
+    }
+    fn peak_allocated_bytes(&self) -> u64 {
+        self.stats.peak()
+    }
+}
+
 /// A grid for `items` work items of one thread each, at most `dev`'s full
 /// grid (the kernels stride over the rest).
 pub fn grid_for(dev: &dyn Device, items: u64) -> Shape {
@@ -388,62 +479,20 @@ mod tests {
         assert_eq!(Arg::I64(-2).bytes(), (-2i64).to_le_bytes());
     }
 
-    /// A device that only records its writes: where the bytes were read
-    /// from, how many, and where they went.
-    #[derive(Default)]
-    struct WriteLog {
-        writes: Vec<(usize, usize, u64)>,
-    }
-
-    impl Device for WriteLog {
-        fn describe(&self) -> String {
-            "write log".into()
-        }
-        fn alloc(&mut self, _: u64, _: &str) -> Result<BufId, GpuError> {
-            Ok(1)
-        }
-        fn free(&mut self, _: BufId) {}
-        fn write(&mut self, _: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), GpuError> {
-            self.writes
-                .push((data.as_ptr() as usize, data.len(), offset_bytes));
-            Ok(())
-        }
-        fn read(&mut self, _: BufId, _: u64, _: &mut [u8]) -> Result<(), GpuError> {
-            Ok(())
-        }
-        fn zero(&mut self, _: BufId, _: u64, _: u64) -> Result<(), GpuError> {
-            Ok(())
-        }
-        fn launch(&mut self, _: KernelId, _: Shape, _: &[Arg]) -> Result<(), GpuError> {
-            Ok(())
-        }
-        fn synchronize(&mut self) -> Result<(), GpuError> {
-            Ok(())
-        }
-        fn full_grid(&self) -> u32 {
-            1
-        }
-        fn block_size(&self) -> u32 {
-            1
-        }
-        fn peak_allocated_bytes(&self) -> u64 {
-            0
-        }
-    }
-
     /// An upload from mapped bytes goes to the device in pieces of at most
     /// 64 MiB read straight from the caller's memory (the shard's map): no
     /// copy of the array is made in host memory.
     #[test]
     fn uploads_read_the_source_in_place_in_pieces() {
         let src = vec![7u8; 2 * WRITE_PIECE_BYTES + 4 * 1000];
-        let mut dev = WriteLog::default();
+        let mut dev = NullDevice::default();
         let v = DevVec::<u32>::from_le_bytes(&mut dev, &src, "synapses").unwrap();
         assert_eq!(v.len(), src.len() / 4);
         let base = src.as_ptr() as usize;
         let mut next = 0usize;
         assert_eq!(dev.writes.len(), 3);
-        for &(ptr, len, offset) in &dev.writes {
+        for w in &dev.writes {
+            let (ptr, len, offset) = (w.source_address, w.bytes, w.offset_bytes);
             assert!(len <= WRITE_PIECE_BYTES);
             assert_eq!(ptr, base + next, "a piece was copied before the write");
             assert_eq!(offset, next as u64);
@@ -451,7 +500,7 @@ mod tests {
         }
         assert_eq!(next, src.len());
         // Not a whole number of elements: an error, nothing written.
-        let mut dev = WriteLog::default();
+        let mut dev = NullDevice::default();
         assert!(DevVec::<u64>::from_le_bytes(&mut dev, &src[..12], "x").is_err());
         assert!(dev.writes.is_empty());
     }
