@@ -23,6 +23,9 @@
 
 mod common;
 
+#[path = "reference/traces.rs"]
+mod traces;
+
 use std::path::Path;
 
 use serde_json::Value;
@@ -369,22 +372,7 @@ macro_rules! scenarios {
         /// Every reference trace file runs end to end in one of the tests above.
         #[test]
         fn every_reference_trace_is_tested() {
-            let tested = [$(stringify!($name)),*];
-            let mut files: Vec<String> = std::fs::read_dir(data_dir())
-                .expect("tests/reference/data")
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .filter(|p| {
-                    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-                    v.get("v_m").is_some()
-                })
-                .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-                .collect();
-            files.sort();
-            for f in &files {
-                assert!(tested.contains(&f.as_str()), "reference {f}.json is not run end to end");
-            }
-            assert_eq!(files.len(), tested.len(), "reference files missing");
+            traces::assert_every_trace_tested(&data_dir(), &[$(stringify!($name)),*]);
         }
     };
 }

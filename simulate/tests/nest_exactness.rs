@@ -22,6 +22,9 @@
 //!
 //! Run with `--nocapture` to see the error table.
 
+#[path = "../../tests/reference/traces.rs"]
+mod traces;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -336,24 +339,7 @@ macro_rules! scenarios {
         /// Every reference file is replayed by one of the tests above.
         #[test]
         fn every_reference_file_is_tested() {
-            let tested = [$(stringify!($name)),*];
-            let mut files: Vec<String> = std::fs::read_dir(data_dir())
-                .expect("tests/reference/data")
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                // Traces are the files with V_m samples (network-level
-                // statistics live beside them), as in tests/sim_nest_e2e.rs.
-                .filter(|p| {
-                    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-                    v.get("v_m").is_some()
-                })
-                .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-                .collect();
-            files.sort();
-            for f in &files {
-                assert!(tested.contains(&f.as_str()), "reference {f}.json is not replayed by any test");
-            }
-            assert_eq!(files.len(), tested.len(), "reference files missing");
+            traces::assert_every_trace_tested(&data_dir(), &[$(stringify!($name)),*]);
         }
     };
 }
