@@ -30,9 +30,12 @@
 //! 2. with more than one rank: `snn_pack_p2p` / `snn_pack_collective`
 //!    (entries per destination rank, atomic counters per destination); the
 //!    host copies back the counts and the packed entries only, exchanges
-//!    them (MPI or in memory), and copies the received entries to the
-//!    device, where `snn_unpack_p2p` / `snn_unpack_collective` turn them
-//!    into delivery entries (checking each against the routing tables);
+//!    them (MPI or in memory), checks the received entries against the
+//!    routing tables (a malformed one is an error naming its sender) and
+//!    copies those of all senders to the device in one copy, where
+//!    `snn_unpack_p2p` / `snn_unpack_collective` turn them into delivery
+//!    entries (checking each again: a malformed one is counted in the error
+//!    counters, never written);
 //! 3. `snn_deliver_list` of the own spike list and of the received list:
 //!    64-bit integer atomics into the ring buffers; the number of entries is
 //!    read by the kernel from the list's counter in device memory.
@@ -72,18 +75,23 @@
 //! they could otherwise overflow (their worst case, every neuron firing in
 //! every step, is reserved) and before checkpoints and at the end; the
 //! error counters are read with each chunk. With several ranks: per
-//! interval the per-destination counts (4 bytes per rank), the packed
-//! entries (8 bytes per spike and destination) down, the received entries
-//! up, and the error counters (20 bytes) after unpacking.
+//! interval the per-destination counts (4 bytes per rank) and the packed
+//! entries (8 bytes per spike and destination, one copy per non-empty
+//! destination) down, and the received entries up in one copy: at most
+//! `1 + ranks - 1` copies back point to point and 2 collective, and one
+//! copy up (`tests/gpu_sim_host.rs`, `copies_back_per_interval_with_three_ranks`;
+//! the error counters are no longer read after each unpacking, which took
+//! two more waits per interval).
 //!
 //! Two floors bound the time of an interval and are what a measurement on
 //! a GPU should be compared with: the synaptic events of the interval times
 //! the bytes each reads and writes (a 4-byte target/delay, a 4-byte
 //! weight, an 8-byte atomic add) over the memory bandwidth; and the
 //! launches (above) times the launch latency (a few microseconds each).
-//! For small networks with short intervals the second dominates; CUDA
-//! graphs of a whole interval or a persistent kernel are the next steps
-//! (not done).
+//! For small networks with short intervals the second may dominate:
+//! `bench/gpu/run.sh micro` measures it on a 77-neuron network; CUDA graphs
+//! of many steps or a persistent kernel are the next steps if it does (not
+//! done).
 //!
 //! # Determinism
 //!
@@ -244,6 +252,9 @@ pub struct GpuEngine {
     /// Per source rank: range into `needs`.
     needs_range: Vec<(usize, usize)>,
     staged: Vec<Staged>,
+    /// The staged entries of all senders, gathered for one upload (kept to
+    /// reuse its allocation).
+    recv_host: Vec<u64>,
     recv: DevVec<u64>,
     deliv: DevVec<u64>,
     // Recording.
@@ -535,6 +546,7 @@ impl GpuEngine {
             needs,
             needs_range,
             staged: Vec::new(),
+            recv_host: Vec::new(),
             recv,
             deliv,
             record_from: u64::MAX,
@@ -623,7 +635,25 @@ impl GpuEngine {
 
     /// Delivery entries of the staged receptions (uploaded, unpacked on
     /// the device); returns whether there are any.
+    ///
+    /// The entries are checked on the host first (as
+    /// [`Engine::receive`](crate::engine::Engine::receive) does), so a
+    /// malformed one is an error naming its sender without reading the
+    /// device's error counters back: nothing here waits for the device.
+    /// The unpack kernels check again (counting into the error counters,
+    /// read at the next flush) and never write out of bounds.
     fn unpack_staged(&mut self) -> Result<bool, SimError> {
+        if let Some(s) = self
+            .staged
+            .iter()
+            .find(|s| s.entries.iter().any(|&w| self.malformed(s, w)))
+        {
+            let from = s.from;
+            self.staged.clear();
+            return Err(SimError::Internal(format!(
+                "malformed spike entry from rank {from}"
+            )));
+        }
         let total: usize = self.staged.iter().map(|s| s.entries.len()).sum();
         if total == 0 {
             self.staged.clear();
@@ -644,6 +674,15 @@ impl GpuEngine {
         }
         let cap = u32::try_from(self.deliv.len()).unwrap_or(u32::MAX);
         dev.zero(self.ctr.id(), (C_DELIV * 4) as u64, 4)?;
+        // Every sender's entries in one copy (one wait for the device,
+        // not one per sender).
+        let mut all = std::mem::take(&mut self.recv_host);
+        all.clear();
+        for s in &self.staged {
+            all.extend_from_slice(&s.entries);
+        }
+        self.recv.write(dev, 0, &all)?;
+        self.recv_host = all;
         let d = self.shard.data();
         let mut at = 0usize;
         for s in &self.staged {
@@ -651,7 +690,6 @@ impl GpuEngine {
                 continue;
             }
             let q = s.from as usize;
-            self.recv.write(dev, at, &s.entries)?;
             let n = s.entries.len();
             let shape = grid_for(dev, n as u64);
             if s.collective {
@@ -693,26 +731,13 @@ impl GpuEngine {
             }
             at += n;
         }
-        let err = self.ctr.read(dev, C_ERR..C_ERR + N_ERR)?;
-        if err[ERR_MALFORMED] != 0 {
-            // Name the sender, as Engine::receive does (the host still has
-            // the entries).
-            let from = self
-                .staged
-                .iter()
-                .find(|s| s.entries.iter().any(|&w| self.malformed(s, w)))
-                .map(|s| s.from.to_string())
-                .unwrap_or_else(|| "?".into());
-            return Err(SimError::Internal(format!(
-                "malformed spike entry from rank {from}"
-            )));
-        }
         self.staged.clear();
-        self.check_errors()?;
         Ok(true)
     }
 
-    /// Whether `w` from `s` is malformed (the unpack kernels' test).
+    /// Whether `w` from `s` is malformed (the unpack kernels' test: an
+    /// offset past the interval, or for point-to-point entries a position
+    /// past the sender's images).
     fn malformed(&self, s: &Staged, w: u64) -> bool {
         let d = self.shard.data();
         let q = s.from as usize;
