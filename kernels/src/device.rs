@@ -919,12 +919,11 @@ pub mod nvrtc {
     /// architecture and the xxh3-64 of everything the PTX depends on (the
     /// source with its headers, the options, NVRTC's version), so a change
     /// of any of them is a new file, never a stale one.
-    fn cache_file(dir: &Path, module: Module, arch: &'static str) -> PathBuf {
+    fn cache_file(dir: &Path, module: Module, arch: &'static str, version: (i32, i32)) -> PathBuf {
         use xxhash_rust::xxh3::Xxh3;
         let mut h = Xxh3::new();
         let mut opts = options(arch);
         opts.name = Some(module.file_name().into());
-        let version = load(&[]).map(|i| i.version).unwrap_or((0, 0));
         h.update(module.source().as_bytes());
         h.update(format!("\0{opts:?}\0{version:?}").as_bytes());
         dir.join(format!(
@@ -938,13 +937,17 @@ pub mod nvrtc {
     /// there is a valid one (the bool is then true), otherwise compiled by
     /// NVRTC and written there (atomically, by a rename; a cache that
     /// cannot be written is skipped silently, as is a damaged file, which
-    /// is replaced). No in-process cache: see [`compile`].
+    /// is replaced). No in-process cache: see [`compile`]. An error, not a
+    /// panic, when NVRTC was not loaded by [`load`] (nor can be found
+    /// without the caller's venvs).
     pub fn compile_with_cache(
         module: Module,
         arch: &'static str,
         cache: Option<&Path>,
     ) -> Result<(String, bool), DeviceError> {
-        let file = cache.map(|d| cache_file(d, module, arch));
+        // Memoised: the library the first successful `load` found.
+        let version = load(&[])?.version;
+        let file = cache.map(|d| cache_file(d, module, arch, version));
         if let Some(ptx) = file.as_deref().and_then(read_cached) {
             return Ok((ptx, true));
         }
