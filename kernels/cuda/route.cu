@@ -71,6 +71,39 @@ SNN_KERNEL snn_pack_p2p(const uint64_t* spikes, const uint32_t* n_spikes, uint32
     }
 }
 
+// The regions of snn_pack_p2p back to back, for one copy to the host (with
+// many ranks, one copy instead of one per destination): first the start of
+// each region in the packed list, `starts[q]` = the sum of the regions'
+// lengths min(out_count[p], out_cap[p]) for p < q, and `starts[n_ranks]` =
+// the total (one thread: n_ranks is small next to the entries)...
+SNN_KERNEL snn_pack_prefix(const uint32_t* out_count, const uint32_t* out_cap, uint32_t n_ranks,
+                           uint32_t* starts) {
+    SNN_FOR_GRID(i, 1u) {
+        uint32_t s = 0;
+        for (uint32_t q = 0; q < n_ranks; ++q) {
+            starts[q] = s;
+            uint32_t c = out_count[q];
+            s += c < out_cap[q] ? c : out_cap[q];
+        }
+        starts[n_ranks] = s;
+    }
+}
+
+// ... then the copy: region q (out[out_start[q] ..], starts[q + 1] -
+// starts[q] entries) to packed[starts[q] ..], one block per region, its
+// threads striding over the entries.
+SNN_KERNEL snn_pack_gather(const uint64_t* out, const uint64_t* out_start, const uint32_t* starts,
+                           uint32_t n_ranks, uint64_t* packed) {
+    SNN_FOR_BLOCKS(q, n_ranks) {
+        uint32_t a = starts[q];
+        uint32_t n = starts[q + 1] - a;
+        uint64_t from = out_start[q];
+        SNN_FOR_THREADS(j, 0, n) {
+            packed[a + j] = out[from + j];
+        }
+    }
+}
+
 // Collective packing (Engine::route_collective): the entries of neurons
 // with any send entry, as they are (`offset << 32 | local`).
 SNN_KERNEL snn_pack_collective(const uint64_t* spikes, const uint32_t* n_spikes,

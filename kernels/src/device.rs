@@ -222,6 +222,12 @@ pub enum KernelId {
     /// `snn_pack_p2p(spikes, n_spikes*, capacity, send_ptr, send_entries,
     /// out_start, out_cap, out, out_count, err)`.
     PackP2p,
+    /// `snn_pack_prefix(out_count, out_cap, n_ranks, starts)`: where each
+    /// region of [`Self::PackP2p`] goes in the packed list (one thread).
+    PackPrefix,
+    /// `snn_pack_gather(out, out_start, starts, n_ranks, packed)`: the
+    /// regions of [`Self::PackP2p`] back to back.
+    PackGather,
     /// `snn_pack_collective(spikes, n_spikes*, capacity, send_ptr, out,
     /// out_count, out_cap, err)`.
     PackCollective,
@@ -247,6 +253,8 @@ impl KernelId {
         KernelId::Deliver,
         KernelId::DeliverList,
         KernelId::PackP2p,
+        KernelId::PackPrefix,
+        KernelId::PackGather,
         KernelId::PackCollective,
         KernelId::UnpackP2p,
         KernelId::UnpackCollective,
@@ -295,6 +303,8 @@ impl KernelId {
             KernelId::BuildGatherSynapses => "snn_build_gather_synapses",
             KernelId::DeliverList => "snn_deliver_list",
             KernelId::PackP2p => "snn_pack_p2p",
+            KernelId::PackPrefix => "snn_pack_prefix",
+            KernelId::PackGather => "snn_pack_gather",
             KernelId::PackCollective => "snn_pack_collective",
             KernelId::UnpackP2p => "snn_unpack_p2p",
             KernelId::UnpackCollective => "snn_unpack_collective",
@@ -327,6 +337,8 @@ impl KernelId {
             | KernelId::BuildGatherSynapses => Module::Build,
             KernelId::DeliverList => Module::Deliver,
             KernelId::PackP2p
+            | KernelId::PackPrefix
+            | KernelId::PackGather
             | KernelId::PackCollective
             | KernelId::UnpackP2p
             | KernelId::UnpackCollective => Module::Route,

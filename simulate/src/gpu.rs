@@ -28,8 +28,10 @@
 //!    recorded neurons (a per-neuron column index) written into the step's
 //!    row of the V_m buffer by the same threads;
 //! 2. with more than one rank: `snn_pack_p2p` / `snn_pack_collective`
-//!    (entries per destination rank, atomic counters per destination); the
-//!    host copies back the counts and the packed entries only, exchanges
+//!    (entries per destination rank, atomic counters per destination; from
+//!    3 ranks on, `snn_pack_prefix` and `snn_pack_gather` then put the
+//!    destinations' entries back to back); the host copies back the counts
+//!    and the packed entries only (two copies whatever the rank count), exchanges
 //!    them (MPI or in memory), checks the received entries against the
 //!    routing tables (a malformed one is an error naming its sender) and
 //!    copies those of all senders to the device in one copy, where
@@ -63,7 +65,7 @@
 //! spikes recorded, 10 launches and a memset per step, plus the gathers
 //! (spike generators, recording and V_m sampling are now done by the
 //! update's threads). With several ranks, per interval add one pack launch
-//! (plus a memset of its counters), per received piece one unpack launch
+//! (three from 3 ranks on, point to point; plus a memset of its counters), per received piece one unpack launch
 //! (plus one memset of the received list's counter) and a second delivery
 //! launch. Copies back of the recording (and its counter's memset) happen
 //! per chunk, not per interval.
@@ -75,13 +77,14 @@
 //! they could otherwise overflow (their worst case, every neuron firing in
 //! every step, is reserved) and before checkpoints and at the end; the
 //! error counters are read with each chunk. With several ranks: per
-//! interval the per-destination counts (4 bytes per rank) and the packed
-//! entries (8 bytes per spike and destination, one copy per non-empty
-//! destination) down, and the received entries up in one copy: at most
-//! `1 + ranks - 1` copies back point to point and 2 collective, and one
-//! copy up (`tests/gpu_sim_host.rs`, `copies_back_per_interval_with_three_ranks`;
-//! the error counters are no longer read after each unpacking, which took
-//! two more waits per interval).
+//! interval the per-destination counts (4 bytes per rank, with the error
+//! counters) and the packed entries (8 bytes per spike and destination)
+//! down, and the received entries up: at most two copies back and one up
+//! per interval, whatever the number of ranks
+//! (`tests/gpu_sim_host.rs`, `copies_per_interval_do_not_grow_with_ranks`,
+//! on 2, 3 and 4 ranks). Before, point to point took one copy back per
+//! non-empty destination plus the error counters twice after unpacking:
+//! 90 to 140 copies back over 34 intervals on 3 ranks, now 62 to 64.
 //!
 //! Two floors bound the time of an interval and are what a measurement on
 //! a GPU should be compared with: the synaptic events of the interval times
@@ -156,8 +159,17 @@ const ERR_PACK_OVERFLOW: usize = 3;
 const ERR_RECV_OVERFLOW: usize = 4;
 /// Collective pack count.
 const C_COLL: usize = C_ERR + N_ERR;
-/// First per-destination pack count.
+/// First per-destination pack count (then, from `C_P2P + n_ranks`, the
+/// `n_ranks + 1` starts of the packed list, see [`GATHER_FROM_RANKS`]).
 const C_P2P: usize = C_COLL + 1;
+/// From this many ranks, point-to-point packing gathers the destinations'
+/// regions back to back on the device (`snn_pack_prefix`,
+/// `snn_pack_gather`: two more launches) so that the host copies them back
+/// in one copy with the counts in another, instead of one copy per
+/// non-empty destination: two waits for the device per interval whatever
+/// the number of ranks. With two ranks there is one destination, so
+/// nothing to gather.
+const GATHER_FROM_RANKS: usize = 3;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -245,6 +257,9 @@ pub struct GpuEngine {
     out_cap_host: Vec<u32>,
     out_start: DevVec<u64>,
     out_cap: DevVec<u32>,
+    /// The regions of `out` back to back (with [`GATHER_FROM_RANKS`] ranks
+    /// or more; empty otherwise).
+    packed: DevVec<u64>,
     out: DevVec<u64>,
     coll_out: DevVec<u64>,
     coll_cap: u32,
@@ -497,7 +512,18 @@ impl GpuEngine {
         let rec_cap = (options.record_entries as u64).max(n_local as u64 * interval);
         let rec_cap = u32::try_from(rec_cap).unwrap_or(u32::MAX);
         let target_bits = d.target_bits.to_native();
-        let ctr = DevVec::zeros(dev_ref, C_P2P + n_ranks, "counters")?;
+        let gather = n_ranks >= GATHER_FROM_RANKS;
+        if gather && total_out > u32::MAX as u64 {
+            return Err(SimError::Invalid(
+                "send table too large for the GPU engine".into(),
+            ));
+        }
+        let packed = DevVec::zeros(
+            dev_ref,
+            if gather { total_out as usize } else { 0 },
+            "packed send buffer",
+        )?;
+        let ctr = DevVec::zeros(dev_ref, C_P2P + 2 * n_ranks + 1, "counters")?;
         let events = DevVec::zeros(dev_ref, 1, "event counter")?;
         let recv = DevVec::zeros(dev_ref, 0, "received entries")?;
         let deliv = DevVec::zeros(dev_ref, 0, "received deliveries")?;
@@ -540,6 +566,7 @@ impl GpuEngine {
             out_cap_host,
             out_start,
             out_cap,
+            packed,
             out,
             coll_out,
             coll_cap,
@@ -581,19 +608,7 @@ impl GpuEngine {
     /// The error counters, as an error if any is set.
     fn check_errors(&mut self) -> Result<(), SimError> {
         let err = self.ctr.read(self.dev.as_mut(), C_ERR..C_ERR + N_ERR)?;
-        let what = [
-            (ERR_SPIKE_OVERFLOW, "the spike list overflowed"),
-            (ERR_MALFORMED, "malformed spike entries were received"),
-            (ERR_RECORD_OVERFLOW, "the spike recording buffer overflowed"),
-            (ERR_PACK_OVERFLOW, "a send buffer overflowed"),
-            (ERR_RECV_OVERFLOW, "the received delivery list overflowed"),
-        ];
-        for (i, msg) in what {
-            if err[i] != 0 {
-                return Err(SimError::Internal(format!("GPU engine: {msg}")));
-            }
-        }
-        Ok(())
+        errors(&err)
     }
 
     /// Copies the recording buffers back into `pending` and empties them.
@@ -800,6 +815,24 @@ impl GpuEngine {
     }
 }
 
+/// The error counters `err` (the `N_ERR` words from `C_ERR`), as an error
+/// if any is set.
+fn errors(err: &[u32]) -> Result<(), SimError> {
+    let what = [
+        (ERR_SPIKE_OVERFLOW, "the spike list overflowed"),
+        (ERR_MALFORMED, "malformed spike entries were received"),
+        (ERR_RECORD_OVERFLOW, "the spike recording buffer overflowed"),
+        (ERR_PACK_OVERFLOW, "a send buffer overflowed"),
+        (ERR_RECV_OVERFLOW, "the received delivery list overflowed"),
+    ];
+    for (i, msg) in what {
+        if err[i] != 0 {
+            return Err(SimError::Internal(format!("GPU engine: {msg}")));
+        }
+    }
+    Ok(())
+}
+
 impl RankEngine for GpuEngine {
     fn backend(&self) -> String {
         "cuda".into()
@@ -987,6 +1020,7 @@ impl RankEngine for GpuEngine {
         let shape = self.full();
         let dev = self.dev.as_mut();
         dev.zero(self.ctr.id(), (C_P2P * 4) as u64, (4 * n_ranks) as u64)?;
+        let gather = n_ranks >= GATHER_FROM_RANKS;
         dev.launch(
             KernelId::PackP2p,
             shape,
@@ -1003,6 +1037,60 @@ impl RankEngine for GpuEngine {
                 self.ctr.at(C_ERR),
             ],
         )?;
+        if gather {
+            let c_start = C_P2P + n_ranks;
+            dev.launch(
+                KernelId::PackPrefix,
+                Shape { grid: 1, block: 1 },
+                &[
+                    self.ctr.at(C_P2P),
+                    self.out_cap.arg(),
+                    Arg::U32(n_ranks as u32),
+                    self.ctr.at(c_start),
+                ],
+            )?;
+            dev.launch(
+                KernelId::PackGather,
+                shape,
+                &[
+                    self.out.arg(),
+                    self.out_start.arg(),
+                    self.ctr.at(c_start),
+                    Arg::U32(n_ranks as u32),
+                    self.packed.arg(),
+                ],
+            )?;
+            // The error counters, the counts and the starts in one copy,
+            // the packed entries in another.
+            let head = self.ctr.read(dev, C_ERR..c_start + n_ranks + 1)?;
+            errors(&head[..N_ERR])?;
+            let counts = &head[C_P2P - C_ERR..c_start - C_ERR];
+            let starts = &head[c_start - C_ERR..];
+            if counts
+                .iter()
+                .zip(&self.out_cap_host)
+                .any(|(c, cap)| c > cap)
+            {
+                return Err(SimError::Internal(
+                    "GPU engine: a send buffer overflowed".into(),
+                ));
+            }
+            let total = starts[n_ranks] as usize;
+            if starts.windows(2).any(|w| w[0] > w[1]) || total > self.packed.len() {
+                return Err(SimError::Internal(
+                    "GPU engine: inconsistent packed send list".into(),
+                ));
+            }
+            let all = if total == 0 {
+                Vec::new()
+            } else {
+                self.packed.read(dev, 0..total)?
+            };
+            return Ok(starts
+                .windows(2)
+                .map(|w| all[w[0] as usize..w[1] as usize].to_vec())
+                .collect());
+        }
         let counts = self.ctr.read(dev, C_P2P..C_P2P + n_ranks)?;
         let mut out = Vec::with_capacity(n_ranks);
         for (q, &c) in counts.iter().enumerate() {
