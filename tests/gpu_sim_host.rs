@@ -857,7 +857,7 @@ fn launches_per_step() {
 /// from 3 ranks on; with 2 there is one list); collective, the count and
 /// the list. Received entries are checked on the host, so no error
 /// counters are read back after unpacking, and go to the device in one
-/// copy for all senders. Counted per rank over runs of the balanced
+/// copy for all senders, unpacked by one launch. Counted per rank over runs of the balanced
 /// network on 2, 3 and 4 ranks, whose results are also compared with the
 /// CPU's.
 #[test]
@@ -916,6 +916,15 @@ fn copies_per_interval_do_not_grow_with_ranks() {
                 c.reads <= per_interval * intervals + 8,
                 "{mode:?}, {n_ranks} ranks, rank {r}: {} reads in {intervals} intervals",
                 c.reads
+            );
+            // One unpack launch per interval for all senders.
+            let unpacks: u64 = ["snn_unpack_p2p", "snn_unpack_collective"]
+                .iter()
+                .map(|k| c.launches.get(k).copied().unwrap_or(0))
+                .sum();
+            assert!(
+                unpacks <= intervals,
+                "{mode:?}, {n_ranks} ranks, rank {r}: {unpacks} unpack launches"
             );
             // Copies to the device: the received entries of all senders
             // in one (plus the 19 or so of the set-up: shard, state, tables).

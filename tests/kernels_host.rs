@@ -1034,12 +1034,14 @@ fn connect_kernel_matches_for_each_synapse() {
     println!("{total} synapses identical, {} launches", dev.launches);
 }
 
-/// The unpack kernels on their own: good entries become delivery rows,
-/// malformed ones (an offset past the interval; for point-to-point entries
-/// a position past the sender's images) are counted in the error counters
-/// and written nowhere, and a full delivery list counts an overflow instead
-/// of writing past its end. (The GPU engine checks received entries on the
-/// host first, so this device check is its second line.)
+/// The unpack kernels on their own, each launch unpacking several senders
+/// (an empty one among them): good entries become delivery rows of their
+/// sender, malformed ones (an offset past the interval; for point-to-point
+/// entries a position past the sender's images) are counted in the error
+/// counters and written nowhere, and a full delivery list counts an
+/// overflow instead of writing past its end. (The GPU engine checks
+/// received entries on the host first, so this device check is its second
+/// line.)
 #[test]
 fn unpack_kernels_flag_malformed_entries() {
     let Some(mut dev) = HostDevice::start() else {
@@ -1049,10 +1051,14 @@ fn unpack_kernels_flag_malformed_entries() {
     const RECV_OVERFLOW: usize = 4;
     let (interval, n_local) = (3u64, 100u32);
     for (k, &shape) in SHAPES.iter().enumerate() {
-        // Point to point: the sender's images are rows 10..14 after the
-        // local ones.
-        let recv = dev.upload(&[0u64, 2 << 32 | 3, 3 << 32, 1 << 32 | 4, 1 << 32 | 1]);
-        for cap in [8u32, 2] {
+        // Point to point: sender A's images are rows 10..14 after the local
+        // ones, sender B's 20..22; an empty sender between them.
+        let a = [0u64, 2 << 32 | 3, 3 << 32, 1 << 32 | 4, 1 << 32 | 1];
+        let b = [1u64, 2, 2 << 32];
+        let recv = dev.upload(&[&a[..], &b[..]].concat());
+        let seg = dev.upload(&[0u64, 5, 5, 8]);
+        let images = dev.upload(&[10u64, 14, 0, 0, 20, 22]);
+        for cap in [8u32, 4] {
             let deliv = dev.zeros::<u64>(8);
             let n_deliv = dev.zeros::<u32>(1);
             let err = dev.zeros::<u32>(8);
@@ -1061,10 +1067,10 @@ fn unpack_kernels_flag_malformed_entries() {
                 shape,
                 &[
                     recv.arg(),
-                    Arg::u32(5),
+                    seg.arg(),
+                    Arg::u32(3),
+                    images.arg(),
                     Arg::u64(interval),
-                    Arg::u64(10),
-                    Arg::u64(14),
                     Arg::u32(n_local),
                     deliv.arg(),
                     n_deliv.arg(),
@@ -1074,23 +1080,31 @@ fn unpack_kernels_flag_malformed_entries() {
             );
             let e = dev.download(&err);
             let n = dev.download(&n_deliv)[0];
-            assert_eq!(e[MALFORMED], 2, "shape {k}, capacity {cap}");
-            assert_eq!(n, 3, "shape {k}: the good entries are counted");
+            assert_eq!(e[MALFORMED], 3, "shape {k}, capacity {cap}");
+            assert_eq!(n, 5, "shape {k}: the good entries are counted");
             let mut got = dev.download(&deliv);
             got.truncate(n.min(cap) as usize);
             got.sort_unstable();
             if cap == 8 {
-                assert_eq!(got, [110, 1 << 32 | 111, 2 << 32 | 113], "shape {k}");
+                assert_eq!(
+                    got,
+                    [110, 121, 1 << 32 | 111, 2 << 32 | 113, 2 << 32 | 120],
+                    "shape {k}"
+                );
                 assert_eq!(e[RECV_OVERFLOW], 0);
             } else {
                 assert_eq!(e[RECV_OVERFLOW], 1, "shape {k}: overflow not counted");
-                assert_eq!(dev.download(&deliv)[2..], [0; 6], "written past the end");
+                assert_eq!(dev.download(&deliv)[4..], [0; 4], "written past the end");
             }
         }
-        // Collective: the rank's images of this sender are its neurons 2,
-        // 5 and 9, rows 200.. .
-        let recv = dev.upload(&[5u64, 1 << 32 | 3, 3 << 32 | 2, 2 << 32 | 9, 9 << 32 | 5]);
-        let needs = dev.upload(&[2u32, 5, 9]);
+        // Collective: this rank's images of sender X are its neurons 2, 5
+        // and 9 (rows 200..), of sender Y its neurons 1 and 4 (rows 300..).
+        let x = [5u64, 1 << 32 | 3, 3 << 32 | 2, 2 << 32 | 9, 9 << 32 | 5];
+        let y = [4u64, 1 << 32 | 1, 1 << 32 | 2];
+        let recv = dev.upload(&[&x[..], &y[..]].concat());
+        let seg = dev.upload(&[0u64, 5, 8]);
+        let params = dev.upload(&[0u64, 3, 200, 3, 2, 300]);
+        let needs = dev.upload(&[2u32, 5, 9, 1, 4]);
         let deliv = dev.zeros::<u64>(8);
         let n_deliv = dev.zeros::<u32>(1);
         let err = dev.zeros::<u32>(8);
@@ -1099,11 +1113,11 @@ fn unpack_kernels_flag_malformed_entries() {
             shape,
             &[
                 recv.arg(),
-                Arg::u32(5),
+                seg.arg(),
+                Arg::u32(2),
+                params.arg(),
                 Arg::u64(interval),
                 needs.arg(),
-                Arg::u32(3),
-                Arg::u64(200),
                 deliv.arg(),
                 n_deliv.arg(),
                 Arg::u32(8),
@@ -1115,6 +1129,10 @@ fn unpack_kernels_flag_malformed_entries() {
         let n = dev.download(&n_deliv)[0] as usize;
         let mut got = dev.download(&deliv)[..n].to_vec();
         got.sort_unstable();
-        assert_eq!(got, [201, 2 << 32 | 202], "shape {k}: collective");
+        assert_eq!(
+            got,
+            [201, 301, 1 << 32 | 300, 2 << 32 | 202],
+            "shape {k}: collective"
+        );
     }
 }

@@ -124,16 +124,37 @@ SNN_KERNEL snn_pack_collective(const uint64_t* spikes, const uint32_t* n_spikes,
     }
 }
 
-// Point-to-point unpacking (Engine::receive): n wire entries from one rank
-// whose images are rows n_local + image_begin .. n_local + image_end become
-// delivery entries `offset << 32 | (n_local + image_begin + position)`. An
-// entry with offset >= interval or a position past the images is malformed:
-// counted in err[SNN_ERR_MALFORMED] and not delivered.
-SNN_KERNEL snn_unpack_p2p(const uint64_t* recv, uint32_t n, uint64_t interval,
-                          uint64_t image_begin, uint64_t image_end, uint32_t n_local,
+// The sender of received entry i when the entries of n_seg senders lie
+// back to back, sender s's at seg[s] .. seg[s + 1] (seg increasing from
+// seg[0] = 0): the largest s < n_seg with seg[s] <= i.
+SNN_HD uint32_t snn_segment_of(const uint64_t* seg, uint32_t n_seg, uint64_t i) {
+    uint32_t lo = 0, hi = n_seg;
+    while (hi - lo > 1u) {
+        uint32_t mid = lo + (hi - lo) / 2u;
+        if (seg[mid] <= i) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+// Point-to-point unpacking (Engine::receive) of the entries of n_seg
+// senders in one launch: sender s's wire entries are recv[seg[s] ..
+// seg[s + 1]] and its images are rows n_local + images[2 s] .. n_local +
+// images[2 s + 1]; each entry becomes the delivery entry `offset << 32 |
+// (n_local + images[2 s] + position)`. An entry with offset >= interval or
+// a position past the sender's images is malformed: counted in
+// err[SNN_ERR_MALFORMED] and not delivered.
+SNN_KERNEL snn_unpack_p2p(const uint64_t* recv, const uint64_t* seg, uint32_t n_seg,
+                          const uint64_t* images, uint64_t interval, uint32_t n_local,
                           uint64_t* deliv, uint32_t* n_deliv, uint32_t deliv_cap,
                           uint32_t* err) {
-    SNN_FOR_GRID(i, n) {
+    SNN_FOR_GRID(i, seg[n_seg]) {
+        uint32_t s = snn_segment_of(seg, n_seg, i);
+        uint64_t image_begin = images[2u * s];
+        uint64_t image_end = images[2u * s + 1u];
         uint64_t w = recv[i];
         uint64_t off = w >> 32;
         uint64_t pos = w & 0xffffffffull;
@@ -150,16 +171,22 @@ SNN_KERNEL snn_unpack_p2p(const uint64_t* recv, uint32_t n, uint64_t interval,
     }
 }
 
-// Collective unpacking (Engine::receive_collective): n entries `offset <<
-// 32 | source-local index` from one rank; those whose index is among the
-// rank's images (`needs`: n_needs source-local indices, increasing) become
-// delivery entries `offset << 32 | (base_row + position in needs)`; others
-// are skipped. offset >= interval is malformed.
-SNN_KERNEL snn_unpack_collective(const uint64_t* recv, uint32_t n, uint64_t interval,
-                                 const uint32_t* needs, uint32_t n_needs, uint64_t base_row,
-                                 uint64_t* deliv, uint32_t* n_deliv, uint32_t deliv_cap,
-                                 uint32_t* err) {
-    SNN_FOR_GRID(i, n) {
+// Collective unpacking (Engine::receive_collective) of the entries of n_seg
+// senders in one launch: sender s's entries `offset << 32 | source-local
+// index` are recv[seg[s] .. seg[s + 1]]; those whose index is among the
+// rank's images of that sender (needs[params[3 s] ..], params[3 s + 1]
+// source-local indices, increasing) become delivery entries `offset << 32
+// | (params[3 s + 2] + position in those needs)`; others are skipped.
+// offset >= interval is malformed.
+SNN_KERNEL snn_unpack_collective(const uint64_t* recv, const uint64_t* seg, uint32_t n_seg,
+                                 const uint64_t* params, uint64_t interval,
+                                 const uint32_t* needs, uint64_t* deliv, uint32_t* n_deliv,
+                                 uint32_t deliv_cap, uint32_t* err) {
+    SNN_FOR_GRID(i, seg[n_seg]) {
+        uint32_t s = snn_segment_of(seg, n_seg, i);
+        const uint32_t* own = needs + params[3u * s];
+        uint32_t n_needs = (uint32_t)params[3u * s + 1u];
+        uint64_t base_row = params[3u * s + 2u];
         uint64_t w = recv[i];
         uint64_t off = w >> 32;
         uint32_t l = (uint32_t)w;
@@ -167,17 +194,17 @@ SNN_KERNEL snn_unpack_collective(const uint64_t* recv, uint32_t n, uint64_t inte
             snn_atomic_add_u32(&err[SNN_ERR_MALFORMED], 1u);
             continue;
         }
-        // Binary search for l in needs[0 .. n_needs).
+        // Binary search for l in own[0 .. n_needs).
         uint32_t lo = 0, hi = n_needs;
         while (lo < hi) {
             uint32_t mid = lo + (hi - lo) / 2u;
-            if (needs[mid] < l) {
+            if (own[mid] < l) {
                 lo = mid + 1u;
             } else {
                 hi = mid;
             }
         }
-        if (lo < n_needs && needs[lo] == l) {
+        if (lo < n_needs && own[lo] == l) {
             uint32_t slot = snn_atomic_add_u32(n_deliv, 1u);
             if (slot < deliv_cap) {
                 deliv[slot] = (off << 32) | (base_row + lo);

@@ -231,11 +231,13 @@ pub enum KernelId {
     /// `snn_pack_collective(spikes, n_spikes*, capacity, send_ptr, out,
     /// out_count, out_cap, err)`.
     PackCollective,
-    /// `snn_unpack_p2p(recv, n, interval, image_begin, image_end, n_local,
-    /// deliv, n_deliv, deliv_cap, err)`.
+    /// `snn_unpack_p2p(recv, seg, n_seg, images, interval, n_local, deliv,
+    /// n_deliv, deliv_cap, err)`: the entries of `n_seg` senders in one
+    /// launch.
     UnpackP2p,
-    /// `snn_unpack_collective(recv, n, interval, needs, n_needs, base_row,
-    /// deliv, n_deliv, deliv_cap, err)`.
+    /// `snn_unpack_collective(recv, seg, n_seg, params, interval, needs,
+    /// deliv, n_deliv, deliv_cap, err)`: the entries of `n_seg` senders in
+    /// one launch.
     UnpackCollective,
     /// `snn_update_step(UpdateStep, pops, v_m, i_syn_ex, di_syn_ex,
     /// i_syn_in, di_syn_in, refractory, row_ex, row_in, gid, table,

@@ -34,10 +34,11 @@
 //!    and the packed entries only (two copies whatever the rank count), exchanges
 //!    them (MPI or in memory), checks the received entries against the
 //!    routing tables (a malformed one is an error naming its sender) and
-//!    copies those of all senders to the device in one copy, where
-//!    `snn_unpack_p2p` / `snn_unpack_collective` turn them into delivery
-//!    entries (checking each again: a malformed one is counted in the error
-//!    counters, never written);
+//!    copies those of all senders to the device in one copy, where one
+//!    launch of `snn_unpack_p2p` / `snn_unpack_collective` turns them all
+//!    into delivery entries (each thread finds its entry's sender by a
+//!    binary search over the senders' starts; each entry is checked again:
+//!    a malformed one is counted in the error counters, never written);
 //! 3. `snn_deliver_list` of the own spike list and of the received list:
 //!    64-bit integer atomics into the ring buffers; the number of entries is
 //!    read by the kernel from the list's counter in device memory.
@@ -65,9 +66,11 @@
 //! spikes recorded, 10 launches and a memset per step, plus the gathers
 //! (spike generators, recording and V_m sampling are now done by the
 //! update's threads). With several ranks, per interval add one pack launch
-//! (three from 3 ranks on, point to point; plus a memset of its counters), per received piece one unpack launch
-//! (plus one memset of the received list's counter) and a second delivery
-//! launch. Copies back of the recording (and its counter's memset) happen
+//! (three from 3 ranks on, point to point; plus a memset of its counters),
+//! one unpack launch for every sender's entries (plus one memset of the
+//! received list's counter; it was one launch per sender) and a second
+//! delivery launch: the launches per interval no longer grow with the
+//! number of ranks. Copies back of the recording (and its counter's memset) happen
 //! per chunk, not per interval.
 //!
 //! # What crosses the bus per interval
@@ -267,8 +270,8 @@ pub struct GpuEngine {
     /// Per source rank: range into `needs`.
     needs_range: Vec<(usize, usize)>,
     staged: Vec<Staged>,
-    /// The staged entries of all senders, gathered for one upload (kept to
-    /// reuse its allocation).
+    /// The staged entries of all senders with the unpack kernels' segment
+    /// tables, gathered for one upload (kept to reuse its allocation).
     recv_host: Vec<u64>,
     recv: DevVec<u64>,
     deliv: DevVec<u64>,
@@ -674,13 +677,65 @@ impl GpuEngine {
             self.staged.clear();
             return Ok(false);
         }
+        // One upload for everything received: per kind (point to point,
+        // collective) with entries, the entries of its senders back to
+        // back, their starts (`seg`) and per sender the unpack kernel's
+        // parameters (images, or needs range and first row); then one
+        // unpack launch per kind, not one per sender.
+        let d = self.shard.data();
+        let mut words = std::mem::take(&mut self.recv_host);
+        words.clear();
+        // (kind, entries at, entries, seg at, senders, params at)
+        let mut launches = Vec::with_capacity(2);
+        for collective in [false, true] {
+            let senders: Vec<&Staged> = self
+                .staged
+                .iter()
+                .filter(|s| s.collective == collective && !s.entries.is_empty())
+                .collect();
+            if senders.is_empty() {
+                continue;
+            }
+            let at = words.len();
+            for s in &senders {
+                words.extend_from_slice(&s.entries);
+            }
+            let n = words.len() - at;
+            let seg_at = words.len();
+            let mut start = 0u64;
+            for s in &senders {
+                words.push(start);
+                start += s.entries.len() as u64;
+            }
+            words.push(start);
+            let params_at = words.len();
+            for s in &senders {
+                let q = s.from as usize;
+                if collective {
+                    let (a, b) = self.needs_range[q];
+                    words.extend_from_slice(&[
+                        a as u64,
+                        (b - a) as u64,
+                        self.n_local as u64 + d.image_offsets[q].to_native(),
+                    ]);
+                } else {
+                    words.extend_from_slice(&[
+                        d.image_offsets[q].to_native(),
+                        d.image_offsets[q + 1].to_native(),
+                    ]);
+                }
+            }
+            launches.push((collective, at, n, seg_at, senders.len(), params_at));
+        }
         let dev = self.dev.as_mut();
-        if self.recv.len() < total {
+        if self.recv.len() < words.len() {
             let old = std::mem::replace(
                 &mut self.recv,
-                DevVec::zeros(dev, total.next_power_of_two(), "received entries")?,
+                DevVec::zeros(dev, words.len().next_power_of_two(), "received entries")?,
             );
             old.free(dev);
+        }
+        if self.deliv.len() < total {
             let old = std::mem::replace(
                 &mut self.deliv,
                 DevVec::zeros(dev, total.next_power_of_two(), "received deliveries")?,
@@ -689,62 +744,30 @@ impl GpuEngine {
         }
         let cap = u32::try_from(self.deliv.len()).unwrap_or(u32::MAX);
         dev.zero(self.ctr.id(), (C_DELIV * 4) as u64, 4)?;
-        // Every sender's entries in one copy (one wait for the device,
-        // not one per sender).
-        let mut all = std::mem::take(&mut self.recv_host);
-        all.clear();
-        for s in &self.staged {
-            all.extend_from_slice(&s.entries);
-        }
-        self.recv.write(dev, 0, &all)?;
-        self.recv_host = all;
-        let d = self.shard.data();
-        let mut at = 0usize;
-        for s in &self.staged {
-            if s.entries.is_empty() {
-                continue;
-            }
-            let q = s.from as usize;
-            let n = s.entries.len();
+        self.recv.write(dev, 0, &words)?;
+        self.recv_host = words;
+        for (collective, at, n, seg_at, n_seg, params_at) in launches {
             let shape = grid_for(dev, n as u64);
-            if s.collective {
-                let (a, b) = self.needs_range[q];
-                let base_row = self.n_local as u64 + d.image_offsets[q].to_native();
-                dev.launch(
-                    KernelId::UnpackCollective,
-                    shape,
-                    &[
-                        self.recv.at(at),
-                        Arg::U32(n as u32),
-                        Arg::U64(self.interval),
-                        self.needs.at(a),
-                        Arg::U32((b - a) as u32),
-                        Arg::U64(base_row),
-                        self.deliv.arg(),
-                        self.ctr.at(C_DELIV),
-                        Arg::U32(cap),
-                        self.ctr.at(C_ERR),
-                    ],
-                )?;
+            let (kernel, last) = if collective {
+                (KernelId::UnpackCollective, self.needs.arg())
             } else {
-                dev.launch(
-                    KernelId::UnpackP2p,
-                    shape,
-                    &[
-                        self.recv.at(at),
-                        Arg::U32(n as u32),
-                        Arg::U64(self.interval),
-                        Arg::U64(d.image_offsets[q].to_native()),
-                        Arg::U64(d.image_offsets[q + 1].to_native()),
-                        Arg::U32(self.n_local as u32),
-                        self.deliv.arg(),
-                        self.ctr.at(C_DELIV),
-                        Arg::U32(cap),
-                        self.ctr.at(C_ERR),
-                    ],
-                )?;
-            }
-            at += n;
+                (KernelId::UnpackP2p, Arg::U32(self.n_local as u32))
+            };
+            let mut args = vec![
+                self.recv.at(at),
+                self.recv.at(seg_at),
+                Arg::U32(n_seg as u32),
+                self.recv.at(params_at),
+                Arg::U64(self.interval),
+                last,
+            ];
+            args.extend([
+                self.deliv.arg(),
+                self.ctr.at(C_DELIV),
+                Arg::U32(cap),
+                self.ctr.at(C_ERR),
+            ]);
+            dev.launch(kernel, shape, &args)?;
         }
         self.staged.clear();
         Ok(true)
