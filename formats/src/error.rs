@@ -62,7 +62,7 @@ pub enum FormatError {
     },
     /// The file is not what it should be (wrong magic, version, checksum,
     /// truncated, inconsistent).
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {}", one_line(&.path.display().to_string()), one_line(.message))]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -70,7 +70,7 @@ pub enum FormatError {
         message: String,
     },
     /// The file is fine but does not fit the request (rank count, network).
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {}", one_line(&.path.display().to_string()), one_line(.message))]
     Mismatch {
         /// The file.
         path: PathBuf,
@@ -86,6 +86,24 @@ pub enum FormatError {
     /// The embedded model config is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// `text` with its control characters escaped as Rust writes them (a
+/// newline as `\n`), so that a message quoting a damaged file (a field name
+/// with a newline in it, say) is still one line.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 impl FormatError {

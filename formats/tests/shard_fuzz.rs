@@ -283,6 +283,23 @@ fn valid_manifest_round_trips() {
     assert_eq!(back, m);
 }
 
+/// Found by the fuzz test below (a backslash inserted before the `n` of a
+/// field name, so that the name holds a newline): the error quotes the
+/// name, escaped, on one line.
+#[test]
+fn manifest_error_quoting_a_newline_is_one_line() {
+    let mut m = manifest();
+    let text = m.to_json();
+    let at = text.find("V_m_init").expect("a V_m_init field") + "V_m_i".len();
+    let mutated = format!("{}\\{}", &text[..at], &text[at..]);
+    let e = Manifest::from_json(Path::new("net/manifest.json"), &mutated)
+        .expect_err("an unknown field")
+        .to_string();
+    assert!(!e.contains('\n'), "{e:?}");
+    assert!(e.contains("V_m_i\\nit"), "{e:?}");
+    assert!(e.starts_with("net/manifest.json: "), "{e:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
 
