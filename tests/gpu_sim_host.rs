@@ -768,6 +768,29 @@ impl Device for Counting {
     }
 }
 
+/// Counts of every device the run opens (one per rank, in opening order).
+type AllCounts = Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<Counts>>>>>;
+
+/// A GPU backend on stand-in devices that count what the engine asks of
+/// them, and the counts.
+fn counting_backend() -> (Backend, AllCounts) {
+    let counts: AllCounts = Arc::default();
+    let seen = counts.clone();
+    let factory: DeviceFactory = Arc::new(move |_rank| {
+        let c = Arc::new(std::sync::Mutex::new(Counts::default()));
+        seen.lock().unwrap().push(c.clone());
+        Ok(Box::new(Counting {
+            inner: stand_in(DEFAULT)?,
+            counts: c,
+        }) as Box<dyn Device>)
+    });
+    let backend = Backend::Gpu {
+        factory,
+        options: GpuOptions::default(),
+    };
+    (backend, counts)
+}
+
 /// The launches the GPU engine promises (module documentation of
 /// `simulate/src/gpu.rs`): on one rank, per interval of `D` steps exactly
 /// `D` launches of the fused update (every population, spike generators,
@@ -804,20 +827,7 @@ fn launches_per_step() {
             sim_ms,
             None,
         );
-        let counts: Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<Counts>>>>> = Arc::default();
-        let seen = counts.clone();
-        let factory: DeviceFactory = Arc::new(move |_rank| {
-            let c = Arc::new(std::sync::Mutex::new(Counts::default()));
-            seen.lock().unwrap().push(c.clone());
-            Ok(Box::new(Counting {
-                inner: stand_in(DEFAULT)?,
-                counts: c,
-            }) as Box<dyn Device>)
-        });
-        let backend = Backend::Gpu {
-            factory,
-            options: GpuOptions::default(),
-        };
+        let (backend, counts) = counting_backend();
         let gpu_dir = tmp.path().join(format!("gpu-{name}"));
         let g = run(
             opts(&net, &gpu_dir, CommMode::P2p, 0, backend),
@@ -879,20 +889,7 @@ fn copies_per_interval_do_not_grow_with_ranks() {
         }
         let cpu_dir = tmp.path().join(format!("cpu{k}"));
         let cpu = run(opts(&net, &cpu_dir, mode, 0, Backend::Cpu), 5.0, 45.0, None);
-        let counts: Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<Counts>>>>> = Arc::default();
-        let seen = counts.clone();
-        let factory: DeviceFactory = Arc::new(move |_rank| {
-            let c = Arc::new(std::sync::Mutex::new(Counts::default()));
-            seen.lock().unwrap().push(c.clone());
-            Ok(Box::new(Counting {
-                inner: stand_in(DEFAULT)?,
-                counts: c,
-            }) as Box<dyn Device>)
-        });
-        let backend = Backend::Gpu {
-            factory,
-            options: GpuOptions::default(),
-        };
+        let (backend, counts) = counting_backend();
         let gpu_dir = tmp.path().join(format!("gpu{k}"));
         let g = run(opts(&net, &gpu_dir, mode, 0, backend), 5.0, 45.0, None);
         same_results(
