@@ -62,13 +62,7 @@ SNN_KERNEL snn_deliver_list(const uint64_t* spikes, const uint32_t* n_spikes, ui
                             uint64_t slots, uint32_t n_local, int64_t* ring_ex, int64_t* ring_in,
                             uint32_t count_events, int64_t* n_events, uint32_t* err,
                             uint32_t err_index) {
-    uint32_t n = *n_spikes;
-    if (n > capacity) {
-        if (SNN_BLOCK_IDX == 0 && SNN_THREAD_IDX == 0) {
-            snn_atomic_add_u32(&err[err_index], 1u);
-        }
-        n = capacity;
-    }
+    uint32_t n = snn_list_len(n_spikes, capacity, err, err_index);
     SNN_FOR_BLOCKS(s, n) {
         uint64_t e = spikes[s];
         uint32_t row = (uint32_t)e;

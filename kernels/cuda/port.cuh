@@ -139,6 +139,21 @@ SNN_HD uint32_t snn_atomic_add_u32(uint32_t* p, uint32_t v) {
 #endif
 }
 
+// The number of valid entries of a list filled through the atomic counter
+// *count, at most `capacity`: a counter past the capacity means entries
+// were dropped, which err[which] counts once (block 0, thread 0).
+SNN_HD uint32_t snn_list_len(const uint32_t* count, uint32_t capacity, uint32_t* err,
+                             uint32_t which) {
+    uint32_t n = *count;
+    if (n > capacity) {
+        if (SNN_BLOCK_IDX == 0 && SNN_THREAD_IDX == 0) {
+            snn_atomic_add_u32(&err[which], 1u);
+        }
+        n = capacity;
+    }
+    return n;
+}
+
 // Atomic add on a signed 64-bit integer, wrapping (two's complement: the
 // unsigned 64-bit atomic add gives the same bits, as AtomicI64::fetch_add).
 SNN_HD void snn_atomic_add_i64(int64_t* p, int64_t v) {

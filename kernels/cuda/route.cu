@@ -30,20 +30,6 @@
 #define SNN_ERR_PACK_OVERFLOW 3u   // an outgoing buffer overflowed
 #define SNN_ERR_RECV_OVERFLOW 4u   // the received delivery list overflowed
 
-// The number of valid entries of a list whose counter is *count (entries
-// beyond the capacity were dropped; counted once, by thread 0 of block 0).
-SNN_HD uint32_t snn_list_len(const uint32_t* count, uint32_t capacity, uint32_t* err,
-                             uint32_t which) {
-    uint32_t n = *count;
-    if (n > capacity) {
-        if (SNN_BLOCK_IDX == 0 && SNN_THREAD_IDX == 0) {
-            snn_atomic_add_u32(&err[which], 1u);
-        }
-        n = capacity;
-    }
-    return n;
-}
-
 // Point-to-point packing (Engine::route): for every spike entry and every
 // (rank, position) of its neuron's send entries (send_entries[send_ptr[l]
 // .. send_ptr[l + 1]], each `rank << 32 | position`), appends `offset << 32 |
