@@ -661,11 +661,7 @@ impl GpuEngine {
     /// The unpack kernels check again (counting into the error counters,
     /// read at the next flush) and never write out of bounds.
     fn unpack_staged(&mut self) -> Result<bool, SimError> {
-        if let Some(s) = self
-            .staged
-            .iter()
-            .find(|s| s.entries.iter().any(|&w| self.malformed(s, w)))
-        {
+        if let Some(s) = self.staged.iter().find(|s| self.has_malformed(s)) {
             let from = s.from;
             self.staged.clear();
             return Err(SimError::Internal(format!(
@@ -773,24 +769,21 @@ impl GpuEngine {
         Ok(true)
     }
 
-    /// Whether `w` from `s` is malformed (the unpack kernels' test: an
+    /// Whether any entry of `s` is malformed (the unpack kernels' test: an
     /// offset past the interval, or for point-to-point entries a position
-    /// past the sender's images).
-    fn malformed(&self, s: &Staged, w: u64) -> bool {
-        let d = self.shard.data();
-        let q = s.from as usize;
-        let off = w >> 32;
-        if off >= self.interval {
-            return true;
-        }
-        if s.collective {
-            return false;
-        }
-        let (a, b) = (
-            d.image_offsets[q].to_native(),
-            d.image_offsets[q + 1].to_native(),
-        );
-        a + (w & 0xffff_ffff) >= b
+    /// past the sender's images). Runs on every received entry, so the
+    /// sender's bounds are looked up once.
+    fn has_malformed(&self, s: &Staged) -> bool {
+        let images = if s.collective {
+            u64::MAX
+        } else {
+            let d = self.shard.data();
+            let q = s.from as usize;
+            (d.image_offsets[q + 1].to_native()).saturating_sub(d.image_offsets[q].to_native())
+        };
+        s.entries
+            .iter()
+            .any(|&w| w >> 32 >= self.interval || (w & 0xffff_ffff) >= images)
     }
 
     fn deliver_list(
