@@ -369,7 +369,7 @@ fn consistent_looking_but_wrong_manifests_fail_verify() {
         ),
         (
             "embedded config: a population size",
-            Box::new(|m| m.config.populations[2].size = 51),
+            Box::new(|m| m.config.populations[2].size = 51.0),
         ),
         (
             "embedded config: the seed",

@@ -18,6 +18,10 @@ pub struct PopulationInfo {
     /// The global id of the population's first neuron (informational).
     #[serde(default)]
     pub first_id: Option<u64>,
+    /// The population's area (runs of models without areas: absent, or the
+    /// population's own name).
+    #[serde(default)]
+    pub area: Option<String>,
 }
 
 /// The fields of `summary.json` (written by `snn-sim`) that the analyzer

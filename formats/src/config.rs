@@ -5,7 +5,9 @@
 //! 1. parse the TOML into a tree and apply `--set key=value` overrides
 //!    ([`apply_override`]); array elements are addressed by index or, for
 //!    tables with a `name` field, by that name (`populations.L23E.size`);
-//! 2. deserialise the tree into [`Config`] (unknown keys are errors);
+//! 2. deserialise the tree into [`Config`] (unknown keys are errors) and
+//!    expand a `[mam]` table into populations and projections from the
+//!    model's data files ([`crate::mam`]);
 //! 3. validate and resolve it into a [`crate::model::Model`] (sizes after
 //!    scaling, synapse counts, weights after in-degree compensation).
 
@@ -32,6 +34,7 @@ pub struct Config {
     #[serde(default)]
     pub neuron_defaults: NeuronParamsRaw,
     /// The populations, numbered globally in this order.
+    #[serde(default)]
     pub populations: Vec<PopulationRaw>,
     /// Connections between populations.
     #[serde(default)]
@@ -42,6 +45,42 @@ pub struct Config {
     /// What `snn-sim` records.
     #[serde(default)]
     pub recording: RecordingSection,
+    /// The multi-area model of macaque visual cortex, read from its data
+    /// files (see [`crate::mam`]). Expanded into `populations`,
+    /// `projections`, `neuron_defaults` and `poisson_background` when the
+    /// config is loaded, so a loaded config never holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mam: Option<MamSection>,
+}
+
+/// `[mam]`: the multi-area model (Schmidt et al. 2018) from its data files,
+/// in the state chosen by the model's own two parameters.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MamSection {
+    /// The model's specification (`mam_spec.json`), relative to the config
+    /// file.
+    pub spec: String,
+    /// Full-scale rates, area -> population -> Hz (`fullscale_rates.json`),
+    /// relative to the config file: the compensating DC of downscaled
+    /// in-degrees uses them.
+    pub rates: String,
+    /// chi: factor on the mean and sd of every cortico-cortical weight (1.0
+    /// ground state, 1.9 metastable state).
+    #[serde(default = "default_chi")]
+    pub cc_weights_factor: f64,
+    /// chi_I: further factor on cortico-cortical weights onto inhibitory
+    /// populations (1.0 ground state, 2.0 metastable state).
+    #[serde(default = "default_chi_i")]
+    pub cc_weights_I_factor: f64,
+}
+
+fn default_chi() -> f64 {
+    1.9
+}
+fn default_chi_i() -> f64 {
+    2.0
 }
 
 /// `[network]`.
@@ -89,6 +128,16 @@ pub struct ScaleSection {
     /// `mean_rate_Hz` on every source population).
     #[serde(default)]
     pub compensate_indegree: bool,
+    /// How scaled population sizes and synapse numbers become whole
+    /// numbers.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rounding: Rounding,
+    /// With `compensate_indegree`: whether the standard deviation of normal
+    /// weights is divided by sqrt(indegree) like their mean (true, as in
+    /// Potjans & Diesmann's example) or keeps its full-scale value (false,
+    /// the multi-area model's rule).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub scale_weight_std: bool,
 }
 
 impl Default for ScaleSection {
@@ -97,8 +146,30 @@ impl Default for ScaleSection {
             neurons: 1.0,
             indegree: 1.0,
             compensate_indegree: false,
+            rounding: Rounding::Nearest,
+            scale_weight_std: true,
         }
     }
+}
+
+/// `scale.rounding`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Rounding {
+    /// To the nearest whole number, ties to even: `size * neurons` and
+    /// `(N * neurons) * indegree`.
+    #[default]
+    Nearest,
+    /// Truncated, as the multi-area model does: `int(size * neurons)` and
+    /// `int(N * (indegree * neurons))`.
+    Truncate,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 /// `[placement]`: which rank owns which neuron. Never changes the network or
@@ -112,6 +183,11 @@ pub struct PlacementSection {
     /// For `scheme = "population"`: the rank of each population.
     #[serde(default)]
     pub population_ranks: BTreeMap<String, u32>,
+    /// For `scheme = "area"`: how far (as a fraction of the mean load per
+    /// rank) a rank boundary may move to fall between two areas instead of
+    /// splitting one (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area_balance_tolerance: Option<f64>,
 }
 
 /// How neurons are distributed over ranks.
@@ -126,6 +202,13 @@ pub enum PlacementScheme {
     /// Whole populations on the rank given by `population_ranks` (modulo the
     /// number of ranks): one area per GPU in multi-area models.
     Population,
+    /// Areas (the populations' `area`) kept on as few ranks as possible,
+    /// ranks balanced by expected synapses: the areas, in order, are laid
+    /// along a line of load (incoming synapses + 1 per neuron) that is cut
+    /// into equal parts, cuts moved onto area boundaries when within
+    /// `area_balance_tolerance`; an area on several ranks is split
+    /// population by population in the same proportions.
+    Area,
 }
 
 /// Neuron parameters with NEST's names and units; absent fields take the
@@ -177,8 +260,16 @@ pub struct NeuronParamsRaw {
 pub struct PopulationRaw {
     /// Unique name.
     pub name: String,
-    /// Number of neurons at scale 1 (an integer >= 0).
-    pub size: i64,
+    /// Number of neurons at scale 1 (>= 0; may have a fraction, as the
+    /// multi-area model's densities do: the created number is rounded as
+    /// `scale.rounding` says).
+    #[serde(serialize_with = "whole_as_integer")]
+    pub size: f64,
+    /// The area (or any group) the population belongs to: placement
+    /// `scheme = "area"` keeps an area together, analyses summarise by area.
+    /// Default: the population is an area of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
     /// Whether `scale.neurons` applies (false for stimulus devices).
     #[serde(default = "default_true")]
     pub scalable: bool,
@@ -197,6 +288,16 @@ pub struct PopulationRaw {
     /// in-degree compensation.
     #[serde(default)]
     pub mean_rate_Hz: Option<f64>,
+}
+
+/// Serialise a float that is a whole number as an integer (sizes written by
+/// hand stay `20683`, not `20683.0`, in manifests).
+fn whole_as_integer<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
 }
 
 /// A number or a distribution of numbers (weights in pA, delays in ms,
@@ -344,7 +445,8 @@ pub struct VmRecording {
 }
 
 /// Parse TOML text, apply overrides and deserialise. `origin` names the file
-/// in error messages.
+/// in error messages; a `[mam]` table is expanded with its data files named
+/// relative to `origin`'s directory.
 pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Config, ConfigError> {
     let mut tree: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         file: origin.to_string(),
@@ -364,7 +466,13 @@ pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Co
             message,
         })?;
     }
-    config_from_tree(tree, origin)
+    let mut cfg = config_from_tree(tree, origin)?;
+    if cfg.mam.is_some() {
+        // Data files are named relative to the config file.
+        let base = Path::new(origin).parent().unwrap_or(Path::new(""));
+        crate::mam::expand(&mut cfg, base, origin)?;
+    }
+    Ok(cfg)
 }
 
 /// Deserialise an already-parsed tree (e.g. a manifest's config copy).

@@ -1,6 +1,7 @@
 //! snn's file formats and the model description they carry.
 //!
 //! * [`config`]: the model config (TOML) with `--set` overrides;
+//! * [`mam`]: the multi-area model's data files expanded into a config;
 //! * [`model`]: the validated, scaled model;
 //! * [`placement`]: which rank owns which neuron;
 //! * [`shard`]: the per-rank network shard (rkyv, memory-mapped, checksummed);
@@ -11,6 +12,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod mam;
 pub mod manifest;
 pub mod model;
 pub mod output;

@@ -15,6 +15,9 @@ use crate::shard::{shard_file_name, Check, Shard};
 
 /// Name of the manifest file in a network directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// What a partial build (`snn-build --only-ranks`) writes instead of a
+/// manifest: such a directory holds some ranks' shards and is no network.
+pub const PARTIAL_FILE: &str = "partial-build.json";
 /// Value of the `format` field.
 pub const MANIFEST_FORMAT: &str = "snn-network";
 /// Version of the manifest layout.
@@ -233,6 +236,14 @@ impl NetworkDir {
             return Err(FormatError::Mismatch {
                 path: dir.to_path_buf(),
                 message: "not a directory (expected a network directory made by snn-build)".into(),
+            });
+        }
+        if !mpath.exists() && dir.join(PARTIAL_FILE).exists() {
+            return Err(FormatError::Mismatch {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "a partial build (snn-build --only-ranks; see {PARTIAL_FILE}): it holds some ranks' shards only and cannot be opened as a network"
+                ),
             });
         }
         if !mpath.exists() {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Bounds, Config, Distribution, NeuronParamsRaw, PlacementScheme, PlacementSection,
-    RandomDistribution, RuleName,
+    RandomDistribution, Rounding, RuleName,
 };
 use crate::error::ConfigError;
 
@@ -133,8 +133,9 @@ impl Dist {
             Dist::Uniform { min, max } => min.abs().max(max.abs()),
         }
     }
-    /// Multiply by a positive factor (bounds too).
-    fn scaled(&self, f: f64) -> Dist {
+    /// Multiply by a positive factor (bounds too; a normal's standard
+    /// deviation only when `scale_std`).
+    fn scaled(&self, f: f64, scale_std: bool) -> Dist {
         match *self {
             Dist::Constant(v) => Dist::Constant(v * f),
             Dist::Normal {
@@ -145,7 +146,7 @@ impl Dist {
                 clip,
             } => Dist::Normal {
                 mean: mean * f,
-                std: std * f,
+                std: if scale_std { std * f } else { std },
                 min: min * f,
                 max: max * f,
                 clip,
@@ -164,6 +165,8 @@ impl Dist {
 pub struct Population {
     /// Name.
     pub name: String,
+    /// Its area: an index into [`Model::areas`].
+    pub area: usize,
     /// Number of neurons.
     pub size: u64,
     /// Global id of the first neuron.
@@ -176,6 +179,9 @@ pub struct Population {
     pub k_ext: f64,
     /// Rate of the Poisson drive of each neuron, Hz (`rate_Hz * k_ext`).
     pub poisson_rate_hz: f64,
+    /// The population's rate in the full-scale model, Hz, if the config
+    /// gives it (`mean_rate_Hz`).
+    pub mean_rate_hz: Option<f64>,
 }
 
 /// A resolved connection rule.
@@ -211,6 +217,41 @@ impl Rule {
             Rule::PairwiseBernoulli { .. } => "pairwise_bernoulli",
             Rule::OneToOne => "one_to_one",
             Rule::AllToAll => "all_to_all",
+        }
+    }
+}
+
+impl Projection {
+    /// Whether autapses must be left out (same population, not allowed).
+    pub fn excludes_self(&self) -> bool {
+        !self.allow_autapses && self.source == self.target
+    }
+
+    /// Expected in-degree of a target neuron (what load balancing uses).
+    pub fn expected_indegree(&self, model: &Model) -> f64 {
+        let n_src = model.populations[self.source].size;
+        let n_tgt = model.populations[self.target].size;
+        match self.rule {
+            Rule::FixedIndegree { k } => k as f64,
+            Rule::FixedTotalNumber { n } => n as f64 / n_tgt.max(1) as f64,
+            Rule::PairwiseBernoulli { p } => p * n_src as f64,
+            Rule::OneToOne => 1.0,
+            Rule::AllToAll => n_src as f64,
+        }
+    }
+
+    /// The number of synapses the projection creates, when the rule fixes it
+    /// (every rule but `pairwise_bernoulli`).
+    pub fn exact_synapses(&self, model: &Model) -> Option<u64> {
+        let n_src = model.populations[self.source].size;
+        let n_tgt = model.populations[self.target].size;
+        let own = u64::from(self.excludes_self());
+        match self.rule {
+            Rule::FixedIndegree { k } => Some(if n_src > own { k * n_tgt } else { 0 }),
+            Rule::FixedTotalNumber { n } => Some(n),
+            Rule::PairwiseBernoulli { .. } => None,
+            Rule::OneToOne => Some(if own == 1 { 0 } else { n_tgt }),
+            Rule::AllToAll => Some(n_tgt * n_src.saturating_sub(own)),
         }
     }
 }
@@ -271,6 +312,9 @@ pub struct Model {
     pub seed: u64,
     /// Populations in global-id order.
     pub populations: Vec<Population>,
+    /// Names of the areas, in order of their first population (a
+    /// population without `area` is an area of its own, named after it).
+    pub areas: Vec<String>,
     /// Projections in config order.
     pub projections: Vec<Projection>,
     /// Poisson background, if any.
@@ -565,9 +609,17 @@ impl Model {
                 return Err(ctx.err(n, format!("must be > 0, got {v}")));
             }
         }
+        if cfg.mam.is_some() {
+            return Err(ctx.err(
+                "mam",
+                "a [mam] table is expanded when its config file is loaded (snn_formats::load_config); it cannot be resolved from a tree",
+            ));
+        }
         if cfg.populations.is_empty() {
             return Err(ctx.err("populations", "at least one population is needed"));
         }
+        let truncate = sc.rounding == Rounding::Truncate;
+        let mut areas: Vec<String> = Vec::new();
         // Populations.
         let mut pops = Vec::with_capacity(cfg.populations.len());
         let mut first_id = 0u64;
@@ -588,16 +640,30 @@ impl Model {
                     format!("duplicate population '{}'", p.name),
                 ));
             }
-            if p.size < 0 {
+            if !(p.size.is_finite() && p.size >= 0.0) {
                 return Err(ctx.err(
                     format!("{field}.size"),
                     format!("must be >= 0, got {}", p.size),
                 ));
             }
-            let size = if p.scalable {
-                (p.size as f64 * sc.neurons).round_ties_even() as u64
-            } else {
+            if p.size > u32::MAX as f64 {
+                return Err(ctx.err(
+                    format!("{field}.size"),
+                    "a population may hold at most 2^32-1 neurons",
+                ));
+            }
+            let size = if !p.scalable {
+                if p.size.fract() != 0.0 {
+                    return Err(ctx.err(
+                        format!("{field}.size"),
+                        format!("{} is not a whole number (scalable = false)", p.size),
+                    ));
+                }
                 p.size as u64
+            } else if truncate {
+                (p.size * sc.neurons).trunc() as u64
+            } else {
+                (p.size * sc.neurons).round_ties_even() as u64
             };
             if size > u32::MAX as u64 {
                 return Err(ctx.err(
@@ -643,14 +709,30 @@ impl Model {
                 .as_ref()
                 .map(|b| b.rate_Hz * k_ext)
                 .unwrap_or(0.0);
+            let area_name = p.area.as_deref().unwrap_or(&p.name);
+            if area_name.is_empty() || area_name.chars().any(char::is_control) {
+                return Err(ctx.err(
+                    format!("{field}.area"),
+                    format!("'{}' is not a valid area name", area_name.escape_default()),
+                ));
+            }
+            let area = match areas.iter().position(|a| a == area_name) {
+                Some(a) => a,
+                None => {
+                    areas.push(area_name.to_string());
+                    areas.len() - 1
+                }
+            };
             pops.push(Population {
                 name: p.name.clone(),
+                area,
                 size,
                 first_id,
                 params,
                 v_m_init,
                 k_ext,
                 poisson_rate_hz,
+                mean_rate_hz: p.mean_rate_Hz,
             });
             first_id += size;
         }
@@ -689,10 +771,7 @@ impl Model {
             }
             let n_s = pops[s].size;
             let n_t = pops[t].size;
-            let full_size = |idx: usize| -> f64 {
-                let raw = &cfg.populations[idx];
-                raw.size as f64
-            };
+            let full_size = |idx: usize| -> f64 { cfg.populations[idx].size };
             let need = |name: &str, v: Option<f64>| -> Result<f64, ConfigError> {
                 let v = v.ok_or_else(|| {
                     ctx.err(
@@ -724,7 +803,17 @@ impl Model {
                     forbid("p", pr.p)?;
                     forbid("connection_probability", pr.connection_probability)?;
                     let k = need("indegree", pr.indegree)?;
-                    let k_scaled = (k * sc.indegree).round_ties_even() as u64;
+                    let k_scaled = if truncate {
+                        (k * sc.indegree).trunc()
+                    } else {
+                        (k * sc.indegree).round_ties_even()
+                    } as u64;
+                    if k_scaled > 0 && n_s == 0 {
+                        return Err(ctx.err(
+                            format!("{field}.source"),
+                            format!("fixed_indegree draws {k_scaled} sources per target from population '{}', which is empty", pops[s].name),
+                        ));
+                    }
                     if !pr.allow_multapses {
                         let avail = n_s - u64::from(!pr.allow_autapses && s == t && n_s > 0);
                         if k_scaled > avail {
@@ -779,7 +868,11 @@ impl Model {
                                 "rule 'fixed_total_number' needs 'N' or 'connection_probability'",
                             )),
                         };
-                    let n = (n_full * sc.neurons * sc.indegree).round_ties_even() as u64;
+                    let n = if truncate {
+                        (n_full * (sc.indegree * sc.neurons)).trunc()
+                    } else {
+                        (n_full * sc.neurons * sc.indegree).round_ties_even()
+                    } as u64;
                     if n > 0 && (n_s == 0 || n_t == 0) {
                         return Err(ctx.err(
                             field.clone(),
@@ -881,7 +974,7 @@ impl Model {
                 rule,
                 allow_autapses: pr.allow_autapses,
                 allow_multapses: pr.allow_multapses,
-                weight_pa: weight_full.scaled(w_factor),
+                weight_pa: weight_full.scaled(w_factor, sc.scale_weight_std),
                 delay_ms,
             });
         }
@@ -994,6 +1087,7 @@ impl Model {
             seed: net.seed,
             n_neurons: first_id,
             populations: pops,
+            areas,
             projections,
             poisson,
             recording: Recording {

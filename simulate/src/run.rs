@@ -155,6 +155,9 @@ pub struct Progress {
 pub struct PopulationSummary {
     /// Name.
     pub name: String,
+    /// Its area (the population's own name unless the config groups
+    /// populations into areas).
+    pub area: String,
     /// Neurons.
     pub size: u64,
     /// Global id of the first neuron.
@@ -1382,6 +1385,7 @@ pub fn run_checkpointed(
         .enumerate()
         .map(|(p, pop)| PopulationSummary {
             name: pop.name.clone(),
+            area: model.areas[pop.area].clone(),
             size: pop.size,
             first_id: pop.first_id,
             spikes: counts[p],
