@@ -19,7 +19,7 @@ for r in $RANKS; do
     json=$($BIN configs/balanced.toml --dry-run --ranks "$r" --sample-ranks 0 --set "scale.neurons=$scale")
     python3 - "$r" "$json" <<'PY'
 import json, sys
-r = int(sys.argv[1]); e = json.loads(sys.argv[2])[0]
+r = int(sys.argv[1]); e = json.loads(sys.argv[2])["ranks"][0]
 n_total = r * e["n_local"]
 rate_hz, dt_s = 8.0, 1e-4   # a typical rate of this network; 0.1 ms steps
 # p2p: a rank receives one 8-byte entry per spike of each neuron it has an

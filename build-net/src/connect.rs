@@ -287,17 +287,6 @@ impl ProjPlan {
             }
         }
     }
-
-    /// Expected in-degree of a target (for load balancing only).
-    pub fn expected_indegree(&self) -> f64 {
-        match self.proj.rule {
-            Rule::FixedIndegree { k } => k as f64,
-            Rule::FixedTotalNumber { n } => n as f64 / self.n_tgt.max(1) as f64,
-            Rule::PairwiseBernoulli { p } => p * self.n_src as f64,
-            Rule::OneToOne => 1.0,
-            Rule::AllToAll => self.n_src as f64,
-        }
-    }
 }
 
 /// In-degrees of a `fixed_total_number` projection: the multinomial split of

@@ -29,6 +29,9 @@ pub enum BuildError {
     /// Placement problem.
     #[error(transparent)]
     Placement(#[from] snn_formats::placement::PlacementError),
+    /// A request that cannot be carried out (an option out of range).
+    #[error("{0}")]
+    Invalid(String),
     /// The network does not fit the shard layout.
     #[error("network too large: {0}")]
     TooLarge(String),

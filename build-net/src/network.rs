@@ -9,14 +9,13 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use snn_formats::manifest::{
     hex, model_hash, Manifest, PopulationEntry, ProjectionEntry, Provenance, ShardEntry,
-    MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION,
+    MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, PARTIAL_FILE,
 };
 use snn_formats::model::Model;
 use snn_formats::output::Staging;
 use snn_formats::shard::{shard_file_name, write_shard, ShardData, SHARD_FORMAT_VERSION};
 use snn_formats::{Config, FormatError, Placement};
 
-use crate::connect::ProjPlan;
 use crate::gpu::{send_tables, DeviceFactory, GpuRank};
 use crate::rank::RankPlan;
 use crate::BuildError;
@@ -36,6 +35,11 @@ pub struct BuildOptions {
     pub command: Vec<String>,
     /// Where the ranks are built.
     pub device: BuildDevice,
+    /// Build and write only these ranks of the `n_ranks`-rank network (what
+    /// one process of an MPI build does): the output directory is a partial
+    /// build ([`PARTIAL_FILE`], no manifest) that cannot be simulated; each
+    /// shard is the very file a whole build writes for its rank.
+    pub only_ranks: Option<Vec<u32>>,
 }
 
 /// Where a build runs.
@@ -67,6 +71,7 @@ impl Default for BuildOptions {
             progress: Arc::new(AtomicU64::new(0)),
             command: Vec::new(),
             device: BuildDevice::Cpu,
+            only_ranks: None,
         }
     }
 }
@@ -102,6 +107,15 @@ pub struct BuildSummary {
     pub write_seconds: f64,
     /// Synapses per second of wall time.
     pub synapses_per_second: f64,
+    /// The ranks built, when only some were ([`BuildOptions::only_ranks`]);
+    /// the counts above are then those of these ranks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub built_ranks: Option<Vec<u32>>,
+    /// Of the build time, s: drawing the sources of the other ranks'
+    /// synapses from the built ranks' neurons, for the send tables (a
+    /// partial build's stand-in for the exchange an MPI build makes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_seconds: Option<f64>,
 }
 
 /// Expected number of synapses (for progress displays).
@@ -109,9 +123,7 @@ pub fn expected_synapses(model: &Model) -> f64 {
     model
         .projections
         .iter()
-        .map(|p| {
-            ProjPlan::new(model, p).expected_indegree() * model.populations[p.target].size as f64
-        })
+        .map(|p| p.expected_indegree(model) * model.populations[p.target].size as f64)
         .sum()
 }
 
@@ -126,11 +138,27 @@ pub fn build_network(
     let t0 = Instant::now();
     let model = Model::resolve(cfg, origin)?;
     let placement = Placement::new(&model, opts.n_ranks)?;
+    if let Some(only) = &opts.only_ranks {
+        if let Some(r) = only.iter().find(|&&r| r >= opts.n_ranks) {
+            return Err(BuildError::Invalid(format!(
+                "--only-ranks: rank {r} is not below --ranks {}",
+                opts.n_ranks
+            )));
+        }
+        if matches!(opts.device, BuildDevice::Gpu(_)) {
+            return Err(BuildError::Invalid(
+                "--only-ranks builds on the CPU (--device cpu)".into(),
+            ));
+        }
+    }
     let staging = Staging::new(dest, opts.force)?;
     let hash = model_hash(cfg);
     let n_ranks = opts.n_ranks;
     let threads = rayon::current_num_threads();
     let progress = &*opts.progress;
+    if let Some(only) = &opts.only_ranks {
+        return build_some_ranks(&model, &placement, hash, staging, only, opts, t0);
+    }
     if let BuildDevice::Gpu(factory) = &opts.device {
         let results = build_ranks_gpu(factory, &model, &placement, hash, &staging, opts)?;
         return finish_manifest(cfg, &model, hash, staging, results, opts, threads, t0);
@@ -166,6 +194,129 @@ pub fn build_network(
     }
     finish_manifest(cfg, &model, hash, staging, results, opts, threads, t0)
 }
+
+/// The send table of rank `from` to every rank: the local indices on
+/// `from` of the sources each other rank's synapses use, found by drawing
+/// (again) the sources of the other ranks' synapses from `from`'s
+/// populations. What the routing exchange of an MPI build delivers, made
+/// here without the other ranks.
+pub fn send_tables_of(model: &Model, placement: &Placement, from: u32) -> Vec<Vec<u32>> {
+    let threads = rayon::current_num_threads();
+    (0..placement.n_ranks())
+        .map(|d| {
+            if d == from {
+                return Vec::new();
+            }
+            RankPlan::with_projections(model, placement, d, threads, |p| {
+                placement.count_in(p.source, from) > 0
+            })
+            .needs_of(from)
+        })
+        .collect()
+}
+
+/// `--only-ranks`: build the chosen ranks' shards (the same bytes as in a
+/// whole build) and describe them in [`PARTIAL_FILE`] instead of a
+/// manifest.
+fn build_some_ranks(
+    model: &Model,
+    placement: &Placement,
+    hash: [u8; 16],
+    staging: Staging,
+    only: &[u32],
+    opts: &BuildOptions,
+    t0: Instant,
+) -> Result<BuildSummary, BuildError> {
+    let threads = rayon::current_num_threads();
+    let progress = &*opts.progress;
+    let mut ranks: Vec<u32> = only.to_vec();
+    ranks.sort_unstable();
+    ranks.dedup();
+    let mut results = Vec::with_capacity(ranks.len());
+    let mut routing_seconds = 0.0;
+    for &r in &ranks {
+        let plan = RankPlan::new(model, placement, r, threads);
+        let counts = plan.count(progress);
+        let images = plan.images(&counts);
+        let tr = Instant::now();
+        let send = if placement.n_ranks() > 1 {
+            send_tables_of(model, placement, r)
+        } else {
+            vec![Vec::new()]
+        };
+        routing_seconds += tr.elapsed().as_secs_f64();
+        let shard = plan.fill(counts, &images, &send, hash, progress)?;
+        results.push(write_rank(&staging, &shard, opts)?);
+    }
+    let mut per_projection = vec![0u64; model.projections.len()];
+    for r in &results {
+        for (a, b) in per_projection.iter_mut().zip(&r.per_projection) {
+            *a += b;
+        }
+    }
+    let total_synapses: u64 = per_projection.iter().sum();
+    let shard_bytes: u64 = results.iter().map(|r| r.entry.bytes).sum();
+    let write_seconds = results.iter().map(|r| r.write_seconds).sum();
+    let partial = PartialBuild {
+        format: PARTIAL_FORMAT.into(),
+        model_hash: hex(&hash),
+        model_name: model.name.clone(),
+        n_ranks: placement.n_ranks(),
+        ranks: ranks.clone(),
+        shards: results.iter().map(|r| r.entry.clone()).collect(),
+        command: opts.command.clone(),
+    };
+    let ppath = staging.path().join(PARTIAL_FILE);
+    let text =
+        serde_json::to_string_pretty(&partial).map_err(|e| BuildError::Internal(e.to_string()))?;
+    std::fs::write(&ppath, text).map_err(|e| FormatError::io(&ppath, "write", e))?;
+    let network_dir = staging.commit()?;
+    let build_seconds = t0.elapsed().as_secs_f64();
+    Ok(BuildSummary {
+        network_dir,
+        model: model.name.clone(),
+        n_ranks: placement.n_ranks(),
+        threads,
+        n_neurons: ranks.iter().map(|&r| placement.n_local(r)).sum(),
+        total_synapses,
+        projections: Vec::new(),
+        min_delay_steps: results.iter().map(|r| r.min_delay_steps).min().unwrap_or(0),
+        max_delay_steps: results.iter().map(|r| r.max_delay_steps).max().unwrap_or(0),
+        shard_bytes,
+        bytes_per_synapse: if total_synapses > 0 {
+            shard_bytes as f64 / total_synapses as f64
+        } else {
+            0.0
+        },
+        build_seconds,
+        write_seconds,
+        synapses_per_second: total_synapses as f64 / build_seconds.max(1e-9),
+        built_ranks: Some(ranks),
+        routing_seconds: Some(routing_seconds),
+    })
+}
+
+/// What a partial build (`--only-ranks`) writes instead of a manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartialBuild {
+    /// Always [`PARTIAL_FORMAT`].
+    pub format: String,
+    /// Model hash (hex).
+    pub model_hash: String,
+    /// Model name.
+    pub model_name: String,
+    /// Ranks of the whole network.
+    pub n_ranks: u32,
+    /// The ranks built here.
+    pub ranks: Vec<u32>,
+    /// Their shards, as a manifest lists them.
+    pub shards: Vec<ShardEntry>,
+    /// Command line.
+    pub command: Vec<String>,
+}
+
+/// Value of [`PartialBuild::format`].
+pub const PARTIAL_FORMAT: &str = "snn-network-partial";
 
 /// Writes a rank's shard into the staging directory.
 fn write_rank(
@@ -376,6 +527,8 @@ pub fn finish_manifest(
         build_seconds,
         write_seconds,
         synapses_per_second: total_synapses as f64 / build_seconds.max(1e-9),
+        built_ranks: None,
+        routing_seconds: None,
     })
 }
 
@@ -392,6 +545,8 @@ pub struct RankEstimate {
     pub rank: u32,
     /// Own neurons.
     pub n_local: u64,
+    /// Areas with neurons on this rank.
+    pub areas: Vec<String>,
     /// Images of remote neurons (= spikes this rank can receive per
     /// remote spike event, summed over sources).
     pub n_images: u64,
@@ -399,38 +554,86 @@ pub struct RankEstimate {
     pub source_ranks: u32,
     /// Incoming synapses.
     pub synapses: u64,
-    /// Shard bytes on disk and in memory (uncompressed), exact for
-    /// everything but the send tables, which are estimated as
+    /// Shard bytes on disk and in memory (uncompressed): exact with
+    /// `--routing`; without, the send tables are estimated as
     /// `4 * n_images` bytes (their average over ranks).
     pub shard_bytes: u64,
     /// Bytes per synapse.
     pub bytes_per_synapse: f64,
+    /// Point-to-point bytes this rank receives per step (8 per spike of
+    /// each neuron it has an image of), at the populations'
+    /// `mean_rate_Hz` (absent when a population has none).
+    pub received_bytes_per_step: Option<f64>,
+    /// With `--routing`: ranks this rank sends spikes to.
+    pub send_partners: Option<u32>,
+    /// With `--routing`: entries of its send tables (own neurons counted
+    /// once per rank that needs them).
+    pub send_entries: Option<u64>,
+    /// With `--routing`: point-to-point bytes it sends per step at the
+    /// populations' `mean_rate_Hz`.
+    pub sent_bytes_per_step: Option<f64>,
     /// Wall time of the dry run of this rank, s.
     pub seconds: f64,
 }
 
-/// Dry run (`snn-build --dry-run`): for each rank in `sample`, draw the
-/// sources of its synapses with the very code of a real build (first pass)
-/// and report the shard's size, images and routing partners, without
-/// storing synapses or writing files. Memory: `4 * n_neurons` bytes per
-/// thread.
+/// What `snn-build --dry-run` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct DryRun {
+    /// Model name.
+    pub model: String,
+    /// Ranks.
+    pub n_ranks: u32,
+    /// Placement scheme.
+    pub placement: String,
+    /// Neurons of the whole network.
+    pub n_neurons: u64,
+    /// Populations.
+    pub n_populations: usize,
+    /// Areas.
+    pub n_areas: usize,
+    /// Projections.
+    pub n_projections: usize,
+    /// Synapses of the whole network, when every rule fixes the number
+    /// (all but `pairwise_bernoulli`).
+    pub total_synapses: Option<u64>,
+    /// Expected synapses of the whole network.
+    pub expected_synapses: f64,
+    /// The sampled ranks.
+    pub ranks: Vec<RankEstimate>,
+}
+
+/// Dry run (`snn-build --dry-run`): the network's totals from the resolved
+/// model, and for each rank in `sample` the sources of its synapses drawn
+/// with the very code of a real build (first pass): the shard's size,
+/// images and routing partners, without storing synapses or writing files.
+/// With `routing`, also the rank's send tables ([`send_tables_of`]: the
+/// other ranks' draws from its neurons, O(network) for round robin).
+/// Memory: `4 * n_neurons` bytes per thread.
 pub fn dry_run(
     cfg: &Config,
     origin: &str,
     n_ranks: u32,
     sample: &[u32],
-) -> Result<Vec<RankEstimate>, BuildError> {
+    routing: bool,
+) -> Result<DryRun, BuildError> {
     let model = Model::resolve(cfg, origin)?;
     let placement = Placement::new(&model, n_ranks)?;
+    if let Some(r) = sample.iter().find(|&&r| r >= n_ranks) {
+        return Err(BuildError::Invalid(format!(
+            "--sample-ranks: rank {r} is not below --ranks {n_ranks}"
+        )));
+    }
     let threads = rayon::current_num_threads();
     let progress = AtomicU64::new(0);
-    let mut out = Vec::with_capacity(sample.len());
+    // Spike bytes per step of one neuron of each population.
+    let step_s = model.dt_ms * 1e-3;
+    let bytes_per_step: Option<Vec<f64>> = model
+        .populations
+        .iter()
+        .map(|p| p.mean_rate_hz.map(|r| 8.0 * r * step_s))
+        .collect();
+    let mut ranks = Vec::with_capacity(sample.len());
     for &r in sample {
-        if r >= n_ranks {
-            return Err(BuildError::TooLarge(format!(
-                "--sample-ranks: rank {r} is not below --ranks {n_ranks}"
-            )));
-        }
         let t = Instant::now();
         let plan = RankPlan::new(&model, &placement, r, threads);
         let counts = plan.count(&progress);
@@ -438,19 +641,48 @@ pub fn dry_run(
         let images = plan.images(&counts);
         let n_images: u64 = images.iter().map(|v| v.len() as u64).sum();
         let n_local = plan.n_local() as u64;
+        let received = bytes_per_step.as_ref().map(|b| {
+            images
+                .iter()
+                .flatten()
+                .map(|&g| b[model.population_of(g)])
+                .sum::<f64>()
+        });
+        let (mut send_partners, mut send_entries, mut sent) = (None, None, None);
+        if routing && n_ranks > 1 {
+            let send = send_tables_of(&model, &placement, r);
+            send_partners = Some(send.iter().filter(|v| !v.is_empty()).count() as u32);
+            send_entries = Some(send.iter().map(|v| v.len() as u64).sum());
+            let owned = placement.owned(r);
+            sent = bytes_per_step.as_ref().map(|b| {
+                send.iter()
+                    .flatten()
+                    .map(|&l| b[model.population_of(owned[l as usize])])
+                    .sum::<f64>()
+            });
+        } else if routing {
+            (send_partners, send_entries, sent) = (Some(0), Some(0), Some(0.0));
+        }
         let rows = n_local + n_images;
         let shard_bytes = snn_formats::shard::HEADER_LEN as u64
             + 8 * synapses
             + 8 * (rows + 1)
             + 8 * n_local
             + 8 * n_images
-            + 4 * n_images
+            + 4 * send_entries.unwrap_or(n_images)
             + 16 * (n_ranks as u64 + 1)
             + 8 * model.projections.len() as u64
             + 256;
-        out.push(RankEstimate {
+        let mut areas: Vec<usize> = (0..model.populations.len())
+            .filter(|&p| placement.count_in(p, r) > 0)
+            .map(|p| model.populations[p].area)
+            .collect();
+        areas.sort_unstable();
+        areas.dedup();
+        ranks.push(RankEstimate {
             rank: r,
             n_local,
+            areas: areas.iter().map(|&a| model.areas[a].clone()).collect(),
             n_images,
             source_ranks: images.iter().filter(|v| !v.is_empty()).count() as u32,
             synapses,
@@ -460,8 +692,31 @@ pub fn dry_run(
             } else {
                 0.0
             },
+            received_bytes_per_step: received,
+            send_partners,
+            send_entries,
+            sent_bytes_per_step: sent,
             seconds: t.elapsed().as_secs_f64(),
         });
     }
-    Ok(out)
+    let exact: Option<Vec<u64>> = model
+        .projections
+        .iter()
+        .map(|p| p.exact_synapses(&model))
+        .collect();
+    Ok(DryRun {
+        model: model.name.clone(),
+        n_ranks,
+        placement: serde_json::to_value(model.placement.scheme)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        n_neurons: model.n_neurons,
+        n_populations: model.populations.len(),
+        n_areas: model.areas.len(),
+        n_projections: model.projections.len(),
+        total_synapses: exact.map(|v| v.iter().sum()),
+        expected_synapses: expected_synapses(&model),
+        ranks,
+    })
 }

@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
-use snn_formats::model::{Model, Rule};
+use snn_formats::model::{Model, Projection, Rule};
 use snn_formats::placement::Placement;
 use snn_formats::shard::ShardData;
 
@@ -78,6 +78,19 @@ impl<'a> RankPlan<'a> {
         rank: u32,
         n_chunks: usize,
     ) -> RankPlan<'a> {
+        Self::with_projections(model, placement, rank, n_chunks, |_| true)
+    }
+
+    /// Plan rank `rank` for the projections that `keep` accepts only (the
+    /// others draw nothing): what [`RankPlan::needs_of`] uses to look at the
+    /// synapses from one rank's neurons alone.
+    pub fn with_projections(
+        model: &'a Model,
+        placement: &'a Placement,
+        rank: u32,
+        n_chunks: usize,
+        keep: impl Fn(&Projection) -> bool,
+    ) -> RankPlan<'a> {
         let owned = placement.owned(rank);
         let mut pop_local = Vec::with_capacity(model.populations.len());
         for p in &model.populations {
@@ -92,15 +105,22 @@ impl<'a> RankPlan<'a> {
             .collect();
         let mut by_target = vec![Vec::new(); model.populations.len()];
         for (i, p) in projs.iter().enumerate() {
-            by_target[p.proj.target].push(i);
+            if keep(&p.proj) {
+                by_target[p.proj.target].push(i);
+            }
         }
+        let kept: Vec<bool> = projs.iter().map(|p| keep(&p.proj)).collect();
         // In-degrees of fixed_total_number projections, for own targets.
         let split_indeg = projs
             .par_iter()
-            .map(|pp| {
+            .zip(&kept)
+            .map(|(pp, &kept)| {
                 let Rule::FixedTotalNumber { n } = pp.proj.rule else {
                     return Vec::new();
                 };
+                if !kept {
+                    return Vec::new();
+                }
                 let (a, b) = pop_local[pp.proj.target];
                 let own = &owned[a..b];
                 let first = pp.tgt_first;
@@ -119,7 +139,7 @@ impl<'a> RankPlan<'a> {
             let (a, b) = pop_local[pi];
             let w: f64 = list
                 .iter()
-                .map(|&j| projs[j].expected_indegree())
+                .map(|&j| projs[j].proj.expected_indegree(model))
                 .sum::<f64>()
                 + 1.0;
             for x in &mut weight[a..b] {
@@ -231,6 +251,79 @@ impl<'a> RankPlan<'a> {
             per_chunk_total,
             per_projection,
         }
+    }
+
+    /// The neurons of rank `from` that this rank's synapses come from, as
+    /// local indices on `from`, increasing: `from`'s send table to this
+    /// rank. Draws the sources of the synapses from `from`'s populations
+    /// only (the same draws as [`RankPlan::count`]); plan with
+    /// [`RankPlan::with_projections`] keeping the projections whose source
+    /// population has neurons on `from` to skip the others entirely.
+    pub fn needs_of(&self, from: u32) -> Vec<u32> {
+        let placement = self.placement;
+        let n_from = placement.n_local(from) as usize;
+        // Per projection: where the sources on `from` are.
+        let filters: Vec<Option<SourceFilter>> = self
+            .projs
+            .iter()
+            .map(|pp| {
+                let p = pp.proj.source;
+                if placement.count_in(p, from) == 0 {
+                    return None;
+                }
+                Some(match placement.block(p, from) {
+                    Some(block) => SourceFilter::Block {
+                        lo: block.start,
+                        hi: block.end,
+                        base: placement.locate(pp.src_first + block.start).1 as u64,
+                    },
+                    None => SourceFilter::Modulo {
+                        first: pp.src_first,
+                        n_ranks: placement.n_ranks() as u64,
+                        rank: from as u64,
+                    },
+                })
+            })
+            .collect();
+        let marks = self
+            .chunks
+            .par_iter()
+            .map(|&range| {
+                let mut mark = vec![0u64; n_from.div_ceil(64)];
+                let mut scratch = Vec::new();
+                self.for_targets(range, |_, t, projs, own_in_pop| {
+                    for &j in projs {
+                        let Some(f) = &filters[j] else { continue };
+                        self.projs[j].for_each_source(
+                            t,
+                            self.indegree(j, own_in_pop),
+                            &mut scratch,
+                            |s| {
+                                if let Some(l) = f.local(s) {
+                                    mark[(l >> 6) as usize] |= 1 << (l & 63);
+                                }
+                            },
+                        );
+                    }
+                });
+                mark
+            })
+            .reduce_with(|mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x |= y;
+                }
+                a
+            })
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (w, &bits) in marks.iter().enumerate() {
+            let mut b = bits;
+            while b != 0 {
+                out.push((w * 64) as u32 + b.trailing_zeros());
+                b &= b - 1;
+            }
+        }
+        out
     }
 
     /// Remote sources with synapses here, grouped by owner rank, sorted.
@@ -420,6 +513,32 @@ impl<'a> RankPlan<'a> {
                 syn_weight: std::mem::take(&mut syn_w),
                 projection_synapses: per_projection,
             })
+        }
+    }
+}
+
+/// Which sources (population indices) of a projection a given rank owns,
+/// and their local indices there.
+enum SourceFilter {
+    /// Indices `lo..hi`, local indices from `base`.
+    Block { lo: u64, hi: u64, base: u64 },
+    /// Global ids equal to `rank` modulo `n_ranks` (round robin).
+    Modulo { first: u64, n_ranks: u64, rank: u64 },
+}
+
+impl SourceFilter {
+    #[inline]
+    fn local(&self, s: u64) -> Option<u64> {
+        match *self {
+            SourceFilter::Block { lo, hi, base } => (s >= lo && s < hi).then(|| base + s - lo),
+            SourceFilter::Modulo {
+                first,
+                n_ranks,
+                rank,
+            } => {
+                let g = first + s;
+                (g % n_ranks == rank).then(|| g / n_ranks)
+            }
         }
     }
 }

@@ -65,6 +65,24 @@ struct BuildArgs {
     /// Ranks to examine with --dry-run (default: 0).
     #[arg(long, value_delimiter = ',', value_name = "R,R,...")]
     sample_ranks: Vec<u32>,
+    /// With --dry-run: also work out the sampled ranks' send tables (what
+    /// they send to whom, bytes per step at the populations' mean_rate_Hz):
+    /// draws the other ranks' synapses from their neurons, which for round
+    /// robin placement costs as much as counting the whole network.
+    #[arg(long, requires = "dry_run")]
+    routing: bool,
+    /// Build and write only these ranks of the --ranks N network, as one
+    /// process of an MPI build would (its shard is the same file). The
+    /// output is a partial build (no manifest), for measuring per-rank cost
+    /// at scale; the send tables come from drawing the other ranks'
+    /// synapses from these ranks' neurons.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "R,R,...",
+        conflicts_with = "dry_run"
+    )]
+    only_ranks: Vec<u32>,
     /// Where to build: `cpu` (threads) or `cuda` (a GPU per rank: under
     /// mpirun the node-local rank modulo the visible GPUs). The shards are
     /// the same bytes either way.
@@ -219,11 +237,18 @@ fn build(a: BuildArgs) -> Result<()> {
         progress: Arc::new(Default::default()),
         command: std::env::args().collect(),
         device,
+        only_ranks: (!a.only_ranks.is_empty()).then(|| a.only_ranks.clone()),
     };
     // Progress bar on a terminal only.
     let bar = if std::io::stderr().is_terminal() {
         let model = snn_formats::Model::resolve(&cfg, &origin)?;
-        let passes = if ranks > 1 { 3.0 } else { 2.0 };
+        let passes = if !a.only_ranks.is_empty() {
+            2.0 * a.only_ranks.len() as f64 / ranks as f64
+        } else if ranks > 1 {
+            3.0
+        } else {
+            2.0
+        };
         let total = (expected_synapses(&model) * passes).max(1.0) as u64;
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
@@ -246,6 +271,9 @@ fn build(a: BuildArgs) -> Result<()> {
         None
     };
     let summary = match mpi_launch::world_size() {
+        Some(n) if n > 1 && !a.only_ranks.is_empty() => {
+            bail!("--only-ranks builds in one process; under mpirun every process builds its own rank")
+        }
         Some(n) if n > 1 => {
             if let Some(pb) = &bar {
                 pb.finish_and_clear();
@@ -268,12 +296,21 @@ fn build(a: BuildArgs) -> Result<()> {
         v["peak_rss_bytes"] = peak_rss_bytes().into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        let ranks = match &summary.built_ranks {
+            Some(b) => format!(
+                "rank{} {} of {}",
+                if b.len() == 1 { "" } else { "s" },
+                b.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+                summary.n_ranks
+            ),
+            None => format!("{} ranks", summary.n_ranks),
+        };
         println!(
-            "built {} ({} neurons, {} synapses, {} ranks) in {:.2} s: {:.1} M synapses/s, {:.2} bytes/synapse -> {}",
+            "built {} ({} neurons, {} synapses, {}) in {:.2} s: {:.1} M synapses/s, {:.2} bytes/synapse -> {}",
             summary.model,
             summary.n_neurons,
             summary.total_synapses,
-            summary.n_ranks,
+            ranks,
             summary.build_seconds,
             summary.synapses_per_second / 1e6,
             summary.bytes_per_synapse,
@@ -303,7 +340,13 @@ fn dry_run(a: BuildArgs) -> Result<()> {
     } else {
         a.sample_ranks.clone()
     };
-    let est = snn_netbuild::network::dry_run(&cfg, &config.display().to_string(), ranks, &sample)?;
+    let est = snn_netbuild::network::dry_run(
+        &cfg,
+        &config.display().to_string(),
+        ranks,
+        &sample,
+        a.routing,
+    )?;
     println!("{}", serde_json::to_string_pretty(&est)?);
     Ok(())
 }
