@@ -1,7 +1,8 @@
 //! Runs under `mpirun` (MPICH; oversubscribed on small machines): distributed
 //! construction gives the same shards as the single-process build, and the
 //! spike trains of 1 to 4 ranks, point-to-point or collective, are
-//! identical. Skipped (with a note) where `mpirun` is not installed.
+//! identical, the multi-area model included. Skipped (with a note) where
+//! `mpirun` is not installed.
 
 mod common;
 
@@ -254,4 +255,61 @@ fn rank_count_mismatch_and_bad_shard_end_the_job() {
         !tmp.path().join("r2").exists(),
         "no output presented as complete"
     );
+}
+
+/// The multi-area model with area-aware placement under mpirun: the
+/// distributed build writes the shards of the single-process build, and
+/// 1, 2 and 3 ranks give the same spikes point to point and collectively.
+#[test]
+fn multi_area_model_under_mpirun() {
+    let Some(mpirun) = mpirun() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = ["scale.neurons=0.003", "scale.indegree=0.003"];
+    let net1 = tmp.path().join("net1");
+    build_local("mam.toml", &sets, &net1, 1);
+    let o = sim(None, &net1, &tmp.path().join("ref"), "150", "p2p");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference = spikes(&tmp.path().join("ref"));
+    assert!(reference.len() > 1000, "only {} spikes", reference.len());
+    for n in [2u32, 3] {
+        let local = tmp.path().join(format!("local{n}"));
+        build_local("mam.toml", &sets, &local, n);
+        let dist = tmp.path().join(format!("dist{n}"));
+        let mut c = Command::new("timeout");
+        c.args([
+            "300",
+            mpirun,
+            "-n",
+            &n.to_string(),
+            env!("CARGO_BIN_EXE_snn-build"),
+        ])
+        .arg(common::repo().join("configs/mam.toml"))
+        .arg("-o")
+        .arg(&dist);
+        for s in sets {
+            c.arg("--set").arg(s);
+        }
+        let o = run(&mut c);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for r in 0..n {
+            let f = snn_formats::shard::shard_file_name(r);
+            assert!(
+                std::fs::read(local.join(&f)).unwrap() == std::fs::read(dist.join(&f)).unwrap(),
+                "rank {r} of {n}: distributed shard differs"
+            );
+        }
+        for comm in ["p2p", "collective"] {
+            let out = tmp.path().join(format!("run{n}{comm}"));
+            let o = sim(Some(n), &dist, &out, "150", comm);
+            assert!(
+                o.status.success(),
+                "{n} {comm}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(
+                spikes(&out) == reference,
+                "{n} ranks {comm} differ from 1 rank"
+            );
+        }
+    }
 }
