@@ -7,6 +7,11 @@
 //! snn-analyze compare RUN_A RUN_B [--t-start MS] [--t-stop MS] [--json]
 //!             [--pairs N] [--bin-ms B] [--seed S]
 //! ```
+//!
+//! The analyse command prints the per-population table; runs with areas
+//! (see [`crate::areas`]) print the per-area table before it, and instead
+//! of it (a pointer to `stats.csv`) beyond [`MAX_TABLE_POPULATIONS`]
+//! populations.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -14,6 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::areas::format_area_table;
 use crate::compare::{compare_runs, format_comparison, CompareOptions};
 use crate::error::AnalyzeError;
 use crate::report::{analyze_run, format_table, AnalyzeOptions};
@@ -94,7 +100,7 @@ pub struct AnalyzeArgs {
     /// Replace an existing report directory.
     #[arg(long)]
     pub force: bool,
-    /// Neurons per population shown in raster.png.
+    /// Neurons per population shown in raster.png (and rasters/AREA.png).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub raster_neurons: usize,
     /// Window, bins, pairs and seed.
@@ -117,6 +123,33 @@ pub struct CompareArgs {
     /// Window, bins, pairs and seed.
     #[command(flatten)]
     pub stats: StatsArgs,
+}
+
+/// Runs with areas and more populations than this print the area table and
+/// a pointer to `stats.csv` instead of the population table.
+pub const MAX_TABLE_POPULATIONS: usize = 40;
+
+/// The files written, those in a subdirectory summarised (`rasters/*.png
+/// (32 files)`).
+fn files_line(files: &[String]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut dirs: Vec<(&str, &str, usize)> = Vec::new();
+    for f in files {
+        match f.split_once('/') {
+            Some((d, rest)) => {
+                let ext = rest.rsplit_once('.').map_or("", |(_, e)| e);
+                match dirs.iter_mut().find(|(x, _, _)| *x == d) {
+                    Some(e) => e.2 += 1,
+                    None => dirs.push((d, ext, 1)),
+                }
+            }
+            None => parts.push(f.clone()),
+        }
+    }
+    for (d, ext, n) in dirs {
+        parts.push(format!("{d}/*.{ext} ({n} files)"));
+    }
+    parts.join(", ")
 }
 
 /// Execute a parsed command line, printing results to stdout.
@@ -161,7 +194,19 @@ pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
                 "window [{}, {}) ms, bins {} ms\n",
                 rep.stats.t_start_ms, rep.stats.t_stop_ms, rep.stats.bin_ms
             );
-            text += &format_table(&rep.stats.populations);
+            let pops = &rep.stats.populations;
+            if let Some(areas) = &rep.stats.areas {
+                text += &format_area_table(areas);
+            }
+            if pops.len() > MAX_TABLE_POPULATIONS && rep.stats.areas.is_some() {
+                text += &format!(
+                    "{} populations: per-population statistics in {}\n",
+                    pops.len(),
+                    rep.report_dir.join("stats.csv").display()
+                );
+            } else {
+                text += &format_table(pops);
+            }
             for n in &rep.stats.unrecorded_populations {
                 text += &format!(
                     "note: population {n} has no recorded spikes (not in the spike files)\n"
@@ -173,7 +218,7 @@ pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
             text += &format!(
                 "wrote {}: {}\n",
                 rep.report_dir.display(),
-                rep.files.join(", ")
+                files_line(&rep.files)
             );
             out.write_all(text.as_bytes()).map_err(stdout_err)?;
         }

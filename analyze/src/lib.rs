@@ -6,10 +6,13 @@
 //!   earth mover's distance (definitions in the module docs);
 //! * [`sampling`]: deterministic neuron and pair sampling;
 //! * [`report`]: `stats.json`, `stats.csv` and plots of one run;
+//! * [`areas`]: per-area summaries, rate matrix and rasters of runs with
+//!   areas (the multi-area model);
 //! * [`compare`]: comparison of two runs;
 //! * [`plots`]: PNG plots;
 //! * [`cli`]: the command line (the binary only parses and calls it).
 
+pub mod areas;
 pub mod cli;
 pub mod compare;
 pub mod error;

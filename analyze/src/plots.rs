@@ -1,5 +1,6 @@
 //! PNG plots (plotters, bitmap backend): spike raster, per-population rate
-//! and CV distributions.
+//! and CV distributions; for runs with areas (see [`crate::areas`]) the
+//! area x population rate matrix and the raster of all areas stacked.
 //!
 //! Text needs a TrueType font, loaded once at run time from common system
 //! paths (DejaVu Sans from Debian's `fonts-dejavu-core` first; the
@@ -11,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, FontTransform};
 
 use crate::error::AnalyzeError;
 use crate::stats::Window;
@@ -96,10 +98,39 @@ pub struct RasterPopulation {
 }
 
 /// Draw a spike raster: populations from top to bottom, one row per sampled
-/// neuron, coloured and labelled per population.
+/// neuron, coloured (population `i` in [`color`]`(i)`) and labelled per
+/// population.
 pub fn raster(
     path: &Path,
     pops: &[RasterPopulation],
+    w: Window,
+    text: bool,
+) -> Result<(), AnalyzeError> {
+    let colors: Vec<usize> = (0..pops.len()).collect();
+    raster_with(path, "Spike raster", pops, &colors, 80, w, text)
+}
+
+/// [`raster`] with a title, population `i` in [`color`]`(colors[i])` and
+/// the y label area as wide as the longest name needs.
+pub fn raster_titled(
+    path: &Path,
+    title: &str,
+    pops: &[RasterPopulation],
+    colors: &[usize],
+    w: Window,
+    text: bool,
+) -> Result<(), AnalyzeError> {
+    let longest = pops.iter().map(|p| p.name.chars().count()).max();
+    let label_px = 80.max(10 * longest.unwrap_or(0) as u32 + 15);
+    raster_with(path, title, pops, colors, label_px, w, text)
+}
+
+fn raster_with(
+    path: &Path,
+    title: &str,
+    pops: &[RasterPopulation],
+    colors: &[usize],
+    label_px: u32,
     w: Window,
     text: bool,
 ) -> Result<(), AnalyzeError> {
@@ -110,9 +141,9 @@ pub fn raster(
     let mut b = ChartBuilder::on(&root);
     b.margin(15);
     if text {
-        b.caption("Spike raster", ("sans-serif", 24))
+        b.caption(title, ("sans-serif", 24))
             .x_label_area_size(45)
-            .y_label_area_size(80);
+            .y_label_area_size(label_px);
     }
     let mut chart = b
         .build_cartesian_2d(w.t_start..w.t_stop, 0.0..rows)
@@ -127,7 +158,7 @@ pub fn raster(
     mesh.draw().map_err(|e| plot_err(path, e))?;
     let mut row = 0usize;
     for (pi, p) in pops.iter().enumerate() {
-        let c = color(pi);
+        let c = color(colors.get(pi).copied().unwrap_or(pi));
         let first_row = row;
         let mut marks = Vec::new();
         for tr in &p.trains {
@@ -145,12 +176,7 @@ pub fn raster(
         if text && row > first_row {
             let mid = rows - (first_row + row) as f64 / 2.0;
             let (px, py) = chart.backend_coord(&(w.t_start, mid));
-            let style = ("sans-serif", 16).into_font().color(&c).pos(
-                plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Right,
-                    plotters::style::text_anchor::VPos::Center,
-                ),
-            );
+            let style = text_style(16, c, HPos::Right, VPos::Center);
             root.draw(&Text::new(p.name.clone(), (px - 8, py), style))
                 .map_err(|e| plot_err(path, e))?;
         }
@@ -165,6 +191,341 @@ pub fn raster(
         }
     }
     root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+/// One area's band of [`area_raster`]: its populations, each with its
+/// colour index (its column in the area x population matrix, so a
+/// population type has one colour in every area).
+#[derive(Debug, Clone)]
+pub struct RasterArea {
+    /// Area name.
+    pub name: String,
+    /// (colour index, population rows), top to bottom.
+    pub populations: Vec<(usize, RasterPopulation)>,
+}
+
+fn text_style(size: u32, c: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
+    ("sans-serif", size)
+        .into_font()
+        .color(&c)
+        .pos(Pos::new(h, v))
+}
+
+/// Height (px) of [`area_raster`] for `n_areas` areas: 64 px per area
+/// band, within [600, 3200].
+pub fn area_raster_height(n_areas: usize) -> u32 {
+    (130 + 64 * n_areas as u32).clamp(600, 3200)
+}
+
+/// Draw a spike raster of areas stacked from top to bottom, each a band
+/// (shaded alternately, named on the y axis) holding its populations'
+/// rows; population colours by index, named in a legend (`legend[k]` is
+/// the name of colour `k`) right of the plot.
+pub fn area_raster(
+    path: &Path,
+    title: &str,
+    areas: &[RasterArea],
+    legend: &[String],
+    w: Window,
+    text: bool,
+) -> Result<(), AnalyzeError> {
+    let err = |e| plot_err(path, e);
+    let band_rows: Vec<usize> = areas
+        .iter()
+        .map(|a| a.populations.iter().map(|(_, p)| p.trains.len()).sum())
+        .collect();
+    let rows = band_rows.iter().sum::<usize>().max(1) as f64;
+    let root =
+        BitMapBackend::new(path, (1400, area_raster_height(areas.len()))).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15).margin_right(110);
+    if text {
+        let longest = areas
+            .iter()
+            .map(|a| a.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        b.caption(title, ("sans-serif", 24))
+            .x_label_area_size(45)
+            .y_label_area_size(60.max(10 * longest as u32 + 20));
+    }
+    let mut chart = b
+        .build_cartesian_2d(w.t_start..w.t_stop, 0.0..rows)
+        .map_err(err)?;
+    // Row 0 at the top: row r spans [rows - r - 1, rows - r]. Every other
+    // area's band shaded, under the grid.
+    let mut row = 0usize;
+    for (ai, &n_rows) in band_rows.iter().enumerate() {
+        if ai % 2 == 1 {
+            let (top, bottom) = (rows - row as f64, rows - (row + n_rows) as f64);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(w.t_start, bottom), (w.t_stop, top)],
+                    RGBColor(236, 236, 236).filled(),
+                )))
+                .map_err(err)?;
+        }
+        row += n_rows;
+    }
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_y_mesh()
+        .y_labels(0)
+        .light_line_style(TRANSPARENT);
+    if text {
+        mesh.x_desc("time (ms)");
+    } else {
+        mesh.x_labels(0);
+    }
+    mesh.draw().map_err(err)?;
+    let mut row = 0usize;
+    for (ai, (a, &n_rows)) in areas.iter().zip(&band_rows).enumerate() {
+        let (top, bottom) = (rows - row as f64, rows - (row + n_rows) as f64);
+        for (ci, p) in &a.populations {
+            let c = color(*ci);
+            let marks = p.trains.iter().enumerate().flat_map(|(k, tr)| {
+                let y = rows - (row + k) as f64 - 0.5;
+                tr.iter()
+                    .map(move |&t| Rectangle::new([(t, y - 0.5), (t, y + 0.5)], c.stroke_width(2)))
+            });
+            chart.draw_series(marks).map_err(err)?;
+            row += p.trains.len();
+        }
+        if ai + 1 < areas.len() {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(w.t_start, bottom), (w.t_stop, bottom)],
+                    BLACK.mix(0.35),
+                )))
+                .map_err(err)?;
+        }
+        if text && n_rows > 0 {
+            let (px, py) = chart.backend_coord(&(w.t_start, (top + bottom) / 2.0));
+            let style = text_style(15, BLACK, HPos::Right, VPos::Center);
+            root.draw(&Text::new(a.name.clone(), (px - 8, py), style))
+                .map_err(err)?;
+        }
+    }
+    if text {
+        let (x, y) = chart.backend_coord(&(w.t_stop, rows));
+        root.draw(&Text::new(
+            "population",
+            (x + 15, y),
+            text_style(15, BLACK, HPos::Left, VPos::Top),
+        ))
+        .map_err(err)?;
+        for (k, name) in legend.iter().enumerate() {
+            let yk = y + 24 + 22 * k as i32;
+            root.draw(&Rectangle::new(
+                [(x + 15, yk + 3), (x + 29, yk + 17)],
+                color(k).filled(),
+            ))
+            .map_err(err)?;
+            root.draw(&Text::new(
+                name.clone(),
+                (x + 36, yk + 10),
+                text_style(15, color(k), HPos::Left, VPos::Center),
+            ))
+            .map_err(err)?;
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The viridis colour map (matplotlib's default) at `x` in [0, 1]
+/// (clamped), interpolated linearly between 8 anchors.
+pub fn viridis(x: f64) -> RGBColor {
+    const V: [(f64, f64, f64); 8] = [
+        (68.0, 1.0, 84.0),
+        (70.0, 50.0, 127.0),
+        (54.0, 92.0, 141.0),
+        (39.0, 127.0, 143.0),
+        (31.0, 162.0, 136.0),
+        (74.0, 194.0, 110.0),
+        (160.0, 219.0, 57.0),
+        (254.0, 232.0, 37.0),
+    ];
+    let x = if x.is_finite() {
+        x.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let f = x * (V.len() - 1) as f64;
+    let k = (f.floor() as usize).min(V.len() - 2);
+    let u = f - k as f64;
+    let lerp = |a: f64, b: f64| (a + (b - a) * u).round() as u8;
+    let (a, b) = (V[k], V[k + 1]);
+    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
+}
+
+/// Colour of cells without a value in [`rate_matrix`].
+pub const ABSENT: RGBColor = RGBColor(215, 215, 215);
+
+/// The upper end of a colour scale for values up to `max` and its tick
+/// step: a multiple of 1, 2 or 5 x 10^k with at most 6 ticks.
+fn nice_scale(max: f64) -> (f64, f64) {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw * (1.0 - 1e-12))
+        .unwrap_or(10.0 * mag);
+    ((max / step - 1e-9).ceil() * step, step)
+}
+
+/// Draw an area x population matrix of mean rates: one row per area, one
+/// column per population within area, cells coloured on a linear viridis
+/// scale from 0 Hz (with a labelled colour bar) and holding their value;
+/// absent cells grey, marked "n/a" and named in a legend swatch.
+pub fn rate_matrix(
+    path: &Path,
+    title: &str,
+    m: &crate::areas::RateMatrix,
+    text: bool,
+) -> Result<(), AnalyzeError> {
+    let err = |e| plot_err(path, e);
+    let (n_rows, n_cols) = (m.areas.len().max(1) as i32, m.columns.len().max(1) as i32);
+    let longest = m.areas.iter().map(|a| a.chars().count()).max().unwrap_or(0) as i32;
+    let (cw, ch) = (76, 26);
+    let left = 50 + (10 * longest + 12).max(40);
+    let top = 60;
+    let bar_x = left + n_cols * cw + 30;
+    let width = (bar_x + 150).max(700);
+    let height = top + n_rows * ch + 75;
+    let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let vmax = m
+        .rates_hz
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let (vtop, step) = nice_scale(vmax);
+    for (r, row) in m.rates_hz.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let (x0, y0) = (left + c as i32 * cw, top + r as i32 * ch);
+            let fill = v.map_or(ABSENT, |v| viridis(v / vtop));
+            root.draw(&Rectangle::new(
+                [(x0, y0), (x0 + cw, y0 + ch)],
+                fill.filled(),
+            ))
+            .map_err(err)?;
+            root.draw(&Rectangle::new([(x0, y0), (x0 + cw, y0 + ch)], WHITE))
+                .map_err(err)?;
+            if text {
+                let (label, tc) = match v {
+                    Some(v) if v / vtop > 0.55 => (format!("{v:.2}"), BLACK),
+                    Some(v) => (format!("{v:.2}"), WHITE),
+                    None => ("n/a".to_string(), RGBColor(80, 80, 80)),
+                };
+                root.draw(&Text::new(
+                    label,
+                    (x0 + cw / 2, y0 + ch / 2),
+                    text_style(13, tc, HPos::Center, VPos::Center),
+                ))
+                .map_err(err)?;
+            }
+        }
+    }
+    // Colour bar: 0 Hz at the bottom.
+    let (bar_top, bar_bottom) = (top, top + n_rows * ch);
+    let bar_h = bar_bottom - bar_top;
+    for k in 0..bar_h {
+        let c = viridis((bar_h - k) as f64 / bar_h as f64);
+        root.draw(&Rectangle::new(
+            [(bar_x, bar_top + k), (bar_x + 22, bar_top + k + 1)],
+            c.filled(),
+        ))
+        .map_err(err)?;
+    }
+    root.draw(&Rectangle::new(
+        [(bar_x, bar_top), (bar_x + 22, bar_bottom)],
+        BLACK,
+    ))
+    .map_err(err)?;
+    // The absent-cell swatch below the bar.
+    let sw_y = bar_bottom + 14;
+    root.draw(&Rectangle::new(
+        [(bar_x, sw_y), (bar_x + 22, sw_y + 16)],
+        ABSENT.filled(),
+    ))
+    .map_err(err)?;
+    if text {
+        root.draw(&Text::new(
+            title,
+            (width / 2, 18),
+            text_style(22, BLACK, HPos::Center, VPos::Top),
+        ))
+        .map_err(err)?;
+        let n_ticks = (vtop / step).round() as i32;
+        for k in 0..=n_ticks {
+            let v = k as f64 * step;
+            let y = bar_bottom - (v / vtop * bar_h as f64).round() as i32;
+            root.draw(&PathElement::new(
+                vec![(bar_x + 22, y), (bar_x + 27, y)],
+                BLACK,
+            ))
+            .map_err(err)?;
+            root.draw(&Text::new(
+                format!("{v}"),
+                (bar_x + 30, y),
+                text_style(13, BLACK, HPos::Left, VPos::Center),
+            ))
+            .map_err(err)?;
+        }
+        let rot = ("sans-serif", 15)
+            .into_font()
+            .transform(FontTransform::Rotate270)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        root.draw(&Text::new(
+            "mean rate (Hz)",
+            (bar_x + 80, (bar_top + bar_bottom) / 2),
+            rot.clone(),
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            "absent",
+            (bar_x + 30, sw_y + 8),
+            text_style(13, BLACK, HPos::Left, VPos::Center),
+        ))
+        .map_err(err)?;
+        for (r, a) in m.areas.iter().enumerate() {
+            root.draw(&Text::new(
+                a.clone(),
+                (left - 8, top + r as i32 * ch + ch / 2),
+                text_style(14, BLACK, HPos::Right, VPos::Center),
+            ))
+            .map_err(err)?;
+        }
+        for (c, name) in m.columns.iter().enumerate() {
+            root.draw(&Text::new(
+                name.clone(),
+                (left + c as i32 * cw + cw / 2, bar_bottom + 8),
+                text_style(14, BLACK, HPos::Center, VPos::Top),
+            ))
+            .map_err(err)?;
+        }
+        root.draw(&Text::new(
+            "population",
+            (left + n_cols * cw / 2, bar_bottom + 38),
+            text_style(16, BLACK, HPos::Center, VPos::Top),
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new("area", (18, (bar_top + bar_bottom) / 2), rot))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
     Ok(())
 }
 

@@ -1,5 +1,13 @@
 //! `snn-analyze RUN_DIR -o REPORT_DIR`: statistics of a run written to
 //! `stats.json`, `stats.csv` and PNG plots.
+//!
+//! Every run: `stats.json`, `stats.csv` (one row per population),
+//! `raster.png` (the first [`RASTER_MS`] of the window), `rates.png`,
+//! `cv.png`. Runs with areas (see [`crate::areas`]) also get `areas` in
+//! `stats.json`, `areas.csv`, `rates_by_area.png`, `raster_areas.png` and
+//! `rasters/AREA.png` (same raster window and neuron sample as
+//! `raster.png`; `raster_areas.png` shows an evenly spaced subset of the
+//! sample, as many rows as fit its height).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,9 +15,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use snn_formats::output::Staging;
 
+use crate::areas::{self, AreaSummary};
 use crate::error::AnalyzeError;
-use crate::plots::{self, RasterPopulation};
-use crate::run::{load_run, read_summary, Run, RunSummary};
+use crate::plots::{self, RasterArea, RasterPopulation};
+use crate::run::{load_run, read_summary, PopulationInfo, Run, RunSummary};
 use crate::sampling::{sample_indices, stream_rng};
 use crate::stats::{population_stats, PopulationStats, PopulationSummary, StatsOptions, Window};
 
@@ -54,6 +63,9 @@ pub struct StatsFile {
     pub spike_files: usize,
     /// Per-population statistics, in model order.
     pub populations: Vec<PopulationSummary>,
+    /// Per-area statistics, in model order (runs with areas only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub areas: Option<Vec<AreaSummary>>,
     /// Populations of the model without recorded spikes.
     pub unrecorded_populations: Vec<String>,
 }
@@ -254,6 +266,10 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         o.t_stop,
     )?;
     let stats = run_stats(&run, w, &o.stats);
+    let summaries: Vec<PopulationSummary> = stats.iter().map(|s| s.summary.clone()).collect();
+    let infos: Vec<_> = run.populations.iter().map(|p| p.info.clone()).collect();
+    let area_table = areas::has_areas(&run.summary.populations)
+        .then(|| areas::area_summaries(&infos, &summaries, w));
     let file = StatsFile {
         run_dir: o.run_dir.display().to_string(),
         t_start_ms: w.t_start,
@@ -262,7 +278,8 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         pairs: o.stats.pairs,
         seed: o.stats.seed,
         spike_files: run.spike_files.len(),
-        populations: stats.iter().map(|s| s.summary.clone()).collect(),
+        populations: summaries,
+        areas: area_table,
         unrecorded_populations: run.unrecorded.clone(),
     };
     let dir = staging.path().to_path_buf();
@@ -271,6 +288,15 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     json.push('\n');
     write_file(&dir, "stats.json", json.as_bytes())?;
     write_file(&dir, "stats.csv", stats_csv(&file.populations).as_bytes())?;
+    let mut files: Vec<String> = [
+        "stats.json",
+        "stats.csv",
+        "raster.png",
+        "rates.png",
+        "cv.png",
+    ]
+    .map(String::from)
+    .to_vec();
 
     let text = plots::init_font().is_some();
     let rw = Window {
@@ -319,19 +345,119 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         None,
         text,
     )?;
+    if let Some(table) = &file.areas {
+        let run_name = o.run_dir.display().to_string();
+        let recorded = Recorded {
+            infos: &infos,
+            stats: &file.populations,
+            raster: &raster_pops,
+        };
+        files.extend(write_area_outputs(
+            &dir, &run_name, table, &recorded, rw, text,
+        )?);
+    }
     let report_dir = staging.commit()?;
     Ok(AnalysisReport {
         stats: file,
         report_dir,
-        files: [
-            "stats.json",
-            "stats.csv",
-            "raster.png",
-            "rates.png",
-            "cv.png",
-        ]
-        .map(String::from)
-        .to_vec(),
+        files,
         plots_have_text: text,
     })
+}
+
+/// The recorded populations of a run, in model order: element `i` of each
+/// list is population `i`.
+struct Recorded<'a> {
+    infos: &'a [PopulationInfo],
+    stats: &'a [PopulationSummary],
+    /// Its rows of `raster.png`.
+    raster: &'a [RasterPopulation],
+}
+
+/// The outputs of a run with areas: `areas.csv`, `rates_by_area.png`,
+/// `raster_areas.png` and `rasters/AREA.png`, written into `dir`; the
+/// rasters cover `rw`. Returns the names written.
+fn write_area_outputs(
+    dir: &Path,
+    run_name: &str,
+    table: &[AreaSummary],
+    rec: &Recorded,
+    rw: Window,
+    text: bool,
+) -> Result<Vec<String>, AnalyzeError> {
+    let (infos, raster_pops) = (rec.infos, rec.raster);
+    let mut files = Vec::new();
+    write_file(dir, "areas.csv", areas::areas_csv(table).as_bytes())?;
+    files.push("areas.csv".to_string());
+
+    let matrix = areas::rate_matrix(infos, rec.stats);
+    plots::rate_matrix(
+        &dir.join("rates_by_area.png"),
+        &format!("Mean rate by area and population: {run_name}"),
+        &matrix,
+        text,
+    )?;
+    files.push("rates_by_area.png".to_string());
+
+    // Populations coloured by their column in the matrix.
+    let column = |i: usize| {
+        let c = areas::population_in_area(&infos[i]);
+        matrix.columns.iter().position(|x| x == c).unwrap_or(0)
+    };
+    let groups = areas::group_by_area(infos);
+    let rows_px = plots::area_raster_height(groups.len()).saturating_sub(130) as usize;
+    let per_pop = (rows_px / raster_pops.len().max(1)).max(1);
+    let bands: Vec<RasterArea> = groups
+        .iter()
+        .map(|g| RasterArea {
+            name: g.name.clone(),
+            populations: g
+                .populations
+                .iter()
+                .map(|&i| (column(i), evenly_spaced(&raster_pops[i], per_pop)))
+                .collect(),
+        })
+        .collect();
+    plots::area_raster(
+        &dir.join("raster_areas.png"),
+        &format!("Spike raster by area: {run_name}"),
+        &bands,
+        &matrix.columns,
+        rw,
+        text,
+    )?;
+    files.push("raster_areas.png".to_string());
+
+    let sub = dir.join("rasters");
+    std::fs::create_dir(&sub).map_err(|e| AnalyzeError::io(&sub, "create directory", e))?;
+    let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    for (g, file_name) in groups.iter().zip(areas::raster_file_names(&names)) {
+        let members: Vec<RasterPopulation> = g
+            .populations
+            .iter()
+            .map(|&i| raster_pops[i].clone())
+            .collect();
+        let colors: Vec<usize> = g.populations.iter().map(|&i| column(i)).collect();
+        let name = format!("rasters/{file_name}.png");
+        plots::raster_titled(
+            &dir.join(&name),
+            &format!("Spike raster of area {}: {run_name}", g.name),
+            &members,
+            &colors,
+            rw,
+            text,
+        )?;
+        files.push(name);
+    }
+    Ok(files)
+}
+
+/// At most `k` of a population's raster rows, evenly spaced.
+fn evenly_spaced(p: &RasterPopulation, k: usize) -> RasterPopulation {
+    let n = p.trains.len();
+    let k = k.min(n);
+    RasterPopulation {
+        name: p.name.clone(),
+        trains: (0..k).map(|j| p.trains[j * n / k].clone()).collect(),
+    }
 }

@@ -1,15 +1,18 @@
 //! End-to-end tests of the `snn-analyze` binary on synthetic run directories
 //! (spike files written with `SpikeWriter`, a `summary.json`): the values in
 //! `stats.json`/`stats.csv`, valid PNGs, `--force`, `compare` of a run with
-//! itself, and bad input (one-line error naming the file, exit code 1).
+//! itself, bad input (one-line error naming the file, exit code 1), and the
+//! per-area outputs of runs with areas (numbers recomputed here from the
+//! spikes written; none for runs without areas).
 //!
 //! The binary belongs to the root package; it is used from the target
 //! directory when it is newer than the sources it is built from, and built
 //! with `cargo build -p snn --bin snn-analyze` otherwise.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use snn_analysis::sampling::SplitMix64;
@@ -69,6 +72,7 @@ fn bin() -> &'static Path {
             } else {
                 profile
             };
+            let _files = file_lock();
             let out = Command::new(cargo)
                 .args([
                     "build",
@@ -94,12 +98,26 @@ fn bin() -> &'static Path {
     })
 }
 
+/// Held while a test writes spike files and while it starts a process: a
+/// process started meanwhile would inherit the open file (HDF5 does not
+/// open it close-on-exec) with its lock, and another test's `snn-analyze`
+/// could not open the file ("unable to lock file") until it ended.
+fn file_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn analyze(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut c = Command::new(bin());
     for a in args {
         c.arg(a);
     }
-    c.output().unwrap()
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = {
+        let _files = file_lock();
+        c.spawn().unwrap()
+    };
+    child.wait_with_output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -161,6 +179,7 @@ fn make_run_shifted(dir: &Path, shift: Option<usize>) -> Vec<Vec<Vec<f64>>> {
         .map(|i| (0..20).map(|k| 1.0 + i as f64 + 50.0 * k as f64).collect())
         .collect();
     let all = vec![e_trains, i_trains];
+    let _files = file_lock();
     for rank in 0..2u64 {
         let path = dir.join(format!("spikes-rank-{rank:05}.h5"));
         let mut w = SpikeWriter::create(&path, &pops).unwrap();
@@ -465,4 +484,318 @@ fn bad_input_is_one_line_and_exit_1() {
 
     // Nothing was created for any of these.
     assert!(!out.exists());
+}
+
+/// A population of [`make_area_run`]: its name, area and spike trains.
+struct AreaPop {
+    name: String,
+    area: String,
+    trains: Vec<Vec<f64>>,
+}
+
+const AREA_T_STOP: f64 = 500.0;
+
+/// A run (one rank, [0, 500) ms) of a model with areas: population `k`
+/// (counted over all areas) is `AREA_POP` with `3 + 2 (k % 7)` neurons,
+/// Poisson at `4 + 6 (k % 5)` Hz on the 0.1 ms grid.
+fn make_area_run(dir: &Path, areas: &[(&str, &[&str])]) -> Vec<AreaPop> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rng = SplitMix64::new(2026);
+    let mut pops = Vec::new();
+    for (area, names) in areas {
+        for pop in *names {
+            let k = pops.len();
+            let (size, rate_hz) = (3 + 2 * (k % 7), 4.0 + 6.0 * (k % 5) as f64);
+            let trains = (0..size)
+                .map(|_| {
+                    let (mut t, mut tr) = (0.0, Vec::new());
+                    loop {
+                        t += -(1.0 - rng.next_f64()).ln() * 1000.0 / rate_hz;
+                        let tg = (t * 10.0f64).round() / 10.0;
+                        if tg >= AREA_T_STOP {
+                            return tr;
+                        }
+                        if tr.last() != Some(&tg) {
+                            tr.push(tg);
+                        }
+                    }
+                })
+                .collect();
+            pops.push(AreaPop {
+                name: format!("{area}_{pop}"),
+                area: area.to_string(),
+                trains,
+            });
+        }
+    }
+    let names: Vec<String> = pops.iter().map(|p| p.name.clone()).collect();
+    let path = dir.join("spikes-rank-00000.h5");
+    let _files = file_lock();
+    let mut w = SpikeWriter::create(&path, &names).unwrap();
+    for (p, pop) in pops.iter().enumerate() {
+        let mut spikes: Vec<(f64, u64)> = pop
+            .trains
+            .iter()
+            .enumerate()
+            .flat_map(|(i, tr)| tr.iter().map(move |&t| (t, i as u64)))
+            .collect();
+        spikes.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (t, i) in spikes {
+            w.push(p, i, t);
+        }
+    }
+    w.close().unwrap();
+    let entries: Vec<serde_json::Value> = pops
+        .iter()
+        .map(|p| serde_json::json!({"name": p.name, "area": p.area, "size": p.trains.len()}))
+        .collect();
+    let summary = serde_json::json!({
+        "populations": entries,
+        "t_start_ms": 0.0,
+        "t_stop_ms": AREA_T_STOP,
+        "dt_ms": 0.1,
+        "n_ranks": 1,
+    });
+    std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+    pops
+}
+
+/// Width and height of a PNG (from its IHDR chunk).
+fn png_size(p: &Path) -> (u32, u32) {
+    assert!(is_png(p), "{} is not a PNG", p.display());
+    let b = std::fs::read(p).unwrap();
+    let be = |o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+/// Spikes in `[t_start, t_stop)` and neurons of the populations whose name
+/// ends with `kind` (all of them if `kind` is empty).
+fn count(pops: &[&AreaPop], kind: &str, t_start: f64) -> (u64, u64) {
+    let sel = pops.iter().filter(|p| p.name.ends_with(kind));
+    sel.fold((0, 0), |(s, n), p| {
+        let spikes = p
+            .trains
+            .iter()
+            .flatten()
+            .filter(|&&t| t >= t_start && t < AREA_T_STOP)
+            .count();
+        (s + spikes as u64, n + p.trains.len() as u64)
+    })
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+}
+
+/// Four areas (model order V1, 7a, TH, MT; TH lacks 4E and 4I, MT has no
+/// E population): the area table in `stats.json`, `areas.csv` and on
+/// stdout, the rate matrix and the rasters.
+#[test]
+fn areas_get_a_table_a_rate_matrix_and_rasters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    const LAYERS: &[&str] = &["23E", "23I", "4E", "4I"];
+    let areas: [(&str, &[&str]); 4] = [
+        ("V1", LAYERS),
+        ("7a", LAYERS),
+        ("TH", &["23E", "23I", "5E"]),
+        ("MT", &["4I"]),
+    ];
+    let pops = make_area_run(&run, &areas);
+    let report = tmp.path().join("report");
+    let o = analyze(&[&run, &"-o", &report, &"--t-start", &"100"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let t_s = (AREA_T_STOP - 100.0) / 1000.0;
+    let rate = |(spikes, n): (u64, u64)| (n > 0).then(|| spikes as f64 / (n as f64 * t_s));
+    let s = read_json(&report.join("stats.json"));
+    assert_eq!(s["populations"].as_array().unwrap().len(), 12);
+    let json_areas = s["areas"].as_array().unwrap();
+    let csv = std::fs::read_to_string(report.join("areas.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "area,populations,n_neurons,spikes,rate_hz,rate_e_hz,rate_i_hz"
+    );
+    assert_eq!(json_areas.len(), 4);
+    assert_eq!(lines.len(), 5);
+    for (k, (area, names)) in areas.iter().enumerate() {
+        let members: Vec<&AreaPop> = pops.iter().filter(|p| p.area == *area).collect();
+        let (spikes, n) = count(&members, "", 100.0);
+        let (all, e, i) = (
+            rate((spikes, n)),
+            rate(count(&members, "E", 100.0)),
+            rate(count(&members, "I", 100.0)),
+        );
+        assert!(all.is_some() && i.is_some() && e.is_some() == (*area != "MT"));
+        let a = &json_areas[k];
+        assert_eq!(a["area"], *area);
+        assert_eq!(a["populations"], names.len());
+        assert_eq!(a["n_neurons"], n);
+        assert_eq!(a["spikes"], spikes);
+        for (key, want) in [("rate_hz", all), ("rate_e_hz", e), ("rate_i_hz", i)] {
+            match want {
+                Some(want) => {
+                    let got = a[key].as_f64().unwrap();
+                    assert!(close(got, want), "{area} {key}: {got} != {want}");
+                }
+                None => assert!(a[key].is_null(), "{area} {key}: {}", a[key]),
+            }
+        }
+        let cells: Vec<&str> = lines[k + 1].split(',').collect();
+        assert_eq!(
+            cells[..4],
+            [
+                *area,
+                &names.len().to_string(),
+                &n.to_string(),
+                &spikes.to_string()
+            ]
+        );
+        assert_eq!(cells.len(), 7);
+        for (cell, want) in cells[4..].iter().zip([all, e, i]) {
+            match want {
+                Some(want) => {
+                    let got: f64 = cell.parse().unwrap();
+                    assert!(close(got, want), "{area} csv {cell} != {want}");
+                }
+                None => assert_eq!(*cell, "", "{area}"),
+            }
+        }
+    }
+    // The area rate weighs populations by size: not the mean of their rates.
+    let pop_rates: Vec<f64> = s["populations"].as_array().unwrap()[..4]
+        .iter()
+        .map(|p| p["rate_mean_hz"].as_f64().unwrap())
+        .collect();
+    let unweighted = pop_rates.iter().sum::<f64>() / 4.0;
+    assert!((json_areas[0]["rate_hz"].as_f64().unwrap() - unweighted).abs() > 1e-6);
+
+    let (w, h) = png_size(&report.join("rates_by_area.png"));
+    assert!(
+        (600..=3000).contains(&w) && (200..=3000).contains(&h),
+        "{w}x{h}"
+    );
+    let (w, h) = png_size(&report.join("raster_areas.png"));
+    assert!(
+        (1000..=3000).contains(&w) && (500..=4000).contains(&h),
+        "{w}x{h}"
+    );
+    let mut rasters: Vec<String> = std::fs::read_dir(report.join("rasters"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    rasters.sort();
+    assert_eq!(rasters, ["7a.png", "MT.png", "TH.png", "V1.png"]);
+    for r in &rasters {
+        let (w, h) = png_size(&report.join("rasters").join(r));
+        assert!(w >= 800 && h >= 600, "{r}: {w}x{h}");
+    }
+
+    // stdout: the area table (areas in model order), then (10 populations)
+    // the population table.
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    let head = lines
+        .iter()
+        .position(|l| l.starts_with("area "))
+        .expect(&out);
+    let rows: Vec<Vec<&str>> = lines[head + 1..head + 5]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(names, ["V1", "7a", "TH", "MT"], "{out}");
+    // TH: 3 populations; MT: no E population.
+    assert_eq!(rows[2][1], "3", "{out}");
+    assert_eq!(rows[3][5], "-", "{out}");
+    assert!(
+        out.contains("\npopulation ") && out.contains("\nTH_23I "),
+        "{out}"
+    );
+    assert!(out.contains("rasters/*.png (4 files)"), "{out}");
+}
+
+/// More than 40 populations with areas: stdout has the area table and a
+/// pointer to stats.csv instead of the population table (which stays
+/// whole in stats.json and stats.csv).
+#[test]
+fn many_populations_print_the_area_table_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    const LAYERS: &[&str] = &["23E", "23I", "4E", "4I", "5E", "5I", "6E", "6I"];
+    let areas: Vec<(&str, &[&str])> = ["V1", "V2", "V4", "MT", "46", "FEF"]
+        .iter()
+        .map(|a| (*a, LAYERS))
+        .collect();
+    make_area_run(&run, &areas);
+    let report = tmp.path().join("report");
+    let o = analyze(&[&run, &"-o", &report]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l.starts_with("FEF ")), "{out}");
+    assert!(!out.contains("V1_23E"), "{out}");
+    let pointer = format!(
+        "48 populations: per-population statistics in {}",
+        report.join("stats.csv").display()
+    );
+    assert!(out.contains(&pointer), "{out}");
+    let csv = std::fs::read_to_string(report.join("stats.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 49);
+    assert_eq!(
+        read_json(&report.join("stats.json"))["areas"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(
+        std::fs::read_dir(report.join("rasters")).unwrap().count(),
+        6
+    );
+}
+
+/// Runs without areas (no `area` field, or every population its own area)
+/// get none of the area outputs and the same stdout.
+#[test]
+fn runs_without_areas_have_no_area_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    make_run(&run);
+    let o = analyze(&[&run, &"-o", &tmp.path().join("a")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same populations, each its own area (as snn-sim writes them now).
+    let summary = run.join("summary.json");
+    let mut s = read_json(&summary);
+    for p in s["populations"].as_array_mut().unwrap() {
+        p["area"] = p["name"].clone();
+    }
+    std::fs::write(&summary, s.to_string()).unwrap();
+    let o2 = analyze(&[&run, &"-o", &tmp.path().join("b")]);
+    assert!(o2.status.success(), "{}", stderr(&o2));
+    let strip = |o: &Output, d: &str| {
+        String::from_utf8_lossy(&o.stdout).replace(&tmp.path().join(d).display().to_string(), "R")
+    };
+    assert_eq!(strip(&o, "a"), strip(&o2, "b"));
+    for d in ["a", "b"] {
+        let report = tmp.path().join(d);
+        let mut names: Vec<String> = std::fs::read_dir(&report)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "cv.png",
+                "raster.png",
+                "rates.png",
+                "stats.csv",
+                "stats.json"
+            ]
+        );
+        assert!(read_json(&report.join("stats.json")).get("areas").is_none());
+    }
+    let out = strip(&o, "a");
+    assert!(!out.lines().any(|l| l.starts_with("area ")), "{out}");
 }
