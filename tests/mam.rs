@@ -594,6 +594,129 @@ fn network_and_spikes_are_the_same_for_any_ranks_placement_and_exchange() {
     });
 }
 
+/// The dynamics at N = K = 0.006 against NEST 3.10 running the same model
+/// (`tests/reference/mam_nest.py`, its results in
+/// `tests/reference/data/mam_nest_stats.json`, seeds 1 to 10): both
+/// states, our seeds 1, 2, 3 (each the network's and the simulation's seed,
+/// as NEST's `rng_seed` is), 500 ms presimulation and 2000 ms recorded,
+/// statistics of the recorded window by `snn-analyze`'s definitions (the
+/// same as the script's). The network-mean rate (mean over our seeds) must
+/// be within 5 % of NEST's, and at least 95 % of the populations' mean rates
+/// and mean CVs of ISI within three of NEST's seed-to-seed standard
+/// deviations of NEST's mean.
+#[test]
+fn mam_dynamics_match_nest() {
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("tests/reference/data/mam_nest_stats.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    for (state, extra) in [("ground", &GROUND[..]), ("metastable", &[][..])] {
+        let nest = &reference["states"][state];
+        let mut rates: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut cvs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut network_rates = Vec::new();
+        for seed in [1u64, 2, 3] {
+            // As in NEST, where the seed redraws the connectivity too: at
+            // this size the network drawn moves population rates by more
+            // than the input and initial state do.
+            let mut over = extra.to_vec();
+            over.extend(SMALL);
+            let network_seed = format!("network.seed={seed}");
+            over.push(&network_seed);
+            let net = tmp.path().join(format!("net-{state}-{seed}"));
+            common::build(&mam_config(&over), &net, 1, 2);
+            let run = tmp.path().join(format!("run-{state}-{seed}"));
+            pool.install(|| simulate(&net, &run, CommMode::P2p, 500.0, 2000.0, seed));
+            let report = snn_analysis::report::analyze_run(&snn_analysis::report::AnalyzeOptions {
+                run_dir: run,
+                report_dir: tmp.path().join(format!("report-{state}-{seed}")),
+                t_start: Some(500.0),
+                t_stop: Some(2500.0),
+                force: true,
+                stats: Default::default(),
+                raster_neurons: 5,
+            })
+            .unwrap();
+            let (mut spikes, mut neurons) = (0.0, 0.0);
+            for p in report.stats.populations {
+                let (r, n) = (p.rate_mean_hz.unwrap(), p.neurons as f64);
+                spikes += r * n;
+                neurons += n;
+                rates.entry(p.name.clone()).or_default().push(r);
+                if let Some(cv) = p.cv_isi_mean {
+                    cvs.entry(p.name.clone()).or_default().push(cv);
+                }
+            }
+            network_rates.push(spikes / neurons);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let ours = mean(&network_rates);
+        let theirs = nest["network_rate_hz"]["mean"].as_f64().unwrap();
+        println!(
+            "{state}: network rate {ours:.3} Hz (seeds {network_rates:.3?}), NEST {theirs:.3} Hz ({:+.1} %)",
+            100.0 * (ours / theirs - 1.0)
+        );
+        // Seed-to-seed spread of population rates (sd / mean over our
+        // seeds), for the record beside NEST's.
+        let mut spread: Vec<f64> = rates
+            .values()
+            .filter(|v| mean(v) > 0.0)
+            .map(|v| {
+                let m = mean(v);
+                let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+                var.sqrt() / m
+            })
+            .collect();
+        spread.sort_by(f64::total_cmp);
+        let q = |f: f64| spread[((spread.len() - 1) as f64 * f).round() as usize];
+        println!(
+            "{state}: seed-to-seed spread of population rates: median {:.3}, 90th percentile {:.3}",
+            q(0.5),
+            q(0.9)
+        );
+        if (ours / theirs - 1.0).abs() > 0.05 {
+            failures.push(format!(
+                "{state}: network rate {ours:.3} vs NEST {theirs:.3} Hz"
+            ));
+        }
+        for (what, ours, key) in [("rate", &rates, "rate_hz"), ("CV ISI", &cvs, "cv_isi")] {
+            let (mut inside, mut tested, mut worst) = (0, 0, Vec::new());
+            for (name, v) in ours {
+                let (Some(m), Some(sd)) = (
+                    nest["mean_over_seeds"][name][key].as_f64(),
+                    nest["sd_over_seeds"][name][key].as_f64(),
+                ) else {
+                    continue;
+                };
+                if v.len() < 3 {
+                    continue;
+                }
+                tested += 1;
+                let z = (mean(v) - m) / sd.max(1e-12);
+                if z.abs() <= 3.0 {
+                    inside += 1;
+                } else {
+                    worst.push(format!("{name} {:.3} vs {m:.3} ({z:+.1} sd)", mean(v)));
+                }
+            }
+            println!(
+                "{state}: {what}: {inside} of {tested} populations within 3 sd of NEST; outside: {worst:?}"
+            );
+            if tested < 200 || (inside as f64) < 0.95 * tested as f64 {
+                failures.push(format!("{state}: {what}: {inside} of {tested} within 3 sd"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 /// A `[mam]` config over edited copies of the data files: every mistake is
 /// one line naming the data file and the field, and no output is left.
 #[test]
