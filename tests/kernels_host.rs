@@ -714,7 +714,7 @@ fn simulate_both(
         for (r, e) in engines.iter().enumerate() {
             let mut all = deliveries[r].clone();
             all.extend(&received[r]);
-            events += e.deliver(&all);
+            events += e.deliver(&all).unwrap();
         }
         // Device: update, compare, deliver own spikes from device memory
         // (unsorted), then the received ones.

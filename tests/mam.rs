@@ -8,7 +8,6 @@
 //! against NEST 3.10 are in `mam_dynamics_match_nest`.
 
 mod common;
-#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;

@@ -8,13 +8,35 @@
 //! late never changes what a neuron sees.
 //!
 //! Synaptic input is accumulated in integer fixed point (the weights stored
-//! in the shard, `i64` sums, atomic adds), so the sum does not depend on the
-//! order in which spikes are delivered: threads and ranks cannot change it.
-//! Floating point is used only inside the neuron update.
+//! in the shard, `i64` sums), so the sum does not depend on the order in
+//! which spikes are delivered: threads and ranks cannot change it. Floating
+//! point is used only inside the neuron update.
 //!
-//! Ring buffer: `slots = max_delay + 1` rows of `n_local` `i64` per receptor
-//! (excitatory: weight >= 0, inhibitory: weight < 0); row `t % slots` holds
-//! the input arriving in step `t` and is cleared when read.
+//! # Workers
+//!
+//! The rank's local neurons are split into contiguous ranges, one per member
+//! of a persistent [`Team`] of threads (the calling thread and `threads - 1`
+//! others), balanced by neuron count at population-chunk granularity. A
+//! worker owns everything of its range: the neuron states, the Poisson
+//! caches and its part of the ring buffers. Two jobs per interval, each one
+//! wake-up of the team:
+//!
+//! * [`Engine::update`]: each worker advances its neurons through the
+//!   interval's steps on its own (nothing a neuron reads within an interval
+//!   is written by another worker), collecting spikes per step; the engine
+//!   concatenates them in worker order, which is local-index order;
+//! * [`Engine::deliver`]: every worker goes through all of the interval's
+//!   spikes and adds, with plain (not atomic) adds into memory no other
+//!   thread touches, the part of each spike's row that targets its own
+//!   neurons. A row is sorted by target (the shard's canonical order), so
+//!   that part is one contiguous run; its bounds are found once, at start,
+//!   for every row and worker.
+//!
+//! Ring buffer: `slots = max_delay + 1` rows; the worker's part of row `r`
+//! holds, for each of its neurons, the excitatory (weight >= 0) and the
+//! inhibitory (weight < 0) input sum arriving in step `t` with `t % slots ==
+//! r`, side by side (one cache line per neuron and step); it is cleared when
+//! read.
 //!
 //! # Checkpoints
 //!
@@ -26,29 +48,32 @@
 //! be saved. The state is the step counter, the neuron state (per
 //! population, in local order) and the ring buffers (rows in order of
 //! arrival step, starting with the current step, so the layout does not
-//! depend on where the ring's start happens to be). The Poisson drive and
-//! spike generators are pure functions of (seed, neuron, step) and hold no
-//! state; the cache of Poisson words is simply invalidated on restore.
+//! depend on where the ring's start happens to be, nor on the number of
+//! workers). The Poisson drive and spike generators are pure functions of
+//! (seed, neuron, step) and hold no state; the cache of Poisson words is
+//! simply invalidated on restore.
 //!
 //! Interval boundaries need not be multiples of the interval: any split of
 //! the steps into pieces of at most `D` steps gives the same results, since
 //! a spike emitted in step `s` of a piece that ends at `e` arrives at
 //! `s + d >= s + D >= e` and input sums do not depend on delivery order.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::ops::Range;
+use std::sync::{Mutex, MutexGuard};
 
-use rayon::prelude::*;
 use snn_formats::checkpoint::Section;
 use snn_formats::model::Model;
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
-use crate::input::{generator_steps, initial_v_m, poisson_words};
+use crate::input::{generator_steps, initial_v_m, poisson_words, poisson_words_x32};
 use crate::layout::{self, PoissonDrive};
 use crate::neuron::Block;
+use crate::team::Team;
 use crate::{state, SimError};
 
-/// Neurons per parallel work item.
+/// Neurons per chunk (a chunk is a piece of one population within one
+/// worker's range: the unit of neuron state and Poisson words).
 const CHUNK: usize = 1024;
 
 enum Dynamics {
@@ -62,13 +87,207 @@ struct Chunk {
     start: usize,
     len: usize,
     dynamics: Dynamics,
+    /// Global ids of the chunk's neurons (for the Poisson words).
+    gids: Vec<u64>,
+    /// Poisson words for the emission-step block `poisson_block` (see
+    /// `input::poisson_words`), word by word: word `w` of neuron `i` at
+    /// `w * len + i`.
+    poisson_cache: Vec<u32>,
+    poisson_block: u64,
+}
+
+/// What one worker owns: a contiguous range of local neurons.
+struct Worker {
+    /// First local index.
+    start: usize,
+    /// Neurons.
+    len: usize,
+    chunks: Vec<Chunk>,
+    /// `slots` rows of `len` (excitatory, inhibitory) pairs.
+    ring: Vec<i64>,
+    /// Input of the current step, pA, and Poisson counts (scratch of one
+    /// chunk).
     in_ex: Vec<f64>,
     in_in: Vec<f64>,
-    spikes: Vec<u32>,
-    /// Poisson words of each neuron for the emission-step block
-    /// `poisson_block` (see `input::poisson_words`).
-    poisson_cache: Vec<[u32; 4]>,
-    poisson_block: u64,
+    counts: Vec<u32>,
+    /// Spikes (local indices, increasing) of each step of the current
+    /// update, and scratch for one chunk's.
+    spikes: Vec<Vec<u32>>,
+    chunk_spikes: Vec<u32>,
+    /// Synapses met by a delivery whose target is not this worker's
+    /// (a row out of canonical order: a damaged shard).
+    misrouted: u64,
+}
+
+/// The read-only parts of a step that every worker shares.
+struct StepCtx<'a> {
+    d: &'a ArchivedShardData,
+    poisson: &'a [Option<PoissonDrive>],
+    seed: u64,
+    slots: u64,
+    weight_scale: f64,
+}
+
+impl Worker {
+    /// Advance this worker's neurons through steps `t0..t0 + n`, leaving
+    /// the spikes of step `t0 + k` in `spikes[k]`: with AVX2 where the CPU
+    /// has it (the neuron updates and input sums then run four neurons per
+    /// instruction; the same IEEE operations in the same order, so the
+    /// same bits).
+    fn steps(&mut self, cx: &StepCtx, t0: u64, n: usize) {
+        if self.spikes.len() < n {
+            self.spikes.resize_with(n, Vec::new);
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above), the
+                // only requirement of `steps_avx2`.
+                unsafe { self.steps_avx2(cx, t0, n) };
+                return;
+            }
+        }
+        for k in 0..n {
+            self.step(cx, t0 + k as u64, k);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn steps_avx2(&mut self, cx: &StepCtx, t0: u64, n: usize) {
+        for k in 0..n {
+            self.step(cx, t0 + k as u64, k);
+        }
+    }
+
+    /// Advance this worker's neurons by one step `t`, leaving its spikes in
+    /// `spikes[k]`.
+    #[inline(always)]
+    fn step(&mut self, cx: &StepCtx, t: u64, k: usize) {
+        let n = self.len;
+        let slot = (t % cx.slots) as usize;
+        let Worker {
+            start,
+            chunks,
+            ring,
+            in_ex,
+            in_in,
+            counts,
+            spikes,
+            chunk_spikes,
+            ..
+        } = self;
+        let row = &mut ring[2 * slot * n..2 * (slot + 1) * n];
+        let out = &mut spikes[k];
+        out.clear();
+        for c in chunks.iter_mut() {
+            let drive = cx.poisson[c.pop].as_ref();
+            // The Poisson words of the emission step whose input arrives now.
+            let mut word = None;
+            if let Some(p) = drive {
+                if t >= p.delay_steps {
+                    let e = t - p.delay_steps;
+                    if c.poisson_block != e >> 2 {
+                        c.poisson_block = e >> 2;
+                        refill_poisson(cx.seed, &c.gids, e >> 2, &mut c.poisson_cache);
+                    }
+                    word = Some((p, (e & 3) as usize));
+                }
+            }
+            let cells = &mut row[2 * (c.start - *start)..2 * (c.start - *start + c.len)];
+            let (ie, ii) = (&mut in_ex[..c.len], &mut in_in[..c.len]);
+            let scale = cx.weight_scale;
+            if let Some((p, w)) = word {
+                // Poisson counts, then the inputs; the drive's receptor is
+                // fixed by the sign of its weight.
+                let counts = &mut counts[..c.len];
+                p.table
+                    .sample_all(&c.poisson_cache[w * c.len..(w + 1) * c.len], counts);
+                let (wf, r) = (p.weight_fixed, usize::from(p.weight_fixed < 0));
+                for (cell, &k) in cells.chunks_exact_mut(2).zip(counts.iter()) {
+                    cell[r] += k as i64 * wf;
+                }
+            }
+            for ((cell, e), i) in cells.chunks_exact(2).zip(ie.iter_mut()).zip(ii.iter_mut()) {
+                *e = cell[0] as f64 * scale;
+                *i = cell[1] as f64 * scale;
+            }
+            cells.fill(0);
+            chunk_spikes.clear();
+            match &mut c.dynamics {
+                Dynamics::Neurons(b) => b.step(0..c.len, ie, ii, chunk_spikes),
+                Dynamics::Generator(steps) => {
+                    if steps.binary_search(&t).is_ok() {
+                        chunk_spikes.extend(0..c.len as u32);
+                    }
+                }
+            }
+            out.extend(chunk_spikes.iter().map(|&i| c.start as u32 + i));
+        }
+    }
+
+    /// Add this worker's part of the rows of `spikes` (`(step, row)`) into
+    /// its ring; `parts(row)` is the run of the row's synapses that target
+    /// this worker's neurons.
+    fn deliver(
+        &mut self,
+        cx: &StepCtx,
+        spikes: &[(u64, u32)],
+        parts: impl Fn(usize) -> Range<usize>,
+    ) {
+        let d = cx.d;
+        let tb = d.target_bits.to_native();
+        let mask = (1u32 << tb) - 1;
+        let (start, n) = (self.start as u32, self.len);
+        let slots = cx.slots;
+        let td_all = &d.syn_target_delay[..];
+        let w_all = &d.syn_weight[..];
+        let ring = &mut self.ring[..];
+        let mut misrouted = 0u64;
+        for &(s, row) in spikes {
+            let base = s % slots;
+            let r = parts(row as usize);
+            for (td, w) in td_all[r.clone()].iter().zip(&w_all[r]) {
+                let td = td.to_native();
+                let target = (td & mask).wrapping_sub(start) as usize;
+                if target >= n {
+                    misrouted += 1;
+                    continue;
+                }
+                let mut slot = base + (td >> tb) as u64;
+                if slot >= slots {
+                    slot -= slots;
+                }
+                let w = w.to_native();
+                let cell = 2 * (slot as usize * n + target) + usize::from(w < 0);
+                // `slot < slots` (a delay is below `slots`, checked at
+                // start) and `target < n`: the index is inside the ring.
+                ring[cell] += w as i64;
+            }
+        }
+        self.misrouted += misrouted;
+    }
+}
+
+/// Fill `cache` with the Poisson words of `gids` for block `block`, word
+/// by word (see `Chunk::poisson_cache`).
+fn refill_poisson(seed: u64, gids: &[u64], block: u64, cache: &mut Vec<u32>) {
+    let n = gids.len();
+    cache.resize(4 * n, 0);
+    let mut at = 0;
+    for g in gids.chunks_exact(32) {
+        let g: &[u64; 32] = g.try_into().unwrap_or(&[0; 32]);
+        let words = poisson_words_x32(seed, g, block);
+        for (w, lanes) in words.iter().enumerate() {
+            cache[w * n + at..w * n + at + 32].copy_from_slice(lanes);
+        }
+        at += 32;
+    }
+    for (i, &g) in gids.iter().enumerate().skip(at) {
+        for (w, &x) in poisson_words(seed, g, block).iter().enumerate() {
+            cache[w * n + i] = x;
+        }
+    }
 }
 
 /// One rank's simulation state.
@@ -77,9 +296,11 @@ pub struct Engine {
     shard: Shard,
     seed: u64,
     n_local: usize,
-    chunks: Vec<Chunk>,
-    ring_ex: Vec<AtomicI64>,
-    ring_in: Vec<AtomicI64>,
+    workers: Vec<Mutex<Worker>>,
+    /// Per row, the offsets (from the row's start) where the synapses of
+    /// workers `1..n_workers` begin: `n_workers - 1` entries per row.
+    splits: Vec<u32>,
+    team: Team,
     slots: u64,
     weight_scale: f64,
     step: u64,
@@ -106,9 +327,17 @@ pub struct StepSpikes {
     pub local: Vec<u32>,
 }
 
+/// Lock a worker (a poisoned lock only means a panic in an earlier job,
+/// which was propagated then).
+fn lock(w: &Mutex<Worker>) -> MutexGuard<'_, Worker> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Engine {
     /// Set up rank state from a shard: neuron state with initial potentials
-    /// drawn from `seed`, empty ring buffers, step 0.
+    /// drawn from `seed`, empty ring buffers, step 0. The work is split
+    /// over `rayon::current_num_threads()` workers (at most one per 64
+    /// neurons).
     pub fn new(
         model: Model,
         shard: Shard,
@@ -119,35 +348,92 @@ impl Engine {
         let d = shard.data();
         let n_local = d.local_to_global.len();
         let dt = model.dt_ms;
-        // Chunks: contiguous local ranges inside one population.
-        let mut chunks = Vec::new();
+        let slots = max_delay_steps.max(1) as u64 + 1;
+        if d.max_delay_steps.to_native() >= slots as u32 {
+            return Err(SimError::Internal(format!(
+                "the shard's delays reach {} steps, beyond the network's {max_delay_steps}",
+                d.max_delay_steps.to_native()
+            )));
+        }
         let ranges = layout::population_ranges(&model, d)?;
         let pop_first_local = ranges.iter().map(|r| r.start).collect();
-        for ((pi, p), r) in model.populations.iter().enumerate().zip(&ranges) {
-            let (a, l) = (r.start, r.end);
-            let mut s = a;
-            while s < l {
-                let len = CHUNK.min(l - s);
-                let gid0 = |i: usize| d.local_to_global[s + i].to_native() - p.first_id;
-                let v0 = |i: usize| initial_v_m(seed, pi, gid0(i), &p.v_m_init);
-                let dynamics = match Block::new(&p.params, dt, len, v0) {
-                    Some(b) => Dynamics::Neurons(Box::new(b)),
-                    None => Dynamics::Generator(generator_steps(&p.params.spike_times, dt)),
-                };
-                chunks.push(Chunk {
-                    pop: pi,
-                    start: s,
-                    len,
-                    dynamics,
-                    in_ex: vec![0.0; len],
-                    in_in: vec![0.0; len],
-                    spikes: Vec::new(),
-                    poisson_cache: Vec::new(),
-                    poisson_block: u64::MAX,
-                });
-                s += len;
-            }
+        // Worker ranges: contiguous, about equal in neurons, cut at
+        // multiples of 32 neurons within a population (whole groups of the
+        // vectorised Poisson words) or between populations.
+        let n_workers = rayon::current_num_threads()
+            .min(n_local.div_ceil(64))
+            .max(1);
+        let mut boundaries: Vec<usize> = ranges
+            .iter()
+            .flat_map(|r| (r.start..r.end).step_by(32).chain([r.end]))
+            .collect();
+        boundaries.sort_unstable();
+        let mut cuts: Vec<usize> = (0..n_workers)
+            .map(|w| {
+                let want = n_local * w / n_workers;
+                boundaries[boundaries
+                    .partition_point(|&b| b < want)
+                    .min(boundaries.len() - 1)]
+            })
+            .collect();
+        cuts[0] = 0;
+        cuts.push(n_local);
+        cuts.dedup();
+        if cuts.len() < 2 {
+            // No local neurons: one worker with nothing to do.
+            cuts = vec![0, n_local];
         }
+        let mut workers = Vec::with_capacity(cuts.len() - 1);
+        for wr in cuts.windows(2) {
+            let (ws, we) = (wr[0], wr[1]);
+            let mut chunks = Vec::new();
+            for ((pi, p), r) in model.populations.iter().enumerate().zip(&ranges) {
+                let (a, l) = (r.start.max(ws), r.end.min(we));
+                let mut s = a;
+                while s < l {
+                    let len = CHUNK.min(l - s);
+                    let gid0 = |i: usize| d.local_to_global[s + i].to_native() - p.first_id;
+                    let v0 = |i: usize| initial_v_m(seed, pi, gid0(i), &p.v_m_init);
+                    let dynamics = match Block::new(&p.params, dt, len, v0) {
+                        Some(b) => Dynamics::Neurons(Box::new(b)),
+                        None => Dynamics::Generator(generator_steps(&p.params.spike_times, dt)),
+                    };
+                    chunks.push(Chunk {
+                        pop: pi,
+                        start: s,
+                        len,
+                        dynamics,
+                        gids: (s..s + len)
+                            .map(|l| d.local_to_global[l].to_native())
+                            .collect(),
+                        poisson_cache: Vec::with_capacity(4 * len),
+                        poisson_block: u64::MAX,
+                    });
+                    s += len;
+                }
+            }
+            let len = we - ws;
+            workers.push(Mutex::new(Worker {
+                start: ws,
+                len,
+                chunks,
+                ring: vec![0; 2 * slots as usize * len],
+                in_ex: vec![0.0; CHUNK],
+                in_in: vec![0.0; CHUNK],
+                counts: vec![0; CHUNK],
+                spikes: Vec::new(),
+                chunk_spikes: Vec::with_capacity(CHUNK),
+                misrouted: 0,
+            }));
+        }
+        let starts: Vec<u32> = workers.iter().map(|w| lock(w).start as u32).collect();
+        let splits = row_splits(d, &starts[1..]);
+        let team = Team::new(workers.len()).map_err(|e| {
+            SimError::Invalid(format!(
+                "cannot start {} worker threads: {e}",
+                workers.len()
+            ))
+        })?;
         let frac = model.weight_frac_bits;
         let weight_scale = 1.0 / (2f64).powi(frac as i32);
         let poisson = model
@@ -160,16 +446,14 @@ impl Engine {
             send_entries,
             needs_local,
         } = layout::Routing::new(&model, d)?;
-        let slots = max_delay_steps.max(1) as u64 + 1;
-        let ring = |n: usize| (0..n).map(|_| AtomicI64::new(0)).collect::<Vec<_>>();
         Ok(Engine {
-            ring_ex: ring(slots as usize * n_local),
-            ring_in: ring(slots as usize * n_local),
             model,
             shard,
             seed,
             n_local,
-            chunks,
+            workers,
+            splits,
+            team,
             slots,
             weight_scale,
             step: 0,
@@ -323,80 +607,36 @@ impl Engine {
         self.n_local
     }
 
+    /// The worker owning local neuron `l`.
+    fn worker_of(&self, l: usize) -> MutexGuard<'_, Worker> {
+        let w = self
+            .workers
+            .partition_point(|w| {
+                let w = lock(w);
+                w.start + w.len <= l
+            })
+            .min(self.workers.len() - 1);
+        lock(&self.workers[w])
+    }
+
     /// Membrane potential of local neuron `l` (NaN for generators).
     pub fn v_m(&self, l: usize) -> f64 {
-        let c = &self.chunks[self.chunks.partition_point(|c| c.start + c.len <= l)];
+        let w = self.worker_of(l);
+        let c = &w.chunks[w.chunks.partition_point(|c| c.start + c.len <= l)];
         match &c.dynamics {
             Dynamics::Neurons(b) => b.v_m(l - c.start),
             Dynamics::Generator(_) => f64::NAN,
         }
     }
 
-    /// Advance one step; returns the local indices that spiked.
-    fn update_step(&mut self) -> StepSpikes {
-        let t = self.step;
-        let n = self.n_local;
-        let slot = (t % self.slots) as usize;
-        let row_ex = &self.ring_ex[slot * n..(slot + 1) * n];
-        let row_in = &self.ring_in[slot * n..(slot + 1) * n];
-        let scale = self.weight_scale;
-        let seed = self.seed;
-        let poisson = &self.poisson;
-        let d = self.shard.data();
-        self.chunks.par_iter_mut().with_min_len(4).for_each(|c| {
-            c.spikes.clear();
-            let drive = poisson[c.pop].as_ref();
-            // Refill the cache of Poisson words every fourth emission step.
-            let mut word = 0usize;
-            if let Some(p) = drive {
-                if t >= p.delay_steps {
-                    let e = t - p.delay_steps;
-                    if c.poisson_block != e >> 2 {
-                        c.poisson_block = e >> 2;
-                        c.poisson_cache.clear();
-                        c.poisson_cache.extend((0..c.len).map(|i| {
-                            poisson_words(seed, d.local_to_global[c.start + i].to_native(), e >> 2)
-                        }));
-                    }
-                    word = (e & 3) as usize;
-                }
-            }
-            for i in 0..c.len {
-                let l = c.start + i;
-                // No delivery runs during the update phase, so a plain load
-                // and store (no locked exchange) is enough.
-                let mut ex = row_ex[l].load(Ordering::Relaxed);
-                let mut inh = row_in[l].load(Ordering::Relaxed);
-                row_ex[l].store(0, Ordering::Relaxed);
-                row_in[l].store(0, Ordering::Relaxed);
-                if let Some(p) = drive {
-                    if t >= p.delay_steps {
-                        let k = p.table.sample(c.poisson_cache[i][word]) as i64;
-                        if p.weight_fixed >= 0 {
-                            ex += k * p.weight_fixed;
-                        } else {
-                            inh += k * p.weight_fixed;
-                        }
-                    }
-                }
-                c.in_ex[i] = ex as f64 * scale;
-                c.in_in[i] = inh as f64 * scale;
-            }
-            match &mut c.dynamics {
-                Dynamics::Neurons(b) => b.step(0..c.len, &c.in_ex, &c.in_in, &mut c.spikes),
-                Dynamics::Generator(steps) => {
-                    if steps.binary_search(&t).is_ok() {
-                        c.spikes.extend(0..c.len as u32);
-                    }
-                }
-            }
-        });
-        let mut local = Vec::new();
-        for c in &self.chunks {
-            local.extend(c.spikes.iter().map(|&i| c.start as u32 + i));
+    fn step_ctx(&self) -> StepCtx<'_> {
+        StepCtx {
+            d: self.shard.data(),
+            poisson: &self.poisson,
+            seed: self.seed,
+            slots: self.slots,
+            weight_scale: self.weight_scale,
         }
-        self.step += 1;
-        StepSpikes { step: t, local }
     }
 
     /// Update `n_steps` steps (at most one interval) and return the spikes of
@@ -404,46 +644,81 @@ impl Engine {
     /// from other ranks) before the next interval.
     pub fn update(&mut self, n_steps: u64) -> Vec<StepSpikes> {
         debug_assert!(n_steps <= self.interval);
-        (0..n_steps).map(|_| self.update_step()).collect()
+        let t0 = self.step;
+        let k = n_steps as usize;
+        {
+            let cx = self.step_ctx();
+            let workers = &self.workers;
+            self.team.run(&|m| {
+                if let Some(w) = workers.get(m) {
+                    lock(w).steps(&cx, t0, k);
+                }
+            });
+        }
+        self.step += n_steps;
+        let mut out: Vec<StepSpikes> = (0..k)
+            .map(|i| StepSpikes {
+                step: t0 + i as u64,
+                local: Vec::new(),
+            })
+            .collect();
+        for w in &self.workers {
+            let w = lock(w);
+            for (o, s) in out.iter_mut().zip(&w.spikes) {
+                o.local.extend_from_slice(s);
+            }
+        }
+        out
     }
 
     /// Deliver spikes: `(step, row)` pairs, `row` being a local neuron index
     /// or `n_local + image index` for spikes of remote neurons. Returns the
-    /// number of synaptic events.
-    pub fn deliver(&self, spikes: &[(u64, u32)]) -> u64 {
+    /// number of synaptic events. A row whose synapses are not in target
+    /// order (a damaged shard that passed its checks) is an error.
+    pub fn deliver(&self, spikes: &[(u64, u32)]) -> Result<u64, SimError> {
         let d = self.shard.data();
-        let tb = d.target_bits.to_native();
-        let mask = (1u32 << tb) - 1;
-        let n = self.n_local;
-        let slots = self.slots;
-        let (ring_ex, ring_in) = (&self.ring_ex, &self.ring_in);
-        let one = |&(s, row): &(u64, u32)| {
-            let a = d.row_ptr[row as usize].to_native() as usize;
-            let b = d.row_ptr[row as usize + 1].to_native() as usize;
-            for i in a..b {
-                let td = d.syn_target_delay[i].to_native();
-                let target = (td & mask) as usize;
-                let slot = ((s + (td >> tb) as u64) % slots) as usize;
-                let w = d.syn_weight[i].to_native() as i64;
-                let cell = if w >= 0 {
-                    &ring_ex[slot * n + target]
-                } else {
-                    &ring_in[slot * n + target]
-                };
-                cell.fetch_add(w, Ordering::Relaxed);
-            }
-        };
-        if spikes.len() < 64 {
-            spikes.iter().for_each(one);
-        } else {
-            spikes.par_iter().with_min_len(16).for_each(one);
+        let n_rows = d.row_ptr.len() - 1;
+        if let Some(&(_, row)) = spikes.iter().find(|&&(_, r)| r as usize >= n_rows) {
+            return Err(SimError::Internal(format!(
+                "delivery of row {row} of {n_rows}"
+            )));
         }
-        spikes
+        let events = spikes
             .iter()
             .map(|&(_, row)| {
                 d.row_ptr[row as usize + 1].to_native() - d.row_ptr[row as usize].to_native()
             })
-            .sum()
+            .sum();
+        if spikes.is_empty() {
+            return Ok(0);
+        }
+        let cx = self.step_ctx();
+        let workers = &self.workers;
+        let (nw, splits) = (workers.len(), &self.splits);
+        self.team.run(&|m| {
+            let Some(w) = workers.get(m) else { return };
+            let parts = |row: usize| {
+                let a = d.row_ptr[row].to_native() as usize;
+                let b = d.row_ptr[row + 1].to_native() as usize;
+                let at = |j: usize| match j {
+                    0 => a,
+                    j if j == nw => b,
+                    j => a + splits[row * (nw - 1) + j - 1] as usize,
+                };
+                at(m)..at(m + 1)
+            };
+            lock(w).deliver(&cx, spikes, parts);
+        });
+        let misrouted: u64 = self.workers.iter().map(|w| lock(w).misrouted).sum();
+        if misrouted > 0 {
+            return Err(SimError::Format(snn_formats::FormatError::corrupt(
+                self.shard.path(),
+                format!(
+                    "{misrouted} synapses out of target order in their rows (the shard is damaged)"
+                ),
+            )));
+        }
+        Ok(events)
     }
 
     /// First local index of each population.
@@ -457,6 +732,22 @@ impl Engine {
         n * (2 * 8 * self.slots + 48)
     }
 
+    /// Ring cell `i` (`slot * n_local + local index`) of receptor `r` (0
+    /// excitatory, 1 inhibitory), as the checkpoint layout numbers it.
+    fn ring_cells(&self, r: usize) -> Vec<i64> {
+        let n = self.n_local;
+        let mut out = vec![0i64; self.slots as usize * n];
+        for w in &self.workers {
+            let w = lock(w);
+            for slot in 0..self.slots as usize {
+                for j in 0..w.len {
+                    out[slot * n + w.start + j] = w.ring[2 * (slot * w.len + j) + r];
+                }
+            }
+        }
+        out
+    }
+
     /// The rank's dynamic state as checkpoint sections (see the module
     /// documentation): `engine/step`, `engine/layout` (`n_local`, ring
     /// slots), `engine/neurons/<population>` for each population with local
@@ -468,11 +759,16 @@ impl Engine {
     /// Call it only at the end of an interval, after [`Engine::deliver`].
     pub fn save_state(&self) -> Vec<Section> {
         let mut out = state::header_sections(self.step, self.n_local, self.slots);
+        let guards: Vec<MutexGuard<'_, Worker>> = self.workers.iter().map(lock).collect();
         for (pi, p) in self.model.populations.iter().enumerate() {
-            let mut blocks = self.chunks.iter().filter_map(|c| match &c.dynamics {
-                Dynamics::Neurons(b) if c.pop == pi => Some(b),
-                _ => None,
-            });
+            let mut blocks =
+                guards
+                    .iter()
+                    .flat_map(|w| w.chunks.iter())
+                    .filter_map(|c| match &c.dynamics {
+                        Dynamics::Neurons(b) if c.pop == pi => Some(b),
+                        _ => None,
+                    });
             let Some(mut all) = blocks.next().map(|b| (**b).clone()) else {
                 continue;
             };
@@ -482,16 +778,15 @@ impl Engine {
             let bytes = all.state_to_bytes();
             out.push(Section::new(format!("engine/neurons/{}", p.name), bytes));
         }
-        for (name, ring) in state::RING_SECTIONS
-            .into_iter()
-            .zip([&self.ring_ex, &self.ring_in])
-        {
+        drop(guards);
+        for (r, name) in state::RING_SECTIONS.into_iter().enumerate() {
+            let cells = self.ring_cells(r);
             out.push(state::ring_section(
                 name,
                 self.step,
                 self.slots,
                 self.n_local,
-                |i| ring[i].load(Ordering::Relaxed),
+                |i| cells[i],
             ));
         }
         out
@@ -507,14 +802,25 @@ impl Engine {
     ) -> Result<(), SimError> {
         let bad = |what: &str| state::bad_state(what);
         let (step, rings) = state::read_header(get, self.n_local, self.slots)?;
+        let mut guards: Vec<MutexGuard<'_, Worker>> = self.workers.iter().map(lock).collect();
         for (pi, p) in self.model.populations.iter().enumerate() {
             let name = format!("engine/neurons/{}", p.name);
-            let idx: Vec<usize> = (0..self.chunks.len())
-                .filter(|&i| self.chunks[i].pop == pi)
+            let idx: Vec<(usize, usize)> = guards
+                .iter()
+                .enumerate()
+                .flat_map(|(w, g)| {
+                    g.chunks
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.pop == pi)
+                        .map(move |(i, _)| (w, i))
+                })
                 .collect();
-            let total: usize = idx.iter().map(|&i| self.chunks[i].len).sum();
-            let Some(Dynamics::Neurons(first)) = idx.first().map(|&i| &self.chunks[i].dynamics)
-            else {
+            let total: usize = idx.iter().map(|&(w, i)| guards[w].chunks[i].len).sum();
+            let Some(&(w0, i0)) = idx.first() else {
+                continue;
+            };
+            let Dynamics::Neurons(first) = &guards[w0].chunks[i0].dynamics else {
                 continue;
             };
             let b = get(&name).ok_or_else(|| bad(&format!("section {name} missing")))?;
@@ -525,22 +831,56 @@ impl Engine {
                 ))
             })?;
             let mut at = 0;
-            for &i in &idx {
-                let c = &mut self.chunks[i];
+            for &(w, i) in &idx {
+                let c = &mut guards[w].chunks[i];
                 c.dynamics = Dynamics::Neurons(Box::new(all.range(at..at + c.len)));
                 at += c.len;
             }
         }
-        for (ring, b) in [&self.ring_ex, &self.ring_in].into_iter().zip(rings) {
-            state::unpack_ring(b, step, self.slots, self.n_local, |i, v| {
-                ring[i].store(v, Ordering::Relaxed)
+        let n = self.n_local;
+        for (r, b) in rings.into_iter().enumerate() {
+            state::unpack_ring(b, step, self.slots, n, |i, v| {
+                let (slot, l) = (i / n.max(1), i % n.max(1));
+                if let Some(g) = guards
+                    .iter_mut()
+                    .find(|g| l >= g.start && l < g.start + g.len)
+                {
+                    let j = l - g.start;
+                    let len = g.len;
+                    g.ring[2 * (slot * len + j) + r] = v;
+                }
             });
         }
-        for c in &mut self.chunks {
-            c.poisson_block = u64::MAX;
-            c.poisson_cache.clear();
+        for g in guards.iter_mut() {
+            for c in &mut g.chunks {
+                c.poisson_block = u64::MAX;
+                c.poisson_cache.clear();
+            }
         }
+        drop(guards);
         self.step = step;
         Ok(())
     }
+}
+
+/// For every row of the shard, where (offset from the row start) the
+/// synapses targeting each of `starts` (the first local index of workers
+/// `1..`) begin: the row's synapses are sorted by target.
+fn row_splits(d: &ArchivedShardData, starts: &[u32]) -> Vec<u32> {
+    if starts.is_empty() {
+        return Vec::new();
+    }
+    let tb = d.target_bits.to_native();
+    let mask = (1u32 << tb) - 1;
+    let n_rows = d.row_ptr.len() - 1;
+    let mut out = Vec::with_capacity(n_rows * starts.len());
+    for row in 0..n_rows {
+        let a = d.row_ptr[row].to_native() as usize;
+        let b = d.row_ptr[row + 1].to_native() as usize;
+        let syn = &d.syn_target_delay[a..b];
+        for &s in starts {
+            out.push(syn.partition_point(|td| (td.to_native() & mask) < s) as u32);
+        }
+    }
+    out
 }

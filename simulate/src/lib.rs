@@ -18,6 +18,7 @@ pub mod neuron;
 pub mod rank;
 pub mod run;
 mod state;
+mod team;
 
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]

@@ -217,7 +217,7 @@ impl RankEngine for CpuRank {
         for s in &self.spikes {
             all.extend(s.local.iter().map(|&l| (s.step, l)));
         }
-        let events = self.engine.deliver(&all);
+        let events = self.engine.deliver(&all)?;
         if count_events {
             self.events += events;
         }

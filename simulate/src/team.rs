@@ -1,0 +1,231 @@
+//! A persistent team of worker threads for the CPU engine's steps.
+//!
+//! [`Team::run`] runs one job on every member at once: the calling thread is
+//! member 0, the team's own threads members `1..n`. Between jobs the
+//! threads wait, first spinning on an epoch counter (a job usually follows
+//! within microseconds: the next step) and then parked, so an idle team
+//! costs nothing and a busy one starts a job in well under a microsecond
+//! instead of the several a fork-join thread pool spends waking threads and
+//! joining them.
+//!
+//! A job is `Fn(member) + Sync`: it borrows from the caller's stack, which is
+//! sound because `run` does not return before every member has finished it.
+//! A member that panics makes `run` panic in the caller (after the others
+//! have finished), as a scoped thread would.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a waiting member spins before it parks.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// The job of the current epoch, its lifetime erased (see [`Team::run`]).
+type Job = *const (dyn Fn(usize) + Sync);
+
+struct Shared {
+    /// Incremented to start a job; a member runs each epoch once.
+    epoch: AtomicU64,
+    /// Members (other than the caller) that finished the current epoch.
+    done: AtomicUsize,
+    /// The current job (set before `epoch` is incremented).
+    job: Mutex<Option<SendJob>>,
+    /// A member panicked in the current epoch.
+    panicked: AtomicBool,
+    /// The team is being dropped.
+    stop: AtomicBool,
+}
+
+#[derive(Clone, Copy)]
+struct SendJob(Job);
+// SAFETY: the pointee is `Sync` and outlives every use: `Team::run` keeps
+// the job alive until all members are done with it.
+unsafe impl Send for SendJob {}
+
+/// A persistent team of `n` members (the caller and `n - 1` threads).
+pub struct Team {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Team {
+    /// A team of `n >= 1` members; fails if the threads cannot be started.
+    pub fn new(n: usize) -> std::io::Result<Team> {
+        let shared = Arc::new(Shared {
+            epoch: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
+            job: Mutex::new(None),
+            panicked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        });
+        let mut team = Team {
+            shared,
+            threads: Vec::with_capacity(n.saturating_sub(1)),
+        };
+        for member in 1..n.max(1) {
+            let s = team.shared.clone();
+            // On failure, dropping `team` stops the threads already started.
+            team.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("snn-worker-{member}"))
+                    .spawn(move || member_loop(&s, member))?,
+            );
+        }
+        Ok(team)
+    }
+
+    /// Run `job(member)` on every member at once and wait for all of them.
+    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        if self.threads.is_empty() {
+            job(0);
+            return;
+        }
+        let s = &*self.shared;
+        // SAFETY: this only erases the borrow's lifetime. The members call
+        // the job only between the epoch increment below and their `done`
+        // increment, and this function does not return (nor unwind: the
+        // caller's own part is caught) before `done` counts every member,
+        // so the borrow outlives every call.
+        let erased: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(job) };
+        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(SendJob(erased));
+        s.done.store(0, Ordering::Relaxed);
+        s.panicked.store(false, Ordering::Relaxed);
+        s.epoch.fetch_add(1, Ordering::Release);
+        for t in &self.threads {
+            t.thread().unpark();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        let others = self.threads.len();
+        let mut wait = Waiter::new();
+        while s.done.load(Ordering::Acquire) < others {
+            if wait.spinning() {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Err(p) = mine {
+            std::panic::resume_unwind(p);
+        }
+        if s.panicked.load(Ordering::Relaxed) {
+            panic!("a worker thread of the CPU engine panicked");
+        }
+    }
+}
+
+/// Whether a wait is still in its spinning phase ([`SPIN`] since it
+/// began); the clock is read once every 64 polls.
+struct Waiter {
+    start: Option<Instant>,
+    polls: u32,
+}
+
+impl Waiter {
+    fn new() -> Waiter {
+        Waiter {
+            start: None,
+            polls: 0,
+        }
+    }
+
+    #[inline]
+    fn spinning(&mut self) -> bool {
+        self.polls = self.polls.wrapping_add(1);
+        if !self.polls.is_multiple_of(64) {
+            return true;
+        }
+        let start = *self.start.get_or_insert_with(Instant::now);
+        start.elapsed() < SPIN
+    }
+}
+
+fn member_loop(s: &Shared, member: usize) {
+    let mut seen = 0u64;
+    loop {
+        // Wait for the next epoch: spin, then park (an unpark between the
+        // check and the park makes the park return at once).
+        let mut wait = Waiter::new();
+        let epoch = loop {
+            let e = s.epoch.load(Ordering::Acquire);
+            if e != seen || s.stop.load(Ordering::Relaxed) {
+                break e;
+            }
+            if wait.spinning() {
+                std::hint::spin_loop();
+            } else {
+                std::thread::park();
+            }
+        };
+        if s.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        seen = epoch;
+        let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(SendJob(job)) = job {
+            // SAFETY: see `Team::run`: the job is alive until every member
+            // has counted itself done below.
+            let f = unsafe { &*job };
+            if catch_unwind(AssertUnwindSafe(|| f(member))).is_err() {
+                s.panicked.store(true, Ordering::Relaxed);
+            }
+        }
+        s.done.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in &self.threads {
+            t.thread().unpark();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_member_runs_each_job_once() {
+        for n in [1usize, 2, 3, 5] {
+            let team = Team::new(n).unwrap();
+            let counts: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+            for round in 1..=200 {
+                team.run(&|m| {
+                    counts[m].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == round));
+                if round % 50 == 0 {
+                    // Long enough for the members to park.
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_member_panics_the_caller() {
+        let team = Team::new(3).unwrap();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            team.run(&|m| {
+                if m == 2 {
+                    panic!("member 2");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        // The team still works afterwards.
+        let hits = AtomicUsize::new(0);
+        team.run(&|_| {
+            hits.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(hits.load(Ordering::Relaxed), 3);
+    }
+}
