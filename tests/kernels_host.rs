@@ -694,7 +694,7 @@ fn simulate_both(
         let shape = SHAPES[k % SHAPES.len()];
         k += 1;
         // CPU: update, route, deliver.
-        let cpu: Vec<_> = engines.iter_mut().map(|e| e.update(n)).collect();
+        let cpu: Vec<_> = engines.iter_mut().map(|e| e.update(n).unwrap()).collect();
         let mut deliveries = Vec::new();
         let mut outgoing = Vec::new();
         for (e, s) in engines.iter().zip(&cpu) {
@@ -711,7 +711,7 @@ fn simulate_both(
                 }
             }
         }
-        for (r, e) in engines.iter().enumerate() {
+        for (r, e) in engines.iter_mut().enumerate() {
             let mut all = deliveries[r].clone();
             all.extend(&received[r]);
             events += e.deliver(&all).unwrap();

@@ -16,27 +16,33 @@
 //!
 //! The rank's local neurons are split into contiguous ranges, one per member
 //! of a persistent [`Team`] of threads (the calling thread and `threads - 1`
-//! others), balanced by neuron count at population-chunk granularity. A
-//! worker owns everything of its range: the neuron states, the Poisson
-//! caches and its part of the ring buffers. Two jobs per interval, each one
-//! wake-up of the team:
+//! others), balanced by expected work (neuron updates, per-chunk set-up,
+//! synaptic events) at population-chunk granularity. A worker owns
+//! everything of its range: the neuron states, the Poisson caches and its
+//! input queues. One job per interval, one wake-up of the team:
 //!
-//! * [`Engine::update`]: each worker advances its neurons through the
-//!   interval's steps on its own (nothing a neuron reads within an interval
-//!   is written by another worker), collecting spikes per step; the engine
-//!   concatenates them in worker order, which is local-index order;
-//! * [`Engine::deliver`]: every worker goes through all of the interval's
-//!   spikes and adds, with plain (not atomic) adds into memory no other
-//!   thread touches, the part of each spike's row that targets its own
-//!   neurons. A row is sorted by target (the shard's canonical order), so
-//!   that part is one contiguous run; its bounds are found once, at start,
-//!   for every row and worker.
+//! * [`Engine::deliver`] only records the interval's spikes (own and
+//!   received); the next [`Engine::update`] job has every worker first go
+//!   through all of them and queue the part of each spike's row that
+//!   targets its own neurons, into memory no other thread touches (no
+//!   atomics, no locks). A row is sorted by target (the shard's canonical
+//!   order), so that part is one contiguous run; its bounds are found once,
+//!   at start, for every row and worker;
+//! * then each worker advances its neurons through the interval's steps on
+//!   its own (nothing a neuron reads within an interval is written by
+//!   another worker), collecting spikes per step; the engine concatenates
+//!   them in worker order, which is local-index order.
 //!
-//! Ring buffer: `slots = max_delay + 1` rows; the worker's part of row `r`
-//! holds, for each of its neurons, the excitatory (weight >= 0) and the
-//! inhibitory (weight < 0) input sum arriving in step `t` with `t % slots ==
-//! r`, side by side (one cache line per neuron and step); it is cleared when
-//! read.
+//! Input queues (the ring buffer): `slots = max_delay + 1` queues per
+//! worker; queue `t % slots` holds the `(target, weight)` of the synaptic
+//! events arriving in step `t`, appended in delivery order. The update of
+//! step `t` sums them per neuron into the excitatory (weight >= 0) and
+//! inhibitory (weight < 0) input (`i64`, so the order of addition cannot
+//! matter) and empties the queue. Appending is sequential and the sums stay
+//! in cache, where a dense ring of `slots x neurons` cells would be written
+//! at random and read row by row from memory; the checkpoint still holds the
+//! dense ring (each cell the sum of its queued events), so the saved state
+//! is the same for every backend and worker count.
 //!
 //! # Checkpoints
 //!
@@ -46,10 +52,10 @@
 //! been delivered into the ring buffers (on this rank and, through the
 //! exchange, on every other), so **no spike is in flight** and none needs to
 //! be saved. The state is the step counter, the neuron state (per
-//! population, in local order) and the ring buffers (rows in order of
-//! arrival step, starting with the current step, so the layout does not
-//! depend on where the ring's start happens to be, nor on the number of
-//! workers). The Poisson drive and spike generators are pure functions of
+//! population, in local order) and the ring buffers (the queued input as
+//! dense rows in order of arrival step, starting with the current step, so
+//! the layout does not depend on where the ring's start happens to be, nor
+//! on the number of workers). The Poisson drive and spike generators are pure functions of
 //! (seed, neuron, step) and hold no state; the cache of Poisson words is
 //! simply invalidated on restore.
 //!
@@ -66,7 +72,7 @@ use snn_formats::model::Model;
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
-use crate::input::{generator_steps, initial_v_m, poisson_words, poisson_words_x32};
+use crate::input::{generator_steps, initial_v_m, poisson_words_x32};
 use crate::layout::{self, PoissonDrive};
 use crate::neuron::Block;
 use crate::team::Team;
@@ -103,8 +109,13 @@ struct Worker {
     /// Neurons.
     len: usize,
     chunks: Vec<Chunk>,
-    /// `slots` rows of `len` (excitatory, inhibitory) pairs.
-    ring: Vec<i64>,
+    /// The delivered input waiting for its arrival step: `queue[t % slots]`
+    /// holds the `(target, weight)` of step `t` (target relative to
+    /// `start`; weight >= 0 excitatory, < 0 inhibitory).
+    queue: Vec<Vec<(u32, i32)>>,
+    /// Input sums of the current step: (excitatory, inhibitory) per neuron,
+    /// zero between steps.
+    acc: Vec<i64>,
     /// Input of the current step, pA, and Poisson counts (scratch of one
     /// chunk).
     in_ex: Vec<f64>,
@@ -164,12 +175,12 @@ impl Worker {
     /// `spikes[k]`.
     #[inline(always)]
     fn step(&mut self, cx: &StepCtx, t: u64, k: usize) {
-        let n = self.len;
         let slot = (t % cx.slots) as usize;
         let Worker {
             start,
             chunks,
-            ring,
+            queue,
+            acc,
             in_ex,
             in_in,
             counts,
@@ -177,7 +188,14 @@ impl Worker {
             chunk_spikes,
             ..
         } = self;
-        let row = &mut ring[2 * slot * n..2 * (slot + 1) * n];
+        // The input arriving now, summed per neuron (`acc` stays in cache:
+        // only the events are read, not a row of the whole ring).
+        let arriving = &mut queue[slot];
+        for &(target, w) in arriving.iter() {
+            acc[2 * target as usize + usize::from(w < 0)] += w as i64;
+        }
+        arriving.clear();
+        let row = &mut acc[..];
         let out = &mut spikes[k];
         out.clear();
         for c in chunks.iter_mut() {
@@ -226,46 +244,67 @@ impl Worker {
         }
     }
 
-    /// Add this worker's part of the rows of `spikes` (`(step, row)`) into
-    /// its ring; `parts(row)` is the run of the row's synapses that target
-    /// this worker's neurons.
-    fn deliver(
-        &mut self,
-        cx: &StepCtx,
-        spikes: &[(u64, u32)],
-        parts: impl Fn(usize) -> Range<usize>,
-    ) {
+    /// Queue this worker's part of the pending deliveries for their
+    /// arrival steps.
+    fn deliver(&mut self, cx: &StepCtx, pending: &Pending) {
         let d = cx.d;
         let tb = d.target_bits.to_native();
         let mask = (1u32 << tb) - 1;
-        let (start, n) = (self.start as u32, self.len);
+        let (start, n) = (self.start as u32, self.len as u32);
         let slots = cx.slots;
         let td_all = &d.syn_target_delay[..];
         let w_all = &d.syn_weight[..];
-        let ring = &mut self.ring[..];
+        let queue = &mut self.queue;
         let mut misrouted = 0u64;
-        for &(s, row) in spikes {
+        for &(s, row) in pending.spikes {
             let base = s % slots;
-            let r = parts(row as usize);
+            let r = pending.part(row as usize);
             for (td, w) in td_all[r.clone()].iter().zip(&w_all[r]) {
                 let td = td.to_native();
-                let target = (td & mask).wrapping_sub(start) as usize;
-                if target >= n {
-                    misrouted += 1;
-                    continue;
-                }
+                let target = (td & mask).wrapping_sub(start);
                 let mut slot = base + (td >> tb) as u64;
                 if slot >= slots {
                     slot -= slots;
                 }
-                let w = w.to_native();
-                let cell = 2 * (slot as usize * n + target) + usize::from(w < 0);
-                // `slot < slots` (a delay is below `slots`, checked at
-                // start) and `target < n`: the index is inside the ring.
-                ring[cell] += w as i64;
+                // Not this worker's, or a delay beyond the ring: a damaged
+                // shard (reported after the job).
+                if target >= n || slot >= slots {
+                    misrouted += 1;
+                    continue;
+                }
+                queue[slot as usize].push((target, w.to_native()));
             }
         }
         self.misrouted += misrouted;
+    }
+}
+
+/// Deliveries waiting for the next wake-up of the workers, and where each
+/// worker's part of a row is.
+struct Pending<'a> {
+    d: &'a ArchivedShardData,
+    /// `(step, row)`.
+    spikes: &'a [(u64, u32)],
+    /// See [`Engine::splits`].
+    splits: &'a [u32],
+    n_workers: usize,
+    worker: usize,
+}
+
+impl Pending<'_> {
+    /// The synapses of `row` that target this worker's neurons (the row is
+    /// sorted by target).
+    #[inline]
+    fn part(&self, row: usize) -> Range<usize> {
+        let a = self.d.row_ptr[row].to_native() as usize;
+        let b = self.d.row_ptr[row + 1].to_native() as usize;
+        let nw = self.n_workers;
+        let at = |j: usize| match j {
+            0 => a,
+            j if j == nw => b,
+            j => a + self.splits[row * (nw - 1) + j - 1] as usize,
+        };
+        at(self.worker)..at(self.worker + 1)
     }
 }
 
@@ -283,9 +322,14 @@ fn refill_poisson(seed: u64, gids: &[u64], block: u64, cache: &mut Vec<u32>) {
         }
         at += 32;
     }
-    for (i, &g) in gids.iter().enumerate().skip(at) {
-        for (w, &x) in poisson_words(seed, g, block).iter().enumerate() {
-            cache[w * n + i] = x;
+    // The last few: a group of 32 padded with copies of the last id (their
+    // words are computed and dropped), still faster than one by one.
+    let rest = &gids[at..];
+    if let Some(&last) = rest.last() {
+        let padded: [u64; 32] = std::array::from_fn(|j| *rest.get(j).unwrap_or(&last));
+        let words = poisson_words_x32(seed, &padded, block);
+        for (w, lanes) in words.iter().enumerate() {
+            cache[w * n + at..w * n + n].copy_from_slice(&lanes[..rest.len()]);
         }
     }
 }
@@ -300,6 +344,8 @@ pub struct Engine {
     /// Per row, the offsets (from the row's start) where the synapses of
     /// workers `1..n_workers` begin: `n_workers - 1` entries per row.
     splits: Vec<u32>,
+    /// Deliveries not made yet: `(step, row)` (see [`Engine::deliver`]).
+    pending: Vec<(u64, u32)>,
     team: Team,
     slots: u64,
     weight_scale: f64,
@@ -357,32 +403,10 @@ impl Engine {
         }
         let ranges = layout::population_ranges(&model, d)?;
         let pop_first_local = ranges.iter().map(|r| r.start).collect();
-        // Worker ranges: contiguous, about equal in neurons, cut at
-        // multiples of 32 neurons within a population (whole groups of the
-        // vectorised Poisson words) or between populations.
         let n_workers = rayon::current_num_threads()
             .min(n_local.div_ceil(64))
             .max(1);
-        let mut boundaries: Vec<usize> = ranges
-            .iter()
-            .flat_map(|r| (r.start..r.end).step_by(32).chain([r.end]))
-            .collect();
-        boundaries.sort_unstable();
-        let mut cuts: Vec<usize> = (0..n_workers)
-            .map(|w| {
-                let want = n_local * w / n_workers;
-                boundaries[boundaries
-                    .partition_point(|&b| b < want)
-                    .min(boundaries.len() - 1)]
-            })
-            .collect();
-        cuts[0] = 0;
-        cuts.push(n_local);
-        cuts.dedup();
-        if cuts.len() < 2 {
-            // No local neurons: one worker with nothing to do.
-            cuts = vec![0, n_local];
-        }
+        let cuts = worker_cuts(&model, &ranges, n_workers);
         let mut workers = Vec::with_capacity(cuts.len() - 1);
         for wr in cuts.windows(2) {
             let (ws, we) = (wr[0], wr[1]);
@@ -417,7 +441,8 @@ impl Engine {
                 start: ws,
                 len,
                 chunks,
-                ring: vec![0; 2 * slots as usize * len],
+                queue: vec![Vec::new(); slots as usize],
+                acc: vec![0; 2 * len],
                 in_ex: vec![0.0; CHUNK],
                 in_in: vec![0.0; CHUNK],
                 counts: vec![0; CHUNK],
@@ -453,6 +478,7 @@ impl Engine {
             n_local,
             workers,
             splits,
+            pending: Vec::new(),
             team,
             slots,
             weight_scale,
@@ -641,20 +667,17 @@ impl Engine {
 
     /// Update `n_steps` steps (at most one interval) and return the spikes of
     /// each step. Call [`Engine::deliver`] with them (and the spikes received
-    /// from other ranks) before the next interval.
-    pub fn update(&mut self, n_steps: u64) -> Vec<StepSpikes> {
+    /// from other ranks) before the next interval. The deliveries pending
+    /// from that call are made first, in the same wake-up of the workers
+    /// (each worker adds its part of them, then updates its neurons).
+    pub fn update(&mut self, n_steps: u64) -> Result<Vec<StepSpikes>, SimError> {
         debug_assert!(n_steps <= self.interval);
         let t0 = self.step;
         let k = n_steps as usize;
-        {
-            let cx = self.step_ctx();
-            let workers = &self.workers;
-            self.team.run(&|m| {
-                if let Some(w) = workers.get(m) {
-                    lock(w).steps(&cx, t0, k);
-                }
-            });
-        }
+        self.run_workers(|w, cx, parts| {
+            w.deliver(cx, parts);
+            w.steps(cx, t0, k);
+        })?;
         self.step += n_steps;
         let mut out: Vec<StepSpikes> = (0..k)
             .map(|i| StepSpikes {
@@ -668,14 +691,16 @@ impl Engine {
                 o.local.extend_from_slice(s);
             }
         }
-        out
+        Ok(out)
     }
 
     /// Deliver spikes: `(step, row)` pairs, `row` being a local neuron index
     /// or `n_local + image index` for spikes of remote neurons. Returns the
-    /// number of synaptic events. A row whose synapses are not in target
-    /// order (a damaged shard that passed its checks) is an error.
-    pub fn deliver(&self, spikes: &[(u64, u32)]) -> Result<u64, SimError> {
+    /// number of synaptic events. The additions into the ring buffers are
+    /// made by the next [`Engine::update`] (or before anything reads the
+    /// ring); a row whose synapses are not in target order (a damaged shard
+    /// that passed its checks) is an error then.
+    pub fn deliver(&mut self, spikes: &[(u64, u32)]) -> Result<u64, SimError> {
         let d = self.shard.data();
         let n_rows = d.row_ptr.len() - 1;
         if let Some(&(_, row)) = spikes.iter().find(|&&(_, r)| r as usize >= n_rows) {
@@ -689,26 +714,45 @@ impl Engine {
                 d.row_ptr[row as usize + 1].to_native() - d.row_ptr[row as usize].to_native()
             })
             .sum();
-        if spikes.is_empty() {
-            return Ok(0);
+        self.pending.extend_from_slice(spikes);
+        Ok(events)
+    }
+
+    /// Make the pending deliveries (before the ring is read from outside
+    /// an update).
+    fn flush(&mut self) -> Result<(), SimError> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        let cx = self.step_ctx();
-        let workers = &self.workers;
-        let (nw, splits) = (workers.len(), &self.splits);
-        self.team.run(&|m| {
-            let Some(w) = workers.get(m) else { return };
-            let parts = |row: usize| {
-                let a = d.row_ptr[row].to_native() as usize;
-                let b = d.row_ptr[row + 1].to_native() as usize;
-                let at = |j: usize| match j {
-                    0 => a,
-                    j if j == nw => b,
-                    j => a + splits[row * (nw - 1) + j - 1] as usize,
-                };
-                at(m)..at(m + 1)
-            };
-            lock(w).deliver(&cx, spikes, parts);
-        });
+        self.run_workers(|w, cx, parts| w.deliver(cx, parts))
+    }
+
+    /// Run `job(worker, context, pending deliveries)` on every worker at
+    /// once; the pending deliveries are done afterwards.
+    fn run_workers(
+        &mut self,
+        job: impl Fn(&mut Worker, &StepCtx, &Pending) + Sync,
+    ) -> Result<(), SimError> {
+        {
+            let d = self.shard.data();
+            let cx = self.step_ctx();
+            let workers = &self.workers;
+            let (nw, splits) = (workers.len(), &self.splits[..]);
+            let spikes = &self.pending[..];
+            self.team.run(&|m| {
+                if let Some(w) = workers.get(m) {
+                    let pending = Pending {
+                        d,
+                        spikes,
+                        splits,
+                        n_workers: nw,
+                        worker: m,
+                    };
+                    job(&mut lock(w), &cx, &pending);
+                }
+            });
+        }
+        self.pending.clear();
         let misrouted: u64 = self.workers.iter().map(|w| lock(w).misrouted).sum();
         if misrouted > 0 {
             return Err(SimError::Format(snn_formats::FormatError::corrupt(
@@ -718,7 +762,7 @@ impl Engine {
                 ),
             )));
         }
-        Ok(events)
+        Ok(())
     }
 
     /// First local index of each population.
@@ -733,15 +777,18 @@ impl Engine {
     }
 
     /// Ring cell `i` (`slot * n_local + local index`) of receptor `r` (0
-    /// excitatory, 1 inhibitory), as the checkpoint layout numbers it.
+    /// excitatory, 1 inhibitory), as the checkpoint layout numbers it: the
+    /// sum of the queued input of that slot, neuron and receptor.
     fn ring_cells(&self, r: usize) -> Vec<i64> {
         let n = self.n_local;
         let mut out = vec![0i64; self.slots as usize * n];
         for w in &self.workers {
             let w = lock(w);
-            for slot in 0..self.slots as usize {
-                for j in 0..w.len {
-                    out[slot * n + w.start + j] = w.ring[2 * (slot * w.len + j) + r];
+            for (slot, q) in w.queue.iter().enumerate() {
+                for &(target, x) in q {
+                    if usize::from(x < 0) == r {
+                        out[slot * n + w.start + target as usize] += x as i64;
+                    }
                 }
             }
         }
@@ -757,7 +804,8 @@ impl Engine {
     /// row `k` holding the input that arrives in step `step + k`).
     ///
     /// Call it only at the end of an interval, after [`Engine::deliver`].
-    pub fn save_state(&self) -> Vec<Section> {
+    pub fn save_state(&mut self) -> Result<Vec<Section>, SimError> {
+        self.flush()?;
         let mut out = state::header_sections(self.step, self.n_local, self.slots);
         let guards: Vec<MutexGuard<'_, Worker>> = self.workers.iter().map(lock).collect();
         for (pi, p) in self.model.populations.iter().enumerate() {
@@ -789,7 +837,7 @@ impl Engine {
                 |i| cells[i],
             ));
         }
-        out
+        Ok(out)
     }
 
     /// Replace the dynamic state by one saved with [`Engine::save_state`]
@@ -802,6 +850,9 @@ impl Engine {
     ) -> Result<(), SimError> {
         let bad = |what: &str| state::bad_state(what);
         let (step, rings) = state::read_header(get, self.n_local, self.slots)?;
+        // The restored state replaces everything, deliveries not made yet
+        // included.
+        self.pending.clear();
         let mut guards: Vec<MutexGuard<'_, Worker>> = self.workers.iter().map(lock).collect();
         for (pi, p) in self.model.populations.iter().enumerate() {
             let name = format!("engine/neurons/{}", p.name);
@@ -838,18 +889,42 @@ impl Engine {
             }
         }
         let n = self.n_local;
+        for g in guards.iter_mut() {
+            g.queue.iter_mut().for_each(Vec::clear);
+            g.acc.fill(0);
+        }
+        let mut wrong_sign = false;
         for (r, b) in rings.into_iter().enumerate() {
             state::unpack_ring(b, step, self.slots, n, |i, v| {
+                if v == 0 {
+                    return;
+                }
+                // Excitatory sums are >= 0, inhibitory ones < 0: anything
+                // else is no state this network can be in.
+                if (v < 0) != (r == 1) {
+                    wrong_sign = true;
+                    return;
+                }
                 let (slot, l) = (i / n.max(1), i % n.max(1));
                 if let Some(g) = guards
                     .iter_mut()
                     .find(|g| l >= g.start && l < g.start + g.len)
                 {
-                    let j = l - g.start;
-                    let len = g.len;
-                    g.ring[2 * (slot * len + j) + r] = v;
+                    let target = (l - g.start) as u32;
+                    // A sum beyond i32 as several entries of its sign.
+                    let mut rest = v;
+                    while rest != 0 {
+                        let part = rest.clamp(i32::MIN as i64, i32::MAX as i64);
+                        g.queue[slot].push((target, part as i32));
+                        rest -= part;
+                    }
                 }
             });
+        }
+        if wrong_sign {
+            return Err(bad(
+                "engine/ring_ex holds a negative or engine/ring_in a positive input",
+            ));
         }
         for g in guards.iter_mut() {
             for c in &mut g.chunks {
@@ -861,6 +936,66 @@ impl Engine {
         self.step = step;
         Ok(())
     }
+}
+
+/// Work of a population chunk, in neuron updates: this much per chunk
+/// besides its neurons (Poisson words, input sums and the update are set up
+/// per chunk).
+const CHUNK_COST: f64 = 48.0;
+/// Work of a synaptic event, in neuron updates (queued, then summed
+/// into its target's input, against a vectorised update).
+const EVENT_COST: f64 = 2.0;
+/// Rate assumed for sources without `mean_rate_Hz`, Hz.
+const DEFAULT_RATE_HZ: f64 = 5.0;
+
+/// The first local index of each worker's range, and `n_local` last:
+/// contiguous ranges of about equal expected work (updates, chunk set-up
+/// and synaptic events at the sources' `mean_rate_Hz`), cut at multiples
+/// of 32 neurons within a population (whole groups of vectorised Poisson
+/// words) or between populations.
+fn worker_cuts(model: &Model, ranges: &[Range<usize>], n_workers: usize) -> Vec<usize> {
+    let n_local = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+    let step_s = model.dt_ms * 1e-3;
+    let mut per_neuron = vec![1.0f64; model.populations.len()];
+    for pr in &model.projections {
+        let rate = model.populations[pr.source]
+            .mean_rate_hz
+            .unwrap_or(DEFAULT_RATE_HZ);
+        per_neuron[pr.target] += EVENT_COST * pr.expected_indegree(model) * rate * step_s;
+    }
+    // (local index, work before it) at every allowed cut.
+    let mut points = Vec::new();
+    let mut work = 0.0;
+    for (p, r) in ranges.iter().enumerate() {
+        let mut at = r.start;
+        while at < r.end {
+            points.push((at, work));
+            let next = (at + 32).min(r.end);
+            work += per_neuron[p] * (next - at) as f64;
+            if (at - r.start) % CHUNK == 0 {
+                work += CHUNK_COST;
+            }
+            at = next;
+        }
+    }
+    points.push((n_local, work));
+    let mut cuts: Vec<usize> = (0..n_workers)
+        .map(|w| {
+            let want = work * w as f64 / n_workers as f64;
+            points[points
+                .partition_point(|&(_, x)| x < want)
+                .min(points.len() - 1)]
+            .0
+        })
+        .collect();
+    cuts[0] = 0;
+    cuts.push(n_local);
+    cuts.dedup();
+    if cuts.len() < 2 {
+        // No local neurons: one worker with nothing to do.
+        cuts = vec![0, n_local];
+    }
+    cuts
 }
 
 /// For every row of the shard, where (offset from the row start) the

@@ -169,11 +169,11 @@ impl RankEngine for CpuRank {
         self.interval_start = self.engine.step();
         self.received.clear();
         self.spikes = if self.vm_locals.is_empty() {
-            self.engine.update(n_steps)
+            self.engine.update(n_steps)?
         } else {
             let mut all = Vec::with_capacity(n_steps as usize);
             for _ in 0..n_steps {
-                all.extend(self.engine.update(1));
+                all.extend(self.engine.update(1)?);
                 if self.engine.step() > self.record_from {
                     let e = &self.engine;
                     self.recorded
@@ -237,7 +237,7 @@ impl RankEngine for CpuRank {
         Ok(std::mem::take(&mut self.recorded))
     }
     fn save_state(&mut self) -> Result<Vec<Section>, SimError> {
-        Ok(self.engine.save_state())
+        self.engine.save_state()
     }
     fn restore_state<'s>(
         &mut self,
