@@ -419,6 +419,14 @@ pub struct PoissonBackground {
     pub weight: f64,
     /// Delay, ms.
     pub delay: f64,
+    /// `false`: no Poisson trains; each neuron gets the mean current of the
+    /// full-scale drive instead, added to `I_e` (`rate_Hz * K_ext * weight
+    /// * tau_syn_ex * 0.001` pA with the full-scale `K_ext` and `weight`,
+    /// times e for the alpha currents of `iaf_psc_alpha`), and the in-degree
+    /// compensation leaves this input out: NEST's microcircuit example with
+    /// `poisson_input = False`.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub poisson_input: bool,
 }
 
 /// `[recording]`.

@@ -345,6 +345,7 @@ pub fn expand(cfg: &mut Config, base: &Path, origin: &str) -> Result<(), ConfigE
             rate_Hz: nu_ext,
             weight: w_ext,
             delay: d_ext,
+            poisson_input: true,
         });
     }
 

@@ -707,6 +707,7 @@ impl Model {
             let poisson_rate_hz = cfg
                 .poisson_background
                 .as_ref()
+                .filter(|b| b.poisson_input)
                 .map(|b| b.rate_Hz * k_ext)
                 .unwrap_or(0.0);
             let area_name = p.area.as_deref().unwrap_or(&p.name);
@@ -997,7 +998,9 @@ impl Model {
                     &Dist::Constant(b.delay),
                     net.dt_ms,
                 )?;
-                if compensate {
+                // Compensated as recurrent input is, unless it is a DC
+                // already (`poisson_input = false`: the full drive's mean).
+                if compensate && b.poisson_input {
                     for (i, p) in pops.iter().enumerate() {
                         full_input[i] += p.params.tau_syn_ex
                             * b.weight
@@ -1019,6 +1022,19 @@ impl Model {
                 if p.params.model != NeuronModel::SpikeGenerator {
                     p.params.I_e += 0.001 * f * input;
                 }
+            }
+        }
+        // The Poisson drive as the mean current of the full-scale drive
+        // (`poisson_input = false`, NEST's microcircuit example).
+        if let Some(b) = cfg.poisson_background.as_ref().filter(|b| !b.poisson_input) {
+            for (p, raw) in pops.iter_mut().zip(&cfg.populations) {
+                let integral_ms = match p.params.model {
+                    NeuronModel::IafPscExp => p.params.tau_syn_ex,
+                    NeuronModel::IafPscAlpha => std::f64::consts::E * p.params.tau_syn_ex,
+                    NeuronModel::SpikeGenerator => continue,
+                };
+                p.params.I_e +=
+                    b.rate_Hz * raw.K_ext.unwrap_or(0.0) * b.weight * integral_ms * 0.001;
             }
         }
         // Recording.

@@ -388,3 +388,45 @@ fn excitatory_weight_is_the_psc_of_a_0_15_mv_psp() {
     let pois = m.poisson.as_ref().expect("poisson");
     assert_close("Poisson weight", pois.weight_pa, w, 1e-9);
 }
+
+/// `poisson_background.poisson_input = false` (NEST's example with
+/// `poisson_input = False`): no Poisson drive, and a DC of the full-scale
+/// drive's mean (`0.001 * bg_rate * K_ext * PSC_ext * tau_syn`, the
+/// reference's note) in place of the drive's share of the compensation.
+#[test]
+fn dc_drive_replaces_the_poisson_input() {
+    let r = reference();
+    let poisson = model_at("0.1");
+    let path = repo().join("configs/microcircuit.toml");
+    let ov = [
+        "scale.neurons=0.1".to_string(),
+        "scale.indegree=0.1".to_string(),
+        "poisson_background.poisson_input=false".to_string(),
+    ];
+    let cfg = snn_formats::load_config(&path, &ov).expect("parses");
+    let dc = Model::resolve(&cfg, "microcircuit.toml").expect("resolves");
+    let (bg, w_ext, tau) = (
+        f(&r["bg_rate_Hz"]),
+        f(&r["weight_ext_pA_full"]),
+        f(&r["tau_syn_ex_ms"]),
+    );
+    let k_ext: Vec<f64> = r["K_ext_full"]
+        .as_array()
+        .expect("K_ext_full")
+        .iter()
+        .map(f)
+        .collect();
+    let k = 0.1f64;
+    for ((p, q), k_ext) in dc.populations.iter().zip(&poisson.populations).zip(&k_ext) {
+        assert_eq!(p.poisson_rate_hz, 0.0, "{}", p.name);
+        assert!(q.poisson_rate_hz > 0.0);
+        let drive = 0.001 * bg * k_ext * w_ext * tau;
+        let compensated_share = 0.001 * tau * (1.0 - k.sqrt()) * w_ext * k_ext * bg;
+        assert_close(
+            &p.name,
+            p.params.I_e,
+            q.params.I_e - compensated_share + drive,
+            1e-9,
+        );
+    }
+}

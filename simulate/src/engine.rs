@@ -15,7 +15,7 @@
 //! # Workers
 //!
 //! The rank's local neurons are split into contiguous ranges, one per member
-//! of a persistent [`Team`] of threads (the calling thread and `threads - 1`
+//! of a persistent `Team` of threads (the calling thread and `threads - 1`
 //! others), balanced by expected work (neuron updates, per-chunk set-up,
 //! synaptic events) at population-chunk granularity. A worker owns
 //! everything of its range: the neuron states, the Poisson caches and its
