@@ -11,7 +11,13 @@ Prints exactly one JSON line on stdout, e.g.
    "connect_s": .., "total_s": .., "num_connections": .., "peak_rss_mb": .., ...}
 Human-readable checks go to stderr.
 
-Usage: .venv/bin/python bench/build_nest.py --scale 0.1 --threads 2
+With --dc the Poisson background is replaced by a constant current (NEST's
+Potjans_2014 example with poisson_input = False): no poisson_generator is
+created, and I_e = 0.001 * bg_rate * K_ext * PSC_ext * tau_syn (the mean of
+the full-scale background: full-scale K_ext and PSC_ext) plus the K_scaling
+compensation of the recurrent input only.
+
+Usage: .venv/bin/python bench/build_nest.py --scale 0.1 --threads 2 [--dc]
 """
 
 import argparse
@@ -67,13 +73,20 @@ def derive(p, scale):
     w_full = psp * ratio
     w_ext_full = p["PSP_exc_mean_mV"] * ratio
 
-    # notes.K_scaling_compensation (poisson input on: DC starts at 0).
+    # notes.K_scaling_compensation (poisson input on: DC starts at 0). With
+    # poisson_input = False (i_e_dc) the compensation leaves the background out
+    # and the full-scale background's mean is added instead
+    # (notes.no_poisson_DC_compensation: 0.001*bg_rate*K_ext*PSC_ext*tau_syn,
+    # full-scale K_ext and PSC_ext, before the K_scaling adjustment).
+    k_ext_full = np.array(p["K_ext_full"], dtype=float)
     i_e = np.zeros(len(n))
+    i_e_dc = p["bg_rate_Hz"] * k_ext_full * w_ext_full * p["tau_syn_ex_ms"] * 0.001
     if k_scaling != 1.0:
         rates = np.array(p["full_mean_rates_Hz_reference"], dtype=float)
         syn_input = np.sum(w_full * full_indegrees * rates, axis=1)
-        bg_input = w_ext_full * np.array(p["K_ext_full"], dtype=float) * p["bg_rate_Hz"]
+        bg_input = w_ext_full * k_ext_full * p["bg_rate_Hz"]
         i_e += 0.001 * p["tau_syn_ex_ms"] * (1.0 - math.sqrt(k_scaling)) * (syn_input + bg_input)
+        i_e_dc = 0.001 * p["tau_syn_ex_ms"] * (1.0 - math.sqrt(k_scaling)) * syn_input + i_e_dc
 
     w = w_full / math.sqrt(k_scaling)
     w_ext = w_ext_full / math.sqrt(k_scaling)
@@ -88,7 +101,8 @@ def derive(p, scale):
         "rate_ext": p["bg_rate_Hz"] * k_ext,
         "weight": w,
         "weight_ext": w_ext,
-        "I_e": i_e,
+        "I_e": i_e,  # K_scaling compensation only (poisson input on)
+        "I_e_dc": i_e_dc,  # I_e with --dc (poisson_input = False)
         "delay_mean": np.tile(delay_mean, (n_pops, 1)),  # [target, source]
     }
 
@@ -111,14 +125,17 @@ def check_against_json(p, scale, d):
     return ok
 
 
-def build_network(nest, p, d, threads, seed):
+def build_network(nest, p, d, threads, seed, dc=False):
     """ResetKernel, set the kernel (resolution dt_ms, threads, rng_seed) and build
     the microcircuit: Create (neurons with parameters and initial V_m, Poisson
     generators) and Connect (recurrent + Poisson). No recorders.
 
+    dc=True (NEST example's poisson_input = False): no Poisson generators and no
+    Poisson connections; I_e = d["I_e_dc"] instead of d["I_e"].
+
     Returns (pops, poisson, create_s, connect_s): the eight NodeCollections in
-    p["populations"] order, the Poisson generators and the two wall times.
-    Shared with bench/sim_nest.py and tests/reference/microcircuit_nest.py.
+    p["populations"] order, the Poisson generators (None with dc) and the two
+    wall times. Shared with bench/sim_nest.py and tests/reference/microcircuit_nest.py.
     """
     nest.ResetKernel()
     nest.SetKernelStatus({"local_num_threads": threads, "resolution": p["dt_ms"], "rng_seed": seed})
@@ -137,11 +154,13 @@ def build_network(nest, p, d, threads, seed):
             tau_syn_in=p["tau_syn_in_ms"],
             tau_m=p["tau_m_ms"],
             t_ref=p["t_ref_ms"],
-            I_e=float(d["I_e"][i]),
+            I_e=float(d["I_e_dc"][i] if dc else d["I_e"][i]),
         )
         pop.set(V_m=nest.random.normal(p["V0_mean_mV_optimized"][i], p["V0_std_mV_optimized"][i]))
         pops.append(pop)
-    poisson = nest.Create("poisson_generator", n=len(pops), params={"rate": [float(r) for r in d["rate_ext"]]})
+    poisson = None
+    if not dc:
+        poisson = nest.Create("poisson_generator", n=len(pops), params={"rate": [float(r) for r in d["rate_ext"]]})
     t1 = time.perf_counter()
 
     # ---- Connect: recurrent (fixed_total_number) + Poisson (all_to_all).
@@ -166,6 +185,8 @@ def build_network(nest, p, d, threads, seed):
                 ),
             }
             nest.Connect(source, target, conn_spec={"rule": "fixed_total_number", "N": n_syn}, syn_spec=syn)
+        if dc:
+            continue
         nest.Connect(
             poisson[i],
             target,
@@ -182,6 +203,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="NEST local_num_threads (default 2)")
     ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help=f"params json (default {DEFAULT_PARAMS})")
     ap.add_argument("--seed", type=int, default=55, help="NEST rng_seed (default 55)")
+    ap.add_argument("--dc", action="store_true", help="DC drive instead of Poisson input (poisson_input = False)")
     ap.add_argument(
         "--no-prepare",
         action="store_true",
@@ -206,7 +228,7 @@ def main():
         nest.set_verbosity("M_WARNING")
 
     rss_before = peak_rss_mb()
-    pops, _poisson, create_s, connect_s = build_network(nest, p, d, args.threads, args.seed)
+    pops, _poisson, create_s, connect_s = build_network(nest, p, d, args.threads, args.seed, dc=args.dc)
     rss_after_connect = peak_rss_mb()
 
     prepare_s = None
@@ -217,10 +239,11 @@ def main():
         nest.Cleanup()
 
     num_connections = int(nest.GetKernelStatus("num_connections"))
-    recurrent = num_connections - n_total  # each neuron has exactly one Poisson connection
+    n_poisson = 0 if args.dc else n_total  # each neuron has exactly one Poisson connection (none with --dc)
+    recurrent = num_connections - n_poisson
     recurrent_ok = recurrent == expected_recurrent
     log(
-        f"check: scale {args.scale:g}: {num_connections} connections = {recurrent} recurrent + {n_total} Poisson; "
+        f"check: scale {args.scale:g}: {num_connections} connections = {recurrent} recurrent + {n_poisson} Poisson; "
         f"expected recurrent {expected_recurrent}: {'OK' if recurrent_ok else 'MISMATCH'}"
     )
 
@@ -229,6 +252,7 @@ def main():
         "nest_version": getattr(nest, "__version__", "unknown"),
         "scale": args.scale,
         "threads": args.threads,
+        "poisson_input": not args.dc,
         "create_s": round(create_s, 4),
         "connect_s": round(connect_s, 4),
         "total_s": round(create_s + connect_s, 4),

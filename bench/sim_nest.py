@@ -6,18 +6,20 @@ microcircuit_params.json; scale = N_scaling = K_scaling, DC compensation of the
 missing indegree), records the spikes of all eight populations from t_presim on
 (one spike_recorder per population, memory backend, as snn-sim records every
 population of configs/microcircuit.toml), runs nest.Simulate(t_presim) and then
-times nest.Simulate(t_sim).
+times nest.Simulate(t_sim). With --dc the Poisson background is replaced by
+its mean as a constant current (build_nest.py --dc: NEST's example with
+poisson_input = False; no poisson_generator, I_e = I_e_dc).
 
 Prints exactly one JSON line on stdout:
-  {"simulator": "nest", "scale", "threads", "build_s", "presim_s", "sim_s",
-   "sim_s_per_bio_s", "total_spikes", ...}
+  {"simulator": "nest", "scale", "threads", "poisson_input", "build_s",
+   "presim_s", "sim_s", "sim_s_per_bio_s", "total_spikes", "n_neurons", ...}
 build_s = Create + Connect (recorders excluded); presim_s and sim_s are the wall
 times of the two nest.Simulate calls (the first includes NEST's Prepare:
 finishing the connection infrastructure); sim_s_per_bio_s = sim_s / (t_sim /
 1000); total_spikes = spikes recorded during t_sim (all populations).
 Progress goes to stderr.
 
-Usage: .venv/bin/python bench/sim_nest.py --scale 0.1 --threads 2 [--t-sim 1000]
+Usage: .venv/bin/python bench/sim_nest.py --scale 0.1 --threads 2 [--t-sim 1000] [--dc]
 """
 
 import argparse
@@ -41,6 +43,8 @@ def main():
     ap.add_argument("--t-sim", type=float, default=1000.0, help="timed simulation, ms (default 1000)")
     ap.add_argument("--seed", type=int, default=55, help="NEST rng_seed (default 55)")
     ap.add_argument("--params", type=Path, default=build_nest.DEFAULT_PARAMS, help="microcircuit params json")
+    ap.add_argument("--dc", action="store_true",
+                    help="DC drive instead of Poisson input (NEST example's poisson_input = False)")
     ap.add_argument("--no-record", action="store_true", help="no spike_recorders (total_spikes is then null)")
     args = ap.parse_args()
     if not (0.0 < args.scale <= 1.0):
@@ -60,9 +64,17 @@ def main():
     except AttributeError:
         nest.set_verbosity("M_WARNING")
 
-    pops, _poisson, create_s, connect_s = build_nest.build_network(nest, p, d, args.threads, args.seed)
+    pops, _poisson, create_s, connect_s = build_nest.build_network(nest, p, d, args.threads, args.seed, dc=args.dc)
     build_nest.log(f"scale {args.scale:g}: built in {create_s + connect_s:.2f} s "
-                   f"({int(d['N'].sum())} neurons, {int(d['num_synapses'].sum())} recurrent synapses)")
+                   f"({int(d['N'].sum())} neurons, {int(d['num_synapses'].sum())} recurrent synapses, "
+                   f"{'DC drive' if args.dc else 'Poisson input'})")
+    # What NEST holds: I_e of the first neuron of each population, Poisson generators in the kernel.
+    i_e_nest = [float(pop[0].get("I_e")) for pop in pops]
+    n_generators = len(nest.GetNodes({"model": "poisson_generator"}))
+    if args.dc:
+        build_nest.log("I_e pA (compensation + DC drive): " + ", ".join(f"{x:.2f}" for x in i_e_nest)
+                       + f"; poisson_generators: {n_generators}")
+    num_connections_network = int(nest.GetKernelStatus("num_connections"))  # before the recorders
     recorders = []
     if not args.no_record:
         for pop in pops:
@@ -86,6 +98,9 @@ def main():
         "nest_version": getattr(nest, "__version__", "unknown"),
         "scale": args.scale,
         "threads": args.threads,
+        "poisson_input": not args.dc,
+        "poisson_generators": n_generators,
+        "I_e_pA": [round(x, 6) for x in i_e_nest],
         "seed": args.seed,
         "t_presim_ms": args.t_presim,
         "t_sim_ms": args.t_sim,
@@ -96,7 +111,10 @@ def main():
         "total_spikes": total_spikes,
         "recorded": not args.no_record,
         "num_neurons": int(d["N"].sum()),
+        "n_neurons": int(d["N"].sum()),
         "num_connections": int(nest.GetKernelStatus("num_connections")),
+        "num_connections_network": num_connections_network,
+        "recurrent_synapses_expected": int(d["num_synapses"].sum()),
         "derived_matches_json": derived_ok,
         "peak_rss_mb": round(build_nest.peak_rss_mb(), 1),
     }
