@@ -90,7 +90,7 @@ if [[ "${1:-}" == "floors" ]]; then
         say "$floors $*"
         "$floors" "$@"
     else
-        echo "floors: $floors not found (not written yet; build it with cargo build --release --example floors)"
+        echo "floors: $floors not found (build it: cargo build --release -p snn-simulate --example floors)"
     fi
     exit 0
 fi
