@@ -74,7 +74,7 @@ speed() {
                 --seed "$seed" --threads "$THREADS" --json >"$tag-sim.json"
             wait_idle "$state seed $seed NEST"
             PYNEST_QUIET=1 "$PY" tests/reference/mam_nest.py --states "$state" --seeds "$seed" \
-                --threads "$THREADS" --out "$tag-nest.json" 2>"$tag-nest.log"
+                --threads "$THREADS" --out "$tag-nest.json" >"$tag-nest.out" 2>"$tag-nest.log"
             rows+=("$(python3 - "$tag" "$state" "$seed" <<'PY'
 import json, sys
 tag, state, seed = sys.argv[1:]

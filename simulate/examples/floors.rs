@@ -65,9 +65,14 @@ fn main() {
     };
     let n = 1024;
     let steps = 20_000 / scale;
-    let mut block = Block::new(&params, 0.1, n, |i| -65.0 + (i % 15) as f64).expect("a neuron model");
-    let in_ex: Vec<f64> = (0..n).map(|i| if i % 7 == 0 { 90.0 } else { 0.0 }).collect();
-    let in_in: Vec<f64> = (0..n).map(|i| if i % 11 == 0 { -350.0 } else { 0.0 }).collect();
+    let mut block =
+        Block::new(&params, 0.1, n, |i| -65.0 + (i % 15) as f64).expect("a neuron model");
+    let in_ex: Vec<f64> = (0..n)
+        .map(|i| if i % 7 == 0 { 90.0 } else { 0.0 })
+        .collect();
+    let in_in: Vec<f64> = (0..n)
+        .map(|i| if i % 11 == 0 { -350.0 } else { 0.0 })
+        .collect();
     let mut spikes = Vec::new();
     let t = best(reps, || {
         for _ in 0..steps {
@@ -75,7 +80,10 @@ fn main() {
             block.step(0..n, &in_ex, &in_in, &mut spikes);
         }
     });
-    println!("neuron update (iaf_psc_exp)        {:8.3} per neuron-step", t * 1e9 / (n * steps) as f64);
+    println!(
+        "neuron update (iaf_psc_exp)        {:8.3} per neuron-step",
+        t * 1e9 / (n * steps) as f64
+    );
 
     // Poisson words.
     let gids: [u64; 32] = std::array::from_fn(|j| 1000 + j as u64);
@@ -98,7 +106,9 @@ fn main() {
         let len = kib * 1024 / 8;
         let mut a = vec![0i64; len];
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let idx: Vec<u32> = (0..accesses).map(|_| (rng.next() % len as u64) as u32).collect();
+        let idx: Vec<u32> = (0..accesses)
+            .map(|_| (rng.next() % len as u64) as u32)
+            .collect();
         let t = best(reps, || {
             for &i in &idx {
                 a[i as usize] += 3;
@@ -116,7 +126,12 @@ fn main() {
     for neurons in [7_712usize, 77_169] {
         let mut rng = Rng(42);
         let events: Vec<(u32, i32)> = (0..accesses)
-            .map(|_| ((rng.next() % neurons as u64) as u32, (rng.next() % 1000) as i32 - 300))
+            .map(|_| {
+                (
+                    (rng.next() % neurons as u64) as u32,
+                    (rng.next() % 1000) as i32 - 300,
+                )
+            })
             .collect();
         let mut queue: Vec<(u32, i32)> = Vec::with_capacity(events.len());
         let mut acc = vec![0i64; 2 * neurons];
