@@ -28,7 +28,7 @@ use std::collections::HashSet;
 
 use snn_formats::model::{delay_to_steps, quantize_weight, Dist, Model, Projection, Rule};
 use snn_kernels::detmath;
-use snn_kernels::rng::{CounterRng, Purpose, Variates};
+use snn_kernels::rng::{philox4x32_10_x32, CounterRng, Purpose, Variates};
 use snn_kernels::ziggurat::{normal_zig_with, ZigguratTables};
 
 /// Normal variates by the ziggurat ([`normal_zig_with`]): one stream word
@@ -145,15 +145,43 @@ impl ProjPlan {
         }
     }
 
+    /// The streams of synapses `k0..k0 + n` (`n <= 32`) of target `t`,
+    /// their first blocks computed 32 at a time (vectorised Philox): the
+    /// same streams as `CounterRng::new(seed, Synapse, projection, t, k)`.
     #[inline]
-    fn synapse_rng(&self, t: u64, k: u64) -> CounterRng {
-        CounterRng::new(
-            self.seed,
-            Purpose::Synapse,
-            self.proj.index,
-            t as u32,
-            k as u32,
-        )
+    fn synapse_rngs(&self, t: u64, k0: u64, n: usize) -> impl Iterator<Item = CounterRng> + '_ {
+        let w0 = ((Purpose::Synapse as u32) << 24) | self.proj.index;
+        let counters = [
+            [0u32; 32],
+            [w0; 32],
+            [t as u32; 32],
+            std::array::from_fn(|j| (k0 + j as u64) as u32),
+        ];
+        let key = [self.seed as u32, (self.seed >> 32) as u32];
+        let first = philox4x32_10_x32(&counters, key);
+        (0..n).map(move |j| {
+            CounterRng::with_first_block(
+                self.seed,
+                Purpose::Synapse,
+                self.proj.index,
+                t as u32,
+                (k0 + j as u64) as u32,
+                [first[0][j], first[1][j], first[2][j], first[3][j]],
+            )
+        })
+    }
+
+    /// Call `f(k, stream)` for synapses `0..n` of target `t` in order.
+    #[inline]
+    fn for_each_stream(&self, t: u64, n: u64, mut f: impl FnMut(u64, &mut CounterRng)) {
+        let mut k0 = 0u64;
+        while k0 < n {
+            let m = (n - k0).min(32) as usize;
+            for (j, mut rng) in self.synapse_rngs(t, k0, m).enumerate() {
+                f(k0 + j as u64, &mut rng);
+            }
+            k0 += m as u64;
+        }
     }
 
     /// Draw the source of a per-synapse stream.
@@ -238,10 +266,7 @@ impl ProjPlan {
     ) {
         match self.mode {
             SourceMode::PerSynapse => {
-                for k in 0..indegree {
-                    let mut rng = self.synapse_rng(t, k);
-                    f(self.draw_source(&mut rng, t));
-                }
+                self.for_each_stream(t, indegree, |_, rng| f(self.draw_source(rng, t)));
             }
             SourceMode::Listed => {
                 self.listed_sources(t, scratch);
@@ -266,24 +291,22 @@ impl ProjPlan {
         let d = &self.proj.delay_ms;
         match self.mode {
             SourceMode::PerSynapse => {
-                for k in 0..indegree {
-                    let mut rng = self.synapse_rng(t, k);
-                    let s = self.draw_source(&mut rng, t);
-                    let mut z = Normals::new(&mut rng);
+                self.for_each_stream(t, indegree, |_, rng| {
+                    let s = self.draw_source(rng, t);
+                    let mut z = Normals::new(rng);
                     let wq = quantize_weight(draw(w, &mut z), self.frac_bits);
                     let ds = delay_to_steps(draw(d, &mut z), self.dt_ms);
                     f(s, wq, ds);
-                }
+                });
             }
             SourceMode::Listed => {
                 self.listed_sources(t, scratch);
-                for (k, &s) in scratch.iter().enumerate() {
-                    let mut rng = self.synapse_rng(t, k as u64);
-                    let mut z = Normals::new(&mut rng);
+                self.for_each_stream(t, scratch.len() as u64, |k, rng| {
+                    let mut z = Normals::new(rng);
                     let wq = quantize_weight(draw(w, &mut z), self.frac_bits);
                     let ds = delay_to_steps(draw(d, &mut z), self.dt_ms);
-                    f(s, wq, ds);
-                }
+                    f(scratch[k as usize], wq, ds);
+                });
             }
         }
     }

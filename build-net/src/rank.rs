@@ -405,22 +405,32 @@ impl<'a> RankPlan<'a> {
             let (td, wt) = (&td, &wt);
             let row_ptr = &row_ptr;
             let row_of = &row_of;
+            let mut source_of = vec![0usize; n_rows];
+            for (g, &r) in row_of.iter().enumerate() {
+                if r != NO_ROW {
+                    source_of[r as usize] = g;
+                }
+            }
+            let source_of = &source_of;
+            let totals = &counts.per_chunk_total;
             let results: Vec<Result<(u32, u32, u64), BuildError>> = self
                 .chunks
                 .par_iter()
                 .zip(counts.per_chunk.par_iter_mut())
-                .map(|(&range, cursor)| {
+                .enumerate()
+                .map(|(c, (&range, cursor))| {
                     let mut scratch = Vec::new();
                     let (mut dmin, mut dmax) = (u32::MAX, 0u32);
                     let mut written = 0u64;
                     let mut err = None;
-                    let mut block = Blocker::new(n_rows);
+                    let mut block = Blocker::new(n_rows, totals[c]);
                     let out = Out {
                         td,
                         wt,
                         n_syn,
                         row_ptr,
                         row_of,
+                        source_of,
                     };
                     self.for_targets(range, |l, t, projs, own_in_pop| {
                         if err.is_some() {
@@ -553,8 +563,11 @@ pub fn bits_for(n: u64) -> u32 {
 }
 
 /// Synapses generated per thread before they are grouped by source and
-/// written (about 8 MB of buffers per thread).
-const BLOCK_SYNAPSES: usize = 1 << 19;
+/// written (at most about 100 MB of buffers per thread). The more synapses
+/// per block, the longer the runs each row receives: a full-scale
+/// multi-area rank has about a million rows, so blocks of 2^19 synapses
+/// took 20.6 s where 2^22 take 17.5 (rank 0 of 128, 1.9e8 synapses).
+const BLOCK_SYNAPSES: usize = 1 << 22;
 
 /// Where the fill threads write.
 struct Out<'a> {
@@ -563,6 +576,8 @@ struct Out<'a> {
     n_syn: usize,
     row_ptr: &'a [u64],
     row_of: &'a [u32],
+    /// The global id of each row's source (the inverse of `row_of`).
+    source_of: &'a [usize],
 }
 
 /// Groups a block of generated synapses by source before writing them, so
@@ -574,25 +589,27 @@ struct Blocker {
     g: Vec<usize>,
     td: Vec<u32>,
     w: Vec<i32>,
+    /// Per synapse of the block: its row.
+    rows: Vec<u32>,
     /// Per row: synapses in the block (zero between flushes).
     count: Vec<u32>,
     /// Per row: next slot in the grouped buffers.
     pos: Vec<u32>,
-    /// Rows in the block, with a global id each.
-    touched: Vec<(u32, usize)>,
     tmp_td: Vec<u32>,
     tmp_w: Vec<i32>,
 }
 
 impl Blocker {
-    fn new(n_rows: usize) -> Blocker {
+    /// A blocker for `n_rows` rows and a chunk of `synapses` synapses.
+    fn new(n_rows: usize, synapses: u64) -> Blocker {
+        let cap = (synapses as usize).min(BLOCK_SYNAPSES) + 4096;
         Blocker {
-            g: Vec::with_capacity(BLOCK_SYNAPSES + 4096),
-            td: Vec::with_capacity(BLOCK_SYNAPSES + 4096),
-            w: Vec::with_capacity(BLOCK_SYNAPSES + 4096),
+            g: Vec::with_capacity(cap),
+            td: Vec::with_capacity(cap),
+            w: Vec::with_capacity(cap),
+            rows: Vec::with_capacity(cap),
             count: vec![0; n_rows],
             pos: vec![0; n_rows],
-            touched: Vec::new(),
             tmp_td: Vec::new(),
             tmp_w: Vec::new(),
         }
@@ -616,7 +633,7 @@ impl Blocker {
         if n == 0 {
             return Ok(());
         }
-        self.touched.clear();
+        self.rows.clear();
         for &g in &self.g {
             let r = out.row_of[g];
             if r == NO_ROW {
@@ -624,31 +641,34 @@ impl Blocker {
                     "synapse from a source without a row".into(),
                 ));
             }
-            let c = &mut self.count[r as usize];
-            if *c == 0 {
-                self.touched.push((r, g));
-            }
-            *c += 1;
+            self.count[r as usize] += 1;
+            self.rows.push(r);
         }
+        // Grouped in row order, so that the runs below go out in address
+        // order (rows are laid out in order).
         let mut off = 0u32;
-        for &(r, _) in &self.touched {
-            self.pos[r as usize] = off;
-            off += self.count[r as usize];
+        for (p, &c) in self.pos.iter_mut().zip(&self.count) {
+            *p = off;
+            off += c;
         }
         self.tmp_td.resize(n, 0);
         self.tmp_w.resize(n, 0);
         for i in 0..n {
-            let r = out.row_of[self.g[i]] as usize;
+            let r = self.rows[i] as usize;
             let p = self.pos[r] as usize;
             self.tmp_td[p] = self.td[i];
             self.tmp_w[p] = self.w[i];
             self.pos[r] += 1;
         }
-        for &(r, g) in &self.touched {
-            let k = self.count[r as usize] as usize;
-            let from = self.pos[r as usize] as usize - k;
-            let dst = (out.row_ptr[r as usize] + cursor[g] as u64) as usize;
-            if dst + k > out.n_syn || dst + k > out.row_ptr[r as usize + 1] as usize {
+        for r in 0..self.count.len() {
+            let k = self.count[r] as usize;
+            if k == 0 {
+                continue;
+            }
+            let g = out.source_of[r];
+            let from = self.pos[r] as usize - k;
+            let dst = (out.row_ptr[r] + cursor[g] as u64) as usize;
+            if dst + k > out.n_syn || dst + k > out.row_ptr[r + 1] as usize {
                 return Err(BuildError::Internal("synapse position out of range".into()));
             }
             // SAFETY: `dst + k` is within the row and the arrays (checked
@@ -661,7 +681,7 @@ impl Blocker {
                 std::ptr::copy_nonoverlapping(self.tmp_w.as_ptr().add(from), out.wt.0.add(dst), k);
             }
             cursor[g] += k as u32;
-            self.count[r as usize] = 0;
+            self.count[r] = 0;
         }
         self.g.clear();
         self.td.clear();

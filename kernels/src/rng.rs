@@ -247,6 +247,26 @@ impl CounterRng {
         }
     }
 
+    /// The stream `(seed, purpose, w0, w1, w2)` (as [`CounterRng::new`])
+    /// whose first block is already known: `first` must be the words of
+    /// block 0, e.g. from [`philox4x32_10_x32`] computing the first blocks
+    /// of many streams at once.
+    #[inline]
+    pub fn with_first_block(
+        seed: u64,
+        purpose: Purpose,
+        w0: u32,
+        w1: u32,
+        w2: u32,
+        first: [u32; 4],
+    ) -> Self {
+        let mut r = Self::new(seed, purpose, w0, w1, w2);
+        r.buf = first;
+        r.block = 1;
+        r.used = 0;
+        r
+    }
+
     /// The next 32 random bits of the stream.
     #[inline]
     pub fn next_u32(&mut self) -> u32 {
