@@ -81,7 +81,8 @@ pub type DeviceFactory = std::sync::Arc<
 /// The simulation backend.
 #[derive(Clone, Default)]
 pub enum Backend {
-    /// The CPU engine ([`Engine`]), threads through rayon.
+    /// The CPU engine ([`Engine`]), as many worker threads as the rayon
+    /// pool in use has.
     #[default]
     Cpu,
     /// The GPU engine ([`GpuEngine`]) on the device `factory` opens for
