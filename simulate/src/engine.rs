@@ -42,7 +42,13 @@
 //! in cache, where a dense ring of `slots x neurons` cells would be written
 //! at random and read row by row from memory; the checkpoint still holds the
 //! dense ring (each cell the sum of its queued events), so the saved state
-//! is the same for every backend and worker count.
+//! is the same for every backend and worker count. Where the delays (nearly)
+//! all agree (the balanced network: one delay), a worker keeps a dense ring
+//! of `slots` rows of its neurons' (excitatory, inhibitory) sums instead:
+//! each spike's run of synapses then adds, in target order, into one or two
+//! rows that stay in cache, which beats queueing the events (balanced
+//! network at 11,250 neurons: 2.7 s per biological second against 4.2 on
+//! dev-2c).
 //!
 //! # Checkpoints
 //!
@@ -109,13 +115,8 @@ struct Worker {
     /// Neurons.
     len: usize,
     chunks: Vec<Chunk>,
-    /// The delivered input waiting for its arrival step: `queue[t % slots]`
-    /// holds the `(target, weight)` of step `t` (target relative to
-    /// `start`; weight >= 0 excitatory, < 0 inhibitory).
-    queue: Vec<Vec<(u32, i32)>>,
-    /// Input sums of the current step: (excitatory, inhibitory) per neuron,
-    /// zero between steps.
-    acc: Vec<i64>,
+    /// The delivered input waiting for its arrival step.
+    input: Input,
     /// Input of the current step, pA, and Poisson counts (scratch of one
     /// chunk).
     in_ex: Vec<f64>,
@@ -128,6 +129,22 @@ struct Worker {
     /// Synapses met by a delivery whose target is not this worker's
     /// (a row out of canonical order: a damaged shard).
     misrouted: u64,
+}
+
+/// A worker's delivered input, waiting for its arrival step (targets
+/// relative to the worker's first neuron; weights >= 0 excitatory, < 0
+/// inhibitory; see the module documentation for when each is used).
+enum Input {
+    /// `queue[t % slots]` holds the `(target, weight)` of the events
+    /// arriving in step `t`; `acc` sums those of the current step,
+    /// (excitatory, inhibitory) per neuron, zero between steps.
+    Queue {
+        queue: Vec<Vec<(u32, i32)>>,
+        acc: Vec<i64>,
+    },
+    /// `slots` rows of `len` (excitatory, inhibitory) sums: row `t % slots`
+    /// is the input arriving in step `t`.
+    Ring(Vec<i64>),
 }
 
 /// The read-only parts of a step that every worker shares.
@@ -178,9 +195,9 @@ impl Worker {
         let slot = (t % cx.slots) as usize;
         let Worker {
             start,
+            len,
             chunks,
-            queue,
-            acc,
+            input,
             in_ex,
             in_in,
             counts,
@@ -188,14 +205,19 @@ impl Worker {
             chunk_spikes,
             ..
         } = self;
-        // The input arriving now, summed per neuron (`acc` stays in cache:
-        // only the events are read, not a row of the whole ring).
-        let arriving = &mut queue[slot];
-        for &(target, w) in arriving.iter() {
-            acc[2 * target as usize + usize::from(w < 0)] += w as i64;
-        }
-        arriving.clear();
-        let row = &mut acc[..];
+        // The input arriving now, per neuron.
+        let row = match input {
+            Input::Queue { queue, acc } => {
+                // Summed from the events (`acc` stays in cache).
+                let arriving = &mut queue[slot];
+                for &(target, w) in arriving.iter() {
+                    acc[2 * target as usize + usize::from(w < 0)] += w as i64;
+                }
+                arriving.clear();
+                &mut acc[..]
+            }
+            Input::Ring(ring) => &mut ring[2 * slot * *len..2 * (slot + 1) * *len],
+        };
         let out = &mut spikes[k];
         out.clear();
         for c in chunks.iter_mut() {
@@ -244,39 +266,63 @@ impl Worker {
         }
     }
 
-    /// Queue this worker's part of the pending deliveries for their
-    /// arrival steps.
+    /// Add this worker's part of the pending deliveries to its input.
     fn deliver(&mut self, cx: &StepCtx, pending: &Pending) {
-        let d = cx.d;
-        let tb = d.target_bits.to_native();
-        let mask = (1u32 << tb) - 1;
-        let (start, n) = (self.start as u32, self.len as u32);
-        let slots = cx.slots;
-        let td_all = &d.syn_target_delay[..];
-        let w_all = &d.syn_weight[..];
-        let queue = &mut self.queue;
-        let mut misrouted = 0u64;
-        for &(s, row) in pending.spikes {
-            let base = s % slots;
-            let r = pending.part(row as usize);
-            for (td, w) in td_all[r.clone()].iter().zip(&w_all[r]) {
-                let td = td.to_native();
-                let target = (td & mask).wrapping_sub(start);
-                let mut slot = base + (td >> tb) as u64;
-                if slot >= slots {
-                    slot -= slots;
-                }
-                // Not this worker's, or a delay beyond the ring: a damaged
-                // shard (reported after the job).
-                if target >= n || slot >= slots {
-                    misrouted += 1;
-                    continue;
-                }
-                queue[slot as usize].push((target, w.to_native()));
+        let (start, n, slots) = (self.start as u32, self.len as u32, cx.slots);
+        let misrouted = match &mut self.input {
+            Input::Queue { queue, .. } => {
+                for_each_event(cx.d, pending, start, n, slots, |slot, target, w| {
+                    queue[slot].push((target, w))
+                })
             }
-        }
+            Input::Ring(ring) => {
+                let n = n as usize;
+                for_each_event(cx.d, pending, start, n as u32, slots, |slot, target, w| {
+                    ring[2 * (slot * n + target as usize) + usize::from(w < 0)] += w as i64
+                })
+            }
+        };
         self.misrouted += misrouted;
     }
+}
+
+/// Call `add(slot, target, weight)` for every synapse of the pending spikes
+/// that targets the worker with neurons `start..start + n` (target relative
+/// to `start`, slot of the arrival step); returns how many synapses were
+/// out of place (another worker's in a row's run, or a delay beyond the
+/// ring: a damaged shard).
+#[inline(always)]
+fn for_each_event(
+    d: &ArchivedShardData,
+    pending: &Pending,
+    start: u32,
+    n: u32,
+    slots: u64,
+    mut add: impl FnMut(usize, u32, i32),
+) -> u64 {
+    let tb = d.target_bits.to_native();
+    let mask = (1u32 << tb) - 1;
+    let td_all = &d.syn_target_delay[..];
+    let w_all = &d.syn_weight[..];
+    let mut misrouted = 0u64;
+    for &(s, row) in pending.spikes {
+        let base = s % slots;
+        let r = pending.part(row as usize);
+        for (td, w) in td_all[r.clone()].iter().zip(&w_all[r]) {
+            let td = td.to_native();
+            let target = (td & mask).wrapping_sub(start);
+            let mut slot = base + (td >> tb) as u64;
+            if slot >= slots {
+                slot -= slots;
+            }
+            if target >= n || slot >= slots {
+                misrouted += 1;
+                continue;
+            }
+            add(slot as usize, target, w.to_native());
+        }
+    }
+    misrouted
 }
 
 /// Deliveries waiting for the next wake-up of the workers, and where each
@@ -407,6 +453,15 @@ impl Engine {
             .min(n_local.div_ceil(64))
             .max(1);
         let cuts = worker_cuts(&model, &ranges, n_workers);
+        // A dense ring where the delays (nearly) all agree: each spike's
+        // run of synapses then adds into one or two rows, in target order.
+        let widest = cuts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as u64;
+        let dense = d
+            .max_delay_steps
+            .to_native()
+            .saturating_sub(d.min_delay_steps.to_native())
+            < DENSE_RING_DELAY_SPREAD
+            && 16 * slots * widest <= DENSE_RING_MAX_BYTES;
         let mut workers = Vec::with_capacity(cuts.len() - 1);
         for wr in cuts.windows(2) {
             let (ws, we) = (wr[0], wr[1]);
@@ -437,12 +492,19 @@ impl Engine {
                 }
             }
             let len = we - ws;
+            let input = if dense {
+                Input::Ring(vec![0; 2 * slots as usize * len])
+            } else {
+                Input::Queue {
+                    queue: vec![Vec::new(); slots as usize],
+                    acc: vec![0; 2 * len],
+                }
+            };
             workers.push(Mutex::new(Worker {
                 start: ws,
                 len,
                 chunks,
-                queue: vec![Vec::new(); slots as usize],
-                acc: vec![0; 2 * len],
+                input,
                 in_ex: vec![0.0; CHUNK],
                 in_in: vec![0.0; CHUNK],
                 counts: vec![0; CHUNK],
@@ -784,10 +846,21 @@ impl Engine {
         let mut out = vec![0i64; self.slots as usize * n];
         for w in &self.workers {
             let w = lock(w);
-            for (slot, q) in w.queue.iter().enumerate() {
-                for &(target, x) in q {
-                    if usize::from(x < 0) == r {
-                        out[slot * n + w.start + target as usize] += x as i64;
+            match &w.input {
+                Input::Queue { queue, .. } => {
+                    for (slot, q) in queue.iter().enumerate() {
+                        for &(target, x) in q {
+                            if usize::from(x < 0) == r {
+                                out[slot * n + w.start + target as usize] += x as i64;
+                            }
+                        }
+                    }
+                }
+                Input::Ring(ring) => {
+                    for slot in 0..self.slots as usize {
+                        for j in 0..w.len {
+                            out[slot * n + w.start + j] = ring[2 * (slot * w.len + j) + r];
+                        }
                     }
                 }
             }
@@ -890,8 +963,13 @@ impl Engine {
         }
         let n = self.n_local;
         for g in guards.iter_mut() {
-            g.queue.iter_mut().for_each(Vec::clear);
-            g.acc.fill(0);
+            match &mut g.input {
+                Input::Queue { queue, acc } => {
+                    queue.iter_mut().for_each(Vec::clear);
+                    acc.fill(0);
+                }
+                Input::Ring(ring) => ring.fill(0),
+            }
         }
         let mut wrong_sign = false;
         for (r, b) in rings.into_iter().enumerate() {
@@ -911,12 +989,20 @@ impl Engine {
                     .find(|g| l >= g.start && l < g.start + g.len)
                 {
                     let target = (l - g.start) as u32;
-                    // A sum beyond i32 as several entries of its sign.
-                    let mut rest = v;
-                    while rest != 0 {
-                        let part = rest.clamp(i32::MIN as i64, i32::MAX as i64);
-                        g.queue[slot].push((target, part as i32));
-                        rest -= part;
+                    let len = g.len;
+                    match &mut g.input {
+                        Input::Queue { queue, .. } => {
+                            // A sum beyond i32 as several entries of its sign.
+                            let mut rest = v;
+                            while rest != 0 {
+                                let part = rest.clamp(i32::MIN as i64, i32::MAX as i64);
+                                queue[slot].push((target, part as i32));
+                                rest -= part;
+                            }
+                        }
+                        Input::Ring(ring) => {
+                            ring[2 * (slot * len + target as usize) + r] = v;
+                        }
                     }
                 }
             });
@@ -937,6 +1023,12 @@ impl Engine {
         Ok(())
     }
 }
+
+/// A dense ring is used when the shard's longest and shortest delays are
+/// less than this many steps apart ...
+const DENSE_RING_DELAY_SPREAD: u32 = 4;
+/// ... and a worker's ring takes at most this many bytes.
+const DENSE_RING_MAX_BYTES: u64 = 256 << 20;
 
 /// Work of a population chunk, in neuron updates: this much per chunk
 /// besides its neurons (Poisson words, input sums and the update are set up
