@@ -33,21 +33,9 @@ PY=.venv/bin/python
 OUT=bench/out
 mkdir -p "$OUT"
 say() { printf '[mam-bench] %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-busy_pct() {
-    local a b
-    a=($(head -n1 /proc/stat)); sleep 1; b=($(head -n1 /proc/stat))
-    local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
-    for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
-    ((total > 0)) || { echo 0; return; }
-    echo $(( 100 * (total - idle) / total ))
-}
-wait_idle() {
-    local waited=0 b
-    b=$(busy_pct)
-    while ((b >= 10 && waited < IDLE_WAIT)); do b=$(busy_pct); waited=$((waited + 1)); done
-    say "$1: CPU ${b}% busy before start (waited ${waited} s)"
-}
+IDLE_BUSY="${IDLE_BUSY:-10}"
+# load, now, busy_pct, wait_idle
+source bench/lib.sh
 for b in snn-build snn-sim; do
     [[ -x "$BIN/$b" ]] || { say "error: $BIN/$b missing (cargo build --release)"; exit 1; }
 done

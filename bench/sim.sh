@@ -39,33 +39,8 @@ RESULTS="$OUTDIR/sim_results.jsonl"
 mkdir -p "$OUTDIR"
 
 say() { printf '[sim-bench] %s\n' "$*" >&2; }
-load() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
-now() { date +%s.%N; }
-# CPU busy percentage (all cores) over the next second, from /proc/stat.
-busy_pct() {
-    local a b
-    a=($(head -n1 /proc/stat)) || return 1
-    sleep 1
-    b=($(head -n1 /proc/stat)) || return 1
-    local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
-    for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
-    ((total > 0)) || { echo 0; return; }
-    echo $(( 100 * (total - idle) / total ))
-}
-# Wait (up to IDLE_WAIT s) until the CPU is idle; says what it saw.
-wait_idle() {
-    local what="$1" waited=0 b
-    b=$(busy_pct 2>/dev/null || echo "?")
-    while [[ "$b" != "?" ]] && ((b >= IDLE_BUSY && waited < IDLE_WAIT)); do
-        b=$(busy_pct 2>/dev/null || echo "?")
-        waited=$((waited + 1))
-    done
-    if [[ "$b" != "?" ]] && ((b >= IDLE_BUSY)); then
-        say "$what: warning: CPU still ${b}% busy after ${waited} s (load avg $(load)); timing may be inflated"
-    else
-        say "$what: CPU ${b}% busy before start (waited ${waited} s; load avg $(load))"
-    fi
-}
+# load, now, busy_pct, wait_idle
+source bench/lib.sh
 
 run_ours=1
 run_nest=1

@@ -98,6 +98,41 @@ fn sim_args(
     run(&mut c)
 }
 
+/// Build `cfg` with `n` MPI processes into `dist` and check that every
+/// shard is the one the single-process build wrote into `local`.
+fn build_distributed_like(
+    mpirun: &str,
+    cfg: &str,
+    sets: &[&str],
+    local: &Path,
+    dist: &Path,
+    n: u32,
+) {
+    let mut c = Command::new("timeout");
+    c.args([
+        "300",
+        mpirun,
+        "-n",
+        &n.to_string(),
+        env!("CARGO_BIN_EXE_snn-build"),
+    ])
+    .arg(common::repo().join("configs").join(cfg))
+    .arg("-o")
+    .arg(dist);
+    for s in sets {
+        c.arg("--set").arg(s);
+    }
+    let o = run(&mut c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for r in 0..n {
+        let f = snn_formats::shard::shard_file_name(r);
+        assert!(
+            std::fs::read(local.join(&f)).unwrap() == std::fs::read(dist.join(&f)).unwrap(),
+            "{cfg}: rank {r} of {n}: distributed shard differs"
+        );
+    }
+}
+
 #[test]
 fn distributed_build_writes_the_same_shards() {
     let Some(mpirun) = mpirun() else { return };
@@ -107,29 +142,7 @@ fn distributed_build_writes_the_same_shards() {
         let local = tmp.path().join(format!("local{n}"));
         build_local("balanced.toml", &sets, &local, n);
         let dist = tmp.path().join(format!("dist{n}"));
-        let mut c = Command::new("timeout");
-        c.args([
-            "300",
-            mpirun,
-            "-n",
-            &n.to_string(),
-            env!("CARGO_BIN_EXE_snn-build"),
-        ])
-        .arg(common::repo().join("configs/balanced.toml"))
-        .arg("-o")
-        .arg(&dist);
-        for s in sets {
-            c.arg("--set").arg(s);
-        }
-        let o = run(&mut c);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        for r in 0..n {
-            let f = snn_formats::shard::shard_file_name(r);
-            assert!(
-                std::fs::read(local.join(&f)).unwrap() == std::fs::read(dist.join(&f)).unwrap(),
-                "rank {r} of {n}: distributed shard differs"
-            );
-        }
+        build_distributed_like(mpirun, "balanced.toml", &sets, &local, &dist, n);
         let v = run(Command::new(env!("CARGO_BIN_EXE_snn-build"))
             .arg("verify")
             .arg(&dist));
@@ -275,29 +288,7 @@ fn multi_area_model_under_mpirun() {
         let local = tmp.path().join(format!("local{n}"));
         build_local("mam.toml", &sets, &local, n);
         let dist = tmp.path().join(format!("dist{n}"));
-        let mut c = Command::new("timeout");
-        c.args([
-            "300",
-            mpirun,
-            "-n",
-            &n.to_string(),
-            env!("CARGO_BIN_EXE_snn-build"),
-        ])
-        .arg(common::repo().join("configs/mam.toml"))
-        .arg("-o")
-        .arg(&dist);
-        for s in sets {
-            c.arg("--set").arg(s);
-        }
-        let o = run(&mut c);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        for r in 0..n {
-            let f = snn_formats::shard::shard_file_name(r);
-            assert!(
-                std::fs::read(local.join(&f)).unwrap() == std::fs::read(dist.join(&f)).unwrap(),
-                "rank {r} of {n}: distributed shard differs"
-            );
-        }
+        build_distributed_like(mpirun, "mam.toml", &sets, &local, &dist, n);
         for comm in ["p2p", "collective"] {
             let out = tmp.path().join(format!("run{n}{comm}"));
             let o = sim(Some(n), &dist, &out, "150", comm);

@@ -307,6 +307,47 @@ pub fn iaf_psc_alpha_consts(p: &NeuronParams, dt_ms: f64) -> IafPscAlphaConsts {
     }
 }
 
+/// `step`, run compiled for AVX2 where the CPU has it (four neurons per
+/// instruction; the same operations in the same order, so the same bits),
+/// and `step_avx2`, for a state whose update is its `step_body`.
+macro_rules! step_with_avx2 {
+    ($(#[$doc:meta])* $consts:ty) => {
+        $(#[$doc])*
+        pub fn step(
+            &mut self,
+            c: &$consts,
+            range: Range<usize>,
+            in_ex_pa: &[f64],
+            in_in_pa: &[f64],
+            spikes: &mut Vec<u32>,
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above),
+                    // the only requirement of `step_avx2`.
+                    unsafe { self.step_avx2(c, range, in_ex_pa, in_in_pa, spikes) };
+                    return;
+                }
+            }
+            self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn step_avx2(
+            &mut self,
+            c: &$consts,
+            range: Range<usize>,
+            in_ex_pa: &[f64],
+            in_in_pa: &[f64],
+            spikes: &mut Vec<u32>,
+        ) {
+            self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
+        }
+    };
+}
+
 /// Checks the slices of a `step` call (panics on misuse: a bug).
 #[inline]
 fn check_step_args(len: usize, range: &Range<usize>, in_ex_pa: &[f64], in_in_pa: &[f64]) -> usize {
@@ -510,51 +551,20 @@ neuron_state! {
 }
 
 impl IafPscExpState {
-    /// Advance neurons `range` of this block by one step (NEST's update
-    /// order, see the module documentation).
-    ///
-    /// `in_ex_pa[k]` and `in_in_pa[k]` are the summed weights (pA; >= 0 and
-    /// <= 0) of the spikes arriving at neuron `range.start + k` in this step
-    /// (indices relative to `range.start`). The indices (in the block, i.e.
-    /// absolute) of the neurons that fire in this step are pushed onto
-    /// `spikes` in increasing order. Allocates nothing (`spikes` grows only
-    /// if its capacity is short: reserve the block size once).
-    ///
-    /// Panics if `range` is outside the block or an input slice is shorter
-    /// than `range`.
-    pub fn step(
-        &mut self,
-        c: &IafPscExpConsts,
-        range: Range<usize>,
-        in_ex_pa: &[f64],
-        in_in_pa: &[f64],
-        spikes: &mut Vec<u32>,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above), the
-                // only requirement of `step_avx2`.
-                unsafe { self.step_avx2(c, range, in_ex_pa, in_in_pa, spikes) };
-                return;
-            }
-        }
-        self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
-    }
-
-    /// [`Self::step`] compiled for AVX2 (four neurons per instruction; the
-    /// same operations, so the same bits).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn step_avx2(
-        &mut self,
-        c: &IafPscExpConsts,
-        range: Range<usize>,
-        in_ex_pa: &[f64],
-        in_in_pa: &[f64],
-        spikes: &mut Vec<u32>,
-    ) {
-        self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
+    step_with_avx2! {
+        /// Advance neurons `range` of this block by one step (NEST's update
+        /// order, see the module documentation).
+        ///
+        /// `in_ex_pa[k]` and `in_in_pa[k]` are the summed weights (pA; >= 0 and
+        /// <= 0) of the spikes arriving at neuron `range.start + k` in this step
+        /// (indices relative to `range.start`). The indices (in the block, i.e.
+        /// absolute) of the neurons that fire in this step are pushed onto
+        /// `spikes` in increasing order. Allocates nothing (`spikes` grows only
+        /// if its capacity is short: reserve the block size once).
+        ///
+        /// Panics if `range` is outside the block or an input slice is shorter
+        /// than `range`.
+        IafPscExpConsts
     }
 
     #[inline(always)]
@@ -612,43 +622,12 @@ impl IafPscExpState {
 }
 
 impl IafPscAlphaState {
-    /// Advance neurons `range` of this block by one step; the arguments are
-    /// as for [`IafPscExpState::step`]. Incoming weights enter `dI` scaled by
-    /// `e/tau_syn` (a PSC of weight `w` peaks at `w` pA, `tau_syn` after
-    /// arrival).
-    pub fn step(
-        &mut self,
-        c: &IafPscAlphaConsts,
-        range: Range<usize>,
-        in_ex_pa: &[f64],
-        in_in_pa: &[f64],
-        spikes: &mut Vec<u32>,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above), the
-                // only requirement of `step_avx2`.
-                unsafe { self.step_avx2(c, range, in_ex_pa, in_in_pa, spikes) };
-                return;
-            }
-        }
-        self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
-    }
-
-    /// [`Self::step`] compiled for AVX2 (four neurons per instruction; the
-    /// same operations, so the same bits).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn step_avx2(
-        &mut self,
-        c: &IafPscAlphaConsts,
-        range: Range<usize>,
-        in_ex_pa: &[f64],
-        in_in_pa: &[f64],
-        spikes: &mut Vec<u32>,
-    ) {
-        self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
+    step_with_avx2! {
+        /// Advance neurons `range` of this block by one step; the arguments are
+        /// as for [`IafPscExpState::step`]. Incoming weights enter `dI` scaled by
+        /// `e/tau_syn` (a PSC of weight `w` peaks at `w` pA, `tau_syn` after
+        /// arrival).
+        IafPscAlphaConsts
     }
 
     #[inline(always)]
