@@ -49,7 +49,7 @@ RESULTS="$OUTDIR/cpu_results.jsonl"
 mkdir -p "$OUTDIR"
 
 say() { printf '[cpu-bench] %s\n' "$*" >&2; }
-# load, now, busy_pct, wait_idle
+# load, now, busy_pct, wait_idle, choose_sides
 source bench/lib.sh
 
 # ---- bench/cpu.sh floors: the Rust microbenchmark of the per-part floors.
@@ -80,37 +80,7 @@ for n in "${NETWORKS[@]}"; do
     esac
 done
 
-run_ours=1
-run_nest=1
-[[ "${SKIP_OURS:-0}" == "1" ]] && run_ours=0
-[[ "${SKIP_NEST:-0}" == "1" ]] && run_nest=0
-
-if ((run_ours)); then
-    for b in snn-build snn-sim; do
-        if [[ ! -x "$BIN/$b" ]]; then
-            say "warning: $BIN/$b not found (cargo build --release); measuring NEST only"
-            run_ours=0
-        fi
-    done
-fi
-if ((run_nest)); then
-    if [[ ! -x "$PY" ]] || ! PYNEST_QUIET=1 "$PY" -c 'import nest' >/dev/null 2>&1; then
-        say "warning: $PY with NEST 3.10 not found: run scripts/install.sh; measuring ours only"
-        run_nest=0
-    fi
-fi
-if ((!run_ours && !run_nest)); then
-    say "error: nothing to run"
-    exit 1
-fi
-
-PARSE=python3
-command -v python3 >/dev/null 2>&1 || PARSE="$PY"
-
-stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-host_cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
-nest_version=""
-((run_nest)) && nest_version=$(PYNEST_QUIET=1 "$PY" -c 'import nest; print(nest.__version__)' 2>/dev/null | tail -n1)
+choose_sides
 rows=()
 
 for name in "${NETWORKS[@]}"; do

@@ -248,13 +248,8 @@ fn build_some_ranks(
         let shard = plan.fill(counts, &images, &send, hash, progress)?;
         results.push(write_rank(&staging, &shard, opts)?);
     }
-    let mut per_projection = vec![0u64; model.projections.len()];
-    for r in &results {
-        for (a, b) in per_projection.iter_mut().zip(&r.per_projection) {
-            *a += b;
-        }
-    }
-    let total_synapses: u64 = per_projection.iter().sum();
+    let total_synapses: u64 = results.iter().map(|r| r.entry.synapses).sum();
+    let (min_delay_steps, max_delay_steps) = delay_range(&results);
     let shard_bytes: u64 = results.iter().map(|r| r.entry.bytes).sum();
     let write_seconds = results.iter().map(|r| r.write_seconds).sum();
     let partial = PartialBuild {
@@ -280,8 +275,8 @@ fn build_some_ranks(
         n_neurons: ranks.iter().map(|&r| placement.n_local(r)).sum(),
         total_synapses,
         projections: Vec::new(),
-        min_delay_steps: results.iter().map(|r| r.min_delay_steps).min().unwrap_or(0),
-        max_delay_steps: results.iter().map(|r| r.max_delay_steps).max().unwrap_or(0),
+        min_delay_steps,
+        max_delay_steps,
         shard_bytes,
         bytes_per_synapse: if total_synapses > 0 {
             shard_bytes as f64 / total_synapses as f64
@@ -411,6 +406,17 @@ pub struct RankResult {
     pub write_seconds: f64,
 }
 
+/// Smallest and largest delay over the ranks that have synapses ((0, 0)
+/// when none has).
+fn delay_range(results: &[RankResult]) -> (u32, u32) {
+    results
+        .iter()
+        .filter(|r| r.entry.synapses > 0)
+        .map(|r| (r.min_delay_steps, r.max_delay_steps))
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+        .unwrap_or((0, 0))
+}
+
 /// Write the manifest from the ranks' results and commit the directory.
 #[allow(clippy::too_many_arguments)]
 pub fn finish_manifest(
@@ -425,22 +431,15 @@ pub fn finish_manifest(
 ) -> Result<BuildSummary, BuildError> {
     let n_ranks = results.len() as u32;
     let mut per_projection = vec![0u64; model.projections.len()];
-    let (mut dmin, mut dmax) = (u32::MAX, 0u32);
+    let (dmin, dmax) = delay_range(&results);
     let mut write_seconds = 0.0;
     let mut entries = Vec::with_capacity(results.len());
     for r in results {
         for (a, b) in per_projection.iter_mut().zip(&r.per_projection) {
             *a += b;
         }
-        if r.entry.synapses > 0 {
-            dmin = dmin.min(r.min_delay_steps);
-            dmax = dmax.max(r.max_delay_steps);
-        }
         write_seconds += r.write_seconds;
         entries.push(r.entry);
-    }
-    if dmin == u32::MAX {
-        dmin = 0;
     }
     let total_synapses: u64 = per_projection.iter().sum();
     let projections: Vec<ProjectionEntry> = model
