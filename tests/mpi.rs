@@ -250,6 +250,14 @@ fn rank_count_mismatch_and_bad_shard_end_the_job() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("built for 3 ranks"), "{err}");
     assert!(!err.contains("panicked"));
+    // One line per rank, never two ranks' messages in one line.
+    assert_eq!(err.lines().count(), 2, "{err}");
+    for line in err.lines() {
+        assert!(
+            line.starts_with("snn-sim: error: rank ") && line.matches("snn-sim:").count() == 1,
+            "{err}"
+        );
+    }
     assert!(!tmp.path().join("r").exists(), "no output for a failed run");
     // A corrupt shard on one rank aborts the whole job with that rank's error.
     let f = net.join(snn_formats::shard::shard_file_name(1));

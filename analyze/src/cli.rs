@@ -5,8 +5,13 @@
 //! snn-analyze RUN_DIR -o REPORT_DIR [--t-start MS] [--t-stop MS] [--force]
 //!             [--pairs N] [--bin-ms B] [--seed S] [--raster-neurons N]
 //! snn-analyze compare RUN_A RUN_B [--t-start MS] [--t-stop MS] [--json]
-//!             [--pairs N] [--bin-ms B] [--seed S]
+//!             [--report-only] [--pairs N] [--bin-ms B] [--seed S]
 //! ```
+//!
+//! Exit status ([`EXIT_HELP`]): 0 success; 1 `compare` found that the
+//! runs' spikes differ (like `cmp`; not with `--report-only`); 2 an error
+//! (a refused command line, a missing, unreadable or invalid input, an
+//! option the input cannot be analysed with).
 //!
 //! The analyse command prints the per-population table; runs with areas
 //! (see [`crate::areas`]) print the per-area table before it, and instead
@@ -25,6 +30,18 @@ use crate::error::AnalyzeError;
 use crate::report::{analyze_run, format_table, AnalyzeOptions};
 use crate::stats::StatsOptions;
 
+/// The exit statuses, as `--help` shows them.
+pub const EXIT_HELP: &str = "Exit status:
+  0  success (compare: the runs' spikes are identical, or --report-only)
+  1  compare: the runs' spikes differ (the comparison is printed all the same)
+  2  error: a refused command line, a missing, unreadable or invalid input";
+
+/// Exit status of `compare` when the runs' spikes differ.
+pub const EXIT_DIFFER: u8 = 1;
+
+/// Exit status of every error (as `cmp` and `diff` use).
+pub const EXIT_ERROR: u8 = 2;
+
 /// Statistics of spike output: rates, CV of ISI, Fano factor, spike-count
 /// correlations and plots of a run directory, or the comparison of two runs.
 #[derive(Debug, Parser)]
@@ -32,6 +49,7 @@ use crate::stats::StatsOptions;
     name = "snn-analyze",
     version,
     about,
+    after_help = EXIT_HELP,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -48,8 +66,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compare two runs: per-population differences (B - A) of mean rate,
-    /// CV ISI and correlation, and the earth mover's distances between their
-    /// distributions.
+    /// CV ISI and correlation, the earth mover's distances between their
+    /// distributions, and whether their spikes are identical (exit status 1
+    /// when they are not, unless --report-only).
+    #[command(after_help = EXIT_HELP)]
     Compare(CompareArgs),
 }
 
@@ -57,19 +77,34 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct StatsArgs {
     /// Start of the analysis window (ms) [default: the run's start].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub t_start: Option<f64>,
     /// End of the analysis window (ms) [default: the run's end].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub t_stop: Option<f64>,
     /// Neuron pairs sampled per population for the spike-count correlation.
-    #[arg(long, value_name = "N", default_value_t = 200)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200,
+        allow_negative_numbers = true
+    )]
     pub pairs: usize,
     /// Bin width (ms) of the Fano factor and the correlations.
-    #[arg(long, value_name = "B", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "B",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     pub bin_ms: f64,
     /// Seed of the pair and raster-neuron sampling.
-    #[arg(long, value_name = "S", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
     pub seed: u64,
 }
 
@@ -101,7 +136,12 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub force: bool,
     /// Neurons per population shown in raster.png (and rasters/AREA.png).
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 50,
+        allow_negative_numbers = true
+    )]
     pub raster_neurons: usize,
     /// Window, bins, pairs and seed.
     #[command(flatten)]
@@ -120,6 +160,10 @@ pub struct CompareArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Exit with status 0 even when the runs' spikes differ (only report
+    /// it).
+    #[arg(long)]
+    pub report_only: bool,
     /// Window, bins, pairs and seed.
     #[command(flatten)]
     pub stats: StatsArgs,
@@ -152,8 +196,18 @@ fn files_line(files: &[String]) -> String {
     parts.join(", ")
 }
 
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (an analysis written, or runs with identical spikes compared).
+    Done,
+    /// `compare` found that the runs' spikes differ (without
+    /// `--report-only`).
+    Differ,
+}
+
 /// Execute a parsed command line, printing results to stdout.
-pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
+pub fn execute(cli: &Cli) -> Result<Outcome, AnalyzeError> {
     let mut out = std::io::stdout().lock();
     let stdout_err = |e| AnalyzeError::io("<stdout>", "write", e);
     match &cli.command {
@@ -173,6 +227,10 @@ pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
                 format_comparison(&cmp)
             };
             out.write_all(text.as_bytes()).map_err(stdout_err)?;
+            out.flush().map_err(stdout_err)?;
+            if !cmp.identical && !c.report_only {
+                return Ok(Outcome::Differ);
+            }
         }
         None => {
             let a = &cli.analyze;
@@ -221,19 +279,22 @@ pub fn execute(cli: &Cli) -> Result<(), AnalyzeError> {
                 files_line(&rep.files)
             );
             out.write_all(text.as_bytes()).map_err(stdout_err)?;
+            out.flush().map_err(stdout_err)?;
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
-/// Execute and turn an error into one line `snn-analyze: error: ...` on
-/// stderr and exit code 1.
+/// Execute and return the exit status (see [`EXIT_HELP`]): an error
+/// becomes one line `snn-analyze: error: ...` on stderr and
+/// [`EXIT_ERROR`], spikes that differ [`EXIT_DIFFER`].
 pub fn run(cli: &Cli) -> ExitCode {
     match execute(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Differ) => ExitCode::from(EXIT_DIFFER),
         Err(e) => {
             eprintln!("snn-analyze: error: {}", e.one_line());
-            ExitCode::from(1)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

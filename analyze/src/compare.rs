@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::AnalyzeError;
-use crate::report::{check_stats_options, resolve_window, run_stats};
-use crate::run::{load_run, Run};
+use crate::report::{check_bins, check_stats_options, resolve_window, run_stats};
+use crate::run::{load_run, read_summary, Run};
+use crate::stats::Window;
 use crate::stats::{emd, PopulationStats, StatsOptions};
 
 /// Options of [`compare_runs`].
@@ -161,23 +162,25 @@ pub fn compare_populations(a: &PopulationStats, b: &PopulationStats) -> Populati
     }
 }
 
+/// The analysis window of run directory `dir` under `o`, checked (with
+/// its bins) from its `summary.json` before any spike is read.
+fn checked_window(dir: &std::path::Path, o: &CompareOptions) -> Result<Window, AnalyzeError> {
+    let summary_path = dir.join("summary.json");
+    let summary = read_summary(dir)?;
+    let w = resolve_window(&summary, &summary_path, o.t_start, o.t_stop)?;
+    let sizes: Vec<u64> = summary.populations.iter().map(|p| p.size).collect();
+    let whole_run = o.t_start.is_none() && o.t_stop.is_none();
+    check_bins(w, &o.stats, &sizes, &summary_path, whole_run)?;
+    Ok(w)
+}
+
 /// Load and compare two runs.
 pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
     check_stats_options(&o.stats)?;
+    let wa = checked_window(&o.run_a, o)?;
+    let wb = checked_window(&o.run_b, o)?;
     let run_a = load_run(&o.run_a)?;
     let run_b = load_run(&o.run_b)?;
-    let wa = resolve_window(
-        &run_a.summary,
-        &o.run_a.join("summary.json"),
-        o.t_start,
-        o.t_stop,
-    )?;
-    let wb = resolve_window(
-        &run_b.summary,
-        &o.run_b.join("summary.json"),
-        o.t_start,
-        o.t_stop,
-    )?;
     let first_difference = first_spike_difference(&run_a, &run_b);
     let sa = run_stats(&run_a, wa, &o.stats);
     let sb = run_stats(&run_b, wb, &o.stats);

@@ -10,12 +10,14 @@
 //!   areas (the multi-area model);
 //! * [`compare`]: comparison of two runs;
 //! * [`plots`]: PNG plots;
+//! * [`limits`]: the bounds checked before anything is allocated;
 //! * [`cli`]: the command line (the binary only parses and calls it).
 
 pub mod areas;
 pub mod cli;
 pub mod compare;
 pub mod error;
+pub mod limits;
 pub mod plots;
 pub mod report;
 pub mod run;

@@ -87,6 +87,17 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> AnalyzeError {
     AnalyzeError::io(path, "draw plot", std::io::Error::other(e.to_string()))
 }
 
+/// Refuse a plot whose bitmap (`width` x `height` RGB pixels, its size set
+/// by the number of populations or areas, `what`) does not fit in the
+/// memory available, before it is allocated.
+fn check_bitmap(path: &Path, width: u64, height: u64, what: &str) -> Result<(), AnalyzeError> {
+    crate::limits::check_fits(
+        width.saturating_mul(height).saturating_mul(3),
+        &format!("a {width} x {height} pixel plot of {what}"),
+    )
+    .map_err(|m| AnalyzeError::input(path, m))
+}
+
 /// One population's rows of the raster: the sampled neurons' spike trains
 /// (already restricted to the plotted window).
 #[derive(Debug, Clone)]
@@ -400,6 +411,12 @@ pub fn rate_matrix(
     let bar_x = left + n_cols * cw + 30;
     let width = (bar_x + 150).max(700);
     let height = top + n_rows * ch + 75;
+    check_bitmap(
+        path,
+        width as u64,
+        height as u64,
+        &format!("{n_rows} areas x {n_cols} populations"),
+    )?;
     let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let vmax = m
@@ -562,7 +579,9 @@ pub fn distributions(
         3
     };
     let grid_rows = n.div_ceil(cols);
-    let height = (60 + 240 * grid_rows) as u32;
+    let height = 60 + 240 * grid_rows as u64;
+    check_bitmap(path, 1200, height, &format!("{n} populations"))?;
+    let height = u32::try_from(height).unwrap_or(u32::MAX);
     let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let area = if text {

@@ -17,6 +17,9 @@ use snn_formats::output::Staging;
 
 use crate::areas::{self, AreaSummary};
 use crate::error::AnalyzeError;
+use crate::limits::{
+    check_fits, BYTES_PER_BIN, MAX_BINS, MAX_PAIRS, MAX_PAIR_BINS, MAX_RASTER_NEURONS,
+};
 use crate::plots::{self, RasterArea, RasterPopulation};
 use crate::run::{load_run, read_summary, PopulationInfo, Run, RunSummary};
 use crate::sampling::{sample_indices, stream_rng};
@@ -83,12 +86,75 @@ pub struct AnalysisReport {
     pub plots_have_text: bool,
 }
 
-/// Check the statistics options.
+/// Check the statistics options on their own (see [`check_bins`] for the
+/// bin count of a window).
 pub fn check_stats_options(o: &StatsOptions) -> Result<(), AnalyzeError> {
     if !(o.bin_ms.is_finite() && o.bin_ms > 0.0) {
         return Err(AnalyzeError::Usage(format!(
             "--bin-ms {}: must be a positive number of ms",
             o.bin_ms
+        )));
+    }
+    if o.pairs > MAX_PAIRS {
+        return Err(AnalyzeError::Usage(format!(
+            "--pairs {}: more than the {MAX_PAIRS} pairs per population the correlation may sample",
+            o.pairs
+        )));
+    }
+    Ok(())
+}
+
+/// Check that window `w` cut into bins of `o.bin_ms` can be analysed:
+/// at most [`MAX_BINS`] bins, their counts within the memory available,
+/// and (sampled pairs x bins) at most [`MAX_PAIR_BINS`], the pairs of a
+/// population being at most all of its pairs (`sizes`: the population
+/// sizes). `whole_run` says that the window is the run's time from
+/// `summary_path` (no `--t-start`/`--t-stop`), which the message then
+/// names.
+pub fn check_bins(
+    w: Window,
+    o: &StatsOptions,
+    sizes: &[u64],
+    summary_path: &Path,
+    whole_run: bool,
+) -> Result<(), AnalyzeError> {
+    let bins = (w.duration_ms() / o.bin_ms + 1e-9).floor();
+    let window = if whole_run {
+        format!(
+            "the window [{}, {}) ms (the run's time in {})",
+            w.t_start,
+            w.t_stop,
+            summary_path.display()
+        )
+    } else {
+        format!("the window [{}, {}) ms", w.t_start, w.t_stop)
+    };
+    if !bins.is_finite() || bins > MAX_BINS as f64 {
+        return Err(AnalyzeError::Usage(format!(
+            "--bin-ms {}: {window} holds {bins:.0} bins, more than the {MAX_BINS} the analysis allows; use --bin-ms {} or more, or a shorter window (--t-start/--t-stop)",
+            o.bin_ms,
+            w.duration_ms() / MAX_BINS as f64
+        )));
+    }
+    check_fits(
+        (bins as u64).saturating_mul(BYTES_PER_BIN),
+        &format!(
+            "--bin-ms {}: counting the {bins:.0} bins of {window}",
+            o.bin_ms
+        ),
+    )
+    .map_err(|m| AnalyzeError::Usage(format!("{m}; use a larger --bin-ms")))?;
+    let most_pairs = sizes
+        .iter()
+        .map(|&n| {
+            let all = n as f64 * (n as f64 - 1.0) / 2.0;
+            all.max(0.0).min(o.pairs as f64)
+        })
+        .fold(0.0f64, f64::max);
+    if most_pairs * bins > MAX_PAIR_BINS as f64 {
+        return Err(AnalyzeError::Usage(format!(
+            "--pairs {} with --bin-ms {}: {most_pairs:.0} pairs x {bins:.0} bins of {window} is more than the {MAX_PAIR_BINS} steps the correlation may take; use fewer --pairs or a larger --bin-ms",
+            o.pairs, o.bin_ms
         )));
     }
     Ok(())
@@ -254,17 +320,22 @@ fn write_file(dir: &Path, name: &str, content: &[u8]) -> Result<(), AnalyzeError
 /// report directory is refused unless `force`).
 pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     check_stats_options(&o.stats)?;
+    if o.raster_neurons > MAX_RASTER_NEURONS {
+        return Err(AnalyzeError::Usage(format!(
+            "--raster-neurons {}: more than the {MAX_RASTER_NEURONS} neurons per population a raster may show",
+            o.raster_neurons
+        )));
+    }
     check_not_overlapping(&o.run_dir, &o.report_dir)?;
-    // Cheap checks of the input before anything is created.
-    read_summary(&o.run_dir)?;
-    let staging = Staging::new(&o.report_dir, o.force)?;
+    // Cheap checks of the input and the options before anything is created.
+    let summary_path = o.run_dir.join("summary.json");
+    let summary = read_summary(&o.run_dir)?;
+    let w = resolve_window(&summary, &summary_path, o.t_start, o.t_stop)?;
+    let sizes: Vec<u64> = summary.populations.iter().map(|p| p.size).collect();
+    let whole_run = o.t_start.is_none() && o.t_stop.is_none();
+    check_bins(w, &o.stats, &sizes, &summary_path, whole_run)?;
+    let staging = Staging::new_guarded(&o.report_dir, o.force, &[&o.run_dir])?;
     let run = load_run(&o.run_dir)?;
-    let w = resolve_window(
-        &run.summary,
-        &o.run_dir.join("summary.json"),
-        o.t_start,
-        o.t_stop,
-    )?;
     let stats = run_stats(&run, w, &o.stats);
     let summaries: Vec<PopulationSummary> = stats.iter().map(|s| s.summary.clone()).collect();
     let infos: Vec<_> = run.populations.iter().map(|p| p.info.clone()).collect();

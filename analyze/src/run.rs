@@ -4,9 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use snn_formats::sonata::read_spikes;
+use snn_formats::sonata::read_spikes_limited;
 
 use crate::error::AnalyzeError;
+use crate::limits::{
+    available_bytes, check_fits, BYTES_PER_NEURON, BYTES_PER_SPIKE, MAX_POPULATION_SIZE,
+    MAX_RUN_MS, MAX_SUMMARY_BYTES,
+};
 
 /// One population as described by `summary.json`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -129,7 +133,19 @@ pub struct Run {
     pub spike_files: Vec<PathBuf>,
 }
 
-/// Read and validate `dir/summary.json`.
+/// The neurons of all populations of a summary.
+pub fn total_neurons(summary: &RunSummary) -> u64 {
+    summary
+        .populations
+        .iter()
+        .fold(0u64, |a, p| a.saturating_add(p.size))
+}
+
+/// Read and validate `dir/summary.json`: times finite, non-negative, at
+/// most [`MAX_RUN_MS`] and in order; population names unique and sizes at
+/// most [`MAX_POPULATION_SIZE`], with the memory for their neurons
+/// available; spike files inside the run directory. Errors name the file
+/// and the field.
 pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
     if !dir.is_dir() {
         let msg = if dir.exists() {
@@ -140,6 +156,17 @@ pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
         return Err(AnalyzeError::input(dir, msg));
     }
     let path = dir.join("summary.json");
+    if let Ok(md) = std::fs::metadata(&path) {
+        if md.len() > MAX_SUMMARY_BYTES {
+            return Err(AnalyzeError::input(
+                &path,
+                format!(
+                    "{} bytes: too large for a run summary (at most {MAX_SUMMARY_BYTES} bytes)",
+                    md.len()
+                ),
+            ));
+        }
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| {
         let msg = if e.kind() == std::io::ErrorKind::NotFound {
             "missing (is this a run directory written by snn-sim?)".to_string()
@@ -159,10 +186,27 @@ pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
         }
     })?;
     let bad = |m: String| Err(AnalyzeError::input(&path, m));
-    if !(summary.t_start_ms.is_finite()
-        && summary.t_stop_ms.is_finite()
-        && summary.t_stop_ms > summary.t_start_ms)
-    {
+    for (field, t) in [
+        ("t_start_ms", summary.t_start_ms),
+        ("t_stop_ms", summary.t_stop_ms),
+    ] {
+        if !(t.is_finite() && t >= 0.0) {
+            return bad(format!(
+                "{field} = {t}: must be a finite, non-negative time in ms"
+            ));
+        }
+        if t > MAX_RUN_MS {
+            return bad(format!(
+                "{field} = {t}: later than {MAX_RUN_MS:e} ms (about 116 days of biological time), no simulation runs that long"
+            ));
+        }
+    }
+    if let Some(dt) = summary.dt_ms {
+        if !(dt.is_finite() && dt > 0.0) {
+            return bad(format!("dt_ms = {dt}: must be a positive number of ms"));
+        }
+    }
+    if summary.t_stop_ms <= summary.t_start_ms {
         return bad(format!(
             "t_start_ms = {} and t_stop_ms = {}: need t_start_ms < t_stop_ms",
             summary.t_start_ms, summary.t_stop_ms
@@ -175,10 +219,19 @@ pub fn read_summary(dir: &Path) -> Result<RunSummary, AnalyzeError> {
                 p.name
             ));
         }
-        if usize::try_from(p.size).is_err() {
-            return bad(format!("populations[{i}].size: {} is too large", p.size));
+        if p.size > MAX_POPULATION_SIZE || usize::try_from(p.size).is_err() {
+            return bad(format!(
+                "populations[{i}].size: {} is more than a population can hold ({MAX_POPULATION_SIZE} neurons)",
+                p.size
+            ));
         }
     }
+    let neurons = total_neurons(&summary);
+    check_fits(
+        neurons.saturating_mul(BYTES_PER_NEURON),
+        &format!("populations: analysing {neurons} neurons (the sum of populations[].size)"),
+    )
+    .map_err(|m| AnalyzeError::input(&path, m))?;
     if let Some(files) = &summary.spike_files {
         for (i, f) in files.iter().enumerate() {
             let fp = Path::new(f);
@@ -247,15 +300,21 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
 
 /// Load a run directory: `summary.json` and all spike files, merged over
 /// ranks. Every node id is checked against its population's size and every
-/// time must be finite.
+/// time must be finite; spike files with more spikes than fit in the memory
+/// available are refused before they are read.
 pub fn load_run(dir: &Path) -> Result<Run, AnalyzeError> {
     let summary = read_summary(dir)?;
     let files = spike_files(dir, &summary)?;
+    let max_spikes = available_bytes().map_or(u64::MAX, |(m, _)| {
+        m.saturating_sub(total_neurons(&summary).saturating_mul(BYTES_PER_NEURON)) / BYTES_PER_SPIKE
+    });
+    let mut spikes_read = 0u64;
     let n_pops = summary.populations.len();
     let mut spikes: Vec<Vec<(u64, f64)>> = vec![Vec::new(); n_pops];
     let mut recorded = vec![false; n_pops];
     for f in &files {
-        for pop in read_spikes(f)? {
+        for pop in read_spikes_limited(f, max_spikes.saturating_sub(spikes_read))? {
+            spikes_read = spikes_read.saturating_add(pop.node_ids.len() as u64);
             let Some(p) = summary.populations.iter().position(|q| q.name == pop.name) else {
                 return Err(AnalyzeError::input(
                     f,

@@ -100,6 +100,12 @@ pub fn bin_counts(train: &[f64], w: Window, bin_ms: f64) -> Vec<u32> {
     c
 }
 
+/// Set `counts` (one entry per full bin) to the bin counts of a train.
+pub fn fill_bin_counts(counts: &mut [u32], train: &[f64], w: Window, bin_ms: f64) {
+    counts.fill(0);
+    add_bin_counts(counts, train, w, bin_ms);
+}
+
 /// Add the bin counts of a train to `counts` (one entry per full bin).
 pub fn add_bin_counts(counts: &mut [u32], train: &[f64], w: Window, bin_ms: f64) {
     for &t in w.slice(train) {
@@ -111,13 +117,20 @@ pub fn add_bin_counts(counts: &mut [u32], train: &[f64], w: Window, bin_ms: f64)
 }
 
 /// Fano factor var / mean (ddof = 0) of counts; `None` with fewer than 2
-/// bins or a zero mean.
+/// bins or a zero mean. (The arithmetic of [`mean_sd`], without a copy of
+/// the counts.)
 pub fn fano_factor(counts: &[u32]) -> Option<f64> {
     if counts.len() < 2 {
         return None;
     }
-    let x: Vec<f64> = counts.iter().map(|&c| c as f64).collect();
-    let (mean, sd) = mean_sd(&x)?;
+    let n = counts.len() as f64;
+    let mean = counts.iter().map(|&c| c as f64).sum::<f64>() / n;
+    let var = counts
+        .iter()
+        .map(|&c| (c as f64 - mean) * (c as f64 - mean))
+        .sum::<f64>()
+        / n;
+    let sd = var.sqrt();
     (mean > 0.0).then(|| sd * sd / mean)
 }
 
@@ -244,7 +257,9 @@ pub struct PopulationStats {
 
 /// Compute a population's statistics in a window. The pair sample depends
 /// only on (`opts.seed`, `name`, population size), so two runs of the same
-/// model are compared on the same pairs.
+/// model are compared on the same pairs. Memory: three count vectors of
+/// `w.n_bins(opts.bin_ms)` entries (the caller checks the bin count, see
+/// [`crate::report::check_bins`]).
 pub fn population_stats(
     name: &str,
     trains: &SpikeTrains,
@@ -274,14 +289,13 @@ pub fn population_stats(
     let mut rng = stream_rng(opts.seed, name);
     let pairs = sample_pairs(n as u64, opts.pairs, &mut rng);
     let mut correlations = Vec::with_capacity(pairs.len());
-    let mut cache: std::collections::HashMap<u64, Vec<u32>> = std::collections::HashMap::new();
+    // Two neurons' counts at a time (not one vector per sampled neuron):
+    // memory stays three count vectors whatever the number of pairs.
+    let (mut ca, mut cb) = (vec![0u32; n_bins], vec![0u32; n_bins]);
     for &(a, b) in &pairs {
-        for k in [a, b] {
-            cache
-                .entry(k)
-                .or_insert_with(|| bin_counts(trains.train(k as usize), w, opts.bin_ms));
-        }
-        if let Some(r) = pearson(&cache[&a], &cache[&b]) {
+        fill_bin_counts(&mut ca, trains.train(a as usize), w, opts.bin_ms);
+        fill_bin_counts(&mut cb, trains.train(b as usize), w, opts.bin_ms);
+        if let Some(r) = pearson(&ca, &cb) {
             correlations.push(r);
         }
     }

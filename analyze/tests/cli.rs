@@ -1,7 +1,7 @@
 //! End-to-end tests of the `snn-analyze` binary on synthetic run directories
 //! (spike files written with `SpikeWriter`, a `summary.json`): the values in
 //! `stats.json`/`stats.csv`, valid PNGs, `--force`, `compare` of a run with
-//! itself, bad input (one-line error naming the file, exit code 1), and the
+//! itself, bad input (one-line error naming the file, exit status 2), and the
 //! per-area outputs of runs with areas (numbers recomputed here from the
 //! spikes written; none for runs without areas).
 //!
@@ -124,11 +124,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Exit code 1 and exactly one line `snn-analyze: error: ...` containing
+/// Exit status 2 and exactly one line `snn-analyze: error: ...` containing
 /// every string of `needles`.
 fn assert_error(o: &Output, needles: &[&str]) {
     let e = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {e}");
+    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
     assert_eq!(e.lines().count(), 1, "not one line: {e}");
     assert!(e.starts_with("snn-analyze: error: "), "{e}");
     for n in needles {
@@ -193,7 +193,7 @@ fn make_run_shifted(dir: &Path, shift: Option<usize>) -> Vec<Vec<Vec<f64>>> {
                 .collect();
             spikes.sort_by(|a, b| a.0.total_cmp(&b.0));
             for (t, i) in spikes {
-                w.push(p, i, t);
+                w.push(p, i, t).unwrap();
             }
         }
         w.close().unwrap();
@@ -383,7 +383,8 @@ fn compare_of_a_run_with_itself_is_zero() {
 }
 
 /// `compare` says whether two runs' spikes are identical bit for bit, and
-/// where the first difference is.
+/// where the first difference is; it exits with status 1 when they differ
+/// (0 with `--report-only`), like `cmp`.
 #[test]
 fn compare_reports_identity_and_the_first_difference() {
     let tmp = tempfile::tempdir().unwrap();
@@ -396,21 +397,27 @@ fn compare_reports_identity_and_the_first_difference() {
     assert_eq!(c["identical"], true);
     assert!(c["first_difference"].is_null());
     let o = analyze(&[&"compare", &a, &b, &"--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
     let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(c["identical"], false);
     let d = c["first_difference"].as_str().unwrap();
     assert!(d.starts_with("E neuron 7: spike "), "{d}");
     let o = analyze(&[&"compare", &a, &b]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let t = String::from_utf8_lossy(&o.stdout);
     assert!(
         t.contains("spikes: differ; first difference: E neuron 7"),
         "{t}"
     );
+    // --report-only: the same report, status 0.
+    let r = analyze(&[&"compare", &a, &b, &"--report-only"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(r.stdout, o.stdout);
 }
 
 #[test]
-fn bad_input_is_one_line_and_exit_1() {
+fn bad_input_is_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("report");
 
@@ -541,7 +548,7 @@ fn make_area_run(dir: &Path, areas: &[(&str, &[&str])]) -> Vec<AreaPop> {
             .collect();
         spikes.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (t, i) in spikes {
-            w.push(p, i, t);
+            w.push(p, i, t).unwrap();
         }
     }
     w.close().unwrap();
@@ -798,4 +805,192 @@ fn runs_without_areas_have_no_area_outputs() {
     }
     let out = strip(&o, "a");
     assert!(!out.lines().any(|l| l.starts_with("area ")), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Hostile spike files: forged sizes, compression, damaged metadata.
+// ---------------------------------------------------------------------------
+
+/// Extend both datasets of population `pop` in spike file `path` to `n`
+/// entries without writing data (the file stays small: HDF5 reads the
+/// unwritten chunks as fill values).
+fn resize_population(path: &Path, pop: &str, n: usize) {
+    let _files = file_lock();
+    let f = hdf5::File::open_rw(path).unwrap();
+    for d in ["node_ids", "timestamps"] {
+        let ds = f.dataset(&format!("spikes/{pop}/{d}")).unwrap();
+        assert!(ds.is_chunked() && ds.is_resizable());
+        ds.resize(n).unwrap();
+    }
+}
+
+/// Rewrite spike file `path` with deflate-compressed datasets (same
+/// spikes, same layout), as other SONATA writers may produce.
+fn compress_spike_file(path: &Path) {
+    let pops = snn_formats::sonata::read_spikes(path).unwrap();
+    let _files = file_lock();
+    std::fs::remove_file(path).unwrap();
+    let f = hdf5::File::create(path).unwrap();
+    let spikes = f.create_group("spikes").unwrap();
+    for p in &pops {
+        let g = spikes.create_group(&p.name).unwrap();
+        let chunk = p.node_ids.len().clamp(1, 1024);
+        g.new_dataset::<u64>()
+            .chunk(chunk)
+            .deflate(6)
+            .shape(p.node_ids.len()..)
+            .create("node_ids")
+            .unwrap()
+            .write_raw(&p.node_ids)
+            .unwrap();
+        g.new_dataset::<f64>()
+            .chunk(chunk)
+            .deflate(6)
+            .shape(p.timestamps_ms.len()..)
+            .create("timestamps")
+            .unwrap()
+            .write_raw(&p.timestamps_ms)
+            .unwrap();
+    }
+}
+
+/// A spike dataset resized to 10^11 entries in a small file is refused,
+/// with one line naming the file and the dataset, before any buffer is
+/// allocated for it (it used to abort on an 800 GB allocation).
+#[test]
+fn forged_spike_dataset_size_is_refused_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    make_run(&run);
+    let file = run.join("spikes-rank-00000.h5");
+    resize_population(&file, "E", 100_000_000_000);
+    assert!(std::fs::metadata(&file).unwrap().len() < 10_000_000);
+    let out = tmp.path().join("report");
+    let o = analyze(&[&run, &"-o", &out]);
+    assert_error(
+        &o,
+        &[
+            "spikes-rank-00000.h5",
+            "/spikes/E/node_ids",
+            "100000000000 entries",
+            "extended without data",
+        ],
+    );
+    assert!(!out.exists());
+    let good = tmp.path().join("good");
+    make_run(&good);
+    let o = analyze(&[&"compare", &good, &run]);
+    assert_error(&o, &["spikes-rank-00000.h5", "/spikes/E/node_ids"]);
+}
+
+/// Compressed spike datasets are read (the size check allows real
+/// compression), and a compressed dataset resized far beyond what its data
+/// can hold is refused.
+#[test]
+fn compressed_spike_files_are_read_and_forged_ones_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, packed) = (tmp.path().join("plain"), tmp.path().join("packed"));
+    make_run(&plain);
+    make_run(&packed);
+    for r in 0..2 {
+        compress_spike_file(&packed.join(format!("spikes-rank-{r:05}.h5")));
+    }
+    let o = analyze(&[&"compare", &plain, &packed, &"--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["identical"], true, "{c}");
+
+    resize_population(&packed.join("spikes-rank-00001.h5"), "I", 1 << 40);
+    let o = analyze(&[&packed, &"-o", &tmp.path().join("report")]);
+    assert_error(
+        &o,
+        &["spikes-rank-00001.h5", "/spikes/I/node_ids", "compressed"],
+    );
+}
+
+/// The reader refuses a file with more spikes than the caller can hold
+/// (the memory available, in `snn-analyze`) before reading them.
+#[test]
+fn spike_reader_respects_a_spike_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    make_run(&run);
+    let file = run.join("spikes-rank-00000.h5");
+    let all = snn_formats::sonata::read_spikes(&file).unwrap();
+    let n: u64 = all.iter().map(|p| p.node_ids.len() as u64).sum();
+    assert!(n > 10);
+    let same = snn_formats::sonata::read_spikes_limited(&file, n).unwrap();
+    assert_eq!(same, all);
+    let e = snn_formats::sonata::read_spikes_limited(&file, n - 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spikes-rank-00000.h5") && e.contains("memory"),
+        "{e}"
+    );
+}
+
+/// Damaged HDF5 metadata: one short line naming the file (the innermost
+/// HDF5 reason, not the library's whole error stack), and nothing from the
+/// library's own error printing.
+#[test]
+fn damaged_hdf5_metadata_is_one_short_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    make_run(&run);
+    let file = run.join("spikes-rank-00001.h5");
+    let mut bytes = std::fs::read(&file).unwrap();
+    // The chunk indexes of the datasets are version 1 B-tree nodes of type
+    // 1 ("TREE", 1, level, entries, 2 sibling addresses, then per chunk a
+    // 24-byte key of a 1-D dataset and the chunk's address): point each
+    // one's first chunk far beyond the end of the file.
+    let at: Vec<usize> = bytes
+        .windows(5)
+        .enumerate()
+        .filter(|(_, w)| *w == b"TREE\x01")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!at.is_empty(), "no chunk index in the spike file");
+    for i in at {
+        let addr = i + 4 + 1 + 1 + 2 + 8 + 8 + 24;
+        bytes[addr..addr + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let o = analyze(&[&run, &"-o", &tmp.path().join("report")]);
+    assert_error(&o, &["spikes-rank-00001.h5", "unreadable", "addr"]);
+    let line = stderr(&o);
+    assert!(line.len() < 300, "{} characters: {line}", line.len());
+}
+
+/// The report reader (membrane potentials) checks its data's size against
+/// the file in the same way: a report extended to 10^10 steps without data
+/// is refused before a buffer is allocated for it.
+#[test]
+fn forged_report_size_is_refused_before_allocating() {
+    use snn_formats::sonata::{read_report, ReportWriter};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("vm.h5");
+    {
+        let _files = file_lock();
+        let pops = vec![("E".to_string(), vec![0u64, 1, 2])];
+        let mut w = ReportWriter::create(&path, &pops, 0.0, 0.1).unwrap();
+        for k in 0..10 {
+            w.push_step(&[k as f64, 1.0, 2.0]).unwrap();
+        }
+        w.close().unwrap();
+    }
+    assert_eq!(read_report(&path).unwrap()[0].n_steps, 10);
+    {
+        let _files = file_lock();
+        let f = hdf5::File::open_rw(&path).unwrap();
+        f.dataset("report/E/data")
+            .unwrap()
+            .resize((10_000_000_000usize, 3))
+            .unwrap();
+    }
+    let e = read_report(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("vm.h5") && e.contains("/report/E/data") && e.contains("30000000000 entries"),
+        "{e}"
+    );
 }

@@ -8,6 +8,7 @@
 
 pub mod connect;
 pub mod gpu;
+pub mod memory;
 #[cfg(feature = "mpi")]
 pub mod mpi_build;
 pub mod network;

@@ -123,7 +123,8 @@ pub fn build_network_mpi<C: Communicator>(
     // Rank 0 creates the staging directory (checking --force) and tells the
     // others where it is; an empty path means it failed.
     let staging = if rank == 0 {
-        Some(Staging::new(dest, opts.force))
+        let inputs: Vec<&Path> = opts.inputs.iter().map(|p| p.as_path()).collect();
+        Some(Staging::new_guarded(dest, opts.force, &inputs))
     } else {
         None
     };

@@ -11,13 +11,14 @@ use snn_formats::manifest::{
     hex, model_hash, Manifest, PopulationEntry, ProjectionEntry, Provenance, ShardEntry,
     MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, PARTIAL_FILE,
 };
-use snn_formats::model::Model;
+use snn_formats::model::{delay_to_steps, max_delay_steps_for_targets, Model};
 use snn_formats::output::Staging;
 use snn_formats::shard::{shard_file_name, write_shard, ShardData, SHARD_FORMAT_VERSION};
 use snn_formats::{Config, FormatError, Placement};
 
 use crate::gpu::{send_tables, DeviceFactory, GpuRank};
-use crate::rank::RankPlan;
+use crate::memory;
+use crate::rank::{bits_for, RankPlan};
 use crate::BuildError;
 
 /// Options of a build.
@@ -40,6 +41,9 @@ pub struct BuildOptions {
     /// build ([`PARTIAL_FILE`], no manifest) that cannot be simulated; each
     /// shard is the very file a whole build writes for its rank.
     pub only_ranks: Option<Vec<u32>>,
+    /// The files the build reads (its config and data files): the output
+    /// may not replace them, `force` or not.
+    pub inputs: Vec<std::path::PathBuf>,
 }
 
 /// Where a build runs.
@@ -72,6 +76,7 @@ impl Default for BuildOptions {
             command: Vec::new(),
             device: BuildDevice::Cpu,
             only_ranks: None,
+            inputs: Vec::new(),
         }
     }
 }
@@ -127,6 +132,65 @@ pub fn expected_synapses(model: &Model) -> f64 {
         .sum()
 }
 
+/// The placement of `model` on `n_ranks` ranks, refused before its tables
+/// are allocated when they do not fit in memory.
+pub fn new_placement(
+    model: &Model,
+    n_ranks: u32,
+    job: memory::Job,
+) -> Result<Placement, BuildError> {
+    Placement::check_size(model, n_ranks)?;
+    memory::check_fits(
+        memory::structural_bytes(model, n_ranks, job),
+        &format!("--ranks {n_ranks}: the placement and routing tables alone"),
+    )?;
+    Ok(Placement::new(model, n_ranks)?)
+}
+
+/// Refuse, before any synapse is drawn, a projection whose delays cannot
+/// be stored next to the local targets of the ranks it reaches: a synapse
+/// word holds the target in `bits_for(neurons on the rank)` bits and the
+/// delay in steps above them. Delays of unbounded normals are taken to
+/// reach 8 sd above the mean (rarer draws are still caught when stored).
+pub fn check_delays(model: &Model, placement: &Placement, origin: &str) -> Result<(), BuildError> {
+    let n_ranks = placement.n_ranks();
+    let largest = (0..n_ranks)
+        .map(|r| placement.n_local(r))
+        .max()
+        .unwrap_or(0);
+    let limit_all = max_delay_steps_for_targets(bits_for(largest));
+    for p in &model.projections {
+        let reach_ms = p.delay_ms.upper_reach(8.0);
+        let reach = delay_to_steps(reach_ms, model.dt_ms) as u64;
+        if reach <= limit_all {
+            continue;
+        }
+        // Only the ranks that hold targets of the projection matter.
+        let Some((n, r)) = (0..n_ranks)
+            .filter(|&r| placement.count_in(p.target, r) > 0)
+            .map(|r| (placement.n_local(r), r))
+            .max()
+        else {
+            continue;
+        };
+        let bits = bits_for(n);
+        let limit = max_delay_steps_for_targets(bits);
+        if reach > limit {
+            return Err(snn_formats::ConfigError::Field {
+                file: origin.to_string(),
+                field: format!("projections[{}].delay", p.index),
+                message: format!(
+                    "delays reaching {reach_ms} ms ({reach} steps of {} ms) do not fit next to the {bits}-bit local targets of rank {r} ({n} neurons): at most {limit} steps ({} ms); use more ranks or shorter delays",
+                    model.dt_ms,
+                    limit as f64 * model.dt_ms
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Build the network of `cfg` into `dest`. `origin` names the config file in
 /// errors.
 pub fn build_network(
@@ -137,7 +201,11 @@ pub fn build_network(
 ) -> Result<BuildSummary, BuildError> {
     let t0 = Instant::now();
     let model = Model::resolve(cfg, origin)?;
-    let placement = Placement::new(&model, opts.n_ranks)?;
+    let job = match &opts.only_ranks {
+        Some(only) => memory::Job::SomeRanks(only),
+        None => memory::Job::AllRanks,
+    };
+    let placement = new_placement(&model, opts.n_ranks, job)?;
     if let Some(only) = &opts.only_ranks {
         if let Some(r) = only.iter().find(|&&r| r >= opts.n_ranks) {
             return Err(BuildError::Invalid(format!(
@@ -151,7 +219,25 @@ pub fn build_network(
             ));
         }
     }
-    let staging = Staging::new(dest, opts.force)?;
+    check_delays(&model, &placement, origin)?;
+    {
+        let threads = match opts.device {
+            BuildDevice::Cpu => rayon::current_num_threads(),
+            BuildDevice::Gpu(_) => 0,
+        };
+        let (need, r) = memory::estimate(&model, &placement, threads, job);
+        memory::check_fits(
+            need,
+            &format!(
+                "building {} neurons on {} rank{} (rank {r} the largest)",
+                model.n_neurons,
+                opts.n_ranks,
+                if opts.n_ranks == 1 { "" } else { "s" }
+            ),
+        )?;
+    }
+    let inputs: Vec<&Path> = opts.inputs.iter().map(|p| p.as_path()).collect();
+    let staging = Staging::new_guarded(dest, opts.force, &inputs)?;
     let hash = model_hash(cfg);
     let n_ranks = opts.n_ranks;
     let threads = rayon::current_num_threads();
@@ -616,13 +702,16 @@ pub fn dry_run(
     routing: bool,
 ) -> Result<DryRun, BuildError> {
     let model = Model::resolve(cfg, origin)?;
-    let placement = Placement::new(&model, n_ranks)?;
+    let placement = new_placement(&model, n_ranks, memory::Job::DryRun(sample))?;
     if let Some(r) = sample.iter().find(|&&r| r >= n_ranks) {
         return Err(BuildError::Invalid(format!(
             "--sample-ranks: rank {r} is not below --ranks {n_ranks}"
         )));
     }
+    check_delays(&model, &placement, origin)?;
     let threads = rayon::current_num_threads();
+    let (need, r) = memory::estimate(&model, &placement, threads, memory::Job::DryRun(sample));
+    memory::check_fits(need, &format!("the dry run of rank {r} of {n_ranks}"))?;
     let progress = AtomicU64::new(0);
     // Spike bytes per step of one neuron of each population.
     let step_s = model.dt_ms * 1e-3;

@@ -22,6 +22,7 @@ use snn_formats::placement::Placement;
 use snn_formats::shard::ShardData;
 
 use crate::connect::{split_total_number, ProjPlan};
+use crate::memory::zeroed;
 use crate::BuildError;
 
 /// The groups one after the other, and the offsets of each group's start
@@ -361,7 +362,8 @@ impl<'a> RankPlan<'a> {
             )));
         }
         // Row of each global source.
-        let mut row_of = vec![NO_ROW; self.model.n_neurons as usize];
+        let mut row_of = zeroed::<u32>(self.model.n_neurons as usize, "the row of each source")?;
+        row_of.fill(NO_ROW);
         for (l, &g) in self.owned.iter().enumerate() {
             row_of[g as usize] = l as u32;
         }
@@ -373,7 +375,7 @@ impl<'a> RankPlan<'a> {
             }
         }
         // Row sizes and chunk cursors (relative to the row start).
-        let mut row_len = vec![0u64; n_rows];
+        let mut row_len = zeroed::<u64>(n_rows, "the row lengths")?;
         for (g, &r) in row_of.iter().enumerate() {
             if r == NO_ROW {
                 continue;
@@ -386,7 +388,13 @@ impl<'a> RankPlan<'a> {
             }
             row_len[r as usize] = acc as u64;
         }
-        let mut row_ptr = Vec::with_capacity(n_rows + 1);
+        let mut row_ptr = Vec::new();
+        row_ptr.try_reserve_exact(n_rows + 1).map_err(|_| {
+            BuildError::TooLarge(format!(
+                "out of memory allocating the {} row offsets",
+                n_rows + 1
+            ))
+        })?;
         let mut acc = 0u64;
         row_ptr.push(0);
         for len in &row_len {
@@ -397,15 +405,15 @@ impl<'a> RankPlan<'a> {
         let n_syn = acc as usize;
         let target_bits = bits_for(n_local as u64);
         let delay_limit = 1u64 << (32 - target_bits);
-        let mut syn_td = vec![0u32; n_syn];
-        let mut syn_w = vec![0i32; n_syn];
+        let mut syn_td = zeroed::<u32>(n_syn, "the synapses' targets and delays")?;
+        let mut syn_w = zeroed::<i32>(n_syn, "the synapses' weights")?;
         {
             let td = SharedOut(syn_td.as_mut_ptr());
             let wt = SharedOut(syn_w.as_mut_ptr());
             let (td, wt) = (&td, &wt);
             let row_ptr = &row_ptr;
             let row_of = &row_of;
-            let mut source_of = vec![0usize; n_rows];
+            let mut source_of = zeroed::<usize>(n_rows, "the source of each row")?;
             for (g, &r) in row_of.iter().enumerate() {
                 if r != NO_ROW {
                     source_of[r as usize] = g;
@@ -423,7 +431,7 @@ impl<'a> RankPlan<'a> {
                     let (mut dmin, mut dmax) = (u32::MAX, 0u32);
                     let mut written = 0u64;
                     let mut err = None;
-                    let mut block = Blocker::new(n_rows, totals[c]);
+                    let mut block = Blocker::new(n_rows, totals[c])?;
                     let out = Out {
                         td,
                         wt,
@@ -443,8 +451,12 @@ impl<'a> RankPlan<'a> {
                             pp.for_each_synapse(t, self.indegree(j, own_in_pop), &mut scratch, |s, w, d| {
                                 if d as u64 >= delay_limit {
                                     err.get_or_insert(BuildError::TooLarge(format!(
-                                        "projection '{}': a delay of {d} steps does not fit next to {target_bits}-bit targets",
-                                        pp.proj.name
+                                        "projections[{}].delay ('{}'): a delay of {d} steps of {} ms does not fit next to the {target_bits}-bit local targets of rank {}: at most {} steps",
+                                        pp.proj.index,
+                                        pp.proj.name,
+                                        self.model.dt_ms,
+                                        self.rank,
+                                        delay_limit - 1
                                     )));
                                     return;
                                 }
@@ -567,7 +579,7 @@ pub fn bits_for(n: u64) -> u32 {
 /// per block, the longer the runs each row receives: a full-scale
 /// multi-area rank has about a million rows, so blocks of 2^19 synapses
 /// took 20.6 s where 2^22 take 17.5 (rank 0 of 128, 1.9e8 synapses).
-const BLOCK_SYNAPSES: usize = 1 << 22;
+pub(crate) const BLOCK_SYNAPSES: usize = 1 << 22;
 
 /// Where the fill threads write.
 struct Out<'a> {
@@ -601,18 +613,32 @@ struct Blocker {
 
 impl Blocker {
     /// A blocker for `n_rows` rows and a chunk of `synapses` synapses.
-    fn new(n_rows: usize, synapses: u64) -> Blocker {
+    fn new(n_rows: usize, synapses: u64) -> Result<Blocker, BuildError> {
         let cap = (synapses as usize).min(BLOCK_SYNAPSES) + 4096;
-        Blocker {
-            g: Vec::with_capacity(cap),
-            td: Vec::with_capacity(cap),
-            w: Vec::with_capacity(cap),
-            rows: Vec::with_capacity(cap),
-            count: vec![0; n_rows],
-            pos: vec![0; n_rows],
+        let buffer = |v: &mut dyn FnMut() -> Result<(), std::collections::TryReserveError>| {
+            v().map_err(|_| {
+                BuildError::TooLarge(format!(
+                    "out of memory allocating the write buffers of {cap} synapses"
+                ))
+            })
+        };
+        let mut b = Blocker {
+            g: Vec::new(),
+            td: Vec::new(),
+            w: Vec::new(),
+            rows: Vec::new(),
+            count: zeroed(n_rows, "the row counters of a write buffer")?,
+            pos: zeroed(n_rows, "the row cursors of a write buffer")?,
             tmp_td: Vec::new(),
             tmp_w: Vec::new(),
-        }
+        };
+        buffer(&mut || b.g.try_reserve_exact(cap))?;
+        buffer(&mut || b.td.try_reserve_exact(cap))?;
+        buffer(&mut || b.w.try_reserve_exact(cap))?;
+        buffer(&mut || b.rows.try_reserve_exact(cap))?;
+        buffer(&mut || b.tmp_td.try_reserve_exact(cap))?;
+        buffer(&mut || b.tmp_w.try_reserve_exact(cap))?;
+        Ok(b)
     }
 
     fn len(&self) -> usize {

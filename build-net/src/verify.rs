@@ -2,10 +2,6 @@
 //! payload checksums, archive structure, every synapse, and the consistency
 //! of the routing tables between ranks.
 
-use std::path::Path;
-
-use snn_formats::manifest::{hex, model_hash, Manifest};
-use snn_formats::model::Model;
 use snn_formats::{Check, FormatError, NetworkDir, Placement};
 
 use crate::BuildError;
@@ -27,7 +23,7 @@ pub fn verify_network(net: &NetworkDir) -> Result<VerifyReport, BuildError> {
     let m = &net.manifest;
     let mpath = net.dir.join(snn_formats::manifest::MANIFEST_FILE);
     let model = m.model(&mpath)?;
-    check_manifest_against_config(m, &model, &mpath)?;
+    m.check_against_model(&model, &mpath)?;
     let placement = Placement::new(&model, m.n_ranks)?;
     let shards = (0..m.n_ranks)
         .map(|r| net.open_shard(r, Check::Full))
@@ -144,55 +140,4 @@ pub fn verify_network(net: &NetworkDir) -> Result<VerifyReport, BuildError> {
         neurons,
         synapses,
     })
-}
-
-/// The manifest's summary fields must be those of its embedded config: the
-/// checksum only proves the manifest was not damaged, not that an edited
-/// (and re-checksummed) manifest still describes the network. `dump` and
-/// the simulator read `dt_ms` and the populations from here.
-fn check_manifest_against_config(
-    m: &Manifest,
-    model: &Model,
-    mpath: &Path,
-) -> Result<(), BuildError> {
-    let differs = |what: &str| -> BuildError {
-        FormatError::corrupt(mpath, format!("{what} differs from the embedded config")).into()
-    };
-    if hex(&model_hash(&m.config)) != m.model_hash {
-        return Err(differs("model_hash"));
-    }
-    if m.dt_ms != model.dt_ms {
-        return Err(differs("dt_ms"));
-    }
-    if m.seed != model.seed {
-        return Err(differs("seed"));
-    }
-    if m.n_neurons != model.n_neurons {
-        return Err(differs("n_neurons"));
-    }
-    if m.weight_frac_bits != model.weight_frac_bits {
-        return Err(differs("weight_frac_bits"));
-    }
-    if m.populations.len() != model.populations.len()
-        || m.populations.iter().zip(&model.populations).any(|(e, p)| {
-            e.name != p.name
-                || e.size != p.size
-                || e.first_id != p.first_id
-                || e.model != p.params.model.name()
-        })
-    {
-        return Err(differs("populations"));
-    }
-    let pop_name = |i: usize| model.populations[i].name.as_str();
-    if m.projections.len() != model.projections.len()
-        || m.projections.iter().zip(&model.projections).any(|(e, p)| {
-            e.name != p.name
-                || e.source != pop_name(p.source)
-                || e.target != pop_name(p.target)
-                || e.rule != p.rule.name()
-        })
-    {
-        return Err(differs("projections"));
-    }
-    Ok(())
 }

@@ -385,12 +385,17 @@ pub fn read_rank_state(
     let n_blocks = u64_at(64);
     let block_size = u64_at(72);
     let table_end = (n_blocks as u128) * 8 + RANK_HEADER_LEN as u128;
-    if block_size == 0
+    // The writer's block size is fixed by the format version; a block
+    // never decompresses to more.
+    if block_size != BLOCK_SIZE as u64
         || table_end > b.len() as u128
         || n_blocks != payload_len.div_ceil(block_size)
     {
         return Err(corrupt("inconsistent block table (corrupt)".into()));
     }
+    // The payload is decompressed into memory (and copied once): check
+    // that the machine can hold it before allocating.
+    crate::limits::check_fits(payload_len.saturating_mul(2), "its state").map_err(corrupt)?;
     let mut ranges = Vec::with_capacity(n_blocks as usize);
     let mut at = table_end as usize;
     for k in 0..n_blocks as usize {
@@ -632,6 +637,9 @@ pub enum RunStatus {
     Suspended,
     /// Done: `summary.json` is written.
     Finished,
+    /// Stopped by an error (`error` says which); resumable from its newest
+    /// checkpoint once the cause is fixed.
+    Failed,
 }
 
 /// `run-state.json`: what a run directory is and how far it got. Written
@@ -667,18 +675,90 @@ pub struct RunState {
     pub step: u64,
     /// Last update (Unix time, s).
     pub updated_unix_s: f64,
+    /// With status `failed`: the error that stopped the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// xxh3-64 (hex) of this state serialised with `checksum` empty: an
+    /// edited file (another seed, another end) is refused, not continued.
+    #[serde(default)]
+    pub checksum: String,
 }
 
+/// Trailing spaces kept in `run-state.json` for recording a failure in
+/// place when the disk is full.
+const RUN_STATE_SPARE_BYTES: usize = 384;
+
 impl RunState {
-    /// Write `run_dir/run-state.json` atomically.
+    /// Write `run_dir/run-state.json` atomically, with its checksum.
     pub fn write(&self, run_dir: &Path) -> Result<(), FormatError> {
-        let text = serde_json::to_string_pretty(self).unwrap_or_default() + "\n";
+        let mut s = self.clone();
+        s.checksum = checksum_of(&s, |s| s.checksum.clear());
+        let mut text = serde_json::to_string_pretty(&s).unwrap_or_default();
+        // Room for recording a failure in place on a full disk
+        // ([`RunState::write_even_if_full`]): trailing spaces, which JSON
+        // ignores.
+        text.extend(std::iter::repeat_n(' ', RUN_STATE_SPARE_BYTES));
+        text.push('\n');
         write_atomic(&run_dir.join(RUN_STATE_FILE), text.as_bytes())
     }
 
-    /// Read `run_dir/run-state.json`.
+    /// [`RunState::write`], and where that fails (a full disk has no room
+    /// for the temporary copy), the state written compactly over the old
+    /// file in place, padded to its length so that no new block is needed.
+    /// For recording a failure, when the disk may be full.
+    pub fn write_even_if_full(&self, run_dir: &Path) -> Result<(), FormatError> {
+        let err = match self.write(run_dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let path = run_dir.join(RUN_STATE_FILE);
+        let old_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as usize;
+        let mut s = self.clone();
+        let compact = |s: &mut RunState| {
+            s.checksum = checksum_of(s, |s| s.checksum.clear());
+            serde_json::to_string(s).unwrap_or_default() + "\n"
+        };
+        let mut text = compact(&mut s);
+        // Shorten the error message (keeping its end, where the OS error
+        // is) until the state fits.
+        while text.len() > old_len {
+            let Some(e) = s.error.as_mut() else {
+                return Err(err);
+            };
+            let excess = text.len() - old_len;
+            let keep = e.chars().count().saturating_sub(excess + 4);
+            if keep < 16 {
+                return Err(err);
+            }
+            let tail: String = e.chars().skip(e.chars().count() - keep).collect();
+            *e = format!("...{tail}");
+            text = compact(&mut s);
+        }
+        // JSON allows trailing white space.
+        text.extend(std::iter::repeat_n(' ', old_len - text.len()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| FormatError::io(&path, "open", e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| FormatError::io(&path, "write in place", e))
+    }
+
+    /// Read and verify `run_dir/run-state.json` (format, version, checksum,
+    /// consistent steps).
     pub fn read(run_dir: &Path) -> Result<RunState, FormatError> {
         let path = run_dir.join(RUN_STATE_FILE);
+        let len = std::fs::metadata(&path)
+            .map_err(|e| FormatError::io(&path, "read", e))?
+            .len();
+        // A run state is a few hundred bytes; refuse to read a huge file.
+        if len > 1 << 20 {
+            return Err(FormatError::corrupt(
+                &path,
+                format!("{len} bytes: not a run-state file"),
+            ));
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| FormatError::io(&path, "read", e))?;
         let s: RunState = serde_json::from_str(&text)
             .map_err(|e| FormatError::corrupt(&path, format!("not a valid run-state file: {e}")))?;
@@ -688,6 +768,31 @@ impl RunState {
                 format!(
                     "format '{}' version {}, expected '{RUN_STATE_FORMAT}' version {CHECKPOINT_FORMAT_VERSION}",
                     s.format, s.format_version
+                ),
+            ));
+        }
+        if s.checksum.is_empty() {
+            return Err(FormatError::corrupt(
+                &path,
+                "no checksum (written by an older snn-sim, or edited): start the run again in a new directory",
+            ));
+        }
+        if checksum_of(&s, |s| s.checksum.clear()) != s.checksum {
+            return Err(FormatError::corrupt(
+                &path,
+                "checksum mismatch (edited or corrupt): a run continues only from the state it wrote",
+            ));
+        }
+        let r = &s.run;
+        if !(r.dt_ms.is_finite() && r.dt_ms > 0.0)
+            || r.presim_steps > r.total_steps
+            || s.step > r.total_steps
+        {
+            return Err(FormatError::corrupt(
+                &path,
+                format!(
+                    "inconsistent steps (dt {} ms, presim {}, end {}, reached {})",
+                    r.dt_ms, r.presim_steps, r.total_steps, s.step
                 ),
             ));
         }

@@ -77,6 +77,15 @@ pub enum FormatError {
         /// What does not fit.
         message: String,
     },
+    /// The output may not be written there, `--force` or not (it is an
+    /// input, the current directory, a run in progress).
+    #[error("{}: {}", one_line(&.path.display().to_string()), one_line(.message))]
+    Refused {
+        /// The output path.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// The output exists and `--force` was not given.
     #[error("{}: already exists and is not empty (use --force to replace it)", path.display())]
     Exists {

@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod mam;
 pub mod manifest;
 pub mod model;

@@ -207,6 +207,74 @@ impl Manifest {
         Ok(m)
     }
 
+    /// Check the manifest's own fields against the model of its embedded
+    /// config (`model`, from [`Manifest::model`]; `path` names the manifest
+    /// in errors): the model hash is that of the config (so an edited
+    /// parameter, say `tau_m`, is caught), and the time step, seed, neuron
+    /// count, weight scale, populations and projections are the config's.
+    /// Cheap; `snn-sim` runs it on every load, `snn-build verify` too.
+    pub fn check_against_model(&self, model: &Model, path: &Path) -> Result<(), FormatError> {
+        let differs = |what: &str| {
+            FormatError::corrupt(path, format!("{what} differs from the embedded config"))
+        };
+        if hex(&model_hash(&self.config)) != self.model_hash {
+            return Err(differs("model_hash"));
+        }
+        if self.dt_ms != model.dt_ms {
+            return Err(differs("dt_ms"));
+        }
+        if self.seed != model.seed {
+            return Err(differs("seed"));
+        }
+        if self.n_neurons != model.n_neurons {
+            return Err(differs("n_neurons"));
+        }
+        if self.weight_frac_bits != model.weight_frac_bits {
+            return Err(differs("weight_frac_bits"));
+        }
+        if self.populations.len() != model.populations.len()
+            || self
+                .populations
+                .iter()
+                .zip(&model.populations)
+                .any(|(e, p)| {
+                    e.name != p.name
+                        || e.size != p.size
+                        || e.first_id != p.first_id
+                        || e.model != p.params.model.name()
+                })
+        {
+            return Err(differs("populations"));
+        }
+        let pop_name = |i: usize| model.populations[i].name.as_str();
+        if self.projections.len() != model.projections.len()
+            || self
+                .projections
+                .iter()
+                .zip(&model.projections)
+                .any(|(e, p)| {
+                    e.name != p.name
+                        || e.source != pop_name(p.source)
+                        || e.target != pop_name(p.target)
+                        || e.rule != p.rule.name()
+                })
+        {
+            return Err(differs("projections"));
+        }
+        if self.min_delay_steps == 0 && self.total_synapses > 0
+            || self.min_delay_steps > self.max_delay_steps
+        {
+            return Err(FormatError::corrupt(
+                path,
+                format!(
+                    "delay range {}..={} steps invalid",
+                    self.min_delay_steps, self.max_delay_steps
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The resolved model of the embedded config.
     pub fn model(&self, path: &Path) -> Result<Model, FormatError> {
         let origin = format!("{} (embedded config)", path.display());
@@ -319,6 +387,24 @@ impl NetworkDir {
                 path,
                 message: "shard belongs to a different network or rank than the manifest".into(),
             });
+        }
+        // What the simulator sizes its buffers by must agree with the
+        // shard (an edited manifest with its checksum recomputed).
+        let m = &self.manifest;
+        let d = shard.data();
+        let (lo, hi) = (d.min_delay_steps.to_native(), d.max_delay_steps.to_native());
+        let has_synapses = !d.syn_target_delay.is_empty();
+        if d.n_neurons.to_native() != m.n_neurons
+            || d.weight_frac_bits.to_native() != m.weight_frac_bits
+            || (has_synapses && (lo < m.min_delay_steps || hi > m.max_delay_steps))
+        {
+            return Err(FormatError::corrupt(
+                self.dir.join(MANIFEST_FILE),
+                format!(
+                    "neuron count, weight scale or delay range differs from shard {} (edited manifest?)",
+                    path.display()
+                ),
+            ));
         }
         Ok(shard)
     }

@@ -133,6 +133,32 @@ impl Dist {
             Dist::Uniform { min, max } => min.abs().max(max.abs()),
         }
     }
+    /// The largest value draws reach in practice: the upper end of a
+    /// constant or uniform, and of a normal its `max` or `mean + sds * std`,
+    /// whichever is lower (a draw beyond 8 sd has a probability of 6e-16).
+    pub fn upper_reach(&self, sds: f64) -> f64 {
+        match *self {
+            Dist::Constant(v) => v,
+            Dist::Normal { mean, std, max, .. } => max.min(mean + sds * std),
+            Dist::Uniform { max, .. } => max,
+        }
+    }
+    /// The typical magnitude of draws, which the stored fixed point must
+    /// resolve finely: `|v|` of a constant, `max(|mean|, std)` of a normal
+    /// (no more than its bounds reach), the larger end of a uniform.
+    pub fn typical_abs(&self) -> f64 {
+        match *self {
+            Dist::Constant(v) => v.abs(),
+            Dist::Normal {
+                mean,
+                std,
+                min,
+                max,
+                ..
+            } => mean.abs().max(std).min(min.abs().max(max.abs())),
+            Dist::Uniform { min, max } => min.abs().max(max.abs()),
+        }
+    }
     /// Multiply by a positive factor (bounds too; a normal's standard
     /// deviation only when `scale_std`).
     fn scaled(&self, f: f64, scale_std: bool) -> Dist {
@@ -328,6 +354,58 @@ pub struct Model {
     /// Fixed-point fraction bits of stored weights: a weight `w` pA is stored
     /// as `round(w * 2^weight_frac_bits)` in an `i32`.
     pub weight_frac_bits: u32,
+}
+
+/// NEST's tic, the grid of spike times: 1 µs (`tics_per_ms` = 1000).
+pub const TIC_MS: f64 = 0.001;
+
+/// The largest delay in steps a config may give (`delay_to_steps` of every
+/// delay must fit in 31 bits, the most a synapse word can hold next to its
+/// target); a network's ranks may allow fewer (see
+/// [`max_delay_steps_for_targets`]).
+pub const MAX_DELAY_STEPS: u64 = (1 << 31) - 1;
+
+/// Weights are stored as `i32` fixed point with at least one bit of headroom
+/// above the largest weight: at most 2^29 pA (with no fraction bits).
+pub const MAX_WEIGHT_PA: f64 = (1u64 << 29) as f64;
+
+/// Each projection's weights must be stored to within 2^-10 (about 0.1 %)
+/// of their typical magnitude ([`Dist::typical_abs`]): the fixed-point step
+/// `2^-weight_frac_bits` pA, set by the largest weight of the network, must
+/// not exceed `typical / 2^WEIGHT_PRECISION_BITS`.
+pub const WEIGHT_PRECISION_BITS: u32 = 10;
+
+/// The largest delay in steps that fits next to `target_bits` bits of
+/// local target in a synapse word.
+pub fn max_delay_steps_for_targets(target_bits: u32) -> u64 {
+    (1u64 << (32 - target_bits.clamp(1, 31))) - 1
+}
+
+/// Whether `dt_ms` is a whole positive multiple of [`TIC_MS`] (to within
+/// floating-point rounding of the decimal it was written as).
+pub fn on_tic_grid(dt_ms: f64) -> bool {
+    let tics = dt_ms / TIC_MS;
+    let whole = tics.round();
+    tics.is_finite() && whole >= 1.0 && (tics - whole).abs() <= 1e-9 * whole
+}
+
+/// A population or area name must be usable as an HDF5 group name, a file
+/// name, a CSV field and a `--set` key: non-empty, at most 255 bytes,
+/// without control characters, white space, or any of `/ \ . , " '`.
+fn check_name(ctx: &Ctx, field: &str, name: &str) -> Result<(), ConfigError> {
+    let bad = name
+        .chars()
+        .find(|&c| c.is_control() || c.is_whitespace() || "/\\.,\"'".contains(c));
+    if name.is_empty() || name.len() > 255 || bad.is_some() {
+        return Err(ctx.err(
+            field,
+            format!(
+                "'{}' is not a valid name (1 to 255 bytes, no control characters, spaces, '/', '\\', '.', ',' or quotes)",
+                name.escape_default()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Convert a delay in ms to steps as NEST does (round half up, at least 1).
@@ -600,6 +678,15 @@ impl Model {
         if !(net.dt_ms.is_finite() && net.dt_ms > 0.0) {
             return Err(ctx.err("network.dt_ms", format!("must be > 0, got {}", net.dt_ms)));
         }
+        if !on_tic_grid(net.dt_ms) {
+            return Err(ctx.err(
+                "network.dt_ms",
+                format!(
+                    "{} ms is not a whole multiple of the time grid of {TIC_MS} ms (NEST's tic): spike times are stamped on that grid",
+                    net.dt_ms
+                ),
+            ));
+        }
         let sc = &cfg.scale;
         for (n, v) in [
             ("scale.neurons", sc.neurons),
@@ -625,15 +712,7 @@ impl Model {
         let mut first_id = 0u64;
         for (i, p) in cfg.populations.iter().enumerate() {
             let field = format!("populations[{i}]");
-            if p.name.is_empty() || p.name.contains(['/', '.', ',', ' ']) {
-                return Err(ctx.err(
-                    format!("{field}.name"),
-                    format!(
-                        "'{}' is not a valid name (non-empty, no '/', '.', ',' or spaces)",
-                        p.name
-                    ),
-                ));
-            }
+            check_name(&ctx, &format!("{field}.name"), &p.name)?;
             if cfg.populations[..i].iter().any(|q| q.name == p.name) {
                 return Err(ctx.err(
                     format!("{field}.name"),
@@ -711,12 +790,7 @@ impl Model {
                 .map(|b| b.rate_Hz * k_ext)
                 .unwrap_or(0.0);
             let area_name = p.area.as_deref().unwrap_or(&p.name);
-            if area_name.is_empty() || area_name.chars().any(char::is_control) {
-                return Err(ctx.err(
-                    format!("{field}.area"),
-                    format!("'{}' is not a valid area name", area_name.escape_default()),
-                ));
-            }
+            check_name(&ctx, &format!("{field}.area"), area_name)?;
             let area = match areas.iter().position(|a| a == area_name) {
                 Some(a) => a,
                 None => {
@@ -809,7 +883,7 @@ impl Model {
                     } else {
                         (k * sc.indegree).round_ties_even()
                     } as u64;
-                    if k_scaled > 0 && n_s == 0 {
+                    if k_scaled > 0 && n_s == 0 && n_t > 0 {
                         return Err(ctx.err(
                             format!("{field}.source"),
                             format!("fixed_indegree draws {k_scaled} sources per target from population '{}', which is empty", pops[s].name),
@@ -875,9 +949,24 @@ impl Model {
                         (n_full * sc.neurons * sc.indegree).round_ties_even()
                     } as u64;
                     if n > 0 && (n_s == 0 || n_t == 0) {
+                        let (role, empty) = if n_s == 0 {
+                            ("source", s)
+                        } else {
+                            ("target", t)
+                        };
                         return Err(ctx.err(
-                            field.clone(),
-                            "synapses requested between empty populations",
+                            format!(
+                                "{field}.{}",
+                                if pr.N.is_some() {
+                                    "N"
+                                } else {
+                                    "connection_probability"
+                                }
+                            ),
+                            format!(
+                                "{n} synapses requested but the {role} population '{}' is empty",
+                                pops[empty].name
+                            ),
                         ));
                     }
                     if !pr.allow_autapses && s == t && n_s == 1 && n > 0 {
@@ -1097,6 +1186,7 @@ impl Model {
         while frac_bits < 40 && max_abs * (2f64).powi(frac_bits as i32 + 1) <= (1u64 << 30) as f64 {
             frac_bits += 1;
         }
+        check_weights(&ctx, &projections, poisson.as_ref(), max_abs, frac_bits)?;
         Ok(Model {
             name: net.name.clone(),
             dt_ms: net.dt_ms,
@@ -1133,6 +1223,61 @@ fn rule_name(r: RuleName) -> &'static str {
     }
 }
 
+/// Refuse weights the stored fixed point cannot hold: beyond
+/// [`MAX_WEIGHT_PA`], or (set by a much larger weight elsewhere) stored in
+/// steps coarser than [`WEIGHT_PRECISION_BITS`] allow.
+fn check_weights(
+    ctx: &Ctx,
+    projections: &[Projection],
+    poisson: Option<&PoissonInput>,
+    max_abs: f64,
+    frac_bits: u32,
+) -> Result<(), ConfigError> {
+    // (field, largest magnitude, typical magnitude)
+    let mut all: Vec<(String, f64, f64)> = projections
+        .iter()
+        .map(|p| {
+            (
+                format!("projections[{}].weight", p.index),
+                p.weight_pa.abs_bound(),
+                p.weight_pa.typical_abs(),
+            )
+        })
+        .collect();
+    if let Some(p) = poisson {
+        all.push((
+            "poisson_background.weight".into(),
+            p.weight_pa.abs(),
+            p.weight_pa.abs(),
+        ));
+    }
+    let Some((big_field, big, _)) = all.iter().max_by(|a, b| a.1.total_cmp(&b.1)).cloned() else {
+        return Ok(());
+    };
+    if big.is_nan() || big > MAX_WEIGHT_PA {
+        return Err(ctx.err(
+            big_field,
+            format!(
+                "weights reaching {big:e} pA (after in-degree scaling; mean + 10 sd for unbounded normals) do not fit the stored fixed point: at most 2^29 pA = {MAX_WEIGHT_PA} pA"
+            ),
+        ));
+    }
+    let step = 1.0 / (2f64).powi(frac_bits as i32);
+    let need = 1.0 / (1u64 << WEIGHT_PRECISION_BITS) as f64;
+    for (field, _, typical) in &all {
+        if *typical > 0.0 && step > typical * need {
+            return Err(ctx.err(
+                field.clone(),
+                format!(
+                    "weights of about {typical:e} pA would be stored in steps of {step:e} pA (set by the largest weight, {max_abs:e} pA at {big_field}), coarser than 2^-{WEIGHT_PRECISION_BITS} of the weight; keep every weight within a factor of about 2^{} of the largest",
+                    29 - WEIGHT_PRECISION_BITS - 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_delay(ctx: &Ctx, field: &str, d: &Dist, dt_ms: f64) -> Result<(), ConfigError> {
     // The smallest delay that can occur must round to at least one step.
     let half = 0.5 * dt_ms;
@@ -1155,6 +1300,21 @@ fn check_delay(ctx: &Ctx, field: &str, d: &Dist, dt_ms: f64) -> Result<(), Confi
         }
         Dist::Uniform { min, .. } => min,
     };
+    let highest = d.upper_reach(8.0);
+    let steps = highest / dt_ms;
+    if steps.is_nan() || steps >= MAX_DELAY_STEPS as f64 {
+        let what = match d {
+            Dist::Constant(_) => format!("delay {highest} ms"),
+            _ => format!("the distribution reaches delays of {highest} ms, which"),
+        };
+        return Err(ctx.err(
+            field,
+            format!(
+                "{what} is {steps:.3e} steps of {dt_ms} ms; at most 2^31-1 steps ({} ms)",
+                MAX_DELAY_STEPS as f64 * dt_ms
+            ),
+        ));
+    }
     if lowest < half {
         let what = match d {
             Dist::Constant(_) => format!("delay {lowest} ms"),

@@ -61,14 +61,7 @@ impl Placement {
             .collect();
         let scheme = model.placement.scheme;
         let r_n = n_ranks as usize;
-        // Rough memory guard: the tables hold two entries per population
-        // and rank.
-        if (pops.len() as u128) * (r_n as u128 + 1) > (1u128 << 31) {
-            return Err(PlacementError(format!(
-                "{} populations on {n_ranks} ranks: the placement tables would need over 2^31 entries",
-                pops.len()
-            )));
-        }
+        Self::check_size(model, n_ranks)?;
         let mut n_local = vec![0u64; r_n];
         let (mut bounds, mut local_base) = (Vec::new(), Vec::new());
         if scheme == PlacementScheme::RoundRobin {
@@ -121,6 +114,18 @@ impl Placement {
             local_base,
             n_local,
         })
+    }
+
+    /// Refuse a rank count whose tables (two entries per population and
+    /// rank) would exceed 2^31 entries, before anything is allocated.
+    pub fn check_size(model: &Model, n_ranks: u32) -> Result<(), PlacementError> {
+        let pops = model.populations.len() as u128;
+        if pops * (n_ranks as u128 + 1) > (1u128 << 31) {
+            return Err(PlacementError(format!(
+                "--ranks {n_ranks}: {pops} populations on {n_ranks} ranks: the placement tables would need over 2^31 entries"
+            )));
+        }
+        Ok(())
     }
 
     /// Number of ranks.

@@ -221,17 +221,54 @@ struct HashingWriter<W> {
     inner: W,
     hash: Xxh3,
     len: u64,
+    /// The first error of the inner writer (rkyv's serialiser reports a
+    /// writer's error without its cause: the cause is taken from here).
+    error: Option<std::io::Error>,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hash: Xxh3::new(),
+            len: 0,
+            error: None,
+        }
+    }
+
+    /// The error that made serialising fail: the writer's own (e.g. "No
+    /// space left on device") when it had one, else the serialiser's.
+    fn failure(&mut self, serialiser: impl std::fmt::Display) -> std::io::Error {
+        self.error
+            .take()
+            .unwrap_or_else(|| std::io::Error::other(serialiser.to_string()))
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.hash.update(&buf[..n]);
+                self.len += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.keep(e)),
+        }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        self.inner.flush().map_err(|e| self.keep(e))
+    }
+}
+
+impl<W> HashingWriter<W> {
+    /// Remember the first error and pass on a copy of its kind and text.
+    fn keep(&mut self, e: std::io::Error) -> std::io::Error {
+        let copy = std::io::Error::new(e.kind(), e.to_string());
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+        copy
     }
 }
 
@@ -257,40 +294,28 @@ pub fn write_shard(
     // bytes.
     let (payload_len, payload_xxh3, stored_len, stored_xxh3) = match zstd_level {
         None => {
-            let hw = HashingWriter {
-                inner: buffered,
-                hash: Xxh3::new(),
-                len: 0,
-            };
-            let w = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
+            let mut hw = HashingWriter::new(buffered);
+            if let Err(e) = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
                 data,
-                rkyv::ser::writer::IoWriter::new(hw),
-            )
-            .map_err(|e| io("write", std::io::Error::other(e.to_string())))?;
-            let mut hw = w.into_inner();
+                rkyv::ser::writer::IoWriter::new(&mut hw),
+            ) {
+                return Err(io("write", hw.failure(e)));
+            }
             hw.flush().map_err(|e| io("write", e))?;
             (hw.len, hw.hash.digest(), hw.len, hw.hash.digest())
         }
         Some(level) => {
-            let counting = HashingWriter {
-                inner: buffered,
-                hash: Xxh3::new(),
-                len: 0,
-            };
+            let counting = HashingWriter::new(buffered);
             let enc = zstd::Encoder::new(counting, level).map_err(|e| io("compress", e))?;
-            let hw = HashingWriter {
-                inner: enc,
-                hash: Xxh3::new(),
-                len: 0,
-            };
-            let w = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
+            let mut hw = HashingWriter::new(enc);
+            if let Err(e) = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
                 data,
-                rkyv::ser::writer::IoWriter::new(hw),
-            )
-            .map_err(|e| io("write", std::io::Error::other(e.to_string())))?;
-            let hw = w.into_inner();
+                rkyv::ser::writer::IoWriter::new(&mut hw),
+            ) {
+                return Err(io("write", hw.failure(e)));
+            }
             let (plen, psum) = (hw.len, hw.hash.digest());
-            let mut counting = hw.inner.finish().map_err(|e| io("compress", e))?;
+            let mut counting = hw.inner.finish().map_err(|e| io("write", e))?;
             counting.flush().map_err(|e| io("write", e))?;
             (plen, psum, counting.len, counting.hash.digest())
         }

@@ -63,9 +63,51 @@ fn corrupt(path: &Path, message: impl Into<String>) -> FormatError {
     FormatError::corrupt(path, message)
 }
 
-/// An HDF5 failure while writing, as an I/O error naming the file.
+/// An HDF5 failure while writing, as an I/O error naming the file and the
+/// dataset, with the reason cut down to what the user needs (see
+/// [`hdf5_reason`]).
 fn write_err(path: &Path, op: &'static str, what: &str, e: hdf5::Error) -> FormatError {
-    FormatError::io(path, op, std::io::Error::other(format!("{what}: {e}")))
+    let reason = short_reason(&e);
+    let msg = if what.is_empty() {
+        reason
+    } else {
+        format!("{what}: {reason}")
+    };
+    FormatError::io(path, op, std::io::Error::other(msg))
+}
+
+/// The reason of an HDF5 error in a few words. The library's message is
+/// its whole error stack (hundreds of characters naming internal functions
+/// and temporary paths); what matters to a user is the operating-system
+/// error at its bottom (e.g. `No space left on device`, `File too large`)
+/// or, without one, the innermost description.
+fn hdf5_reason(e: &hdf5::Error) -> String {
+    let text = e.to_string();
+    // An OS error appears as "... errno = 28, error message = 'No space
+    // left on device' ..." in the stack.
+    if let Some(i) = text.find("error message = '") {
+        let rest = &text[i + "error message = '".len()..];
+        if let Some(end) = rest.find('\'') {
+            return rest[..end].to_string();
+        }
+    }
+    if let Some(errno) = text
+        .split("errno = ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<i32>().ok())
+    {
+        return std::io::Error::from_raw_os_error(errno).to_string();
+    }
+    // The stack's entries are joined by ": "; the last one is the
+    // innermost cause.
+    let last = text.rsplit(": ").next().unwrap_or(&text).trim();
+    let short: String = last.chars().take(160).collect();
+    if short.is_empty() {
+        "HDF5 error".into()
+    } else {
+        short
+    }
 }
 
 /// Open `path` as HDF5 (read-only or read-write) with a clear error for a
@@ -84,10 +126,50 @@ fn open_h5(path: &Path, write: bool) -> Result<File, FormatError> {
         if msg.contains("signature") {
             corrupt(path, "not an HDF5 file (no HDF5 signature found)")
         } else {
-            corrupt(path, format!("cannot open as HDF5: {msg}"))
+            corrupt(path, format!("cannot open as HDF5: {}", short_reason(&e)))
         }
     })
 }
+
+/// The reason of an HDF5 error, in a few words: an
+/// operating-system error if the stack has one (see [`hdf5_reason`]),
+/// else the innermost entry of the error stack (what the library found
+/// wrong, e.g. `truncated file: eof = 268197, ...`), at most
+/// [`MAX_REASON_CHARS`] characters on one line.
+fn short_reason(e: &hdf5::Error) -> String {
+    let text = e.to_string();
+    let innermost = match e {
+        hdf5::Error::HDF5(stack) if !text.contains("errno = ") => stack
+            .clone()
+            .expand()
+            .ok()
+            .and_then(|frames| frames.last().map(|f| f.desc().trim().to_string()))
+            .filter(|d| !d.is_empty()),
+        _ => None,
+    };
+    let reason = innermost.unwrap_or_else(|| hdf5_reason(e));
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    if reason.chars().count() > MAX_REASON_CHARS {
+        let cut: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        format!("{cut}...")
+    } else {
+        reason
+    }
+}
+
+/// Longest HDF5 reason a reader error quotes (see [`short_reason`]).
+const MAX_REASON_CHARS: usize = 160;
+
+/// Most elements a root attribute of a spike file (`magic`, `version`)
+/// may have: they hold 1 and 2 values; a forged attribute claiming
+/// billions is refused before a buffer is allocated for it.
+const MAX_ROOT_ATTR_ELEMENTS: usize = 16;
+
+/// The largest compression ratio a filtered (compressed) dataset may claim:
+/// a little above deflate's limit of 1032:1. Real spike data compresses
+/// far less; a dataset that claims more (extended without data, or forged)
+/// is refused before memory is allocated for it.
+pub const MAX_COMPRESSION_RATIO: u64 = 1100;
 
 fn write_str_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
     let v: VarLenUnicode = value
@@ -172,10 +254,26 @@ fn group_with_members(
 }
 
 fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
+    let small = |name: &str, attr: &hdf5::Attribute| {
+        let n = attr.size();
+        if n > MAX_ROOT_ATTR_ELEMENTS {
+            return Err(corrupt(
+                path,
+                format!(
+                    "root attribute {name}: {n} values (expected at most {MAX_ROOT_ATTR_ELEMENTS})"
+                ),
+            ));
+        }
+        Ok(())
+    };
     if let Ok(attr) = file.attr("magic") {
-        let magic = attr
-            .read_raw::<u32>()
-            .map_err(|e| corrupt(path, format!("root attribute magic: unreadable: {e}")))?;
+        small("magic", &attr)?;
+        let magic = attr.read_raw::<u32>().map_err(|e| {
+            corrupt(
+                path,
+                format!("root attribute magic: unreadable: {}", short_reason(&e)),
+            )
+        })?;
         if magic.as_slice() != [SONATA_MAGIC] {
             return Err(corrupt(
                 path,
@@ -184,9 +282,13 @@ fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
         }
     }
     if let Ok(attr) = file.attr("version") {
-        let version = attr
-            .read_raw::<u32>()
-            .map_err(|e| corrupt(path, format!("root attribute version: unreadable: {e}")))?;
+        small("version", &attr)?;
+        let version = attr.read_raw::<u32>().map_err(|e| {
+            corrupt(
+                path,
+                format!("root attribute version: unreadable: {}", short_reason(&e)),
+            )
+        })?;
         if version.first().copied().unwrap_or(u32::MAX) > SONATA_VERSION[0] {
             return Err(corrupt(
                 path,
@@ -221,9 +323,9 @@ pub struct SpikeWriter {
     file: Option<File>,
     pops: Vec<SpikePop>,
     buffered: usize,
-    /// An error from an automatic write in [`SpikeWriter::push`], reported by
-    /// the next `flush`/`close`.
-    deferred: Option<FormatError>,
+    /// A write failed (its message): the writer refuses everything after
+    /// it, so nothing is retried and no buffer grows.
+    deferred: Option<String>,
 }
 
 impl std::fmt::Debug for SpikeWriter {
@@ -379,21 +481,36 @@ impl SpikeWriter {
 
     /// Append one spike (population index, population-local node id, time
     /// in ms). Buffered; when the buffer is full it is written to the file,
-    /// and an error from that write is returned by the next
-    /// [`SpikeWriter::flush`] or [`SpikeWriter::close`].
+    /// and an error from that write (e.g. the disk is full) is returned at
+    /// once: the caller must stop (the writer accepts nothing more, and
+    /// memory does not grow with spikes that cannot be written).
     ///
     /// # Panics
     /// If `pop` is not a population index given at creation.
-    pub fn push(&mut self, pop: usize, node_id: u64, t_ms: f64) {
+    pub fn push(&mut self, pop: usize, node_id: u64, t_ms: f64) -> Result<(), FormatError> {
+        if let Some(e) = &self.deferred {
+            return Err(self.failed_before(e));
+        }
         let p = &mut self.pops[pop];
         p.buf_ids.push(node_id);
         p.buf_t.push(t_ms);
         self.buffered += 1;
         if self.buffered >= SPIKE_BUFFER {
             if let Err(e) = self.write_buffers() {
-                self.deferred.get_or_insert(e);
+                self.deferred = Some(e.to_string());
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// The error returned after a failed write.
+    fn failed_before(&self, first: &str) -> FormatError {
+        FormatError::io(
+            &self.path,
+            "write spikes",
+            std::io::Error::other(format!("an earlier write failed ({first})")),
+        )
     }
 
     /// Write the buffers to the datasets (no HDF5 flush).
@@ -426,10 +543,13 @@ impl SpikeWriter {
     /// Write buffered spikes to the file and flush HDF5 (called at
     /// checkpoints and at the end).
     pub fn flush(&mut self) -> Result<(), FormatError> {
-        if let Some(e) = self.deferred.take() {
+        if let Some(e) = &self.deferred {
+            return Err(self.failed_before(e));
+        }
+        if let Err(e) = self.write_buffers() {
+            self.deferred = Some(e.to_string());
             return Err(e);
         }
-        self.write_buffers()?;
         if let Some(f) = &self.file {
             f.flush()
                 .map_err(|e| write_err(&self.path, "flush spike file", "", e))?;
@@ -445,9 +565,16 @@ impl SpikeWriter {
             .collect()
     }
 
-    /// The file being written.
+    /// The file being written (as errors name it).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Name the file `shown` in errors from now on (a file created in a
+    /// staging directory is named by its final path; the open file is not
+    /// affected).
+    pub fn show_as(&mut self, shown: PathBuf) {
+        self.path = shown;
     }
 
     /// Flush and close the file.
@@ -464,7 +591,7 @@ impl SpikeWriter {
 
 impl Drop for SpikeWriter {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if self.file.is_some() && self.deferred.is_none() {
             let _ = self.flush();
         }
     }
@@ -475,12 +602,21 @@ fn open_spike_datasets(
     spikes: &Group,
     name: &str,
 ) -> Result<(Dataset, Dataset), FormatError> {
-    let g = spikes
-        .group(name)
-        .map_err(|_| corrupt(path, format!("/spikes/{name}: not a group")))?;
+    let g = spikes.group(name).map_err(|e| {
+        corrupt(
+            path,
+            format!("/spikes/{name}: not a readable group: {}", short_reason(&e)),
+        )
+    })?;
     let open = |d: &str| {
-        g.dataset(d)
-            .map_err(|_| corrupt(path, format!("dataset /spikes/{name}/{d}: missing")))
+        g.dataset(d).map_err(|e| {
+            let why = if g.link_exists(d) {
+                format!("unreadable: {}", short_reason(&e))
+            } else {
+                "missing".to_string()
+            };
+            corrupt(path, format!("dataset /spikes/{name}/{d}: {why}"))
+        })
     };
     Ok((open("node_ids")?, open("timestamps")?))
 }
@@ -505,10 +641,12 @@ fn check_1d(path: &Path, ds: &Dataset, what: &str, class: &str) -> Result<usize,
             format!("dataset {what}: expected 1 dimension, found shape {shape:?}"),
         ));
     }
-    let td = ds
-        .dtype()
-        .and_then(|t| t.to_descriptor())
-        .map_err(|e| corrupt(path, format!("dataset {what}: unreadable type: {e}")))?;
+    let td = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| {
+        corrupt(
+            path,
+            format!("dataset {what}: unreadable type: {}", short_reason(&e)),
+        )
+    })?;
     let ok = match class {
         "integer" => matches!(td, TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)),
         _ => matches!(td, TypeDescriptor::Float(_)),
@@ -522,18 +660,87 @@ fn check_1d(path: &Path, ds: &Dataset, what: &str, class: &str) -> Result<usize,
     Ok(shape[0])
 }
 
+/// Check, before anything is allocated for it, that dataset `what` of `n`
+/// entries has its data in the file (`file_len` bytes): without filters
+/// its stored bytes must hold `n` values; compressed, they must not claim
+/// more than [`MAX_COMPRESSION_RATIO`]. A dataset extended without data
+/// (HDF5 reads unwritten chunks as fill values) or a forged size is
+/// refused, whatever `n` it claims.
+fn check_stored(
+    path: &Path,
+    ds: &Dataset,
+    what: &str,
+    n: usize,
+    file_len: u64,
+) -> Result<(), FormatError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let elem = ds.dtype().map(|t| t.size() as u64).unwrap_or(1).max(1);
+    let needed = (n as u64).saturating_mul(elem);
+    let stored = ds.storage_size().min(file_len);
+    let filtered = !ds.filters().is_empty();
+    let holds = if filtered {
+        needed <= stored.saturating_mul(MAX_COMPRESSION_RATIO)
+    } else {
+        needed <= stored
+    };
+    if holds {
+        return Ok(());
+    }
+    let how = if filtered {
+        format!(
+            "{stored} bytes of compressed data cannot hold them (more than {MAX_COMPRESSION_RATIO}:1)"
+        )
+    } else {
+        format!("only {stored} bytes of data are stored")
+    };
+    Err(corrupt(
+        path,
+        format!(
+            "dataset {what}: claims {n} entries ({needed} bytes) but {how}: extended without data, or damaged"
+        ),
+    ))
+}
+
 /// Read all populations of a SONATA spike file (sorted by name). Validates
 /// the layout; errors name the file and the dataset.
 pub fn read_spikes(path: &Path) -> Result<Vec<PopulationSpikes>, FormatError> {
+    read_spikes_limited(path, u64::MAX)
+}
+
+/// [`read_spikes`], refusing a file with more than `max_spikes` spikes in
+/// all (the most the caller can hold, e.g. from the memory available)
+/// before reading them. Every dataset's size is also checked against the
+/// data the file holds (see [`MAX_COMPRESSION_RATIO`]), so a forged size
+/// never causes a large allocation.
+pub fn read_spikes_limited(
+    path: &Path,
+    max_spikes: u64,
+) -> Result<Vec<PopulationSpikes>, FormatError> {
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| FormatError::io(path, "open", e))?
+        .len();
     let file = open_h5(path, false)?;
     check_magic(path, &file)?;
-    let spikes = file
-        .group("spikes")
-        .map_err(|_| corrupt(path, "group /spikes: missing (not a SONATA spike file)"))?;
-    let names = spikes
-        .member_names()
-        .map_err(|e| corrupt(path, format!("/spikes: cannot list populations: {e}")))?;
+    let spikes = file.group("spikes").map_err(|e| {
+        if file.link_exists("spikes") {
+            corrupt(
+                path,
+                format!("group /spikes: unreadable: {}", short_reason(&e)),
+            )
+        } else {
+            corrupt(path, "group /spikes: missing (not a SONATA spike file)")
+        }
+    })?;
+    let names = spikes.member_names().map_err(|e| {
+        corrupt(
+            path,
+            format!("/spikes: cannot list populations: {}", short_reason(&e)),
+        )
+    })?;
     let mut out = Vec::with_capacity(names.len());
+    let mut total = 0u64;
     for name in names {
         let (ids_ds, t_ds) = open_spike_datasets(path, &spikes, &name)?;
         let ids_what = format!("/spikes/{name}/node_ids");
@@ -546,6 +753,17 @@ pub fn read_spikes(path: &Path) -> Result<Vec<PopulationSpikes>, FormatError> {
                 format!("population {name}: {ids_what} has {n_ids} entries but {t_what} has {n_t}"),
             ));
         }
+        check_stored(path, &ids_ds, &ids_what, n_ids, file_len)?;
+        check_stored(path, &t_ds, &t_what, n_t, file_len)?;
+        total = total.saturating_add(n_ids as u64);
+        if total > max_spikes {
+            return Err(FormatError::Mismatch {
+                path: path.to_path_buf(),
+                message: format!(
+                    "/spikes/{name}: {n_ids} spikes, {total} with the populations before it: more than the {max_spikes} that fit in the memory available"
+                ),
+            });
+        }
         let scale = match read_str_attr(&t_ds, "units").as_deref() {
             None | Some("ms") => 1.0,
             Some("s") => 1000.0,
@@ -556,12 +774,16 @@ pub fn read_spikes(path: &Path) -> Result<Vec<PopulationSpikes>, FormatError> {
                 ))
             }
         };
+        let unreadable = |what: &str, e: hdf5::Error| {
+            corrupt(
+                path,
+                format!("dataset {what}: unreadable: {}", short_reason(&e)),
+            )
+        };
         let node_ids = ids_ds
             .read_raw::<u64>()
-            .map_err(|e| corrupt(path, format!("dataset {ids_what}: unreadable: {e}")))?;
-        let mut timestamps_ms = t_ds
-            .read_raw::<f64>()
-            .map_err(|e| corrupt(path, format!("dataset {t_what}: unreadable: {e}")))?;
+            .map_err(|e| unreadable(&ids_what, e))?;
+        let mut timestamps_ms = t_ds.read_raw::<f64>().map_err(|e| unreadable(&t_what, e))?;
         if scale != 1.0 {
             timestamps_ms.iter_mut().for_each(|t| *t *= scale);
         }
@@ -866,6 +1088,12 @@ impl ReportWriter {
         Ok(())
     }
 
+    /// Name the file `shown` in errors from now on (see
+    /// [`SpikeWriter::show_as`]).
+    pub fn show_as(&mut self, shown: PathBuf) {
+        self.path = shown;
+    }
+
     /// Steps pushed so far (written + buffered).
     pub fn steps(&self) -> usize {
         self.steps_written + self.steps_buffered
@@ -928,6 +1156,9 @@ impl PopulationReport {
 /// Read all populations of a SONATA report file (sorted by name). Validates
 /// the layout; errors name the file and the dataset.
 pub fn read_report(path: &Path) -> Result<Vec<PopulationReport>, FormatError> {
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| FormatError::io(path, "open", e))?
+        .len();
     let file = open_h5(path, false)?;
     let report = file
         .group("report")
@@ -949,14 +1180,27 @@ pub fn read_report(path: &Path) -> Result<Vec<PopulationReport>, FormatError> {
         let time_ds = open("mapping/time")?;
         let ids_what = format!("/report/{name}/mapping/node_ids");
         let n = check_1d(path, &ids_ds, &ids_what, "integer")?;
+        check_stored(path, &ids_ds, &ids_what, n, file_len)?;
+        let unreadable = |what: &str, e: hdf5::Error| {
+            corrupt(
+                path,
+                format!("dataset {what}: unreadable: {}", short_reason(&e)),
+            )
+        };
         let node_ids = ids_ds
             .read_raw::<u64>()
-            .map_err(|e| corrupt(path, format!("dataset {ids_what}: unreadable: {e}")))?;
+            .map_err(|e| unreadable(&ids_what, e))?;
         let time_what = format!("/report/{name}/mapping/time");
-        check_1d(path, &time_ds, &time_what, "float")?;
+        let n_time = check_1d(path, &time_ds, &time_what, "float")?;
+        if n_time != 3 {
+            return Err(corrupt(
+                path,
+                format!("dataset {time_what}: {n_time} values, expected [start, stop, step]"),
+            ));
+        }
         let time = time_ds
             .read_raw::<f64>()
-            .map_err(|e| corrupt(path, format!("dataset {time_what}: unreadable: {e}")))?;
+            .map_err(|e| unreadable(&time_what, e))?;
         if time.len() != 3 || time[2].is_nan() || time[2] <= 0.0 {
             return Err(corrupt(
                 path,
@@ -971,9 +1215,16 @@ pub fn read_report(path: &Path) -> Result<Vec<PopulationReport>, FormatError> {
                 format!("dataset {data_what}: shape {shape:?} does not fit {n} nodes (expected [n_steps, {n}])"),
             ));
         }
+        let Some(values) = shape[0].checked_mul(shape[1]) else {
+            return Err(corrupt(
+                path,
+                format!("dataset {data_what}: shape {shape:?} is too large"),
+            ));
+        };
+        check_stored(path, &data_ds, &data_what, values, file_len)?;
         let data = data_ds
             .read_raw::<f64>()
-            .map_err(|e| corrupt(path, format!("dataset {data_what}: unreadable: {e}")))?;
+            .map_err(|e| unreadable(&data_what, e))?;
         out.push(PopulationReport {
             name,
             node_ids,
@@ -1001,9 +1252,9 @@ mod tests {
         let path = dir.path().join("spikes.h5");
         let pops = names(&["E", "I"]);
         let mut w = SpikeWriter::create(&path, &pops).unwrap();
-        w.push(0, 3, 0.1);
-        w.push(1, 0, 0.2);
-        w.push(0, 1, 0.5);
+        w.push(0, 3, 0.1).unwrap();
+        w.push(1, 0, 0.2).unwrap();
+        w.push(0, 1, 0.5).unwrap();
         assert_eq!(w.counts(), vec![2, 1]);
         w.close().unwrap();
         let r = read_spikes(&path).unwrap();
@@ -1062,7 +1313,7 @@ mod tests {
         for round in 0..5u64 {
             for k in 0..1000u64 {
                 let t = (round * 1000 + k) as f64 * 0.1;
-                w.push(0, k % 17, t);
+                w.push(0, k % 17, t).unwrap();
                 expect_a.push((k % 17, t));
             }
             w.flush().unwrap();
@@ -1073,7 +1324,7 @@ mod tests {
         // More than one automatic buffer write.
         let n_big = SPIKE_BUFFER + 10;
         for k in 0..n_big {
-            w.push(1, k as u64, k as f64);
+            w.push(1, k as u64, k as f64).unwrap();
         }
         assert_eq!(w.counts(), vec![5000, n_big as u64]);
         w.close().unwrap();
@@ -1097,20 +1348,20 @@ mod tests {
         let pops = names(&["A", "B"]);
         let mut w = SpikeWriter::create(&path, &pops).unwrap();
         for k in 0..10u64 {
-            w.push(0, k, k as f64);
-            w.push(1, k, k as f64 + 0.5);
+            w.push(0, k, k as f64).unwrap();
+            w.push(1, k, k as f64 + 0.5).unwrap();
         }
         w.flush().unwrap();
         let ckpt = w.counts();
         for k in 10..20u64 {
-            w.push(0, k, k as f64);
+            w.push(0, k, k as f64).unwrap();
         }
         w.flush().unwrap();
         drop(w); // "crash" after the checkpoint, with extra spikes on disk
 
         let mut w = SpikeWriter::reopen_truncated(&path, &pops, &ckpt).unwrap();
         assert_eq!(w.counts(), vec![10, 10]);
-        w.push(0, 99, 100.0);
+        w.push(0, 99, 100.0).unwrap();
         w.close().unwrap();
         let r = read_spikes(&path).unwrap();
         assert_eq!(r[0].node_ids.len(), 11);
@@ -1148,7 +1399,7 @@ mod tests {
         let good = dir.path().join("good.h5");
         let mut w = SpikeWriter::create(&good, &names(&["E"])).unwrap();
         for k in 0..50_000u64 {
-            w.push(0, k, k as f64);
+            w.push(0, k, k as f64).unwrap();
         }
         w.close().unwrap();
         let bytes = std::fs::read(&good).unwrap();
@@ -1348,9 +1599,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spikes = dir.path().join("spikes.h5");
         let mut w = SpikeWriter::create(&spikes, &names(&["L23E", "L23I"])).unwrap();
-        w.push(0, 4, 1.5);
-        w.push(0, 2, 2.5);
-        w.push(1, 1, 3.0);
+        w.push(0, 4, 1.5).unwrap();
+        w.push(0, 2, 2.5).unwrap();
+        w.push(1, 1, 3.0).unwrap();
         w.close().unwrap();
         let report = dir.path().join("v.h5");
         let mut r =

@@ -95,22 +95,45 @@ pub fn parse_walltime(s: &str) -> Result<Duration, String> {
         }
         ((days * 24 + h) * 3600 + m * 60 + sec) as f64
     };
-    if !(secs.is_finite() && secs > 0.0) {
+    if !secs.is_finite() {
         return Err(bad());
+    }
+    if secs <= 0.0 {
+        return Err(format!(
+            "wall time '{s}' leaves no time to simulate: give a positive limit"
+        ));
+    }
+    // Beyond a year a limit is surely a typo (and Instant arithmetic must
+    // not overflow).
+    if secs > 366.0 * 86400.0 {
+        return Err(format!("wall time '{s}' is over a year"));
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
 /// The job's end as SLURM announces it (`SLURM_JOB_END_TIME`, Unix seconds),
-/// as an instant; `None` when unset or unparsable.
-pub fn slurm_deadline() -> Option<Instant> {
-    let end: f64 = std::env::var("SLURM_JOB_END_TIME")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let left = end - snn_formats::checkpoint::unix_now();
-    Some(Instant::now() + Duration::from_secs_f64(left.max(0.0)))
+/// as an instant; `Ok(None)` when unset or empty. A value that is not a Unix
+/// time is an error: a job that ignored its end would be killed without a
+/// checkpoint.
+pub fn slurm_deadline() -> Result<Option<Instant>, String> {
+    let Ok(text) = std::env::var("SLURM_JOB_END_TIME") else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let end: f64 = match text.parse() {
+        Ok(v) if f64::is_finite(v) && v >= 0.0 => v,
+        _ => {
+            return Err(format!(
+                "SLURM_JOB_END_TIME='{}' is not a Unix time in seconds (unset it, or fix the job script)",
+                snn_formats::error::one_line(text)
+            ))
+        }
+    };
+    let left = (end - snn_formats::checkpoint::unix_now()).clamp(0.0, 366.0 * 86400.0);
+    Ok(Some(Instant::now() + Duration::from_secs_f64(left)))
 }
 
 /// The 16 bytes of a model hash written as hex.
@@ -153,7 +176,11 @@ pub(crate) fn share<T: Serialize + DeserializeOwned>(
 
 /// A note for the user (printed by the caller's process on stderr).
 pub(crate) fn note(msg: &str) {
-    eprintln!("snn-sim: note: {msg}");
+    use std::io::Write;
+    // One write per line, so that ranks sharing a stderr never interleave
+    // within a line.
+    let line = format!("snn-sim: note: {msg}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Little-endian `u64`s as bytes.
@@ -218,10 +245,24 @@ mod tests {
         assert_eq!(s("2h"), Ok(7200.0));
         assert_eq!(s("0.25s"), Ok(0.25));
         for bad in [
-            "", "90", "1:2:3:4", "00:60", "1-", "x", "0s", "-1s", "1:-2:03", "nans",
+            "",
+            "90",
+            "1:2:3:4",
+            "00:60",
+            "1-",
+            "x",
+            "0s",
+            "-1s",
+            "1:-2:03",
+            "nans",
+            "9999h",
+            "400-00:00:00",
         ] {
             assert!(s(bad).is_err(), "{bad:?} accepted");
         }
+        // A zero limit is refused for what it is, not as a bad format.
+        assert!(s("0s").unwrap_err().contains("positive"));
+        assert!(s("00:00:00").unwrap_err().contains("positive"));
     }
 
     #[test]

@@ -327,17 +327,45 @@ pub enum RunOutcome {
     AlreadyFinished(PathBuf),
 }
 
-/// Convert a time in ms to steps, requiring a non-negative multiple of dt.
+/// The last step a run may reach with time step `dt_ms`: spike times are
+/// stamped on NEST's grid of whole microseconds held in a 64-bit float
+/// ([`spike_time_ms`]), exact up to 2^53 microseconds (about 285 years of
+/// biological time).
+pub fn max_steps(dt_ms: f64) -> u64 {
+    let tics_per_step = (dt_ms * 1000.0).round().max(1.0) as u64;
+    (1u64 << 53) / tics_per_step - 1
+}
+
+/// The end step `a + b` of a run, refused when it overflows or passes
+/// [`max_steps`] (`what` names the times that add up).
+pub fn end_step(a: u64, b: u64, dt_ms: f64, what: &str) -> Result<u64, SimError> {
+    match a.checked_add(b) {
+        Some(t) if t <= max_steps(dt_ms) => Ok(t),
+        _ => Err(SimError::Invalid(format!(
+            "{what} end beyond the longest run that keeps exact spike times ({:.3e} ms with dt = {dt_ms} ms)",
+            max_steps(dt_ms) as f64 * dt_ms
+        ))),
+    }
+}
+
+/// Convert a time in ms to steps, requiring a non-negative multiple of dt
+/// within [`max_steps`].
 pub fn ms_to_steps(name: &str, t_ms: f64, dt_ms: f64) -> Result<u64, SimError> {
     if !(t_ms.is_finite() && t_ms >= 0.0) {
         return Err(SimError::Invalid(format!(
-            "{name} must be a non-negative number of ms, got {t_ms}"
+            "{name} must be a non-negative number of ms, got {t_ms:?}"
         )));
     }
     let steps = (t_ms / dt_ms).round();
+    if steps > max_steps(dt_ms) as f64 {
+        return Err(SimError::Invalid(format!(
+            "{name} = {t_ms:?} ms is beyond the longest run that keeps exact spike times ({:.3e} ms with dt = {dt_ms} ms)",
+            max_steps(dt_ms) as f64 * dt_ms
+        )));
+    }
     if ((steps * dt_ms) - t_ms).abs() > 1e-9 * t_ms.max(1.0) {
         return Err(SimError::Invalid(format!(
-            "{name} = {t_ms} ms is not a multiple of the time step dt = {dt_ms} ms"
+            "{name} = {t_ms:?} ms is not a multiple of the time step dt = {dt_ms} ms"
         )));
     }
     Ok(steps as u64)
@@ -509,6 +537,38 @@ fn check_compatible(
     Ok(())
 }
 
+/// A checkpoint found in a run directory (at `path`, written with `ck`)
+/// must belong to that run (`run`): same seed, time step and
+/// presimulation. Its end may differ (a run can be extended). A checkpoint
+/// copied in from another run would continue this one with another run's
+/// state.
+fn same_run(path: &Path, ck: &RunConfig, run: &RunConfig) -> Result<(), SimError> {
+    let differs = |what: &str, theirs: String, ours: String| {
+        Err(SimError::Invalid(format!(
+            "{}: belongs to another run ({what} {theirs}, this run's is {ours}); remove it or resume the run it came from",
+            path.display()
+        )))
+    };
+    if ck.seed != run.seed {
+        return differs("seed", ck.seed.to_string(), run.seed.to_string());
+    }
+    if ck.dt_ms != run.dt_ms {
+        return differs(
+            "dt",
+            format!("{} ms", ck.dt_ms),
+            format!("{} ms", run.dt_ms),
+        );
+    }
+    if ck.presim_steps != run.presim_steps {
+        return differs(
+            "presimulation",
+            format!("{} steps", ck.presim_steps),
+            format!("{} steps", run.presim_steps),
+        );
+    }
+    Ok(())
+}
+
 /// Root: work out what this piece of the run does.
 fn make_plan(
     opts: &RunOptions,
@@ -522,7 +582,11 @@ fn make_plan(
         let presim_steps = ms_to_steps("--t-presim", t_presim_ms, dt)?;
         let sim_steps = ms_to_steps("--t-sim", t_sim_ms, dt)?;
         let every = every_steps(ck.every_ms, dt)?;
-        let staging = Staging::new(&opts.output, force)?;
+        let mut inputs = vec![opts.network.as_path()];
+        if let Start::Branch { from, .. } = &ck.start {
+            inputs.push(from.as_path());
+        }
+        let staging = Staging::new_guarded(&opts.output, force, &inputs)?;
         Ok::<_, SimError>((
             Plan {
                 dir: staging.path().to_path_buf(),
@@ -532,7 +596,7 @@ fn make_plan(
                     seed,
                     dt_ms: dt,
                     presim_steps,
-                    total_steps: presim_steps + sim_steps,
+                    total_steps: end_step(presim_steps, sim_steps, dt, "--t-presim + --t-sim")?,
                     comm: comm.into(),
                 },
                 candidates: Vec::new(),
@@ -589,6 +653,21 @@ fn make_plan(
                 m,
                 &opts.network,
             )?;
+            if state.run.dt_ms != dt {
+                return Err(SimError::Invalid(format!(
+                    "{}: the run has dt = {} ms but {} has dt = {dt} ms",
+                    state_path.display(),
+                    state.run.dt_ms,
+                    opts.network.display()
+                )));
+            }
+            if state.run.total_steps > max_steps(dt) {
+                return Err(SimError::Invalid(format!(
+                    "{}: the run's end (step {}) is beyond the longest run that keeps exact spike times",
+                    state_path.display(),
+                    state.run.total_steps
+                )));
+            }
             let mut run = state.run.clone();
             run.comm = comm.into();
             if let Some(s) = seed {
@@ -610,7 +689,12 @@ fn make_plan(
                 }
             }
             if let Some(t) = t_sim_ms {
-                run.total_steps = run.presim_steps + ms_to_steps("--t-sim", *t, dt)?;
+                run.total_steps = end_step(
+                    run.presim_steps,
+                    ms_to_steps("--t-sim", *t, dt)?,
+                    dt,
+                    "--t-sim",
+                )?;
             }
             let finished = dir.join("summary.json").exists();
             let mut plan = Plan {
@@ -647,6 +731,7 @@ fn make_plan(
                 match checkpoint_status(&c.path) {
                     CheckpointStatus::Complete(mf) => {
                         check_compatible(&c.path, &mf.model_hash, mf.n_ranks, m, &opts.network)?;
+                        same_run(&c.path, &mf.run, &plan.run)?;
                         if mf.step > plan.run.total_steps {
                             return Err(SimError::Invalid(format!(
                                 "--t-sim: the run in {} has a checkpoint at {} ms, after the requested end at {} ms",
@@ -694,6 +779,23 @@ fn make_plan(
                         from.display()
                     )))
                 }
+                CheckpointStatus::Incomplete
+                    if from.join(RUN_STATE_FILE).exists() || from.join("summary.json").exists() =>
+                {
+                    let newest = list_checkpoints(from)
+                        .ok()
+                        .and_then(|l| l.last().map(|c| c.path.display().to_string()));
+                    return Err(SimError::Invalid(match newest {
+                        Some(c) => format!(
+                            "--resume-from {}: a run directory, not a checkpoint; give one of its checkpoints (the newest is {c})",
+                            from.display()
+                        ),
+                        None => format!(
+                            "--resume-from {}: a run directory without checkpoints; --resume-from takes a checkpoint directory (RUN/checkpoints/t-...ms)",
+                            from.display()
+                        ),
+                    }));
+                }
                 CheckpointStatus::Incomplete => {
                     return Err(SimError::Invalid(format!(
                     "--resume-from {}: incomplete checkpoint (no {}: its writer was interrupted)",
@@ -710,8 +812,18 @@ fn make_plan(
                 seed.unwrap_or(mf.run.seed),
                 opts.force,
             )?;
-            plan.run.presim_steps += mf.step;
-            plan.run.total_steps += mf.step;
+            plan.run.presim_steps = end_step(
+                plan.run.presim_steps,
+                mf.step,
+                dt,
+                "the checkpoint's time + --t-presim",
+            )?;
+            plan.run.total_steps = end_step(
+                plan.run.total_steps,
+                mf.step,
+                dt,
+                "the checkpoint's time + --t-presim + --t-sim",
+            )?;
             plan.candidates = vec![from.clone()];
             plan.branched_from = Some(from.display().to_string());
             Ok((plan, staging))
@@ -720,7 +832,7 @@ fn make_plan(
 }
 
 /// Name of the lock file of a persistent run directory.
-const LOCK_FILE: &str = ".snn-sim.lock";
+const LOCK_FILE: &str = snn_formats::output::RUN_LOCK_FILE;
 
 /// Hold an exclusive lock on run directory `dir` (shown as `shown`) for the
 /// life of the returned file, so that two processes never continue the same
@@ -750,9 +862,13 @@ fn load_candidate(
     ranks: &[u32],
     m: &Manifest,
     network: &Path,
+    run: Option<&RunConfig>,
 ) -> Result<(CheckpointManifest, Vec<RankState>), SimError> {
     let mf = CheckpointManifest::read(cand)?;
     check_compatible(cand, &mf.model_hash, mf.n_ranks, m, network)?;
+    if let Some(run) = run {
+        same_run(cand, &mf.run, run)?;
+    }
     let mut states = Vec::with_capacity(ranks.len());
     for &r in ranks {
         let path = cand.join(rank_file_name(r));
@@ -819,13 +935,48 @@ fn agree_started(
     }
 }
 
+/// What the root holds of a persistent run directory while a piece runs.
+#[derive(Default)]
+struct Owned {
+    /// The run directory whose `run-state.json` this process wrote.
+    dir: Option<PathBuf>,
+    /// Its lock (released when this is dropped).
+    lock: Option<std::fs::File>,
+}
+
 /// Run with checkpointing on the ranks of `cluster` that live in this
-/// process. See the [module documentation](self).
+/// process. See the [module documentation](self). When a piece of a
+/// persistent run fails (a write error, a full disk, a dead peer), rank 0
+/// records the error in `run-state.json` (status `failed`) while it still
+/// holds the run's lock; the run resumes from its newest checkpoint.
 pub fn run_checkpointed(
     opts: &RunOptions,
     ck: &CheckpointOptions,
     cluster: &mut dyn Cluster,
     progress: &mut dyn FnMut(Progress),
+) -> Result<RunOutcome, SimError> {
+    let mut owned = Owned::default();
+    let result = run_piece(opts, ck, cluster, progress, &mut owned);
+    if let (Err(e), Some(dir)) = (&result, &owned.dir) {
+        if let Ok(mut rs) = RunState::read(dir) {
+            rs.status = RunStatus::Failed;
+            rs.error = Some(e.to_string());
+            rs.updated_unix_s = unix_now();
+            if let Err(w) = rs.write_even_if_full(dir) {
+                note(&format!("could not record the failure: {w}"));
+            }
+        }
+    }
+    drop(owned.lock);
+    result
+}
+
+fn run_piece(
+    opts: &RunOptions,
+    ck: &CheckpointOptions,
+    cluster: &mut dyn Cluster,
+    progress: &mut dyn FnMut(Progress),
+    owned: &mut Owned,
 ) -> Result<RunOutcome, SimError> {
     let t_start = Instant::now();
     let net = NetworkDir::open(&opts.network)?;
@@ -848,11 +999,10 @@ pub fn run_checkpointed(
     };
     // The root works out the plan (and creates the staging directory of a
     // new run) and tells the others.
-    let mut _lock = None;
     let (root_plan, mut staging) = if cluster.is_root() {
         match make_plan(opts, ck, m, comm).and_then(|(p, s)| {
             if p.persistent && !p.already_finished {
-                _lock = Some(lock_run_dir(&p.dir, &opts.output)?);
+                owned.lock = Some(lock_run_dir(&p.dir, &opts.output)?);
             }
             Ok((p, s))
         }) {
@@ -878,6 +1028,7 @@ pub fn run_checkpointed(
     let total_steps = plan.run.total_steps;
     let mpath = net.dir.join(snn_formats::manifest::MANIFEST_FILE);
     let model = m.model(&mpath)?;
+    m.check_against_model(&model, &mpath)?;
     let pop_names: Vec<String> = model.populations.iter().map(|p| p.name.clone()).collect();
     let recorded: Vec<bool> = (0..model.populations.len())
         .map(|p| model.recording.spike_populations.contains(&p))
@@ -923,7 +1074,13 @@ pub fn run_checkpointed(
     let mut loaded: Option<(PathBuf, CheckpointManifest, Vec<RankState>)> = None;
     let mut local_err = None;
     for (i, cand) in plan.candidates.iter().enumerate() {
-        let result = load_candidate(cand, &here, m, &opts.network);
+        let result = load_candidate(
+            cand,
+            &here,
+            m,
+            &opts.network,
+            plan.keep_counts.then_some(&plan.run),
+        );
         let mut failed = [result.is_err() as u64];
         cluster.sum(&mut failed);
         match result {
@@ -933,7 +1090,10 @@ pub fn run_checkpointed(
             }
             Ok(_) => {}
             Err(e) => {
-                note(&format!("checkpoint unusable: {e}"));
+                // With a single candidate the error itself is reported.
+                if plan.candidates.len() > 1 {
+                    note(&format!("checkpoint unusable: {e}"));
+                }
                 local_err = Some(e);
             }
         }
@@ -1038,8 +1198,11 @@ pub fn run_checkpointed(
                 .map(|n| n.to_string_lossy().into_owned()),
             step: start_step,
             updated_unix_s: unix_now(),
+            error: None,
+            checksum: String::new(),
         };
         rs.write(&dir)?;
+        owned.dir = Some(dir.clone());
         run_state = Some(rs);
     }
     if plan.persistent && !plan.staged {
@@ -1065,7 +1228,7 @@ pub fn run_checkpointed(
         };
         let spike_file = format!("spikes-rank-{r:05}.h5");
         let spath = dir.join(&spike_file);
-        let (writer, counts) = if plan.new_outputs || !plan.keep_counts {
+        let (mut writer, counts) = if plan.new_outputs || !plan.keep_counts {
             if plan.persistent && spath.exists() {
                 std::fs::remove_file(&spath).map_err(io_err(&spath, "remove"))?;
             }
@@ -1080,6 +1243,11 @@ pub fn run_checkpointed(
                 counts,
             )
         };
+        // Errors name the files where the user will look for them, not
+        // the staging directory they are written in.
+        if plan.staged {
+            writer.show_as(opts.output.join(&spike_file));
+        }
         // V_m recording of the configured neurons owned by this rank,
         // grouped by population in order of first appearance.
         let d = engine.data();
@@ -1110,7 +1278,7 @@ pub fn run_checkpointed(
             let vpath = dir.join(&file);
             // The first sample is taken after the first recorded step.
             let t0 = (presim_steps + 1) as f64 * dt;
-            let writer = if plan.new_outputs || !plan.keep_counts {
+            let mut writer = if plan.new_outputs || !plan.keep_counts {
                 if plan.persistent && vpath.exists() {
                     std::fs::remove_file(&vpath).map_err(io_err(&vpath, "remove"))?;
                 }
@@ -1119,6 +1287,9 @@ pub fn run_checkpointed(
                 let steps = recorder("recorder/vm_steps")?;
                 ReportWriter::reopen_truncated(&vpath, &groups, t0, dt, steps[0] as usize)?
             };
+            if plan.staged {
+                writer.show_as(opts.output.join(&file));
+            }
             Some(VmRec {
                 writer,
                 locals: locals.concat(),
@@ -1167,6 +1338,9 @@ pub fn run_checkpointed(
             return Err(e.into());
         }
         dir = shared?;
+        if owned.dir.is_some() {
+            owned.dir = Some(dir.clone());
+        }
     }
     let interval = ranks[0].engine.interval();
     wall.load_s += t_start.elapsed().as_secs_f64();
@@ -1610,7 +1784,8 @@ fn record(
         let p = first_local.partition_point(|&f| f <= l as usize) - 1;
         if recorded[p] {
             let g = d.local_to_global[l as usize].to_native();
-            rr.writer.push(p, g - first_ids[p], spike_time_ms(step, dt));
+            rr.writer
+                .push(p, g - first_ids[p], spike_time_ms(step, dt))?;
             rr.counts[p] += 1;
         }
     }

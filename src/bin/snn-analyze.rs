@@ -1,8 +1,9 @@
 //! `snn-analyze`: statistics and plots of spike output, comparison of runs.
-//! Parses the command line and calls [`snn_analysis::cli`].
-
-use clap::Parser;
+//! Parses the command line (a refused one is one line `snn-analyze: error:
+//! ...` and exit status 2) and calls [`snn_analysis::cli`].
 
 fn main() -> std::process::ExitCode {
-    snn_analysis::cli::run(&snn_analysis::cli::Cli::parse())
+    snn::ignore_sigxfsz();
+    let cli = snn::parse_args::<snn_analysis::cli::Cli>("snn-analyze");
+    snn_analysis::cli::run(&cli)
 }

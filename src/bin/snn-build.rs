@@ -40,10 +40,10 @@ struct BuildArgs {
     output: Option<PathBuf>,
     /// Number of ranks (shards) to build in this process (default 1; under
     /// mpirun: the number of processes, one shard each).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     ranks: Option<u32>,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     threads: Option<usize>,
     /// Override a config field: --set scale.neurons=0.1 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -56,14 +56,25 @@ struct BuildArgs {
     json: bool,
     /// Compress shards with zstd (optional level, default 3); loading them
     /// is then not zero-copy.
-    #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "3")]
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        num_args = 0..=1,
+        default_missing_value = "3",
+        allow_negative_numbers = true
+    )]
     compress: Option<i32>,
     /// Compute shard sizes and routing needs of the sampled ranks without
     /// storing synapses or writing anything (JSON on stdout).
     #[arg(long)]
     dry_run: bool,
     /// Ranks to examine with --dry-run (default: 0).
-    #[arg(long, value_delimiter = ',', value_name = "R,R,...")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "R,R,...",
+        allow_negative_numbers = true
+    )]
     sample_ranks: Vec<u32>,
     /// With --dry-run: also work out the sampled ranks' send tables (what
     /// they send to whom, bytes per step at the populations' mean_rate_Hz):
@@ -80,7 +91,8 @@ struct BuildArgs {
         long,
         value_delimiter = ',',
         value_name = "R,R,...",
-        conflicts_with = "dry_run"
+        conflicts_with = "dry_run",
+        allow_negative_numbers = true
     )]
     only_ranks: Vec<u32>,
     /// Where to build: `cpu` (threads) or `cuda` (a GPU per rank: under
@@ -148,13 +160,14 @@ enum Cmd {
         /// Network directory.
         dir: PathBuf,
         /// Only this rank's shard.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         rank: Option<u32>,
     },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    snn::ignore_sigxfsz();
+    let cli: Cli = snn::parse_args("snn-build");
     let result = match cli.cmd {
         Some(Cmd::Info { dir, json }) => info(&dir, json),
         Some(Cmd::Verify { dir }) => verify(&dir),
@@ -170,19 +183,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            // One line: the error and its causes, skipping a cause that the
-            // message before it already ends with (errors that print their
-            // source, like `FormatError::Io`).
-            let mut line = String::new();
-            for cause in e.chain().map(|c| c.to_string()) {
-                if line.is_empty() {
-                    line = cause;
-                } else if !line.ends_with(&cause) {
-                    line = format!("{line}: {cause}");
-                }
-            }
-            eprintln!("snn-build: error: {}", line.replace('\n', " "));
-            ExitCode::FAILURE
+            snn::report("snn-build", &e)
         }
     }
 }
@@ -213,15 +214,7 @@ fn build(a: BuildArgs) -> Result<()> {
     if ranks == 0 {
         bail!("--ranks must be at least 1");
     }
-    if let Some(t) = a.threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .context("cannot start the thread pool")?;
-    }
+    start_threads(a.threads)?;
     if let Some(l) = a.compress {
         if !(1..=22).contains(&l) {
             bail!("--compress level must be 1..=22, got {l}");
@@ -230,6 +223,13 @@ fn build(a: BuildArgs) -> Result<()> {
     let device = build_device(a.device)?;
     let cfg = snn_formats::load_config(&config, &a.set)?;
     let origin = config.display().to_string();
+    // The output may not replace what the build reads.
+    let mut inputs = vec![config.clone()];
+    if let Some(mam) = &cfg.mam {
+        let base = config.parent().unwrap_or(std::path::Path::new("."));
+        inputs.push(base.join(&mam.spec));
+        inputs.push(base.join(&mam.rates));
+    }
     let opts = BuildOptions {
         n_ranks: ranks,
         compress: a.compress,
@@ -238,6 +238,7 @@ fn build(a: BuildArgs) -> Result<()> {
         command: std::env::args().collect(),
         device,
         only_ranks: (!a.only_ranks.is_empty()).then(|| a.only_ranks.clone()),
+        inputs,
     };
     // Progress bar on a terminal only.
     let bar = if std::io::stderr().is_terminal() {
@@ -294,7 +295,7 @@ fn build(a: BuildArgs) -> Result<()> {
     if a.json {
         let mut v = serde_json::to_value(&summary)?;
         v["peak_rss_bytes"] = peak_rss_bytes().into();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let ranks = match &summary.built_ranks {
             Some(b) => format!(
@@ -305,7 +306,8 @@ fn build(a: BuildArgs) -> Result<()> {
             ),
             None => format!("{} ranks", summary.n_ranks),
         };
-        println!(
+        writeln!(
+            std::io::stdout(),
             "built {} ({} neurons, {} synapses, {}) in {:.2} s: {:.1} M synapses/s, {:.2} bytes/synapse -> {}",
             summary.model,
             summary.n_neurons,
@@ -315,8 +317,36 @@ fn build(a: BuildArgs) -> Result<()> {
             summary.synapses_per_second / 1e6,
             summary.bytes_per_synapse,
             summary.network_dir.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// Worker threads allowed per core (as in snn-sim): more only add
+/// contention, and `--threads 100000` would start that many threads.
+const MAX_THREADS_PER_CORE: usize = 8;
+
+/// Start the global thread pool with `--threads`, checked.
+fn start_threads(threads: Option<usize>) -> Result<()> {
+    let Some(t) = threads else {
+        return Ok(());
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if t == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if t > MAX_THREADS_PER_CORE * cores {
+        bail!(
+            "--threads {t} is far beyond the {cores} cores this process may use (at most {} threads, {MAX_THREADS_PER_CORE} per core)",
+            MAX_THREADS_PER_CORE * cores
         );
     }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(t)
+        .build_global()
+        .context("cannot start the thread pool")?;
     Ok(())
 }
 
@@ -328,12 +358,7 @@ fn dry_run(a: BuildArgs) -> Result<()> {
     if ranks == 0 {
         bail!("--ranks must be at least 1");
     }
-    if let Some(t) = a.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t.max(1))
-            .build_global()
-            .context("cannot start the thread pool")?;
-    }
+    start_threads(a.threads)?;
     let cfg = snn_formats::load_config(&config, &a.set)?;
     let sample = if a.sample_ranks.is_empty() {
         vec![0]
@@ -347,7 +372,7 @@ fn dry_run(a: BuildArgs) -> Result<()> {
         &sample,
         a.routing,
     )?;
-    println!("{}", serde_json::to_string_pretty(&est)?);
+    writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&est)?)?;
     Ok(())
 }
 
@@ -379,7 +404,7 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
             "projections": m.projections,
             "shards": m.shards,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
@@ -453,10 +478,11 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
 fn verify(dir: &std::path::Path) -> Result<()> {
     let net = NetworkDir::open(dir)?;
     let report = snn_netbuild::verify::verify_network(&net)?;
-    println!(
+    writeln!(
+        std::io::stdout(),
         "ok: {} shards, {} neurons, {} synapses verified (checksums, structure, synapses, routing tables)",
         report.shards, report.neurons, report.synapses
-    );
+    )?;
     Ok(())
 }
 

@@ -51,10 +51,10 @@ struct Cli {
     t_sim: Option<f64>,
     /// Simulation seed: Poisson input and initial membrane potentials
     /// (default 1; with --resume-from: the checkpoint's).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads (default: all cores; at most 8 per core).
+    #[arg(long, allow_negative_numbers = true)]
     threads: Option<usize>,
     /// Simulation backend: cpu, or cuda (the GPU engine, one GPU per rank:
     /// under mpirun the node-local rank modulo the visible GPUs, with
@@ -75,7 +75,7 @@ struct Cli {
     /// With --comm collective: Allgatherv within groups of this many
     /// consecutive ranks (e.g. the ranks that share an area), point-to-point
     /// between groups; 0 = one group of all ranks.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     comm_group_size: u32,
     /// Run all ranks of a multi-rank network in this process (exchanging
     /// spikes in memory as MPI ranks would), e.g. to check results.
@@ -83,17 +83,17 @@ struct Cli {
     emulate_ranks: bool,
     /// Write a checkpoint whenever the biological time reaches a multiple
     /// of this many ms (into OUTPUT/checkpoints/).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     checkpoint_every: Option<f64>,
     /// Wall-time limit of this process: [D-]HH:MM:SS, MM:SS or e.g. 90s,
     /// 30m, 2h. Before it is reached, write a checkpoint and exit with
     /// status 75 (resumable). SLURM's job end time (SLURM_JOB_END_TIME) is
     /// honoured as well.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     walltime: Option<String>,
     /// Seconds kept free before the wall-time limit besides the estimated
     /// checkpoint time (default: 1% of the limit, at most 60).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     walltime_margin: Option<f64>,
     /// Continue the run in OUTPUT from its newest complete checkpoint
     /// (its settings come from OUTPUT/run-state.json); starts the run if
@@ -106,44 +106,40 @@ struct Cli {
     resume_from: Option<PathBuf>,
     /// Keep only the newest N complete checkpoints (older ones are removed
     /// once a newer one is complete).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     keep: Option<usize>,
 }
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = Cli::parse();
+    snn::ignore_sigxfsz();
+    let cli: Cli = snn::parse_args("snn-sim");
     match sim(cli, started) {
         Ok(code) => code,
-        Err(e) => {
-            // One line: the error and its causes, skipping a cause that the
-            // message before it already ends with (errors that print their
-            // source, like `FormatError::Io`), as snn-build does.
-            let mut line = String::new();
-            for cause in e.chain().map(|c| c.to_string()) {
-                if line.is_empty() {
-                    line = cause;
-                } else if !line.ends_with(&cause) {
-                    line = format!("{line}: {cause}");
-                }
-            }
-            eprintln!("snn-sim: error: {}", line.replace('\n', " "));
-            ExitCode::FAILURE
-        }
+        Err(e) => snn::report("snn-sim", &e),
     }
 }
+
+/// Worker threads allowed per core: more only add wake-ups and contention
+/// (and `--threads 100000` would start that many threads).
+const MAX_THREADS_PER_CORE: usize = 8;
 
 fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
     let backend = match cli.backend {
         BackendArg::Cpu => Backend::Cpu,
         BackendArg::Cuda => cuda_backend()?,
     };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let threads = match cli.threads {
         Some(0) => bail!("--threads must be at least 1"),
+        Some(t) if t > MAX_THREADS_PER_CORE * cores => bail!(
+            "--threads {t} is far beyond the {cores} cores this process may use (at most {} threads, {MAX_THREADS_PER_CORE} per core)",
+            MAX_THREADS_PER_CORE * cores
+        ),
         Some(t) => t,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        None => cores,
     };
     if cli.keep == Some(0) {
         bail!("--keep must be at least 1");
@@ -188,7 +184,7 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
     };
     let deadline = match (
         walltime_deadline,
-        snn_simulate::checkpoint::slurm_deadline(),
+        snn_simulate::checkpoint::slurm_deadline().map_err(anyhow::Error::msg)?,
     ) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -225,28 +221,52 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
     } else {
         None
     };
-    let start = Instant::now();
+    // Progress: a bar on a terminal; otherwise (batch jobs) a note on the
+    // root after 10 s, 40 s, 160 s, ... (at most every 30 min), so a run
+    // that would take far too long says so early.
+    let root = mpi_launch::is_root();
     let mut last = Instant::now();
-    let mut t_first = None::<f64>;
+    let mut first = None::<(Instant, f64)>;
+    let mut next_note_s = 10.0f64;
     let mut on_progress = |p: Progress| {
+        let now = Instant::now();
+        // Speed from the first report on (a resumed run starts at its
+        // checkpoint's time; loading is not simulating).
+        let (w0, t0) = *first.get_or_insert((now, p.t_ms));
+        let wall = now.duration_since(w0).as_secs_f64();
+        let rtf = if p.t_ms > t0 {
+            wall / ((p.t_ms - t0) * 1e-3)
+        } else {
+            0.0
+        };
+        let eta_s = (p.t_total_ms - p.t_ms) * 1e-3 * rtf;
         if let Some(pb) = &bar {
             if last.elapsed().as_millis() < 100 && p.t_ms < p.t_total_ms {
                 return;
             }
-            last = Instant::now();
-            let wall = start.elapsed().as_secs_f64();
-            // Resumed runs start at the checkpoint's time.
-            let t0 = *t_first.get_or_insert(p.t_ms);
-            let rtf = if p.t_ms > t0 {
-                wall / ((p.t_ms - t0) * 1e-3)
-            } else {
-                0.0
-            };
-            let eta = (p.t_total_ms - p.t_ms) * 1e-3 * rtf;
+            last = now;
             pb.set_position((1000.0 * p.t_ms / p.t_total_ms.max(1e-9)) as u64);
             pb.set_message(format!(
-                "{:.1}/{:.1} ms biological, real-time factor {:.2}, eta {:.0} s",
-                p.t_ms, p.t_total_ms, rtf, eta
+                "{:.1}/{:.1} ms biological, real-time factor {:.2}, eta {}",
+                p.t_ms,
+                p.t_total_ms,
+                rtf,
+                human_duration(eta_s)
+            ));
+        } else if root && wall >= next_note_s && p.t_ms < p.t_total_ms {
+            next_note_s = (next_note_s * 4.0).min(wall + 1800.0);
+            let hint = if eta_s > 7.0 * 86400.0 {
+                " (times are in ms: is --t-sim what you meant?)"
+            } else {
+                ""
+            };
+            snn::print_line(&format!(
+                "snn-sim: note: {:.1} of {:.1} ms biological after {}, real-time factor {:.2}: about {} left{hint}",
+                p.t_ms,
+                p.t_total_ms,
+                human_duration(wall),
+                rtf,
+                human_duration(eta_s)
             ));
         }
     };
@@ -272,12 +292,12 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
         }
         RunOutcome::Suspended(s) => {
             if mpi_launch::is_root() {
-                eprintln!(
+                snn::print_line(&format!(
                     "snn-sim: stopped at {} of {} ms before the wall-time limit; checkpoint {}; continue with --resume (exit status {EXIT_RESUMABLE})",
                     (s.t_ms * 1e6).round() / 1e6,
                     (s.t_stop_ms * 1e6).round() / 1e6,
                     s.checkpoint.display()
-                );
+                ));
             }
             return Ok(ExitCode::from(EXIT_RESUMABLE));
         }
@@ -325,6 +345,23 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A duration in seconds for people: `42 s`, `12 min`, `3.5 h`, `12 days`.
+fn human_duration(s: f64) -> String {
+    if !s.is_finite() {
+        "an unknown time".into()
+    } else if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 2.0 * 86400.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else if s < 2.0 * 365.0 * 86400.0 {
+        format!("{:.0} days", s / 86400.0)
+    } else {
+        format!("{:.0} years", s / (365.25 * 86400.0))
+    }
 }
 
 /// The GPU backend on CUDA devices (feature `cuda`).
@@ -389,7 +426,8 @@ mod mpi_launch {
             // makes every rank agree on) end cleanly; anything else may
             // leave peers waiting, so it aborts the job.
             Err(e @ snn_simulate::SimError::Invalid(_))
-            | Err(e @ snn_simulate::SimError::Format(snn_formats::FormatError::Exists { .. })) => {
+            | Err(e @ snn_simulate::SimError::Format(snn_formats::FormatError::Exists { .. }))
+            | Err(e @ snn_simulate::SimError::Format(snn_formats::FormatError::Refused { .. })) => {
                 Err(anyhow::anyhow!("rank {}: {e}", world.rank()))
             }
             Err(e) => {

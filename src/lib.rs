@@ -1,0 +1,111 @@
+//! What the three binaries (`snn-build`, `snn-sim`, `snn-analyze`) share:
+//! how they read their command line and how they report errors, so that
+//! every user mistake ends the same way, with one line
+//! `snn-X: error: ...` on stderr and a non-zero exit status.
+
+use std::process::ExitCode;
+
+/// Exit status of a command line the parser refuses (as clap and most Unix
+/// tools use).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Parse the command line of binary `bin` into `T`. `--help` and
+/// `--version` print as usual and exit 0; a refused command line prints
+/// one line, `bin: error: <what is wrong> (see bin --help)`, and exits with
+/// [`EXIT_USAGE`], instead of clap's several lines of usage and tips.
+pub fn parse_args<T: clap::Parser>(bin: &str) -> T {
+    match T::try_parse() {
+        Ok(t) => t,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit()
+            }
+            print_line(&format!(
+                "{bin}: error: {} (see {bin} --help)",
+                usage_error_line(&e)
+            ));
+            std::process::exit(EXIT_USAGE.into())
+        }
+    }
+}
+
+/// Clap's message for `e` on one line, without terminal styling: the error
+/// (without its `error: ` prefix) and its details (possible values, tips),
+/// without the usage and the pointer to `--help`.
+fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut line = String::new();
+    for p in parts {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(p);
+    }
+    if let Some(rest) = line.strip_prefix("error: ") {
+        line = rest.to_string();
+    }
+    if line.is_empty() {
+        "invalid command line".into()
+    } else {
+        line
+    }
+}
+
+/// One line for an error and its causes, skipping a cause that the message
+/// before it already ends with (errors that print their source, like
+/// `FormatError::Io`), with line breaks folded into spaces.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.ends_with(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line.replace('\n', " ")
+}
+
+/// Print `bin: error: <e as one line>` and return the failure status.
+pub fn report(bin: &str, e: &anyhow::Error) -> ExitCode {
+    print_line(&format!("{bin}: error: {}", error_line(e)));
+    ExitCode::FAILURE
+}
+
+/// Write `line` and a newline to stderr in one `write` call, so that the
+/// lines of MPI ranks sharing one stderr never interleave within a line
+/// (`eprintln!` may write a formatted line in several pieces).
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// Make a write past the file-size limit (`ulimit -f`) fail with `EFBIG`
+/// ("File too large"), which the writers report with the file's name,
+/// instead of killing the process with `SIGXFSZ` and no message.
+pub fn ignore_sigxfsz() {
+    #[cfg(unix)]
+    // SAFETY: setting the disposition of SIGXFSZ to SIG_IGN at start-up,
+    // before any other thread exists, has no memory-safety preconditions;
+    // no handler function is installed.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
