@@ -214,7 +214,10 @@ fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&e.path(), &to.join(e.file_name()));
         }
     } else {
-        std::fs::copy(from, to).expect("copy");
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {from:?}: {e}"));
     }
 }
 

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::ConfigError;
 
@@ -517,6 +517,28 @@ pub fn load_config(path: &Path, overrides: &[String]) -> Result<Config, ConfigEr
         message: e.to_string(),
     })?;
     parse_config(&text, &origin, overrides)
+}
+
+/// The data files a config file reads besides itself (the `[mam]` table's
+/// `spec` and `rates`, relative to the config's directory), with the
+/// overrides applied; empty when it has none or does not parse (loading it
+/// reports that). A build may not write over any of them.
+pub fn data_files(path: &Path, overrides: &[String]) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(mut tree) = toml::from_str::<toml::Value>(&text) else {
+        return Vec::new();
+    };
+    for o in overrides {
+        let _ = apply_override(&mut tree, o);
+    }
+    let base = path.parent().unwrap_or(Path::new(""));
+    ["spec", "rates"]
+        .iter()
+        .filter_map(|k| tree.get("mam")?.get(k)?.as_str())
+        .map(|f| base.join(f))
+        .collect()
 }
 
 /// Apply one `key.path=value` override to a TOML tree. The value is parsed as

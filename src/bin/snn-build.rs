@@ -225,11 +225,7 @@ fn build(a: BuildArgs) -> Result<()> {
     let origin = config.display().to_string();
     // The output may not replace what the build reads.
     let mut inputs = vec![config.clone()];
-    if let Some(mam) = &cfg.mam {
-        let base = config.parent().unwrap_or(std::path::Path::new("."));
-        inputs.push(base.join(&mam.spec));
-        inputs.push(base.join(&mam.rates));
-    }
+    inputs.extend(snn_formats::config::data_files(&config, &a.set));
     let opts = BuildOptions {
         n_ranks: ranks,
         compress: a.compress,
