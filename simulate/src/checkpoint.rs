@@ -39,9 +39,18 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use snn_formats::checkpoint::{
+    checkpoint_dir_name, checkpoint_status, list_checkpoints, rank_file_name, read_rank_state,
+    sync_file, test_pause, unix_now, write_rank_state, CheckpointManifest, CheckpointStatus,
+    RankFileEntry, RankHeader, RankState, RunConfig, RunState, Section, WallTimes, CHECKPOINTS_DIR,
+    CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION,
+};
+use snn_formats::{FormatError, Manifest};
 
 use crate::cluster::Cluster;
-use crate::SimError;
+use crate::plan::{check_compatible, same_run, Plan};
+use crate::recorders::{record, RankRun};
+use crate::{io_err, SimError};
 
 /// Exit code of `snn-sim` when it stopped at a checkpoint before the end of
 /// the run (wall time): "resumable, not finished" (`EX_TEMPFAIL` of
@@ -226,6 +235,289 @@ pub(crate) fn prune(run_dir: &Path, keep: usize, newest_t_ms: f64) {
             }
         }
     }
+}
+
+/// The checkpoint a piece starts from: its directory, manifest and this
+/// process's rank files.
+pub(crate) struct Loaded {
+    pub(crate) path: PathBuf,
+    pub(crate) manifest: CheckpointManifest,
+    /// One per rank of this process, in the order of `Cluster::here`.
+    pub(crate) states: Vec<RankState>,
+}
+
+/// Read and verify this process's rank files of checkpoint `cand`.
+fn load_candidate(
+    cand: &Path,
+    ranks: &[u32],
+    m: &Manifest,
+    network: &Path,
+    run: Option<&RunConfig>,
+) -> Result<(CheckpointManifest, Vec<RankState>), SimError> {
+    let mf = CheckpointManifest::read(cand)?;
+    check_compatible(cand, &mf.model_hash, mf.n_ranks, m, network)?;
+    if let Some(run) = run {
+        same_run(cand, &mf.run, run)?;
+    }
+    let mut states = Vec::with_capacity(ranks.len());
+    for &r in ranks {
+        let path = cand.join(rank_file_name(r));
+        let st = read_rank_state(&path, Some(&mf.ranks[r as usize]))?;
+        let h = &st.header;
+        if h.rank != r
+            || h.n_ranks != mf.n_ranks
+            || h.step != mf.step
+            || h.model_hash != hash_bytes(&mf.model_hash)
+        {
+            return Err(SimError::Format(FormatError::corrupt(
+                &path,
+                "header does not match the checkpoint manifest",
+            )));
+        }
+        states.push(st);
+    }
+    Ok((mf, states))
+}
+
+/// Choose the checkpoint to start from among the plan's candidates (best
+/// first; collective): every process reads and verifies its ranks' files;
+/// if any process fails, all fall back to the next candidate, with a note.
+/// `None` when the plan has none (a start at step 0).
+pub(crate) fn choose_checkpoint(
+    cluster: &dyn Cluster,
+    plan: &Plan,
+    m: &Manifest,
+    network: &Path,
+) -> Result<Option<Loaded>, SimError> {
+    let here = cluster.here();
+    let mut local_err = None;
+    for (i, cand) in plan.candidates.iter().enumerate() {
+        let result = load_candidate(
+            cand,
+            &here,
+            m,
+            network,
+            plan.keep_counts.then_some(&plan.run),
+        );
+        let mut failed = [result.is_err() as u64];
+        cluster.sum(&mut failed);
+        match result {
+            Ok((manifest, states)) if failed[0] == 0 => {
+                return Ok(Some(Loaded {
+                    path: cand.clone(),
+                    manifest,
+                    states,
+                }));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // With a single candidate the error itself is reported.
+                if plan.candidates.len() > 1 {
+                    note(&format!("checkpoint unusable: {e}"));
+                }
+                local_err = Some(e);
+            }
+        }
+        if cluster.is_root() && i + 1 < plan.candidates.len() {
+            note(&format!(
+                "{} is unusable (see above): using the previous checkpoint, {}",
+                cand.display(),
+                plan.candidates[i + 1].display()
+            ));
+        }
+    }
+    if plan.candidates.is_empty() {
+        return Ok(None);
+    }
+    if plan.candidates.len() == 1 {
+        if let Some(e) = local_err {
+            return Err(e);
+        }
+    }
+    Err(SimError::Invalid(format!(
+        "no valid checkpoint to resume from: {} (see the notes above)",
+        plan.candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// Root of a resume in place from the checkpoint at `start_step`: the
+/// checkpoints newer than it are incomplete or unusable; incomplete ones
+/// go, unusable ones are kept aside for inspection; then `--keep` holds
+/// (a writer killed between its manifest and its pruning leaves one
+/// checkpoint too many), even for a resume with no step left to run.
+pub(crate) fn tidy_run_dir(
+    dir: &Path,
+    start_step: u64,
+    dt: f64,
+    keep: Option<usize>,
+) -> Result<(), SimError> {
+    let chosen_t = start_step as f64 * dt;
+    for c in list_checkpoints(dir)? {
+        if c.t_ms > chosen_t + 1e-9 {
+            if matches!(checkpoint_status(&c.path), CheckpointStatus::Incomplete) {
+                std::fs::remove_dir_all(&c.path)
+                    .map_err(io_err(&c.path, "remove incomplete checkpoint"))?;
+            } else {
+                let mut aside = c.path.clone().into_os_string();
+                aside.push(format!(".invalid-{}", unix_now() as u64));
+                let aside = PathBuf::from(aside);
+                note(&format!(
+                    "unusable checkpoint moved aside to {}",
+                    aside.display()
+                ));
+                std::fs::rename(&c.path, &aside)
+                    .map_err(io_err(&c.path, "move unusable checkpoint aside"))?;
+            }
+        }
+    }
+    if let Some(k) = keep {
+        prune(dir, k, chosen_t);
+    }
+    Ok(())
+}
+
+/// The checkpoint a resume in place started from, as `(step, path)`.
+pub(crate) fn start_step_dir(
+    plan: &Plan,
+    step: u64,
+    dir: &Path,
+    dt: f64,
+) -> Option<(u64, PathBuf)> {
+    (!plan.candidates.is_empty()).then(|| {
+        (
+            step,
+            dir.join(CHECKPOINTS_DIR)
+                .join(checkpoint_dir_name(step, dt)),
+        )
+    })
+}
+
+/// What [`write_checkpoint`] needs besides the ranks.
+pub(crate) struct Ctx<'a> {
+    /// Checkpoints written by this process.
+    pub(crate) written: std::cell::Cell<u32>,
+    pub(crate) dir: PathBuf,
+    pub(crate) network: String,
+    pub(crate) m: &'a Manifest,
+    pub(crate) plan: &'a Plan,
+    pub(crate) level: i32,
+    /// Whether each population's spikes are recorded.
+    pub(crate) recorded: &'a [bool],
+    /// Global id of each population's first neuron.
+    pub(crate) first_ids: Vec<u64>,
+}
+
+/// Write a checkpoint of every rank at `step` (collective; see
+/// [`crate::checkpoint`] for the protocol). Returns its directory.
+pub(crate) fn write_checkpoint(
+    ctx: &Ctx,
+    ranks: &mut [RankRun],
+    cluster: &dyn Cluster,
+    step: u64,
+    wall: &mut WallTimes,
+    run_state: Option<&mut RunState>,
+) -> Result<PathBuf, SimError> {
+    let t0 = Instant::now();
+    ctx.written.set(ctx.written.get() + 1);
+    let before = wall.checkpoint_s;
+    let dt = ctx.m.dt_ms;
+    let name = checkpoint_dir_name(step, dt);
+    let parent = ctx.dir.join(CHECKPOINTS_DIR);
+    let cdir = parent.join(&name);
+    if cluster.is_root() {
+        if cdir.exists() {
+            // Left over from an earlier timeline of this run directory.
+            std::fs::remove_dir_all(&cdir).map_err(io_err(&cdir, "remove stale checkpoint"))?;
+        }
+        std::fs::create_dir_all(&cdir).map_err(io_err(&cdir, "create checkpoint directory"))?;
+        snn_formats::checkpoint::sync_dir(&parent)?;
+    }
+    cluster.barrier();
+    let n = ctx.m.n_ranks as usize;
+    let mut table = vec![0u64; 3 * n];
+    let model_hash = hash_bytes(&ctx.m.model_hash);
+    for rr in ranks.iter_mut() {
+        // The outputs hold at least what the checkpoint counts, on disk.
+        record(rr, true, ctx.recorded, &ctx.first_ids, dt)?;
+        rr.writer.flush()?;
+        sync_file(&ctx.dir.join(&rr.spike_file))?;
+        let mut vm_steps = 0u64;
+        if let Some(vm) = rr.vm.as_mut() {
+            vm.writer.flush()?;
+            sync_file(&ctx.dir.join(&vm.file))?;
+            vm_steps = vm.writer.steps() as u64;
+        }
+        let mut sections = rr.engine.save_state()?;
+        sections.push(Section::new(
+            "recorder/spike_counts",
+            u64s_to_bytes(&rr.writer.counts()),
+        ));
+        sections.push(Section::new(
+            "recorder/vm_steps",
+            u64s_to_bytes(&[vm_steps]),
+        ));
+        sections.push(Section::new(
+            "stats/events",
+            u64s_to_bytes(&[rr.engine.events()?]),
+        ));
+        test_pause();
+        let header = RankHeader {
+            rank: rr.rank,
+            n_ranks: n as u32,
+            step,
+            model_hash,
+        };
+        let e = write_rank_state(&cdir, &header, &sections, ctx.level)?;
+        let r = rr.rank as usize;
+        table[3 * r] = e.bytes;
+        table[3 * r + 1] = e.payload_bytes;
+        table[3 * r + 2] = u64::from_str_radix(&e.xxh3, 16).unwrap_or(0);
+    }
+    // Every rank's file is in place (the sum is a barrier).
+    cluster.sum(&mut table);
+    wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
+    if cluster.is_root() {
+        test_pause();
+        let mut mf = CheckpointManifest {
+            format: CHECKPOINT_FORMAT.into(),
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            model_hash: ctx.m.model_hash.clone(),
+            network: ctx.network.clone(),
+            n_ranks: n as u32,
+            step,
+            t_ms: step as f64 * dt,
+            run: ctx.plan.run.clone(),
+            wall: wall.clone(),
+            pieces: ctx.plan.pieces,
+            created_unix_s: unix_now(),
+            ranks: (0..n)
+                .map(|r| RankFileEntry {
+                    file: rank_file_name(r as u32),
+                    rank: r as u32,
+                    bytes: table[3 * r],
+                    payload_bytes: table[3 * r + 1],
+                    xxh3: format!("{:016x}", table[3 * r + 2]),
+                })
+                .collect(),
+            checksum: String::new(),
+        };
+        mf.write(&cdir)?;
+        if let Some(rs) = run_state {
+            rs.last_checkpoint = Some(name);
+            rs.step = step;
+            rs.updated_unix_s = unix_now();
+            rs.write(&ctx.dir)?;
+        }
+        if let Some(k) = ctx.plan.keep {
+            prune(&ctx.dir, k, step as f64 * dt);
+        }
+    }
+    wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
+    Ok(cdir)
 }
 
 #[cfg(test)]

@@ -10,15 +10,27 @@
 
 pub mod checkpoint;
 pub mod cluster;
+mod deadline;
 pub mod engine;
 pub mod gpu;
 pub mod input;
 mod layout;
 pub mod neuron;
+mod plan;
 pub mod rank;
+mod recorders;
 pub mod run;
 mod state;
+mod summary;
 mod team;
+
+/// An I/O error on `path` while doing `op`, as a [`SimError`].
+pub(crate) fn io_err<'a>(
+    path: &'a std::path::Path,
+    op: &'static str,
+) -> impl FnOnce(std::io::Error) -> SimError + 'a {
+    move |e| SimError::Format(snn_formats::FormatError::io(path, op, e))
+}
 
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]

@@ -43,32 +43,42 @@
 //! device does not open, its shard is unreadable) stops the run with an
 //! error on every rank, under MPI too (no rank waits for it).
 //!
+//! # Structure
+//!
+//! A piece of a run reads as set-up -> step loop -> finish
+//! ([`run_checkpointed`]): the root's plan (module `plan`: fresh, resume
+//! in place, branch; staging and the run lock), the engines, the checkpoint
+//! it starts from and the writing of checkpoints ([`crate::checkpoint`]),
+//! the recorders (module `recorders`), the wall-time limit (module
+//! `deadline`) and the summary (module `summary`).
+//!
 //! Checkpoints are taken only at the end of an interval (after the spikes of
 //! the interval are delivered), at absolute times that are multiples of the
 //! checkpoint interval, so that a run's results never depend on where it
 //! was checkpointed or interrupted (see [`crate::engine`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use snn_formats::checkpoint::{
-    checkpoint_dir_name, checkpoint_status, list_checkpoints, rank_file_name, read_rank_state,
-    sync_file, test_pause, unix_now, write_atomic, write_rank_state, CheckpointManifest,
-    CheckpointStatus, RankFileEntry, RankHeader, RankState, RunConfig, RunState, RunStatus,
-    Section, WallTimes, CHECKPOINTS_DIR, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION,
-    RUN_STATE_FILE, RUN_STATE_FORMAT,
+    unix_now, RunState, RunStatus, WallTimes, CHECKPOINT_FORMAT_VERSION, RUN_STATE_FORMAT,
 };
 use snn_formats::output::Staging;
-use snn_formats::sonata::{ReportWriter, SpikeWriter};
-use snn_formats::{Check, FormatError, Manifest, NetworkDir};
+use snn_formats::{Check, Manifest, Model, NetworkDir};
 
 pub use crate::checkpoint::EXIT_RESUMABLE;
-use crate::checkpoint::{bytes_to_u64s, hash_bytes, note, prune, share, u64s_to_bytes};
+use crate::checkpoint::{
+    choose_checkpoint, note, start_step_dir, tidy_run_dir, write_checkpoint, Ctx, Loaded,
+};
 use crate::cluster::{Cluster, CommMode, Emulated};
+use crate::deadline::Deadline;
 use crate::engine::Engine;
 use crate::gpu::{GpuEngine, GpuOptions};
+use crate::plan::{share_plan, Plan};
 use crate::rank::{CpuRank, RankEngine};
+use crate::recorders::{record, Outputs, RankRun};
+use crate::summary::{Facts, Totals};
+pub use crate::summary::{PopulationSummary, RunSummary};
 use crate::SimError;
 
 /// Opens the device of a rank (`rank` picks the GPU on a multi-GPU node).
@@ -149,97 +159,6 @@ pub struct Progress {
     pub t_ms: f64,
     /// Biological time in total, ms.
     pub t_total_ms: f64,
-}
-
-/// Per-population line of the summary.
-#[derive(Clone, Debug, Serialize)]
-pub struct PopulationSummary {
-    /// Name.
-    pub name: String,
-    /// Its area (the population's own name unless the config groups
-    /// populations into areas).
-    pub area: String,
-    /// Neurons.
-    pub size: u64,
-    /// Global id of the first neuron.
-    pub first_id: u64,
-    /// Spikes recorded (0 if not recorded).
-    pub spikes: u64,
-    /// Whether spikes were recorded.
-    pub recorded: bool,
-    /// Mean rate over the recorded time, Hz.
-    pub rate_hz: f64,
-}
-
-/// `summary.json`.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunSummary {
-    /// Format tag.
-    pub format: String,
-    /// Network directory.
-    pub network: PathBuf,
-    /// Model hash of the network.
-    pub model_hash: String,
-    /// Simulation seed.
-    pub seed: u64,
-    /// Ranks.
-    pub n_ranks: u32,
-    /// Ranks that finished.
-    pub ranks_finished: Vec<u32>,
-    /// Backend (`cpu`, `cuda`).
-    pub backend: String,
-    /// The device of rank 0 with a GPU backend (its description).
-    pub device: Option<String>,
-    /// GPU backend: the most device memory the ranks' buffers held, summed
-    /// over ranks, bytes (the driver's own memory not included; 0 on the
-    /// CPU).
-    pub device_memory_bytes: u64,
-    /// GPU backend: `device_memory_bytes` per synapse of the network.
-    pub device_bytes_per_synapse: Option<f64>,
-    /// Communication mode.
-    pub comm: String,
-    /// Threads.
-    pub threads: usize,
-    /// Time step, ms.
-    pub dt_ms: f64,
-    /// Communication interval, steps.
-    pub interval_steps: u64,
-    /// Steps simulated.
-    pub steps: u64,
-    /// Start of recording, ms.
-    pub t_start_ms: f64,
-    /// End of the run, ms.
-    pub t_stop_ms: f64,
-    /// Populations.
-    pub populations: Vec<PopulationSummary>,
-    /// Spike files, relative to the run directory.
-    pub spike_files: Vec<String>,
-    /// V_m report files.
-    pub vm_files: Vec<String>,
-    /// Wall time to load the network and set up, s.
-    pub wall_load_s: f64,
-    /// Wall time of the presimulation, s.
-    pub wall_presim_s: f64,
-    /// Wall time of the recorded simulation, s.
-    pub wall_sim_s: f64,
-    /// Wall time of the recorded simulation per biological second.
-    pub real_time_factor: f64,
-    /// Synaptic events delivered during the recorded simulation.
-    pub synaptic_events: u64,
-    /// Spike data sent between ranks, bytes per rank and step (8 bytes per
-    /// wire entry; measured over the last job piece).
-    pub bytes_sent_per_rank_per_step: f64,
-    /// Job pieces the run took (1 without interruption).
-    pub pieces: u32,
-    /// Wall time spent writing checkpoints (all pieces), s.
-    pub wall_checkpoint_s: f64,
-    /// Wall time spent reading and restoring checkpoints (all pieces; part
-    /// of `wall_load_s`), s.
-    pub wall_restore_s: f64,
-    /// Checkpoints written by the last piece.
-    pub checkpoints_written: u32,
-    /// The checkpoint the run was branched from (`--resume-from`), if any.
-    pub branched_from: Option<String>,
 }
 
 /// How a run starts.
@@ -381,52 +300,10 @@ pub fn spike_time_ms(step: u64, dt_ms: f64) -> f64 {
     ((step + 1) as f64 * tics_per_step) * MS_PER_TIC
 }
 
-/// V_m recording of one rank.
-struct VmRec {
-    writer: ReportWriter,
-    locals: Vec<usize>,
-    file: String,
-}
-
-/// One rank's engine with its recorders.
-struct RankRun {
-    rank: u32,
-    engine: Box<dyn RankEngine>,
-    writer: SpikeWriter,
-    spike_file: String,
-    vm: Option<VmRec>,
-    counts: Vec<u64>,
-}
-
 /// Test hook: when set to `N`, a run stops after writing its `N`-th periodic
 /// checkpoint as if its wall time had run out (exit status
 /// [`EXIT_RESUMABLE`]), so tests can cut runs into pieces at chosen times.
 pub const SUSPEND_AFTER_ENV: &str = "SNN_TEST_SUSPEND_AFTER_CHECKPOINTS";
-
-/// What this piece of a run does, worked out by the root and shared.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Plan {
-    /// Where outputs are written (a staging directory for new runs).
-    dir: PathBuf,
-    /// The run directory persists across jobs (checkpointing).
-    persistent: bool,
-    /// `dir` is a staging directory, renamed into place by the root.
-    staged: bool,
-    run: RunConfig,
-    /// Checkpoints to try, best first; empty: start at step 0.
-    candidates: Vec<PathBuf>,
-    /// Create new output files (else reopen and truncate the existing ones
-    /// to the checkpoint's counts).
-    new_outputs: bool,
-    /// The checkpoint's recorder counts carry over (resume in place).
-    keep_counts: bool,
-    every_steps: Option<u64>,
-    keep: Option<usize>,
-    pieces: u32,
-    branched_from: Option<String>,
-    already_finished: bool,
-    remove_summary: bool,
-}
 
 /// Run a simulation. Without MPI the network must have one shard, unless
 /// `emulate_ranks` is set: then all its ranks run in this process, one after
@@ -482,411 +359,40 @@ pub fn run_on(
     }
 }
 
-fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> SimError + 'a {
-    move |e| SimError::Format(FormatError::io(path, op, e))
+/// What the root holds of a persistent run directory while a piece runs.
+#[derive(Default)]
+struct Owned {
+    /// The run directory whose `run-state.json` this process wrote.
+    dir: Option<PathBuf>,
+    /// Its lock (released when this is dropped).
+    lock: Option<std::fs::File>,
 }
 
-/// Whether `path` exists and is not an empty directory.
-fn occupied(path: &Path) -> bool {
-    match std::fs::read_dir(path) {
-        Ok(mut it) => it.next().is_some(),
-        Err(_) => path.exists(),
-    }
-}
-
-fn every_steps(every_ms: Option<f64>, dt: f64) -> Result<Option<u64>, SimError> {
-    match every_ms {
-        None => Ok(None),
-        Some(ms) => {
-            let s = ms_to_steps("--checkpoint-every", ms, dt)?;
-            if s == 0 {
-                return Err(SimError::Invalid(
-                    "--checkpoint-every must be positive".into(),
-                ));
-            }
-            Ok(Some(s))
-        }
-    }
-}
-
-/// The checkpoint `mf` (at `path`) must belong to network `m` run on
-/// `n_ranks` ranks.
-fn check_compatible(
-    path: &Path,
-    what_model: &str,
-    what_ranks: u32,
-    m: &Manifest,
-    network: &Path,
-) -> Result<(), SimError> {
-    if what_model != m.model_hash {
-        return Err(SimError::Invalid(format!(
-            "{}: belongs to a different network (model hash {what_model}) than {} (model hash {}); resume with the network the run was started with",
-            path.display(),
-            network.display(),
-            m.model_hash
-        )));
-    }
-    if what_ranks != m.n_ranks {
-        return Err(SimError::Invalid(format!(
-            "{}: written by {what_ranks} ranks, but {} is built for {} ranks; a checkpoint resumes only on the rank count it was written with (use the network built with --ranks {what_ranks})",
-            path.display(),
-            network.display(),
-            m.n_ranks
-        )));
-    }
-    Ok(())
-}
-
-/// A checkpoint found in a run directory (at `path`, written with `ck`)
-/// must belong to that run (`run`): same seed, time step and
-/// presimulation. Its end may differ (a run can be extended). A checkpoint
-/// copied in from another run would continue this one with another run's
-/// state.
-fn same_run(path: &Path, ck: &RunConfig, run: &RunConfig) -> Result<(), SimError> {
-    let differs = |what: &str, theirs: String, ours: String| {
-        Err(SimError::Invalid(format!(
-            "{}: belongs to another run ({what} {theirs}, this run's is {ours}); remove it or resume the run it came from",
-            path.display()
-        )))
-    };
-    if ck.seed != run.seed {
-        return differs("seed", ck.seed.to_string(), run.seed.to_string());
-    }
-    if ck.dt_ms != run.dt_ms {
-        return differs(
-            "dt",
-            format!("{} ms", ck.dt_ms),
-            format!("{} ms", run.dt_ms),
-        );
-    }
-    if ck.presim_steps != run.presim_steps {
-        return differs(
-            "presimulation",
-            format!("{} steps", ck.presim_steps),
-            format!("{} steps", run.presim_steps),
-        );
-    }
-    Ok(())
-}
-
-/// Root: work out what this piece of the run does.
-fn make_plan(
+/// Run with checkpointing on the ranks of `cluster` that live in this
+/// process. See the [module documentation](self). When a piece of a
+/// persistent run fails (a write error, a full disk, a dead peer), rank 0
+/// records the error in `run-state.json` (status `failed`) while it still
+/// holds the run's lock; the run resumes from its newest checkpoint.
+pub fn run_checkpointed(
     opts: &RunOptions,
     ck: &CheckpointOptions,
-    m: &Manifest,
-    comm: &str,
-) -> Result<(Plan, Option<Staging>), SimError> {
-    let dt = m.dt_ms;
-    let persistent = ck.enabled();
-    let fresh = |t_sim_ms: f64, t_presim_ms: f64, seed: u64, force: bool| {
-        let presim_steps = ms_to_steps("--t-presim", t_presim_ms, dt)?;
-        let sim_steps = ms_to_steps("--t-sim", t_sim_ms, dt)?;
-        let every = every_steps(ck.every_ms, dt)?;
-        let mut inputs = vec![opts.network.as_path()];
-        if let Start::Branch { from, .. } = &ck.start {
-            inputs.push(from.as_path());
-        }
-        let staging = Staging::new_guarded(&opts.output, force, &inputs)?;
-        Ok::<_, SimError>((
-            Plan {
-                dir: staging.path().to_path_buf(),
-                persistent,
-                staged: true,
-                run: RunConfig {
-                    seed,
-                    dt_ms: dt,
-                    presim_steps,
-                    total_steps: end_step(presim_steps, sim_steps, dt, "--t-presim + --t-sim")?,
-                    comm: comm.into(),
-                },
-                candidates: Vec::new(),
-                new_outputs: true,
-                keep_counts: false,
-                every_steps: every,
-                keep: ck.keep,
-                pieces: 1,
-                branched_from: None,
-                already_finished: false,
-                remove_summary: false,
-            },
-            Some(staging),
-        ))
-    };
-    match &ck.start {
-        Start::Fresh => fresh(opts.t_sim_ms, opts.t_presim_ms, opts.seed, opts.force),
-        Start::Resume {
-            t_sim_ms,
-            t_presim_ms,
-            seed,
-        } => {
-            let dir = &opts.output;
-            if !occupied(dir) {
-                let Some(t_sim) = t_sim_ms else {
-                    return Err(SimError::Invalid(format!(
-                        "--resume: {} holds no run yet; give --t-sim to start one",
-                        dir.display()
-                    )));
-                };
-                note(&format!(
-                    "{} holds no run yet: starting a new one",
-                    dir.display()
-                ));
-                return fresh(
-                    *t_sim,
-                    t_presim_ms.unwrap_or(0.0),
-                    seed.unwrap_or(opts.seed),
-                    false,
-                );
+    cluster: &mut dyn Cluster,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunOutcome, SimError> {
+    let mut owned = Owned::default();
+    let result = run_piece(opts, ck, cluster, progress, &mut owned);
+    if let (Err(e), Some(dir)) = (&result, &owned.dir) {
+        if let Ok(mut rs) = RunState::read(dir) {
+            rs.status = RunStatus::Failed;
+            rs.error = Some(e.to_string());
+            rs.updated_unix_s = unix_now();
+            if let Err(w) = rs.write_even_if_full(dir) {
+                note(&format!("could not record the failure: {w}"));
             }
-            let state_path = dir.join(RUN_STATE_FILE);
-            if !state_path.exists() {
-                return Err(SimError::Invalid(format!(
-                    "--resume: {} is not a resumable run directory (no {RUN_STATE_FILE}: it was written without checkpointing); use a new -o directory, or --force to replace it",
-                    dir.display()
-                )));
-            }
-            let state = RunState::read(dir)?;
-            check_compatible(
-                &state_path,
-                &state.model_hash,
-                state.n_ranks,
-                m,
-                &opts.network,
-            )?;
-            if state.run.dt_ms != dt {
-                return Err(SimError::Invalid(format!(
-                    "{}: the run has dt = {} ms but {} has dt = {dt} ms",
-                    state_path.display(),
-                    state.run.dt_ms,
-                    opts.network.display()
-                )));
-            }
-            if state.run.total_steps > max_steps(dt) {
-                return Err(SimError::Invalid(format!(
-                    "{}: the run's end (step {}) is beyond the longest run that keeps exact spike times",
-                    state_path.display(),
-                    state.run.total_steps
-                )));
-            }
-            let mut run = state.run.clone();
-            run.comm = comm.into();
-            if let Some(s) = seed {
-                if *s != run.seed {
-                    return Err(SimError::Invalid(format!(
-                        "--seed {s} differs from the seed {} of the run in {} (a run keeps its seed; branch with --resume-from to change it)",
-                        run.seed,
-                        dir.display()
-                    )));
-                }
-            }
-            if let Some(t) = t_presim_ms {
-                if ms_to_steps("--t-presim", *t, dt)? != run.presim_steps {
-                    return Err(SimError::Invalid(format!(
-                        "--t-presim {t} differs from the presimulation of the run in {} ({} ms)",
-                        dir.display(),
-                        run.presim_steps as f64 * dt
-                    )));
-                }
-            }
-            if let Some(t) = t_sim_ms {
-                run.total_steps = end_step(
-                    run.presim_steps,
-                    ms_to_steps("--t-sim", *t, dt)?,
-                    dt,
-                    "--t-sim",
-                )?;
-            }
-            let finished = dir.join("summary.json").exists();
-            let mut plan = Plan {
-                dir: dir.clone(),
-                persistent: true,
-                staged: false,
-                run,
-                candidates: Vec::new(),
-                new_outputs: false,
-                keep_counts: true,
-                every_steps: every_steps(ck.every_ms.or(state.checkpoint_every_ms), dt)?,
-                keep: ck.keep.or(state.keep),
-                pieces: state.pieces + 1,
-                branched_from: state.branched_from.clone(),
-                already_finished: false,
-                remove_summary: false,
-            };
-            if finished {
-                if plan.run.total_steps == state.run.total_steps {
-                    plan.already_finished = true;
-                    return Ok((plan, None));
-                }
-                if plan.run.total_steps < state.run.total_steps {
-                    return Err(SimError::Invalid(format!(
-                        "--resume: the run in {} is finished at {} ms; it cannot be shortened",
-                        dir.display(),
-                        state.run.total_steps as f64 * dt
-                    )));
-                }
-                plan.remove_summary = true;
-            }
-            let mut corrupt = Vec::new();
-            for c in list_checkpoints(dir)?.iter().rev() {
-                match checkpoint_status(&c.path) {
-                    CheckpointStatus::Complete(mf) => {
-                        check_compatible(&c.path, &mf.model_hash, mf.n_ranks, m, &opts.network)?;
-                        same_run(&c.path, &mf.run, &plan.run)?;
-                        if mf.step > plan.run.total_steps {
-                            return Err(SimError::Invalid(format!(
-                                "--t-sim: the run in {} has a checkpoint at {} ms, after the requested end at {} ms",
-                                dir.display(),
-                                mf.t_ms,
-                                plan.run.total_steps as f64 * dt
-                            )));
-                        }
-                        plan.candidates.push(c.path.clone());
-                    }
-                    CheckpointStatus::Incomplete => note(&format!(
-                        "{}: incomplete checkpoint (its writer was interrupted): ignored",
-                        c.path.display()
-                    )),
-                    CheckpointStatus::Corrupt(e) => {
-                        note(&format!("corrupt checkpoint skipped: {e}"));
-                        corrupt.push(c.path.display().to_string());
-                    }
-                }
-            }
-            if plan.candidates.is_empty() {
-                if !corrupt.is_empty() {
-                    return Err(SimError::Invalid(format!(
-                        "--resume: no valid checkpoint in {} ({} corrupt: {}); remove them to run it again from t = 0",
-                        dir.display(),
-                        corrupt.len(),
-                        corrupt.join(", ")
-                    )));
-                }
-                note(&format!(
-                    "{}: no complete checkpoint yet: the run starts again from t = 0",
-                    dir.display()
-                ));
-                plan.new_outputs = true;
-                plan.keep_counts = false;
-            }
-            Ok((plan, None))
-        }
-        Start::Branch { from, seed } => {
-            let mf = match checkpoint_status(from) {
-                CheckpointStatus::Complete(mf) => mf,
-                CheckpointStatus::Incomplete if !from.is_dir() => {
-                    return Err(SimError::Invalid(format!(
-                        "--resume-from {}: no such checkpoint directory",
-                        from.display()
-                    )))
-                }
-                CheckpointStatus::Incomplete
-                    if from.join(RUN_STATE_FILE).exists() || from.join("summary.json").exists() =>
-                {
-                    let newest = list_checkpoints(from)
-                        .ok()
-                        .and_then(|l| l.last().map(|c| c.path.display().to_string()));
-                    return Err(SimError::Invalid(match newest {
-                        Some(c) => format!(
-                            "--resume-from {}: a run directory, not a checkpoint; give one of its checkpoints (the newest is {c})",
-                            from.display()
-                        ),
-                        None => format!(
-                            "--resume-from {}: a run directory without checkpoints; --resume-from takes a checkpoint directory (RUN/checkpoints/t-...ms)",
-                            from.display()
-                        ),
-                    }));
-                }
-                CheckpointStatus::Incomplete => {
-                    return Err(SimError::Invalid(format!(
-                    "--resume-from {}: incomplete checkpoint (no {}: its writer was interrupted)",
-                    from.display(),
-                    snn_formats::checkpoint::CHECKPOINT_MANIFEST
-                )))
-                }
-                CheckpointStatus::Corrupt(e) => return Err(e.into()),
-            };
-            check_compatible(from, &mf.model_hash, mf.n_ranks, m, &opts.network)?;
-            let (mut plan, staging) = fresh(
-                opts.t_sim_ms,
-                opts.t_presim_ms,
-                seed.unwrap_or(mf.run.seed),
-                opts.force,
-            )?;
-            plan.run.presim_steps = end_step(
-                plan.run.presim_steps,
-                mf.step,
-                dt,
-                "the checkpoint's time + --t-presim",
-            )?;
-            plan.run.total_steps = end_step(
-                plan.run.total_steps,
-                mf.step,
-                dt,
-                "the checkpoint's time + --t-presim + --t-sim",
-            )?;
-            plan.candidates = vec![from.clone()];
-            plan.branched_from = Some(from.display().to_string());
-            Ok((plan, staging))
         }
     }
-}
-
-/// Name of the lock file of a persistent run directory.
-const LOCK_FILE: &str = snn_formats::output::RUN_LOCK_FILE;
-
-/// Hold an exclusive lock on run directory `dir` (shown as `shown`) for the
-/// life of the returned file, so that two processes never continue the same
-/// run at once (e.g. a job chain started twice). The operating system
-/// releases it when the process ends, however it ends.
-fn lock_run_dir(dir: &Path, shown: &Path) -> Result<std::fs::File, SimError> {
-    let path = dir.join(LOCK_FILE);
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(&path, "create lock file"))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(SimError::Invalid(format!(
-            "{}: another snn-sim is running in this run directory",
-            shown.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path, "lock")(e)),
-    }
-}
-
-/// Read and verify this process's rank files of checkpoint `cand`.
-fn load_candidate(
-    cand: &Path,
-    ranks: &[u32],
-    m: &Manifest,
-    network: &Path,
-    run: Option<&RunConfig>,
-) -> Result<(CheckpointManifest, Vec<RankState>), SimError> {
-    let mf = CheckpointManifest::read(cand)?;
-    check_compatible(cand, &mf.model_hash, mf.n_ranks, m, network)?;
-    if let Some(run) = run {
-        same_run(cand, &mf.run, run)?;
-    }
-    let mut states = Vec::with_capacity(ranks.len());
-    for &r in ranks {
-        let path = cand.join(rank_file_name(r));
-        let st = read_rank_state(&path, Some(&mf.ranks[r as usize]))?;
-        let h = &st.header;
-        if h.rank != r
-            || h.n_ranks != mf.n_ranks
-            || h.step != mf.step
-            || h.model_hash != hash_bytes(&mf.model_hash)
-        {
-            return Err(SimError::Format(FormatError::corrupt(
-                &path,
-                "header does not match the checkpoint manifest",
-            )));
-        }
-        states.push(st);
-    }
-    Ok((mf, states))
+    drop(owned.lock);
+    result
 }
 
 /// Called by every process once it has tried to start the engines of its
@@ -935,104 +441,16 @@ fn agree_started(
     }
 }
 
-/// What the root holds of a persistent run directory while a piece runs.
-#[derive(Default)]
-struct Owned {
-    /// The run directory whose `run-state.json` this process wrote.
-    dir: Option<PathBuf>,
-    /// Its lock (released when this is dropped).
-    lock: Option<std::fs::File>,
-}
-
-/// Run with checkpointing on the ranks of `cluster` that live in this
-/// process. See the [module documentation](self). When a piece of a
-/// persistent run fails (a write error, a full disk, a dead peer), rank 0
-/// records the error in `run-state.json` (status `failed`) while it still
-/// holds the run's lock; the run resumes from its newest checkpoint.
-pub fn run_checkpointed(
+/// Open the engine of every rank of this process on its backend; a rank
+/// that cannot start stops the run on every process ([`agree_started`]).
+fn start_engines(
     opts: &RunOptions,
-    ck: &CheckpointOptions,
-    cluster: &mut dyn Cluster,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<RunOutcome, SimError> {
-    let mut owned = Owned::default();
-    let result = run_piece(opts, ck, cluster, progress, &mut owned);
-    if let (Err(e), Some(dir)) = (&result, &owned.dir) {
-        if let Ok(mut rs) = RunState::read(dir) {
-            rs.status = RunStatus::Failed;
-            rs.error = Some(e.to_string());
-            rs.updated_unix_s = unix_now();
-            if let Err(w) = rs.write_even_if_full(dir) {
-                note(&format!("could not record the failure: {w}"));
-            }
-        }
-    }
-    drop(owned.lock);
-    result
-}
-
-fn run_piece(
-    opts: &RunOptions,
-    ck: &CheckpointOptions,
-    cluster: &mut dyn Cluster,
-    progress: &mut dyn FnMut(Progress),
-    owned: &mut Owned,
-) -> Result<RunOutcome, SimError> {
-    let t_start = Instant::now();
-    let net = NetworkDir::open(&opts.network)?;
+    net: &NetworkDir,
+    model: &Model,
+    seed: u64,
+    cluster: &dyn Cluster,
+) -> Result<Vec<Box<dyn RankEngine>>, SimError> {
     let m = &net.manifest;
-    if cluster.n_ranks() != m.n_ranks {
-        return Err(SimError::Invalid(format!(
-            "{}: the network was built for {} ranks but this run has {} (build it again with --ranks {} or start {} processes)",
-            opts.network.display(),
-            m.n_ranks,
-            cluster.n_ranks(),
-            cluster.n_ranks(),
-            m.n_ranks
-        )));
-    }
-    let n_ranks = m.n_ranks as usize;
-    let dt = m.dt_ms;
-    let comm = match cluster.mode() {
-        CommMode::P2p => "p2p",
-        CommMode::Collective => "collective",
-    };
-    // The root works out the plan (and creates the staging directory of a
-    // new run) and tells the others.
-    let (root_plan, mut staging) = if cluster.is_root() {
-        match make_plan(opts, ck, m, comm).and_then(|(p, s)| {
-            if p.persistent && !p.already_finished {
-                owned.lock = Some(lock_run_dir(&p.dir, &opts.output)?);
-            }
-            Ok((p, s))
-        }) {
-            Ok((p, s)) => (Some(Ok(p)), s),
-            Err(e) => (Some(Err(e)), None),
-        }
-    } else {
-        (None, None)
-    };
-    let plan: Plan = share(cluster, root_plan)?;
-    if plan.already_finished {
-        if cluster.is_root() {
-            note(&format!(
-                "the run in {} is already finished ({} ms); give a longer --t-sim to extend it",
-                plan.dir.display(),
-                plan.run.total_steps as f64 * dt
-            ));
-        }
-        return Ok(RunOutcome::AlreadyFinished(plan.dir));
-    }
-    let mut dir = plan.dir.clone();
-    let presim_steps = plan.run.presim_steps;
-    let total_steps = plan.run.total_steps;
-    let mpath = net.dir.join(snn_formats::manifest::MANIFEST_FILE);
-    let model = m.model(&mpath)?;
-    m.check_against_model(&model, &mpath)?;
-    let pop_names: Vec<String> = model.populations.iter().map(|p| p.name.clone()).collect();
-    let recorded: Vec<bool> = (0..model.populations.len())
-        .map(|p| model.recording.spike_populations.contains(&p))
-        .collect();
     let here = cluster.here();
     let mut engines: Vec<Box<dyn RankEngine>> = Vec::with_capacity(here.len());
     let mut start_err = None;
@@ -1045,7 +463,7 @@ fn run_piece(
                     shard,
                     m.min_delay_steps,
                     m.max_delay_steps,
-                    plan.run.seed,
+                    seed,
                 )?)),
                 Backend::Gpu { factory, options } => Box::new(GpuEngine::new(
                     factory(r)?,
@@ -1053,7 +471,7 @@ fn run_piece(
                     shard,
                     m.min_delay_steps,
                     m.max_delay_steps,
-                    plan.run.seed,
+                    seed,
                     options,
                 )?),
             })
@@ -1066,354 +484,97 @@ fn run_piece(
             }
         }
     }
-    agree_started(cluster, n_ranks, start_err)?;
+    agree_started(cluster, m.n_ranks as usize, start_err)?;
+    Ok(engines)
+}
 
-    // Choose the checkpoint: every process verifies its rank files; if any
-    // fails, all fall back to the next candidate.
-    let t_restore = Instant::now();
-    let mut loaded: Option<(PathBuf, CheckpointManifest, Vec<RankState>)> = None;
-    let mut local_err = None;
-    for (i, cand) in plan.candidates.iter().enumerate() {
-        let result = load_candidate(
-            cand,
-            &here,
-            m,
-            &opts.network,
-            plan.keep_counts.then_some(&plan.run),
-        );
-        let mut failed = [result.is_err() as u64];
-        cluster.sum(&mut failed);
-        match result {
-            Ok((mf, states)) if failed[0] == 0 => {
-                loaded = Some((cand.clone(), mf, states));
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                // With a single candidate the error itself is reported.
-                if plan.candidates.len() > 1 {
-                    note(&format!("checkpoint unusable: {e}"));
-                }
-                local_err = Some(e);
-            }
-        }
-        if cluster.is_root() && i + 1 < plan.candidates.len() {
-            note(&format!(
-                "{} is unusable (see above): using the previous checkpoint, {}",
-                cand.display(),
-                plan.candidates[i + 1].display()
-            ));
-        }
+/// Root of a persistent run: tidy the run directory (a resume in place)
+/// and record the piece in `run-state.json` (status `running`).
+fn begin_piece(
+    opts: &RunOptions,
+    m: &Manifest,
+    plan: &Plan,
+    loaded: Option<&Loaded>,
+    start_step: u64,
+) -> Result<RunState, SimError> {
+    let dir = &plan.dir;
+    if plan.keep_counts {
+        tidy_run_dir(dir, start_step, m.dt_ms, plan.keep)?;
     }
-    if loaded.is_none() && !plan.candidates.is_empty() {
-        if plan.candidates.len() == 1 {
-            if let Some(e) = local_err {
-                return Err(e);
-            }
-        }
-        return Err(SimError::Invalid(format!(
-            "no valid checkpoint to resume from: {} (see the notes above)",
-            plan.candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+    if plan.remove_summary {
+        let p = dir.join("summary.json");
+        std::fs::remove_file(&p).map_err(crate::io_err(&p, "remove"))?;
     }
-    let start_step = loaded.as_ref().map(|l| l.1.step).unwrap_or(0);
-    if start_step > total_steps {
-        return Err(SimError::Invalid(format!(
-            "the checkpoint is at {} ms, after the end of the run at {} ms",
-            start_step as f64 * dt,
-            total_steps as f64 * dt
-        )));
-    }
-    if cluster.is_root() && plan.keep_counts {
-        if let Some((path, mf, _)) = &loaded {
-            note(&format!(
-                "resuming from {} (t = {} ms)",
-                path.display(),
-                (mf.t_ms * 1e6).round() / 1e6
-            ));
-        }
-    }
-    let mut wall = match (&loaded, plan.keep_counts) {
-        (Some((_, mf, _)), true) => mf.wall.clone(),
-        _ => WallTimes::default(),
-    };
-
-    // The root tidies the run directory and records the piece.
-    let mut run_state = None;
-    if cluster.is_root() && plan.persistent {
-        if plan.keep_counts {
-            // Resume in place: checkpoints newer than the one chosen are
-            // incomplete or unusable. Incomplete ones go; unusable ones are
-            // kept aside for inspection.
-            let chosen_t = start_step as f64 * dt;
-            for c in list_checkpoints(&dir)? {
-                if c.t_ms > chosen_t + 1e-9 {
-                    if matches!(checkpoint_status(&c.path), CheckpointStatus::Incomplete) {
-                        std::fs::remove_dir_all(&c.path)
-                            .map_err(io_err(&c.path, "remove incomplete checkpoint"))?;
-                    } else {
-                        let mut aside = c.path.clone().into_os_string();
-                        aside.push(format!(".invalid-{}", unix_now() as u64));
-                        let aside = PathBuf::from(aside);
-                        note(&format!(
-                            "unusable checkpoint moved aside to {}",
-                            aside.display()
-                        ));
-                        std::fs::rename(&c.path, &aside)
-                            .map_err(io_err(&c.path, "move unusable checkpoint aside"))?;
-                    }
-                }
-            }
-            // A writer killed between its manifest and its pruning leaves
-            // one checkpoint too many; --keep holds from the start, even
-            // for a resume with no step left to run.
-            if let Some(k) = plan.keep {
-                prune(&dir, k, chosen_t);
-            }
-        }
-        if plan.remove_summary {
-            let p = dir.join("summary.json");
-            std::fs::remove_file(&p).map_err(io_err(&p, "remove"))?;
-        }
-        let rs = RunState {
-            format: RUN_STATE_FORMAT.into(),
-            format_version: CHECKPOINT_FORMAT_VERSION,
-            status: RunStatus::Running,
-            network: opts.network.display().to_string(),
-            model_hash: m.model_hash.clone(),
-            n_ranks: m.n_ranks,
-            run: plan.run.clone(),
-            checkpoint_every_ms: plan.every_steps.map(|s| s as f64 * dt),
-            keep: plan.keep,
-            branched_from: plan.branched_from.clone(),
-            pieces: plan.pieces,
-            last_checkpoint: loaded
-                .as_ref()
-                .filter(|_| plan.keep_counts)
-                .and_then(|l| l.0.file_name())
-                .map(|n| n.to_string_lossy().into_owned()),
-            step: start_step,
-            updated_unix_s: unix_now(),
-            error: None,
-            checksum: String::new(),
-        };
-        rs.write(&dir)?;
-        owned.dir = Some(dir.clone());
-        run_state = Some(rs);
-    }
-    if plan.persistent && !plan.staged {
-        // Nobody touches the outputs before the directory is tidy.
-        cluster.barrier();
-    }
-
-    // Outputs and state.
-    let mut ranks = Vec::with_capacity(here.len());
-    let states = loaded.as_ref().map(|l| &l.2);
-    for (k, (engine, &r)) in engines.into_iter().zip(&here).enumerate() {
-        let state = states.map(|s| &s[k]);
-        let recorder = |name: &str| -> Result<Vec<u64>, SimError> {
-            state
-                .and_then(|s| s.section(name))
-                .and_then(bytes_to_u64s)
-                .ok_or_else(|| {
-                    SimError::Format(FormatError::corrupt(
-                        loaded.as_ref().map(|l| l.0.as_path()).unwrap_or(&dir),
-                        format!("rank {r}: section {name} missing or malformed"),
-                    ))
-                })
-        };
-        let spike_file = format!("spikes-rank-{r:05}.h5");
-        let spath = dir.join(&spike_file);
-        let (mut writer, counts) = if plan.new_outputs || !plan.keep_counts {
-            if plan.persistent && spath.exists() {
-                std::fs::remove_file(&spath).map_err(io_err(&spath, "remove"))?;
-            }
-            (
-                SpikeWriter::create(&spath, &pop_names)?,
-                vec![0; model.populations.len()],
-            )
-        } else {
-            let counts = recorder("recorder/spike_counts")?;
-            (
-                SpikeWriter::reopen_truncated(&spath, &pop_names, &counts)?,
-                counts,
-            )
-        };
-        // Errors name the files where the user will look for them, not
-        // the staging directory they are written in.
-        if plan.staged {
-            writer.show_as(opts.output.join(&spike_file));
-        }
-        // V_m recording of the configured neurons owned by this rank,
-        // grouped by population in order of first appearance.
-        let d = engine.data();
-        let mut groups: Vec<(String, Vec<u64>)> = Vec::new();
-        let mut locals: Vec<Vec<usize>> = Vec::new();
-        for &(p, i) in &model.recording.v_m {
-            let g = model.populations[p].first_id + i;
-            if let Ok(l) = d
-                .local_to_global
-                .binary_search_by(|x| x.to_native().cmp(&g))
-            {
-                match groups.iter().position(|x| x.0 == pop_names[p]) {
-                    Some(k) => {
-                        groups[k].1.push(i);
-                        locals[k].push(l);
-                    }
-                    None => {
-                        groups.push((pop_names[p].clone(), vec![i]));
-                        locals.push(vec![l]);
-                    }
-                }
-            }
-        }
-        let vm = if groups.is_empty() {
-            None
-        } else {
-            let file = format!("vm-rank-{r:05}.h5");
-            let vpath = dir.join(&file);
-            // The first sample is taken after the first recorded step.
-            let t0 = (presim_steps + 1) as f64 * dt;
-            let mut writer = if plan.new_outputs || !plan.keep_counts {
-                if plan.persistent && vpath.exists() {
-                    std::fs::remove_file(&vpath).map_err(io_err(&vpath, "remove"))?;
-                }
-                ReportWriter::create(&vpath, &groups, t0, dt)?
-            } else {
-                let steps = recorder("recorder/vm_steps")?;
-                ReportWriter::reopen_truncated(&vpath, &groups, t0, dt, steps[0] as usize)?
-            };
-            if plan.staged {
-                writer.show_as(opts.output.join(&file));
-            }
-            Some(VmRec {
-                writer,
-                locals: locals.concat(),
-                file,
-            })
-        };
-        let events = if plan.keep_counts && state.is_some() {
-            recorder("stats/events")?[0]
-        } else {
-            0
-        };
-        let mut engine = engine;
-        if let Some(st) = state {
-            engine.restore_state(&|name| st.section(name))?;
-        }
-        engine.set_events(events)?;
-        engine.set_recording(
-            presim_steps,
-            vm.as_ref().map(|v| &v.locals[..]).unwrap_or(&[]),
-        )?;
-        ranks.push(RankRun {
-            rank: r,
-            engine,
-            writer,
-            spike_file,
-            vm,
-            counts,
-        });
-    }
-    if loaded.is_some() {
-        wall.restore_s += t_restore.elapsed().as_secs_f64();
-    }
-    drop(loaded);
-    // A new persistent run goes into place now, before the first step.
-    if plan.persistent && plan.staged {
-        cluster.barrier();
-        let (dest, err) = match staging.take() {
-            Some(st) => match st.commit() {
-                Ok(d) => (Some(d), None),
-                Err(e) => (None, Some(e)),
-            },
-            None => (None, None),
-        };
-        let shared = cluster.share_path(dest);
-        if let Some(e) = err {
-            return Err(e.into());
-        }
-        dir = shared?;
-        if owned.dir.is_some() {
-            owned.dir = Some(dir.clone());
-        }
-    }
-    let interval = ranks[0].engine.interval();
-    wall.load_s += t_start.elapsed().as_secs_f64();
-
-    let ctx = Ctx {
-        written: std::cell::Cell::new(0),
-        dir: dir.clone(),
+    let rs = RunState {
+        format: RUN_STATE_FORMAT.into(),
+        format_version: CHECKPOINT_FORMAT_VERSION,
+        status: RunStatus::Running,
         network: opts.network.display().to_string(),
-        m,
-        plan: &plan,
-        level: if ck.zstd_level == 0 { 1 } else { ck.zstd_level },
-        recorded: &recorded,
-        first_ids: model.populations.iter().map(|p| p.first_id).collect(),
+        model_hash: m.model_hash.clone(),
+        n_ranks: m.n_ranks,
+        run: plan.run.clone(),
+        checkpoint_every_ms: plan.every_steps.map(|s| s as f64 * m.dt_ms),
+        keep: plan.keep,
+        branched_from: plan.branched_from.clone(),
+        pieces: plan.pieces,
+        last_checkpoint: loaded
+            .filter(|_| plan.keep_counts)
+            .and_then(|l| l.path.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+        step: start_step,
+        updated_unix_s: unix_now(),
+        error: None,
+        checksum: String::new(),
     };
-    // Wall-time limit: the processes agree every `sync_every` intervals
-    // (adapted to about 1/50 of the remaining time, at most 2 s).
-    let margin = ck.deadline.map(|d| {
-        ck.margin_s.unwrap_or_else(|| {
-            (0.01 * d.saturating_duration_since(t_start).as_secs_f64()).min(60.0)
-        })
-    });
-    let mut ckpt_estimate_s = ranks
-        .iter()
-        .map(|r| r.engine.state_bytes() as f64 / 200e6)
-        .sum::<f64>()
-        + 0.05;
-    let mut sync_every = 1u64;
-    let mut since_sync = 0u64;
-    let mut sync_clock = Instant::now();
-    let mut suspend = false;
-    let mut intervals_here = 0u64;
+    rs.write(dir)?;
+    Ok(rs)
+}
+
+/// What changes while a piece runs.
+struct Running {
+    /// This process's ranks with their recorders.
+    ranks: Vec<RankRun>,
+    /// Steps done.
+    step: u64,
+    wall: WallTimes,
+    /// The root's `run-state.json` of a persistent run.
+    run_state: Option<RunState>,
+    /// The newest checkpoint of this piece (or the one it started from).
+    last_checkpoint: Option<(u64, PathBuf)>,
+    /// A new run's staging directory (until it is in place).
+    staging: Option<Staging>,
+}
+
+/// Run intervals until the end of the run, or until the wall-time limit
+/// (or the test hook [`SUSPEND_AFTER_ENV`]) stops it: then `Ok(true)`.
+/// Intervals never straddle the presim/sim boundary (the phases are timed
+/// separately) nor a checkpoint time.
+fn step_loop(
+    cluster: &mut dyn Cluster,
+    ctx: &Ctx,
+    st: &mut Running,
+    mut deadline: Option<Deadline>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<bool, SimError> {
+    let ranks = &mut st.ranks;
+    let plan = ctx.plan;
+    let (presim_steps, total_steps) = (plan.run.presim_steps, plan.run.total_steps);
+    let dt = ctx.m.dt_ms;
+    let interval = ranks[0].engine.interval();
     // Test hook: behave as if the wall time ran out after this many
     // periodic checkpoints of this process.
     let mut suspend_after = std::env::var(SUSPEND_AFTER_ENV)
         .ok()
         .and_then(|v| v.parse::<u64>().ok());
-
-    let mut last_ckpt: Option<(u64, PathBuf)> = if plan.keep_counts {
-        start_step_dir(&plan, start_step, &dir, dt)
-    } else {
-        None
-    };
-    let first_ids: Vec<u64> = model.populations.iter().map(|p| p.first_id).collect();
-    let mut step = start_step;
-    while step < total_steps {
-        if let (Some(deadline), Some(margin)) = (ck.deadline, margin) {
-            since_sync += 1;
-            if intervals_here > 0 && since_sync >= sync_every {
-                let now = Instant::now();
-                let per_interval = sync_clock.elapsed().as_secs_f64() / since_sync as f64;
-                let remaining = deadline.saturating_duration_since(now).as_secs_f64();
-                let need = margin + 2.0 * ckpt_estimate_s + 2.0 * per_interval * sync_every as f64;
-                let proposal = if cluster.is_root() {
-                    let target = (remaining / 50.0).clamp(0.01, 2.0);
-                    ((target / per_interval.max(1e-9)) as u64).max(1)
-                } else {
-                    0
-                };
-                let mut v = [(remaining <= need) as u64, proposal];
-                cluster.sum(&mut v);
-                since_sync = 0;
-                sync_clock = now;
-                sync_every = v[1].max(1);
-                if v[0] > 0 {
-                    suspend = true;
-                    break;
-                }
+    let mut intervals_here = 0u64;
+    while st.step < total_steps {
+        if let Some(d) = deadline.as_mut() {
+            if d.must_stop(cluster, intervals_here) {
+                return Ok(true);
             }
         }
-        let t0 = step;
+        let t0 = st.step;
         let ti = Instant::now();
-        // Intervals never straddle the presim/sim boundary (the phases are
-        // timed separately) nor a checkpoint time.
         let mut end = if t0 < presim_steps {
             presim_steps
         } else {
@@ -1433,373 +594,335 @@ fn run_piece(
         }
         for rr in ranks.iter_mut() {
             rr.engine.deliver(t0 >= presim_steps)?;
-            record(rr, false, &recorded, &first_ids, dt)?;
+            record(rr, false, ctx.recorded, &ctx.first_ids, dt)?;
         }
-        step += n;
+        st.step += n;
         intervals_here += 1;
         let spent = ti.elapsed().as_secs_f64();
         if t0 < presim_steps {
-            wall.presim_s += spent;
+            st.wall.presim_s += spent;
         } else {
-            wall.sim_s += spent;
+            st.wall.sim_s += spent;
         }
-        if plan.every_steps.is_some_and(|e| step.is_multiple_of(e)) && step < total_steps {
+        if plan.every_steps.is_some_and(|e| st.step.is_multiple_of(e)) && st.step < total_steps {
             let tc = Instant::now();
             let path = write_checkpoint(
-                &ctx,
-                &mut ranks,
+                ctx,
+                ranks,
                 cluster,
-                step,
-                &mut wall,
-                run_state.as_mut(),
+                st.step,
+                &mut st.wall,
+                st.run_state.as_mut(),
             )?;
-            ckpt_estimate_s = ckpt_estimate_s.max(tc.elapsed().as_secs_f64());
-            last_ckpt = Some((step, path));
+            if let Some(d) = deadline.as_mut() {
+                d.checkpoint_took(tc.elapsed().as_secs_f64());
+            }
+            st.last_checkpoint = Some((st.step, path));
             if let Some(k) = suspend_after.as_mut() {
                 *k = k.saturating_sub(1);
                 if *k == 0 {
-                    suspend = true;
-                    break;
+                    return Ok(true);
                 }
             }
         }
         progress(Progress {
-            t_ms: step as f64 * dt,
+            t_ms: st.step as f64 * dt,
             t_total_ms: total_steps as f64 * dt,
         });
     }
-    if suspend {
-        let path = match &last_ckpt {
-            Some((s, p)) if *s == step => p.clone(),
-            _ => write_checkpoint(
-                &ctx,
-                &mut ranks,
-                cluster,
-                step,
-                &mut wall,
-                run_state.as_mut(),
-            )?,
-        };
-        for mut rr in ranks {
-            record(&mut rr, true, &recorded, &first_ids, dt)?;
-            rr.writer.close()?;
-            if let Some(vm) = rr.vm {
-                vm.writer.close()?;
-            }
-        }
-        if let Some(rs) = run_state.as_mut() {
-            rs.status = RunStatus::Suspended;
-            rs.updated_unix_s = unix_now();
-            rs.write(&dir)?;
-        }
-        return Ok(RunOutcome::Suspended(Suspended {
-            t_ms: step as f64 * dt,
-            t_stop_ms: total_steps as f64 * dt,
-            checkpoint: path,
-        }));
+    Ok(false)
+}
+
+/// What a piece of a run is, fixed once it is set up.
+struct Piece {
+    net: NetworkDir,
+    model: Model,
+    plan: Plan,
+    /// The run directory written into (after a persistent run's staging
+    /// directory went into place: its real name).
+    dir: PathBuf,
+    /// Whether each population's spikes are recorded.
+    recorded: Vec<bool>,
+    start_step: u64,
+    comm: &'static str,
+    interval_steps: u64,
+}
+
+/// One piece of a run: set-up -> step loop -> finish (see
+/// [`run_checkpointed`]).
+fn run_piece(
+    opts: &RunOptions,
+    ck: &CheckpointOptions,
+    cluster: &mut dyn Cluster,
+    progress: &mut dyn FnMut(Progress),
+    owned: &mut Owned,
+) -> Result<RunOutcome, SimError> {
+    let t_start = Instant::now();
+    let (p, mut st) = match set_up(opts, ck, cluster, owned)? {
+        Ok(ready) => *ready,
+        Err(finished) => return Ok(RunOutcome::AlreadyFinished(finished)),
+    };
+    st.wall.load_s += t_start.elapsed().as_secs_f64();
+    let ctx = Ctx {
+        written: std::cell::Cell::new(0),
+        dir: p.dir.clone(),
+        network: opts.network.display().to_string(),
+        m: &p.net.manifest,
+        plan: &p.plan,
+        level: if ck.zstd_level == 0 { 1 } else { ck.zstd_level },
+        recorded: &p.recorded,
+        first_ids: p.model.populations.iter().map(|q| q.first_id).collect(),
+    };
+    let state_bytes: f64 = st.ranks.iter().map(|r| r.engine.state_bytes() as f64).sum();
+    let deadline = Deadline::new(ck.deadline, ck.margin_s, t_start, state_bytes);
+    let suspended = step_loop(cluster, &ctx, &mut st, deadline, progress)?;
+    if suspended {
+        stop_at_checkpoint(&ctx, st, cluster)
+    } else {
+        finish(opts, &ctx, &p, st, cluster).map(|s| RunOutcome::Finished(s.map(Box::new)))
     }
-    // A persistent run ends with a checkpoint of its final state (to extend
-    // it or branch from it later).
-    if plan.persistent && last_ckpt.as_ref().map(|l| l.0) != Some(step) {
-        write_checkpoint(
-            &ctx,
-            &mut ranks,
+}
+
+/// Set a piece up: the plan, the engines, the checkpoint it starts from,
+/// `run-state.json`, the recorders; a new persistent run's directory goes
+/// into place. `Err(dir)`: `--resume` of a run that is already finished.
+fn set_up(
+    opts: &RunOptions,
+    ck: &CheckpointOptions,
+    cluster: &mut dyn Cluster,
+    owned: &mut Owned,
+) -> Result<Result<Box<(Piece, Running)>, PathBuf>, SimError> {
+    let net = NetworkDir::open(&opts.network)?;
+    let m = &net.manifest;
+    if cluster.n_ranks() != m.n_ranks {
+        return Err(SimError::Invalid(format!(
+            "{}: the network was built for {} ranks but this run has {} (build it again with --ranks {} or start {} processes)",
+            opts.network.display(),
+            m.n_ranks,
+            cluster.n_ranks(),
+            cluster.n_ranks(),
+            m.n_ranks
+        )));
+    }
+    let dt = m.dt_ms;
+    let comm = match cluster.mode() {
+        CommMode::P2p => "p2p",
+        CommMode::Collective => "collective",
+    };
+    let (plan, staging) = share_plan(opts, ck, m, comm, cluster, &mut owned.lock)?;
+    if plan.already_finished {
+        if cluster.is_root() {
+            note(&format!(
+                "the run in {} is already finished ({} ms); give a longer --t-sim to extend it",
+                plan.dir.display(),
+                plan.run.total_steps as f64 * dt
+            ));
+        }
+        return Ok(Err(plan.dir));
+    }
+    let mpath = net.dir.join(snn_formats::manifest::MANIFEST_FILE);
+    let model = m.model(&mpath)?;
+    m.check_against_model(&model, &mpath)?;
+    let recorded: Vec<bool> = (0..model.populations.len())
+        .map(|p| model.recording.spike_populations.contains(&p))
+        .collect();
+    let engines = start_engines(opts, &net, &model, plan.run.seed, cluster)?;
+    let t_restore = Instant::now();
+    let loaded = choose_checkpoint(cluster, &plan, m, &opts.network)?;
+    let start_step = loaded.as_ref().map_or(0, |l| l.manifest.step);
+    if start_step > plan.run.total_steps {
+        return Err(SimError::Invalid(format!(
+            "the checkpoint is at {} ms, after the end of the run at {} ms",
+            start_step as f64 * dt,
+            plan.run.total_steps as f64 * dt
+        )));
+    }
+    if cluster.is_root() && plan.keep_counts {
+        if let Some(l) = &loaded {
+            note(&format!(
+                "resuming from {} (t = {} ms)",
+                l.path.display(),
+                (l.manifest.t_ms * 1e6).round() / 1e6
+            ));
+        }
+    }
+    let mut st = Running {
+        ranks: Vec::with_capacity(engines.len()),
+        staging,
+        step: start_step,
+        wall: match (&loaded, plan.keep_counts) {
+            (Some(l), true) => l.manifest.wall.clone(),
+            _ => WallTimes::default(),
+        },
+        run_state: None,
+        last_checkpoint: if plan.keep_counts {
+            start_step_dir(&plan, start_step, &plan.dir, dt)
+        } else {
+            None
+        },
+    };
+    if cluster.is_root() && plan.persistent {
+        st.run_state = Some(begin_piece(opts, m, &plan, loaded.as_ref(), start_step)?);
+        owned.dir = Some(plan.dir.clone());
+    }
+    if plan.persistent && !plan.staged {
+        // Nobody touches the outputs before the directory is tidy.
+        cluster.barrier();
+    }
+    let outputs = Outputs {
+        dir: &plan.dir,
+        shown: &opts.output,
+        plan: &plan,
+        model: &model,
+        checkpoint: loaded.as_ref().map(|l| l.path.as_path()),
+    };
+    for (k, (engine, r)) in engines.into_iter().zip(cluster.here()).enumerate() {
+        let state = loaded.as_ref().map(|l| &l.states[k]);
+        st.ranks.push(outputs.open_rank(engine, r, state)?);
+    }
+    if loaded.is_some() {
+        st.wall.restore_s += t_restore.elapsed().as_secs_f64();
+    }
+    drop(loaded);
+    // A new persistent run goes into place now, before the first step.
+    let mut dir = plan.dir.clone();
+    if plan.persistent && plan.staged {
+        cluster.barrier();
+        let (dest, err) = match st.staging.take() {
+            Some(s) => match s.commit() {
+                Ok(d) => (Some(d), None),
+                Err(e) => (None, Some(e)),
+            },
+            None => (None, None),
+        };
+        let shared = cluster.share_path(dest);
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        dir = shared?;
+        if owned.dir.is_some() {
+            owned.dir = Some(dir.clone());
+        }
+    }
+    let interval_steps = st.ranks[0].engine.interval();
+    let piece = Piece {
+        net,
+        model,
+        plan,
+        dir,
+        recorded,
+        start_step,
+        comm,
+        interval_steps,
+    };
+    Ok(Ok(Box::new((piece, st))))
+}
+
+/// A piece stopped before the end of the run (wall time): its state is
+/// in a checkpoint (written now unless the last interval wrote one), the
+/// recorders are closed and `run-state.json` says `suspended`.
+fn stop_at_checkpoint(
+    ctx: &Ctx,
+    mut st: Running,
+    cluster: &mut dyn Cluster,
+) -> Result<RunOutcome, SimError> {
+    let (step, dt) = (st.step, ctx.m.dt_ms);
+    let path = match &st.last_checkpoint {
+        Some((s, p)) if *s == step => p.clone(),
+        _ => write_checkpoint(
+            ctx,
+            &mut st.ranks,
             cluster,
             step,
-            &mut wall,
-            run_state.as_mut(),
-        )?;
-    }
-    let mut counts = vec![0u64; model.populations.len()];
-    let mut events = vec![0u64];
-    let backend = ranks[0].engine.backend();
-    let device = ranks[0].engine.device();
-    let mut device_memory = vec![0u64];
-    for mut rr in ranks {
-        device_memory[0] += rr.engine.device_memory_bytes();
-        record(&mut rr, true, &recorded, &first_ids, dt)?;
-        for (c, x) in counts.iter_mut().zip(&rr.counts) {
-            *c += x;
-        }
-        events[0] += rr.engine.events()?;
+            &mut st.wall,
+            st.run_state.as_mut(),
+        )?,
+    };
+    for mut rr in st.ranks {
+        record(&mut rr, true, ctx.recorded, &ctx.first_ids, dt)?;
         rr.writer.close()?;
         if let Some(vm) = rr.vm {
             vm.writer.close()?;
         }
     }
-    let mut sent = vec![cluster.bytes_sent()];
-    cluster.sum(&mut counts);
-    cluster.sum(&mut events);
-    cluster.sum(&mut device_memory);
-    let device_memory_bytes = device_memory[0];
-    cluster.sum(&mut sent);
-    let events = events[0];
-    let piece_steps = step - start_step;
-    let bytes_sent_per_rank_per_step = if piece_steps > 0 {
-        sent[0] as f64 / n_ranks as f64 / piece_steps as f64
-    } else {
-        0.0
-    };
-    let spike_files: Vec<String> = (0..n_ranks)
-        .map(|r| format!("spikes-rank-{r:05}.h5"))
-        .collect();
-    let vm_files: Vec<String> = (0..n_ranks)
+    if let Some(rs) = st.run_state.as_mut() {
+        rs.status = RunStatus::Suspended;
+        rs.updated_unix_s = unix_now();
+        rs.write(&ctx.dir)?;
+    }
+    Ok(RunOutcome::Suspended(Suspended {
+        t_ms: step as f64 * dt,
+        t_stop_ms: ctx.plan.run.total_steps as f64 * dt,
+        checkpoint: path,
+    }))
+}
+
+/// The end of a run: a persistent run's final checkpoint, the recorders
+/// closed and their counts added up, then (root) `summary.json` and
+/// `run-state.json` (persistent) or the staging directory put in place.
+/// The root returns the summary.
+fn finish(
+    opts: &RunOptions,
+    ctx: &Ctx,
+    p: &Piece,
+    mut st: Running,
+    cluster: &mut dyn Cluster,
+) -> Result<Option<RunSummary>, SimError> {
+    let (step, dt, dir) = (st.step, ctx.m.dt_ms, &p.dir);
+    // A persistent run ends with a checkpoint of its final state (to extend
+    // it or branch from it later).
+    if p.plan.persistent && st.last_checkpoint.as_ref().map(|l| l.0) != Some(step) {
+        write_checkpoint(
+            ctx,
+            &mut st.ranks,
+            cluster,
+            step,
+            &mut st.wall,
+            st.run_state.as_mut(),
+        )?;
+    }
+    let totals = Totals::reduce(st.ranks, cluster, &p.recorded, &ctx.first_ids, dt)?;
+    let vm_files: Vec<String> = (0..ctx.m.n_ranks)
         .map(|r| format!("vm-rank-{r:05}.h5"))
         .filter(|f| dir.join(f).exists())
         .collect();
     // Every rank's files are complete before the root publishes the run.
     cluster.barrier();
     if !cluster.is_root() {
-        return Ok(RunOutcome::Finished(None));
+        return Ok(None);
     }
-    let sim_steps = total_steps - presim_steps;
-    let t_sim_s = sim_steps as f64 * dt * 1e-3;
-    let populations = model
-        .populations
-        .iter()
-        .enumerate()
-        .map(|(p, pop)| PopulationSummary {
-            name: pop.name.clone(),
-            area: model.areas[pop.area].clone(),
-            size: pop.size,
-            first_id: pop.first_id,
-            spikes: counts[p],
-            recorded: recorded[p],
-            rate_hz: if pop.size > 0 && t_sim_s > 0.0 {
-                counts[p] as f64 / pop.size as f64 / t_sim_s
-            } else {
-                0.0
-            },
-        })
-        .collect();
-    let summary = RunSummary {
-        format: "snn-run".into(),
-        network: opts.network.clone(),
-        model_hash: m.model_hash.clone(),
-        seed: plan.run.seed,
-        n_ranks: n_ranks as u32,
-        ranks_finished: (0..n_ranks as u32).collect(),
-        backend,
-        device_bytes_per_synapse: (device.is_some() && m.total_synapses > 0)
-            .then(|| device_memory_bytes as f64 / m.total_synapses as f64),
-        device,
-        device_memory_bytes,
-        comm: comm.into(),
-        threads: rayon::current_num_threads(),
-        dt_ms: dt,
-        interval_steps: interval,
-        steps: step,
-        t_start_ms: presim_steps as f64 * dt,
-        t_stop_ms: total_steps as f64 * dt,
-        populations,
-        spike_files,
-        vm_files,
-        wall_load_s: wall.load_s,
-        wall_presim_s: wall.presim_s,
-        wall_sim_s: wall.sim_s,
-        real_time_factor: if t_sim_s > 0.0 {
-            wall.sim_s / t_sim_s
-        } else {
-            0.0
+    let summary = RunSummary::new(
+        Facts {
+            network: opts.network.clone(),
+            m: ctx.m,
+            model: &p.model,
+            plan: &p.plan,
+            recorded: &p.recorded,
+            comm: p.comm,
+            interval_steps: p.interval_steps,
+            step,
+            start_step: p.start_step,
+            wall: &st.wall,
+            checkpoints_written: ctx.written.get(),
+            vm_files,
         },
-        synaptic_events: events,
-        bytes_sent_per_rank_per_step,
-        pieces: plan.pieces,
-        wall_checkpoint_s: wall.checkpoint_s,
-        wall_restore_s: wall.restore_s,
-        checkpoints_written: ctx.written.get(),
-        branched_from: plan.branched_from.clone(),
-    };
-    if plan.persistent {
-        write_json_atomic(&dir.join("summary.json"), &summary)?;
-        if let Some(rs) = run_state.as_mut() {
+        totals,
+    );
+    let text = serde_json::to_string_pretty(&summary)
+        .map_err(|e| SimError::Internal(e.to_string()))?
+        + "\n";
+    if p.plan.persistent {
+        snn_formats::checkpoint::write_atomic(&dir.join("summary.json"), text.as_bytes())?;
+        if let Some(rs) = st.run_state.as_mut() {
             rs.status = RunStatus::Finished;
             rs.step = step;
             rs.updated_unix_s = unix_now();
-            rs.write(&dir)?;
+            rs.write(dir)?;
         }
-    } else if let Some(staging) = staging {
-        write_json(&staging.path().join("summary.json"), &summary)?;
+    } else if let Some(staging) = st.staging.take() {
+        let path = staging.path().join("summary.json");
+        std::fs::write(&path, text).map_err(crate::io_err(&path, "write"))?;
         staging.commit()?;
     }
-    Ok(RunOutcome::Finished(Some(Box::new(summary))))
-}
-
-/// The checkpoint a resume in place started from, as `(step, path)`.
-fn start_step_dir(plan: &Plan, step: u64, dir: &Path, dt: f64) -> Option<(u64, PathBuf)> {
-    (!plan.candidates.is_empty()).then(|| {
-        (
-            step,
-            dir.join(CHECKPOINTS_DIR)
-                .join(checkpoint_dir_name(step, dt)),
-        )
-    })
-}
-
-/// What [`write_checkpoint`] needs besides the ranks.
-struct Ctx<'a> {
-    /// Checkpoints written by this process.
-    written: std::cell::Cell<u32>,
-    dir: PathBuf,
-    network: String,
-    m: &'a Manifest,
-    plan: &'a Plan,
-    level: i32,
-    /// Whether each population's spikes are recorded.
-    recorded: &'a [bool],
-    /// Global id of each population's first neuron.
-    first_ids: Vec<u64>,
-}
-
-/// Write a checkpoint of every rank at `step` (collective; see
-/// [`crate::checkpoint`] for the protocol). Returns its directory.
-fn write_checkpoint(
-    ctx: &Ctx,
-    ranks: &mut [RankRun],
-    cluster: &dyn Cluster,
-    step: u64,
-    wall: &mut WallTimes,
-    run_state: Option<&mut RunState>,
-) -> Result<PathBuf, SimError> {
-    let t0 = Instant::now();
-    ctx.written.set(ctx.written.get() + 1);
-    let before = wall.checkpoint_s;
-    let dt = ctx.m.dt_ms;
-    let name = checkpoint_dir_name(step, dt);
-    let parent = ctx.dir.join(CHECKPOINTS_DIR);
-    let cdir = parent.join(&name);
-    if cluster.is_root() {
-        if cdir.exists() {
-            // Left over from an earlier timeline of this run directory.
-            std::fs::remove_dir_all(&cdir).map_err(io_err(&cdir, "remove stale checkpoint"))?;
-        }
-        std::fs::create_dir_all(&cdir).map_err(io_err(&cdir, "create checkpoint directory"))?;
-        snn_formats::checkpoint::sync_dir(&parent)?;
-    }
-    cluster.barrier();
-    let n = ctx.m.n_ranks as usize;
-    let mut table = vec![0u64; 3 * n];
-    let model_hash = hash_bytes(&ctx.m.model_hash);
-    for rr in ranks.iter_mut() {
-        // The outputs hold at least what the checkpoint counts, on disk.
-        record(rr, true, ctx.recorded, &ctx.first_ids, dt)?;
-        rr.writer.flush()?;
-        sync_file(&ctx.dir.join(&rr.spike_file))?;
-        let mut vm_steps = 0u64;
-        if let Some(vm) = rr.vm.as_mut() {
-            vm.writer.flush()?;
-            sync_file(&ctx.dir.join(&vm.file))?;
-            vm_steps = vm.writer.steps() as u64;
-        }
-        let mut sections = rr.engine.save_state()?;
-        sections.push(Section::new(
-            "recorder/spike_counts",
-            u64s_to_bytes(&rr.writer.counts()),
-        ));
-        sections.push(Section::new(
-            "recorder/vm_steps",
-            u64s_to_bytes(&[vm_steps]),
-        ));
-        sections.push(Section::new(
-            "stats/events",
-            u64s_to_bytes(&[rr.engine.events()?]),
-        ));
-        test_pause();
-        let header = RankHeader {
-            rank: rr.rank,
-            n_ranks: n as u32,
-            step,
-            model_hash,
-        };
-        let e = write_rank_state(&cdir, &header, &sections, ctx.level)?;
-        let r = rr.rank as usize;
-        table[3 * r] = e.bytes;
-        table[3 * r + 1] = e.payload_bytes;
-        table[3 * r + 2] = u64::from_str_radix(&e.xxh3, 16).unwrap_or(0);
-    }
-    // Every rank's file is in place (the sum is a barrier).
-    cluster.sum(&mut table);
-    wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
-    if cluster.is_root() {
-        test_pause();
-        let mut mf = CheckpointManifest {
-            format: CHECKPOINT_FORMAT.into(),
-            format_version: CHECKPOINT_FORMAT_VERSION,
-            model_hash: ctx.m.model_hash.clone(),
-            network: ctx.network.clone(),
-            n_ranks: n as u32,
-            step,
-            t_ms: step as f64 * dt,
-            run: ctx.plan.run.clone(),
-            wall: wall.clone(),
-            pieces: ctx.plan.pieces,
-            created_unix_s: unix_now(),
-            ranks: (0..n)
-                .map(|r| RankFileEntry {
-                    file: rank_file_name(r as u32),
-                    rank: r as u32,
-                    bytes: table[3 * r],
-                    payload_bytes: table[3 * r + 1],
-                    xxh3: format!("{:016x}", table[3 * r + 2]),
-                })
-                .collect(),
-            checksum: String::new(),
-        };
-        mf.write(&cdir)?;
-        if let Some(rs) = run_state {
-            rs.last_checkpoint = Some(name);
-            rs.step = step;
-            rs.updated_unix_s = unix_now();
-            rs.write(&ctx.dir)?;
-        }
-        if let Some(k) = ctx.plan.keep {
-            prune(&ctx.dir, k, step as f64 * dt);
-        }
-    }
-    wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
-    Ok(cdir)
-}
-
-/// Hand the recorded spikes and V_m samples of `rr`'s engine to its writers
-/// (all of them when `flush`; see [`RankEngine::take_recorded`]).
-fn record(
-    rr: &mut RankRun,
-    flush: bool,
-    recorded: &[bool],
-    first_ids: &[u64],
-    dt: f64,
-) -> Result<(), SimError> {
-    let rec = rr.engine.take_recorded(flush)?;
-    if let Some(vm) = rr.vm.as_mut() {
-        let width = vm.locals.len().max(1);
-        for row in rec.vm.chunks(width) {
-            vm.writer.push_step(row)?;
-        }
-    }
-    // Disjoint field borrows: the engine is read while the writer and
-    // counters are updated, so nothing needs copying.
-    let first_local = rr.engine.pop_first_local();
-    let d = rr.engine.data();
-    for &(step, l) in &rec.spikes {
-        let p = first_local.partition_point(|&f| f <= l as usize) - 1;
-        if recorded[p] {
-            let g = d.local_to_global[l as usize].to_native();
-            rr.writer
-                .push(p, g - first_ids[p], spike_time_ms(step, dt))?;
-            rr.counts[p] += 1;
-        }
-    }
-    Ok(())
-}
-
-fn write_json(path: &Path, v: &impl Serialize) -> Result<(), SimError> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| SimError::Internal(e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| FormatError::io(path, "write", e))?;
-    Ok(())
-}
-
-fn write_json_atomic(path: &Path, v: &impl Serialize) -> Result<(), SimError> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| SimError::Internal(e.to_string()))?;
-    write_atomic(path, (text + "\n").as_bytes())?;
-    Ok(())
+    Ok(Some(summary))
 }
