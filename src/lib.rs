@@ -5,6 +5,9 @@
 
 use std::process::ExitCode;
 
+pub mod build_cli;
+pub mod sim_cli;
+
 /// Exit status of a command line the parser refuses (as clap and most Unix
 /// tools use).
 pub const EXIT_USAGE: u8 = 2;
@@ -95,6 +98,59 @@ pub fn print_line(line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
     let _ = err.flush();
+}
+
+/// `--backend` of `snn-build` and `snn-sim`: where the work runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// The CPU (threads).
+    Cpu,
+    /// CUDA GPUs, one per rank (needs the `cuda` feature): under mpirun the
+    /// node-local rank modulo the visible GPUs, with emulated ranks the rank
+    /// modulo the visible GPUs.
+    Cuda,
+}
+
+/// The CUDA GPUs of this node as the builder's and the simulator's device
+/// factory, each rank's device with the kernels of `modules`: under an MPI
+/// launcher the node-local rank picks the GPU, otherwise the rank (both
+/// modulo the visible GPUs).
+#[cfg(feature = "cuda")]
+pub fn cuda_factory(
+    modules: &'static [snn_kernels::device::Module],
+) -> snn_kernels::gpu::DeviceFactory {
+    snn_kernels::gpu::DeviceFactory::new("cuda", move |rank| {
+        snn_kernels::cuda::CudaDevice::open_with(
+            snn_kernels::cuda::gpu_hint(rank, world_size().is_some()),
+            modules,
+        )
+        .map(|d| Box::new(d) as Box<dyn snn_kernels::gpu::Device>)
+    })
+}
+
+/// The environment variables in which MPI launchers (MPICH's Hydra, Open
+/// MPI, PMIx) announce the world size and this process's rank, in order of
+/// preference.
+const LAUNCHER_VARS: [(&str, &str); 3] = [
+    ("PMI_SIZE", "PMI_RANK"),
+    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+    ("PMIX_SIZE", "PMIX_RANK"),
+];
+
+/// The world size announced by an MPI launcher (`mpirun`), if any.
+pub fn world_size() -> Option<u32> {
+    LAUNCHER_VARS
+        .iter()
+        .find_map(|(size, _)| std::env::var(size).ok()?.parse().ok())
+}
+
+/// Whether this process is rank 0 of its MPI job (or not under an MPI
+/// launcher).
+pub fn is_root() -> bool {
+    LAUNCHER_VARS
+        .iter()
+        .find_map(|(_, rank)| std::env::var(rank).ok()?.parse::<u32>().ok())
+        .is_none_or(|r| r == 0)
 }
 
 /// Make a write past the file-size limit (`ulimit -f`) fail with `EFBIG`

@@ -543,28 +543,29 @@ fn bad_arguments_give_one_line_errors() {
     }
 }
 
-/// `--device cuda` in a build without the `cuda` feature (as in CI) is a
-/// one-line error and writes nothing; `--device cpu` is the default build.
+/// `--backend cuda` in a build without the `cuda` feature (as in CI) is a
+/// one-line error and writes nothing; `--backend cpu` is the default build;
+/// `--device` is the option's older name.
 #[test]
 fn device_option() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out_dir = tmp.path().join("out");
-    let bad = build_small(&out_dir, &["--device", "gpu"]);
+    let bad = build_small(&out_dir, &["--backend", "gpu"]);
     assert!(
         !bad.ok() && bad.stderr.contains("possible values: cpu, cuda"),
         "{bad:?}"
     );
     assert!(!out_dir.exists());
-    let cuda = build_small(&out_dir, &["--device", "cuda"]);
+    let cuda = build_small(&out_dir, &["--backend", "cuda"]);
     if cfg!(feature = "cuda") {
         // With the feature: builds on a GPU machine, a clean error elsewhere.
         if !cuda.ok() {
-            cuda.expect_clean_error("--device cuda", &["GPU builder"]);
+            cuda.expect_clean_error("--backend cuda", &["GPU builder"]);
             assert!(!out_dir.exists());
         }
     } else {
         cuda.expect_clean_error(
-            "--device cuda",
+            "--backend cuda",
             &["snn-build was built without the `cuda` feature"],
         );
         assert!(!out_dir.exists());

@@ -1,4 +1,4 @@
-//! The GPU builder (`snn_netbuild::gpu`, `snn-build --device cuda`) run on
+//! The GPU builder (`snn_netbuild::gpu`, `snn-build --backend cuda`) run on
 //! the host stand-in device (`kernels/tests/host/`: the kernels compiled as
 //! host C++, launches emulated thread by thread in permuted orders), its
 //! shard files compared byte for byte with those of the CPU builder, the

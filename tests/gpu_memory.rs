@@ -16,12 +16,12 @@ mod common;
 mod host;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use snn_kernels::gpu::{Device, GpuError, NullDevice};
 use snn_simulate::cluster::CommMode;
 use snn_simulate::run::{
-    run_ranks_checkpointed, Backend, CheckpointOptions, RunOptions, RunOutcome, RunSummary,
+    run_ranks_checkpointed, Backend, CheckpointOptions, DeviceFactory, RunOptions, RunOutcome,
+    RunSummary,
 };
 
 fn run(net: &Path, out: &Path, backend: Backend, t_sim_ms: f64) -> RunSummary {
@@ -44,7 +44,7 @@ fn run(net: &Path, out: &Path, backend: Backend, t_sim_ms: f64) -> RunSummary {
 }
 
 fn null_backend() -> Backend {
-    Backend::gpu(Arc::new(|_rank| {
+    Backend::gpu(DeviceFactory::new("null", |_rank| {
         Ok(Box::new(NullDevice::default()) as Box<dyn Device>)
     }))
 }
@@ -67,7 +67,7 @@ fn null_device_counts_like_the_stand_in() {
     let host = run(
         &net,
         &tmp.path().join("host"),
-        Backend::gpu(Arc::new(|_rank| {
+        Backend::gpu(DeviceFactory::new("null", |_rank| {
             host::HostDevice::start()
                 .map(|d| Box::new(d) as Box<dyn Device>)
                 .ok_or_else(|| GpuError::NoDevice("no C++ compiler".into()))
@@ -100,7 +100,7 @@ fn too_small_a_gpu_is_a_clean_error() {
         force: false,
         comm: CommMode::P2p,
         comm_group_size: 0,
-        backend: Backend::gpu(Arc::new(|_rank| {
+        backend: Backend::gpu(DeviceFactory::new("null", |_rank| {
             Ok(Box::new(NullDevice::with_capacity(1 << 20)) as Box<dyn Device>)
         })),
     };

@@ -74,7 +74,7 @@ fn stand_in(s: Setup) -> Result<HostDevice, GpuError> {
 }
 
 fn gpu(s: Setup) -> Backend {
-    let factory: DeviceFactory = Arc::new(move |rank| {
+    let factory = DeviceFactory::new("host stand-in", move |rank| {
         // Each rank its own launch order.
         let mut s = s;
         s.order += 3 * rank;
@@ -776,7 +776,7 @@ type AllCounts = Arc<std::sync::Mutex<Vec<Arc<std::sync::Mutex<Counts>>>>>;
 fn counting_backend() -> (Backend, AllCounts) {
     let counts: AllCounts = Arc::default();
     let seen = counts.clone();
-    let factory: DeviceFactory = Arc::new(move |_rank| {
+    let factory = DeviceFactory::new("host stand-in", move |_rank| {
         let c = Arc::new(std::sync::Mutex::new(Counts::default()));
         seen.lock().unwrap().push(c.clone());
         Ok(Box::new(Counting {

@@ -31,7 +31,6 @@ mod common;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use host::HostDevice;
 use mpi::topology::SimpleCommunicator;
@@ -100,7 +99,7 @@ fn stand_in(l: Launch, rank: u32) -> Result<Box<dyn Device>, GpuError> {
 
 /// The GPU backend on stand-in devices.
 fn gpu(l: Launch) -> Backend {
-    let factory: DeviceFactory = Arc::new(move |rank| stand_in(l, rank));
+    let factory = DeviceFactory::new("host stand-in", move |rank| stand_in(l, rank));
     Backend::Gpu {
         factory,
         options: GpuOptions {
@@ -711,7 +710,7 @@ fn device_failure_is_an_error_on_every_rank() {
     if as_worker(|world, tmp| {
         let me = world.rank() as u32;
         for (name, bad, comm, checkpointed) in FAILURES {
-            let factory: DeviceFactory = Arc::new(move |rank| {
+            let factory = DeviceFactory::new("host stand-in", move |rank| {
                 if rank == bad {
                     Err(GpuError::NoDevice(format!("test: rank {rank} has none")))
                 } else {

@@ -9,8 +9,8 @@
 #
 # Stages (arguments pick them; default `all`):
 #   identity  CPU-vs-GPU identity on the 10% microcircuit and a scaled
-#             balanced network: shards of `--device cuda` byte-identical to
-#             `--device cpu`; spikes of `--backend cuda` identical to
+#             balanced network: shards of `--backend cuda` byte-identical to
+#             `--backend cpu`; spikes of `--backend cuda` identical to
 #             `--backend cpu` (snn-analyze compare: bit for bit), also for
 #             runs checkpointed and resumed on the GPU or across backends
 #   micro     full-scale microcircuit: GPU construction time (with an
@@ -74,7 +74,7 @@ build() {
     local t0 t1
     t0=$(now)
     if ! "$BIN/snn-build" "$config" -o "$WORK/$name" --force --json --threads "$THREADS" \
-        --device "$device" "${sets[@]}" >"$OUTDIR/build-$name.json" 2>"$OUTDIR/build-$name.log"; then
+        --backend "$device" "${sets[@]}" >"$OUTDIR/build-$name.json" 2>"$OUTDIR/build-$name.log"; then
         say "FAIL: build $name ($device): $(tail -n1 "$OUTDIR/build-$name.log")"
         return 1
     fi

@@ -1,4 +1,4 @@
-//! Building a rank's shard on a device (`snn-build --device cuda`), with the
+//! Building a rank's shard on a device (`snn-build --backend cuda`), with the
 //! same result as the CPU builder ([`crate::rank`]) byte for byte.
 //!
 //! Written against [`Device`], so the same host code drives a CUDA GPU
@@ -75,9 +75,6 @@
 //! On an error the buffers of the failed rank are left to the device, which
 //! the caller drops.
 
-use std::fmt;
-use std::sync::Arc;
-
 use snn_formats::model::{Model, Rule};
 use snn_formats::placement::Placement;
 use snn_formats::shard::ShardData;
@@ -85,52 +82,13 @@ use snn_kernels::device::{
     BuildProjParams, ConnectParams, DistParams, KernelId, RULE_ALL_TO_ALL, RULE_BERNOULLI,
     RULE_DISTINCT, RULE_ONE_TO_ONE, RULE_PER_SYNAPSE,
 };
+pub use snn_kernels::gpu::DeviceFactory;
 use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, GpuError};
 use snn_kernels::ziggurat::ZigguratTables;
 
 use crate::connect::SourceMode;
 use crate::rank::{bits_for, RankPlan, NO_ROW};
 use crate::BuildError;
-
-/// Opens the device of a rank.
-pub type DeviceOpener = dyn Fn(u32) -> Result<Box<dyn Device>, GpuError> + Send + Sync;
-
-/// How the builder gets a device for each rank: a name (recorded in the
-/// manifest's provenance) and a function opening the device of a rank.
-#[derive(Clone)]
-pub struct DeviceFactory {
-    name: String,
-    open: Arc<DeviceOpener>,
-}
-
-impl DeviceFactory {
-    /// A factory named `name` (e.g. `"cuda"`) calling `open(rank)`.
-    pub fn new(
-        name: impl Into<String>,
-        open: impl Fn(u32) -> Result<Box<dyn Device>, GpuError> + Send + Sync + 'static,
-    ) -> DeviceFactory {
-        DeviceFactory {
-            name: name.into(),
-            open: Arc::new(open),
-        }
-    }
-
-    /// The device of rank `rank`.
-    pub fn open(&self, rank: u32) -> Result<Box<dyn Device>, GpuError> {
-        (self.open)(rank)
-    }
-
-    /// Its name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl fmt::Debug for DeviceFactory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceFactory({})", self.name)
-    }
-}
 
 /// The exclusive prefix sums of `input[..n]` on the device: `n + 1` values,
 /// the last one the total. Segments of `seg` items (0: a size chosen from

@@ -215,7 +215,7 @@ pub fn build_network(
         }
         if matches!(opts.device, BuildDevice::Gpu(_)) {
             return Err(BuildError::Invalid(
-                "--only-ranks builds on the CPU (--device cpu)".into(),
+                "--only-ranks builds on the CPU (--backend cpu)".into(),
             ));
         }
     }

@@ -105,6 +105,47 @@ pub struct Shape {
     pub block: u32,
 }
 
+/// Opens the device of a rank.
+pub type DeviceOpener = dyn Fn(u32) -> Result<Box<dyn Device>, GpuError> + Send + Sync;
+
+/// How the builder and the simulator get a device for each rank: a name
+/// (recorded in a network's provenance) and a function opening the device
+/// of a rank (on a multi-GPU node, `rank` picks the GPU).
+#[derive(Clone)]
+pub struct DeviceFactory {
+    name: String,
+    open: std::sync::Arc<DeviceOpener>,
+}
+
+impl DeviceFactory {
+    /// A factory named `name` (e.g. `"cuda"`) calling `open(rank)`.
+    pub fn new(
+        name: impl Into<String>,
+        open: impl Fn(u32) -> Result<Box<dyn Device>, GpuError> + Send + Sync + 'static,
+    ) -> DeviceFactory {
+        DeviceFactory {
+            name: name.into(),
+            open: std::sync::Arc::new(open),
+        }
+    }
+
+    /// The device of rank `rank`.
+    pub fn open(&self, rank: u32) -> Result<Box<dyn Device>, GpuError> {
+        (self.open)(rank)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for DeviceFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceFactory({})", self.name)
+    }
+}
+
 /// A device: buffers, copies, launches. See the module documentation.
 pub trait Device: Send {
     /// A line naming the device (for logs and `summary.json`).

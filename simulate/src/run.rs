@@ -81,12 +81,7 @@ use crate::summary::{Facts, Totals};
 pub use crate::summary::{PopulationSummary, RunSummary};
 use crate::SimError;
 
-/// Opens the device of a rank (`rank` picks the GPU on a multi-GPU node).
-pub type DeviceFactory = std::sync::Arc<
-    dyn Fn(u32) -> Result<Box<dyn snn_kernels::gpu::Device>, snn_kernels::gpu::GpuError>
-        + Send
-        + Sync,
->;
+pub use snn_kernels::gpu::DeviceFactory;
 
 /// The simulation backend.
 #[derive(Clone, Default)]
@@ -466,7 +461,7 @@ fn start_engines(
                     seed,
                 )?)),
                 Backend::Gpu { factory, options } => Box::new(GpuEngine::new(
-                    factory(r)?,
+                    factory.open(r)?,
                     model.clone(),
                     shard,
                     m.min_delay_steps,
