@@ -1,4 +1,4 @@
-//! Checkpoint, resume and job chains (issue 5), through the `snn-sim`
+//! Checkpoint, resume and job chains, through the `snn-sim`
 //! binary:
 //!
 //! * a run cut into pieces (checkpoint, exit 75, `--resume`) gives spike

@@ -1,7 +1,6 @@
 //! End-to-end tests of the `snn-build` command line: build, `info`
 //! (text and JSON), `verify`, `dump`, `--force`, `--compress`, and clean
-//! one-line errors for everything a user can get wrong (DESIGN.md sections
-//! 4, 5 and 8).
+//! one-line errors for everything a user can get wrong.
 
 mod support;
 

@@ -3,7 +3,7 @@
 //! run directory (`summary.json`, SONATA spike files consistent with the
 //! summary), `--json`, quiet operation without a terminal, and clean
 //! one-line errors that lose nothing on disk for everything a user can get
-//! wrong (issue 3, points 2, 7 and 8).
+//! wrong.
 
 mod support;
 

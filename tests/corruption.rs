@@ -1,4 +1,4 @@
-//! Damaged network directories (issue point 9, DESIGN.md sections 5 and 8):
+//! Damaged network directories:
 //! truncated, bit-flipped, extended, swapped or deleted shards and edited,
 //! broken or deleted manifests give a one-line error naming the file from
 //! `snn-build verify`, `snn-build dump` and the library loaders, never a

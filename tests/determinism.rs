@@ -1,4 +1,4 @@
-//! The determinism contract of construction (DESIGN.md section 3): the
+//! The determinism contract of construction (`ARCHITECTURE.md`): the
 //! multiset of synapses (global source, global target, weight bits, delay)
 //! does not depend on the number of ranks, the placement or the number of
 //! threads, and each shard file is byte-identical across thread counts.

@@ -24,7 +24,7 @@
 //! ```
 //!
 //! Placeholders: `{tmp}` a fresh directory of the case; `{repo}` the
-//! repository; `{K}` the 2,250-neuron balanced network of issue 12
+//! repository; `{K}` a 2,250-neuron balanced network at about 94 Hz
 //! (`configs/balanced.toml`, `scale.neurons=0.2`, `scale.indegree=0.01`,
 //! `poisson_background.rate_Hz=240`); `{run}` a finished run of it
 //! (`--t-sim 100 --checkpoint-every 50 --seed 7`, so with checkpoints);

@@ -32,7 +32,7 @@ fn run(bin: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Out {
     }
 }
 
-/// Runs of the 2,250-neuron balanced network of issue 12, 100 ms: `a`
+/// Runs of the 2,250-neuron balanced network at about 94 Hz, 100 ms: `a`
 /// and `a2` with seed 7 (identical spikes), `b` with seed 8.
 struct Runs {
     _dir: tempfile::TempDir,

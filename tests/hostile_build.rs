@@ -57,8 +57,8 @@ fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// A shard larger than `ulimit -f`: the process used to die of SIGXFSZ
-/// without a message; now the write fails with EFBIG, named with the file.
+/// A shard larger than `ulimit -f`: the write fails with EFBIG (SIGXFSZ is
+/// ignored), one line naming the file.
 #[test]
 fn file_size_limit_plain_and_compressed() {
     for (indegree, extra) in [("0.01", &[][..]), ("0.1", &["--compress"][..])] {
@@ -74,8 +74,7 @@ fn file_size_limit_plain_and_compressed() {
     }
 }
 
-/// A full disk: the compressed writer used to say "failed without error
-/// information".
+/// A full disk: both shard writers name the file and the OS error.
 #[test]
 fn disk_full_names_file_and_os_error() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -38,7 +38,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// The 2,250-neuron balanced network of issue 12 (~94 Hz).
+/// A 2,250-neuron balanced network at about 94 Hz.
 fn build_k(dir: &Path) -> PathBuf {
     let k = dir.join("K");
     let out = Command::new(env!("CARGO_BIN_EXE_snn-build"))
@@ -84,7 +84,7 @@ fn run_state(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("run-state.json")).unwrap()).unwrap()
 }
 
-/// Issue 12.1: a spike file that cannot grow ends the run at once with one
+/// A spike file that cannot grow ends the run at once with one
 /// line naming the file (by its final name, not the staging directory) and
 /// the OS error; nothing is left under the output name.
 #[test]
@@ -106,7 +106,7 @@ fn file_size_limit_without_checkpoints_is_one_clean_error() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// Issue 12.1 with checkpoints: the error ends the run and `run-state.json`
+/// The same with checkpoints: the error ends the run and `run-state.json`
 /// says `failed`, with the error.
 #[test]
 fn file_size_limit_with_checkpoints_records_the_failure() {
@@ -137,7 +137,7 @@ fn file_size_limit_with_checkpoints_records_the_failure() {
     assert_eq!(run_state(&run)["status"], "finished");
 }
 
-/// Issue 12.1 on a real full disk (a 3 MB tmpfs), where mounting is
+/// The same on a real full disk (a 3 MB tmpfs), where mounting is
 /// allowed (root); skipped with a printed reason elsewhere.
 #[test]
 fn full_disk_is_one_clean_error_and_recorded() {
@@ -187,7 +187,7 @@ fn full_disk_is_one_clean_error_and_recorded() {
     );
 }
 
-/// Issue 12.7: a checkpoint of a run with another seed, copied into a run,
+/// A checkpoint of a run with another seed, copied into a run,
 /// is refused by name; nothing of the run changes.
 #[test]
 fn checkpoint_of_another_run_is_refused() {
@@ -222,7 +222,7 @@ fn checkpoint_of_another_run_is_refused() {
     assert_eq!(snapshot(&r7), before, "the refused resume changed the run");
 }
 
-/// Issue 12.9: manifest fields that `verify` checks are checked when a
+/// Manifest fields that `verify` checks are checked when a
 /// network is loaded, even with the manifest's checksum recomputed.
 #[test]
 fn edited_manifest_is_refused_at_load() {
@@ -258,7 +258,7 @@ fn edited_manifest_is_refused_at_load() {
     assert!(out.ok(), "the restored manifest must load: {out:?}");
 }
 
-/// Issue 12.3: a forged checkpoint with valid checksums whose payload
+/// A forged checkpoint with valid checksums whose payload
 /// claims 2^40 bytes is refused before anything of that size is allocated;
 /// a resume falls back to the checkpoint before it.
 #[test]
@@ -315,7 +315,7 @@ fn forged_checkpoint_payload_length_is_refused() {
     assert!(out.stderr.contains("t-000000050.0ms"), "{}", out.stderr);
 }
 
-/// Issue 12.8: `--force` does not replace a run directory an snn-sim is
+/// `--force` does not replace a run directory an snn-sim is
 /// still working in.
 #[test]
 fn force_respects_a_running_run() {
@@ -370,8 +370,7 @@ fn force_respects_a_running_run() {
     assert!(!run.join("run-state.json").exists());
 }
 
-/// Near-miss of issue 12: staging directories of killed processes were
-/// never removed; the next command writing the same output removes them.
+/// Staging directories of killed processes are removed: the next command writing the same output removes them.
 #[test]
 fn staging_left_by_a_killed_process_is_removed() {
     let t = tempfile::tempdir().unwrap();

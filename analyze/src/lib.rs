@@ -1,4 +1,4 @@
-//! `snn-analyze`: offline analysis of spike output (DESIGN.md section 1).
+//! `snn-analyze`: offline analysis of spike output.
 //!
 //! * [`run`]: reading a run directory (`summary.json`, per-rank SONATA spike
 //!   files, merged);

@@ -856,7 +856,7 @@ fn compress_spike_file(path: &Path) {
 
 /// A spike dataset resized to 10^11 entries in a small file is refused,
 /// with one line naming the file and the dataset, before any buffer is
-/// allocated for it (it used to abort on an 800 GB allocation).
+/// allocated for it (it would take 800 GB).
 #[test]
 fn forged_spike_dataset_size_is_refused_before_allocating() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! Every mistake a user can make in a model config gives an error whose
 //! message is one line naming the file, the field and the problem
-//! (DESIGN.md section 8); `--set` reaches every field.
+//! (see `ARCHITECTURE.md`); `--set` reaches every field.
 
 use snn_formats::config::parse_config;
 use snn_formats::model::{Dist, Model, Rule};

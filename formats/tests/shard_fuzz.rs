@@ -1,4 +1,4 @@
-//! Property tests of the loaders against damaged files (issue point 9): any
+//! Property tests of the loaders against damaged files : any
 //! overwrite, bit flip, truncation or insertion in a valid shard or manifest
 //! must give an error, never a panic; with `Check::Checksum` every changed
 //! shard is rejected, and a manifest that still loads must mean exactly the

@@ -2,7 +2,7 @@
 // (nvcc, or NVRTC with __CUDACC_RTC__) and as plain host C++ (C++11 or later;
 // the tests use g++/clang++ -std=c++17 -O2 -ffp-contract=off).
 //
-// Determinism rules for every file that includes this one (see DESIGN.md,
+// Determinism rules for every file that includes this one (see ARCHITECTURE.md,
 // "determinism contract"): only + - * / sqrt floor fabs and bit manipulation
 // on doubles, evaluated in the order written; never fast-math; never FMA
 // contraction (nvcc --fmad=false, host -ffp-contract=off). The Rust twin is

@@ -1,18 +1,16 @@
-// The simulation engine's kernels besides the neuron update and delivery:
-// spike generators, recording, and spike routing (packing per destination
-// rank, unpacking received spikes). Twins of simulate/src/engine.rs
-// (Engine::update_step's generators, Engine::route, route_collective,
-// receive, receive_collective) and of run.rs's recording; driven by
-// simulate/src/gpu.rs and checked bit for bit against the CPU engine by the
-// root package's tests/gpu_sim_host.rs.
+// The simulation engine's spike routing: packing the interval's spikes per
+// destination rank (point to point) or once for all (collective), and
+// unpacking received spikes into the delivery list. Twins of
+// simulate/src/engine.rs (Engine::route, route_collective, receive,
+// receive_collective); driven by simulate/src/gpu.rs and checked bit for bit
+// against the CPU engine by the root package's tests/gpu_sim_host.rs. (The
+// generators and the recording of spikes are in neuron.cu.)
 //
 // Entry formats (all u64):
 // * spike entry: `offset << 32 | local`, offset = step - interval_start
 //   (neuron.cu's compaction; the delivery format of deliver.cu);
 // * wire entry (point-to-point): `offset << 32 | position in the send table
-//   to that rank`; wire entry (collective): `offset << 32 | local`;
-// * recording entry: `(step - chunk_start) << 32 | local`, which sorts as
-//   u64 into (step, local index) order, the order of the spike files.
+//   to that rank`; wire entry (collective): `offset << 32 | local`.
 //
 // Every list is filled by an atomic counter: entries come in thread order,
 // and a counter past the capacity means entries were dropped, which the
@@ -26,7 +24,7 @@
 // Error counters (indices into the engine's `err` array).
 #define SNN_ERR_SPIKE_OVERFLOW 0u  // the interval's spike list overflowed
 #define SNN_ERR_MALFORMED 1u       // a received entry does not fit the tables
-#define SNN_ERR_RECORD_OVERFLOW 2u // the recording buffer overflowed
+#define SNN_ERR_RECORD_OVERFLOW 2u // the recording buffer overflowed (neuron.cu)
 #define SNN_ERR_PACK_OVERFLOW 3u   // an outgoing buffer overflowed
 #define SNN_ERR_RECV_OVERFLOW 4u   // the received delivery list overflowed
 

@@ -35,8 +35,8 @@ pub enum Module {
     Deliver,
     /// `connect.cu`: per-synapse connection generation.
     Connect,
-    /// `route.cu`: the simulation engine's spike routing, generators and
-    /// recording.
+    /// `route.cu`: the simulation engine's spike routing (packing per
+    /// destination rank, unpacking received spikes).
     Route,
     /// `build.cu`: the GPU builder's grouping of synapses into the CSR,
     /// images and send tables.

@@ -58,20 +58,14 @@
 //! On one rank, per interval of `D` steps: `D` launches of
 //! `snn_update_step` and one of `snn_deliver_list`; no memset, no copy
 //! (checked by `tests/gpu_sim_host.rs`, `launches_per_step`). With the
-//! microcircuit's `D = 1`: **2 launches per step**. Before the fused
-//! update it was, per step, one launch per population with local neurons
-//! (8 for the microcircuit) plus one gather launch per recorded run of
-//! V_m columns, and per interval a memset of the spike counter, a
-//! recording launch and `snn_deliver_list`: for the microcircuit with
-//! spikes recorded, 10 launches and a memset per step, plus the gathers
-//! (spike generators, recording and V_m sampling are now done by the
-//! update's threads). With several ranks, per interval add one pack launch
-//! (three from 3 ranks on, point to point; plus a memset of its counters),
-//! one unpack launch for every sender's entries (plus one memset of the
-//! received list's counter; it was one launch per sender) and a second
-//! delivery launch: the launches per interval no longer grow with the
-//! number of ranks. Copies back of the recording (and its counter's memset) happen
-//! per chunk, not per interval.
+//! microcircuit's `D = 1`: **2 launches per step** (spike generators,
+//! recording and V_m sampling are done by the update's threads). With
+//! several ranks, per interval add one pack launch (three from 3 ranks on,
+//! point to point; plus a memset of its counters), one unpack launch for
+//! every sender's entries (plus one memset of the received list's counter)
+//! and a second delivery launch: the launches per interval do not grow
+//! with the number of ranks. Copies back of the recording (and its
+//! counter's memset) happen per chunk, not per interval.
 //!
 //! # What crosses the bus per interval
 //!
@@ -85,9 +79,7 @@
 //! down, and the received entries up: at most two copies back and one up
 //! per interval, whatever the number of ranks
 //! (`tests/gpu_sim_host.rs`, `copies_per_interval_do_not_grow_with_ranks`,
-//! on 2, 3 and 4 ranks). Before, point to point took one copy back per
-//! non-empty destination plus the error counters twice after unpacking:
-//! 90 to 140 copies back over 34 intervals on 3 ranks, now 62 to 64.
+//! on 2, 3 and 4 ranks).
 //!
 //! Two floors bound the time of an interval and are what a measurement on
 //! a GPU should be compared with: the synaptic events of the interval times
