@@ -406,11 +406,13 @@ mod mpi_launch {
         match snn_simulate::run::run_checkpointed(opts, ck, &mut cluster, progress) {
             Ok(s) => Ok(s),
             // Errors every rank detects alike before communicating (bad
-            // options, rank-count mismatch, existing output, and a rank
-            // that could not start: its shard or its GPU, which run.rs
-            // makes every rank agree on) end cleanly; anything else may
-            // leave peers waiting, so it aborts the job.
+            // options, rank-count mismatch, existing output) and failures
+            // every rank has been told of (`Stopped`: rank 0 could not
+            // prepare the run, a rank could not start: its shard or its
+            // GPU) end cleanly; anything else may leave peers waiting, so
+            // it aborts the job.
             Err(e @ snn_simulate::SimError::Invalid(_))
+            | Err(e @ snn_simulate::SimError::Stopped(_))
             | Err(e @ snn_simulate::SimError::Format(snn_formats::FormatError::Exists { .. }))
             | Err(e @ snn_simulate::SimError::Format(snn_formats::FormatError::Refused { .. })) => {
                 Err(anyhow::anyhow!("rank {}: {e}", world.rank()))

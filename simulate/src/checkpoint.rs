@@ -37,8 +37,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use snn_formats::checkpoint::{
     checkpoint_dir_name, checkpoint_status, list_checkpoints, rank_file_name, read_rank_state,
     sync_file, test_pause, unix_now, write_rank_state, CheckpointManifest, CheckpointStatus,
@@ -157,32 +155,6 @@ pub(crate) fn hash_bytes(hex: &str) -> [u8; 16] {
     out
 }
 
-/// Pass a value computed on the root to every process (as JSON through
-/// [`Cluster::share_path`]). The root's error is returned on the root; the
-/// other processes get an error pointing to it.
-pub(crate) fn share<T: Serialize + DeserializeOwned>(
-    cluster: &dyn Cluster,
-    root_value: Option<Result<T, SimError>>,
-) -> Result<T, SimError> {
-    let (text, err) = match root_value {
-        Some(Ok(v)) => match serde_json::to_string(&v) {
-            Ok(t) => (Some(PathBuf::from(t)), None),
-            Err(e) => (None, Some(SimError::Internal(e.to_string()))),
-        },
-        Some(Err(e)) => (None, Some(e)),
-        None => (None, None),
-    };
-    let shared = cluster.share_path(text);
-    if let Some(e) = err {
-        return Err(e);
-    }
-    let shared = shared.map_err(|_| {
-        SimError::Invalid("rank 0 could not prepare the run (see its error)".into())
-    })?;
-    serde_json::from_str(&shared.to_string_lossy())
-        .map_err(|e| SimError::Internal(format!("shared plan: {e}")))
-}
-
 /// A note for the user (printed by the caller's process on stderr).
 pub(crate) fn note(msg: &str) {
     use std::io::Write;
@@ -299,10 +271,9 @@ pub(crate) fn choose_checkpoint(
             network,
             plan.keep_counts.then_some(&plan.run),
         );
-        let mut failed = [result.is_err() as u64];
-        cluster.sum(&mut failed);
+        let failed = cluster.any_failed(result.is_err());
         match result {
-            Ok((manifest, states)) if failed[0] == 0 => {
+            Ok((manifest, states)) if !failed => {
                 return Ok(Some(Loaded {
                     path: cand.clone(),
                     manifest,
@@ -438,7 +409,7 @@ pub(crate) fn write_checkpoint(
     }
     cluster.barrier();
     let n = ctx.m.n_ranks as usize;
-    let mut table = vec![0u64; 3 * n];
+    let mut mine = Vec::with_capacity(ranks.len());
     let model_hash = hash_bytes(&ctx.m.model_hash);
     for rr in ranks.iter_mut() {
         // The outputs hold at least what the checkpoint counts, on disk.
@@ -472,13 +443,11 @@ pub(crate) fn write_checkpoint(
             model_hash,
         };
         let e = write_rank_state(&cdir, &header, &sections, ctx.level)?;
-        let r = rr.rank as usize;
-        table[3 * r] = e.bytes;
-        table[3 * r + 1] = e.payload_bytes;
-        table[3 * r + 2] = u64::from_str_radix(&e.xxh3, 16).unwrap_or(0);
+        let xxh3 = u64::from_str_radix(&e.xxh3, 16).unwrap_or(0);
+        mine.push((rr.rank, vec![e.bytes, e.payload_bytes, xxh3]));
     }
-    // Every rank's file is in place (the sum is a barrier).
-    cluster.sum(&mut table);
+    // Every rank's file is in place (the gather is a barrier).
+    let table = cluster.gather_rows(3, &mine);
     wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
     if cluster.is_root() {
         test_pause();
@@ -498,9 +467,9 @@ pub(crate) fn write_checkpoint(
                 .map(|r| RankFileEntry {
                     file: rank_file_name(r as u32),
                     rank: r as u32,
-                    bytes: table[3 * r],
-                    payload_bytes: table[3 * r + 1],
-                    xxh3: format!("{:016x}", table[3 * r + 2]),
+                    bytes: table[r][0],
+                    payload_bytes: table[r][1],
+                    xxh3: format!("{:016x}", table[r][2]),
                 })
                 .collect(),
             checksum: String::new(),

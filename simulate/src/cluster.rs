@@ -10,8 +10,6 @@
 //! source-local indices, and keeps those it has images of). The spikes a rank
 //! receives are the same either way, so the mode never changes the results.
 
-use std::path::PathBuf;
-
 use crate::rank::RankEngine;
 use crate::SimError;
 
@@ -47,9 +45,10 @@ pub trait Cluster {
     fn is_root(&self) -> bool;
     /// Communication mode.
     fn mode(&self) -> CommMode;
-    /// Pass a path from the root to every process (`None` on the root means
-    /// it failed; every process then returns an error).
-    fn share_path(&self, root_path: Option<PathBuf>) -> Result<PathBuf, SimError>;
+    /// Pass bytes from the root to every process. `None` on the root means
+    /// it failed: every process gets `None`. (Other processes pass `None`.)
+    /// See [`broadcast`] for typed values.
+    fn broadcast_bytes(&self, root: Option<Vec<u8>>) -> Option<Vec<u8>>;
     /// Exchange one interval's spikes: `ranks[i]` is the `i`-th rank of
     /// [`Cluster::here`], updated for the interval; each packs its wire
     /// entries ([`RankEngine::pack`], [`RankEngine::pack_collective`]) and
@@ -61,12 +60,60 @@ pub trait Cluster {
     fn sum(&self, values: &mut [u64]);
     /// Wait for every process.
     fn barrier(&self);
+    /// Whether any process reports `failed` (collective; the answer on
+    /// every process).
+    fn any_failed(&self, failed: bool) -> bool {
+        let mut v = [failed as u64];
+        self.sum(&mut v);
+        v[0] > 0
+    }
+    /// Every rank's row of `width` values on every process (collective):
+    /// `mine` holds the rows of this process's ranks; a rank no process
+    /// gives a row for has zeros.
+    fn gather_rows(&self, width: usize, mine: &[(u32, Vec<u64>)]) -> Vec<Vec<u64>> {
+        let n = self.n_ranks() as usize;
+        let mut table = vec![0u64; n * width];
+        for (r, row) in mine {
+            let at = *r as usize * width;
+            for (slot, v) in table[at..at + width].iter_mut().zip(row) {
+                *slot = *v;
+            }
+        }
+        // Each slot is written by one process only: the sum gathers.
+        self.sum(&mut table);
+        table.chunks(width.max(1)).map(<[u64]>::to_vec).collect()
+    }
     /// Bytes of spike data sent so far by the ranks of this process (wire
     /// entries of 8 bytes; for collective mode, each rank's contribution
     /// counted once).
     fn bytes_sent(&self) -> u64 {
         0
     }
+}
+
+/// Pass a value computed on the root (`Some` there, `None` elsewhere) to
+/// every process. The root's error is returned on the root; the other
+/// processes get [`SimError::Stopped`] pointing to it.
+pub fn broadcast<T: serde::Serialize + serde::de::DeserializeOwned>(
+    cluster: &dyn Cluster,
+    root_value: Option<Result<T, SimError>>,
+) -> Result<T, SimError> {
+    let (bytes, err) = match root_value {
+        Some(Ok(v)) => match serde_json::to_vec(&v) {
+            Ok(b) => (Some(b), None),
+            Err(e) => (None, Some(SimError::Internal(e.to_string()))),
+        },
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let shared = cluster.broadcast_bytes(bytes);
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let shared = shared.ok_or_else(|| {
+        SimError::Stopped("rank 0 could not prepare the run (see its error)".into())
+    })?;
+    serde_json::from_slice(&shared).map_err(|e| SimError::Internal(format!("broadcast: {e}")))
 }
 
 /// All ranks in this process.
@@ -118,8 +165,8 @@ impl Cluster for Emulated {
     fn mode(&self) -> CommMode {
         self.mode
     }
-    fn share_path(&self, root_path: Option<PathBuf>) -> Result<PathBuf, SimError> {
-        root_path.ok_or_else(|| SimError::Invalid("no output directory".into()))
+    fn broadcast_bytes(&self, root: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        root
     }
     fn exchange(&mut self, ranks: &mut [&mut dyn RankEngine]) -> Result<(), SimError> {
         let n = self.n_ranks as usize;
@@ -327,27 +374,21 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
     fn mode(&self) -> CommMode {
         self.mode
     }
-    fn share_path(&self, root_path: Option<PathBuf>) -> Result<PathBuf, SimError> {
+    fn broadcast_bytes(&self, root_bytes: Option<Vec<u8>>) -> Option<Vec<u8>> {
         use mpi::traits::Root;
         let root = self.world.process_at_rank(0);
-        let bytes = root_path
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned().into_bytes())
-            .unwrap_or_default();
-        let mut len = bytes.len() as u64;
+        // u64::MAX: the root failed.
+        let mut len = root_bytes.as_ref().map_or(u64::MAX, |b| b.len() as u64);
         root.broadcast_into(&mut len);
-        let mut buf = if self.is_root() {
-            bytes
-        } else {
-            vec![0u8; len as usize]
+        if len == u64::MAX {
+            return None;
+        }
+        let mut buf = match root_bytes {
+            Some(b) if self.is_root() => b,
+            _ => vec![0u8; len as usize],
         };
         root.broadcast_into(&mut buf[..]);
-        if buf.is_empty() {
-            return Err(SimError::Invalid(
-                "rank 0 could not create the run directory (see its error)".into(),
-            ));
-        }
-        Ok(PathBuf::from(String::from_utf8_lossy(&buf).into_owned()))
+        Some(buf)
     }
     fn exchange(&mut self, ranks: &mut [&mut dyn RankEngine]) -> Result<(), SimError> {
         let [e] = ranks else {

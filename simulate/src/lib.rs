@@ -41,6 +41,11 @@ pub enum SimError {
     /// Invalid request (times, options).
     #[error("{0}")]
     Invalid(String),
+    /// A failure every process knows of (a rank could not start, rank 0
+    /// could not prepare the run): each process ends cleanly, none waits
+    /// for another (under MPI: no abort of the job needed).
+    #[error("{0}")]
+    Stopped(String),
     /// A bug.
     #[error("internal error (please report): {0}")]
     Internal(String),

@@ -13,8 +13,8 @@ use snn_formats::checkpoint::{
 use snn_formats::output::Staging;
 use snn_formats::Manifest;
 
-use crate::checkpoint::{note, share};
-use crate::cluster::Cluster;
+use crate::checkpoint::note;
+use crate::cluster::{broadcast, Cluster};
 use crate::run::{end_step, max_steps, ms_to_steps, CheckpointOptions, RunOptions, Start};
 use crate::{io_err, SimError};
 
@@ -67,7 +67,7 @@ pub(crate) fn share_plan(
     } else {
         (None, None)
     };
-    Ok((share(cluster, root_plan)?, staging))
+    Ok((broadcast(cluster, root_plan)?, staging))
 }
 
 /// Whether `path` exists and is not an empty directory.

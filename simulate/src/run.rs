@@ -70,7 +70,7 @@ pub use crate::checkpoint::EXIT_RESUMABLE;
 use crate::checkpoint::{
     choose_checkpoint, note, start_step_dir, tidy_run_dir, write_checkpoint, Ctx, Loaded,
 };
-use crate::cluster::{Cluster, CommMode, Emulated};
+use crate::cluster::{broadcast, Cluster, CommMode, Emulated};
 use crate::deadline::Deadline;
 use crate::engine::Engine;
 use crate::gpu::{GpuEngine, GpuOptions};
@@ -396,7 +396,7 @@ pub fn run_checkpointed(
 /// on any rank becomes an error on every process, so that none goes on to
 /// wait in an exchange for a rank that is gone. With all ranks in this
 /// process, the rank's own error is returned. With other processes (MPI),
-/// every process returns [`SimError::Invalid`] (all of them know of the
+/// every process returns [`SimError::Stopped`] (all of them know of the
 /// failure, as of a bad option, so `snn-sim` ends each rank cleanly rather
 /// than aborting the job): the failing rank with its own message, the
 /// others naming the failing ranks.
@@ -408,28 +408,26 @@ fn agree_started(
     if cluster.here().len() >= n_ranks {
         return start_err.map_or(Ok(()), |(_, e)| Err(e));
     }
-    let mut failed = vec![0u64; n_ranks];
-    if let Some(f) = start_err
+    let mine: Vec<(u32, Vec<u64>)> = start_err
         .as_ref()
-        .and_then(|(r, _)| failed.get_mut(*r as usize))
-    {
-        *f = 1;
-    }
-    cluster.sum(&mut failed);
+        .map(|(r, _)| (*r, vec![1]))
+        .into_iter()
+        .collect();
+    let failed = cluster.gather_rows(1, &mine);
     if let Some((_, e)) = start_err {
-        return Err(SimError::Invalid(e.to_string()));
+        return Err(SimError::Stopped(e.to_string()));
     }
     let bad: Vec<String> = (0..n_ranks)
-        .filter(|&r| failed[r] != 0)
+        .filter(|&r| failed[r][0] != 0)
         .map(|r| r.to_string())
         .collect();
     match bad.len() {
         0 => Ok(()),
-        1 => Err(SimError::Invalid(format!(
+        1 => Err(SimError::Stopped(format!(
             "rank {} could not start (see its error); the run stops on every rank",
             bad[0]
         ))),
-        _ => Err(SimError::Invalid(format!(
+        _ => Err(SimError::Stopped(format!(
             "ranks {} could not start (see their errors); the run stops on every rank",
             bad.join(", ")
         ))),
@@ -783,18 +781,11 @@ fn set_up(
     let mut dir = plan.dir.clone();
     if plan.persistent && plan.staged {
         cluster.barrier();
-        let (dest, err) = match st.staging.take() {
-            Some(s) => match s.commit() {
-                Ok(d) => (Some(d), None),
-                Err(e) => (None, Some(e)),
-            },
-            None => (None, None),
-        };
-        let shared = cluster.share_path(dest);
-        if let Some(e) = err {
-            return Err(e.into());
-        }
-        dir = shared?;
+        let committed = st
+            .staging
+            .take()
+            .map(|s| s.commit().map_err(SimError::from));
+        dir = broadcast(cluster, committed)?;
         if owned.dir.is_some() {
             owned.dir = Some(dir.clone());
         }
