@@ -154,198 +154,127 @@ fn expand_includes(
     }
 }
 
-/// A kernel: an `extern "C" __global__` function of a [`Module`].
-///
-/// The argument lists (C types; structs by value) are documented in the
-/// `.cu` files; the structs have Rust mirrors in this module.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KernelId {
+/// Declares [`KernelId`] from one table (each kernel once: its doc, its
+/// variant, its C name and its module), with [`KernelId::ALL`] in
+/// declaration order, [`KernelId::name`] and [`KernelId::module`].
+macro_rules! kernels {
+    ($($(#[doc = $doc:literal])* $v:ident = $name:literal in $module:ident,)+) => {
+        /// A kernel: an `extern "C" __global__` function of a [`Module`].
+        ///
+        /// The argument lists (C types; structs by value) are documented in
+        /// the `.cu` files; the structs have Rust mirrors in this module.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum KernelId {
+            $($(#[doc = $doc])* $v,)+
+        }
+
+        impl KernelId {
+            /// All kernels, in declaration order.
+            pub const ALL: &'static [KernelId] = &[$(KernelId::$v,)+];
+
+            /// The function name (C linkage).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(KernelId::$v => $name,)+
+                }
+            }
+
+            /// The module that defines it.
+            pub fn module(self) -> Module {
+                match self {
+                    $(KernelId::$v => Module::$module,)+
+                }
+            }
+        }
+    };
+}
+
+kernels! {
     /// `snn_iaf_psc_exp_update(ExpConsts, StepInput, v_m, i_syn_ex,
     /// i_syn_in, refractory, row_ex, row_in, gid, table, spikes, n_spikes)`.
-    IafPscExpUpdate,
+    IafPscExpUpdate = "snn_iaf_psc_exp_update" in Neuron,
     /// `snn_iaf_psc_alpha_update(AlphaConsts, StepInput, v_m, i_syn_ex,
     /// di_syn_ex, i_syn_in, di_syn_in, refractory, row_ex, row_in, gid,
     /// table, spikes, n_spikes)`.
-    IafPscAlphaUpdate,
+    IafPscAlphaUpdate = "snn_iaf_psc_alpha_update" in Neuron,
     /// `snn_deliver(spikes, n_spikes, interval_start, row_ptr, syn_td,
     /// syn_w, target_bits, slots, n_local, ring_ex, ring_in)`.
-    Deliver,
+    Deliver = "snn_deliver" in Deliver,
     /// `snn_connect_per_synapse(ConnectParams, zig_tables, syn_offset,
     /// n_targets, tgt_index, tgt_local, out_src, out_w, out_td,
     /// n_bad_delay)`.
-    ConnectPerSynapse,
+    ConnectPerSynapse = "snn_connect_per_synapse" in Connect,
     /// `snn_build_bernoulli_count(projs, n_pairs, pair_tgt_index, pair_proj,
     /// pair_n)`: in-degrees of the builder's `pairwise_bernoulli` pairs.
-    BuildBernoulliCount,
+    BuildBernoulliCount = "snn_build_bernoulli_count" in Connect,
     /// `snn_build_bernoulli_sources(projs, n_pairs, pair_tgt_index,
     /// pair_proj, tp_off, out_src)`: their sources.
-    BuildBernoulliSources,
+    BuildBernoulliSources = "snn_build_bernoulli_sources" in Connect,
     /// `snn_build_synapses(projs, zig_tables, tp_off, n_pairs,
     /// pair_tgt_index, pair_tgt_local, pair_proj, out_src, out_w, out_td,
     /// src_count, n_bad_delay)`: every synapse of a rank, canonical order.
-    BuildSynapses,
+    BuildSynapses = "snn_build_synapses" in Connect,
     /// `snn_build_scan_partials(in, n, seg, partial)`.
-    BuildScanPartials,
+    BuildScanPartials = "snn_build_scan_partials" in Build,
     /// `snn_build_scan_top(partial, n_seg, out, n)`.
-    BuildScanTop,
+    BuildScanTop = "snn_build_scan_top" in Build,
     /// `snn_build_scan_finish(in, n, seg, partial, out)`.
-    BuildScanFinish,
+    BuildScanFinish = "snn_build_scan_finish" in Build,
     /// `snn_build_gather_u64(src, idx, n, out)`.
-    BuildGatherU64,
+    BuildGatherU64 = "snn_build_gather_u64" in Build,
     /// `snn_build_proj_totals(pair_n, n_pairs, pair_proj, totals)`.
-    BuildProjTotals,
+    BuildProjTotals = "snn_build_proj_totals" in Build,
     /// `snn_build_distinct_sources(projs, n_pairs, pair_tgt_index,
     /// pair_proj, tp_off, out_src, scratch_a, scratch_b)`: sources of
     /// `fixed_indegree` without multapses (Floyd's sampling).
-    BuildDistinctSources,
+    BuildDistinctSources = "snn_build_distinct_sources" in Connect,
     /// `snn_build_image_flags(perm, n_neurons, own_lo, own_hi, src_count,
     /// flags)`.
-    BuildImageFlags,
+    BuildImageFlags = "snn_build_image_flags" in Build,
     /// `snn_build_rows(perm, n_neurons, own_lo, own_hi, flags, pos, n_local,
     /// row_of, images)`.
-    BuildRows,
+    BuildRows = "snn_build_rows" in Build,
     /// `snn_build_row_len(src_count, n_neurons, row_of, row_len)`.
-    BuildRowLen,
+    BuildRowLen = "snn_build_row_len" in Build,
     /// `snn_build_scatter(gen_src, n_syn, row_of, row_ptr, cursor, key,
     /// n_err)`.
-    BuildScatter,
+    BuildScatter = "snn_build_scatter" in Build,
     /// `snn_build_sort_rows(row_ptr, n_rows, key)`.
-    BuildSortRows,
+    BuildSortRows = "snn_build_sort_rows" in Build,
     /// `snn_build_gather_synapses(key, n_syn, gen_td, gen_w, out_td,
     /// out_w)`.
-    BuildGatherSynapses,
+    BuildGatherSynapses = "snn_build_gather_synapses" in Build,
     /// `snn_deliver_list(spikes, n_spikes*, capacity, interval_start,
     /// row_ptr, syn_td, syn_w, target_bits, slots, n_local, ring_ex,
     /// ring_in, count_events, n_events*, err, err_index)`: [`Self::Deliver`]
     /// with the count read from device memory and synaptic events counted.
-    DeliverList,
+    DeliverList = "snn_deliver_list" in Deliver,
     /// `snn_pack_p2p(spikes, n_spikes*, capacity, send_ptr, send_entries,
     /// out_start, out_cap, out, out_count, err)`.
-    PackP2p,
+    PackP2p = "snn_pack_p2p" in Route,
     /// `snn_pack_prefix(out_count, out_cap, n_ranks, starts)`: where each
     /// region of [`Self::PackP2p`] goes in the packed list (one thread).
-    PackPrefix,
+    PackPrefix = "snn_pack_prefix" in Route,
     /// `snn_pack_gather(out, out_start, starts, n_ranks, packed)`: the
     /// regions of [`Self::PackP2p`] back to back.
-    PackGather,
+    PackGather = "snn_pack_gather" in Route,
     /// `snn_pack_collective(spikes, n_spikes*, capacity, send_ptr, out,
     /// out_count, out_cap, err)`.
-    PackCollective,
+    PackCollective = "snn_pack_collective" in Route,
     /// `snn_unpack_p2p(recv, seg, n_seg, images, interval, n_local, deliv,
     /// n_deliv, deliv_cap, err)`: the entries of `n_seg` senders in one
     /// launch.
-    UnpackP2p,
+    UnpackP2p = "snn_unpack_p2p" in Route,
     /// `snn_unpack_collective(recv, seg, n_seg, params, interval, needs,
     /// deliv, n_deliv, deliv_cap, err)`: the entries of `n_seg` senders in
     /// one launch.
-    UnpackCollective,
+    UnpackCollective = "snn_unpack_collective" in Route,
     /// `snn_update_step(UpdateStep, pops, v_m, i_syn_ex, di_syn_ex,
     /// i_syn_in, di_syn_in, refractory, row_ex, row_in, gid, table,
     /// gen_steps, spikes, n_spikes, n_spikes_next, rec, n_rec, err_record,
     /// vm_col, vm_row)`: one step of every local neuron of a rank (all
     /// populations, [`PopDesc`] each), with spike and V_m recording.
-    UpdateStep,
-}
-
-impl KernelId {
-    /// All kernels.
-    pub const ALL: &'static [KernelId] = &[
-        KernelId::IafPscExpUpdate,
-        KernelId::IafPscAlphaUpdate,
-        KernelId::Deliver,
-        KernelId::DeliverList,
-        KernelId::PackP2p,
-        KernelId::PackPrefix,
-        KernelId::PackGather,
-        KernelId::PackCollective,
-        KernelId::UnpackP2p,
-        KernelId::UnpackCollective,
-        KernelId::UpdateStep,
-        // (simulation engine kernels)
-        KernelId::ConnectPerSynapse,
-        KernelId::BuildBernoulliCount,
-        KernelId::BuildBernoulliSources,
-        KernelId::BuildSynapses,
-        KernelId::BuildScanPartials,
-        KernelId::BuildScanTop,
-        KernelId::BuildScanFinish,
-        KernelId::BuildGatherU64,
-        KernelId::BuildProjTotals,
-        KernelId::BuildDistinctSources,
-        KernelId::BuildImageFlags,
-        KernelId::BuildRows,
-        KernelId::BuildRowLen,
-        KernelId::BuildScatter,
-        KernelId::BuildSortRows,
-        KernelId::BuildGatherSynapses,
-        // (builder kernels)
-    ];
-
-    /// The function name (C linkage).
-    pub fn name(self) -> &'static str {
-        match self {
-            KernelId::IafPscExpUpdate => "snn_iaf_psc_exp_update",
-            KernelId::IafPscAlphaUpdate => "snn_iaf_psc_alpha_update",
-            KernelId::Deliver => "snn_deliver",
-            KernelId::ConnectPerSynapse => "snn_connect_per_synapse",
-            KernelId::BuildBernoulliCount => "snn_build_bernoulli_count",
-            KernelId::BuildBernoulliSources => "snn_build_bernoulli_sources",
-            KernelId::BuildSynapses => "snn_build_synapses",
-            KernelId::BuildScanPartials => "snn_build_scan_partials",
-            KernelId::BuildScanTop => "snn_build_scan_top",
-            KernelId::BuildScanFinish => "snn_build_scan_finish",
-            KernelId::BuildGatherU64 => "snn_build_gather_u64",
-            KernelId::BuildProjTotals => "snn_build_proj_totals",
-            KernelId::BuildDistinctSources => "snn_build_distinct_sources",
-            KernelId::BuildImageFlags => "snn_build_image_flags",
-            KernelId::BuildRows => "snn_build_rows",
-            KernelId::BuildRowLen => "snn_build_row_len",
-            KernelId::BuildScatter => "snn_build_scatter",
-            KernelId::BuildSortRows => "snn_build_sort_rows",
-            KernelId::BuildGatherSynapses => "snn_build_gather_synapses",
-            KernelId::DeliverList => "snn_deliver_list",
-            KernelId::PackP2p => "snn_pack_p2p",
-            KernelId::PackPrefix => "snn_pack_prefix",
-            KernelId::PackGather => "snn_pack_gather",
-            KernelId::PackCollective => "snn_pack_collective",
-            KernelId::UnpackP2p => "snn_unpack_p2p",
-            KernelId::UnpackCollective => "snn_unpack_collective",
-            KernelId::UpdateStep => "snn_update_step",
-        }
-    }
-
-    /// The module that defines it.
-    pub fn module(self) -> Module {
-        match self {
-            KernelId::IafPscExpUpdate | KernelId::IafPscAlphaUpdate | KernelId::UpdateStep => {
-                Module::Neuron
-            }
-            KernelId::Deliver => Module::Deliver,
-            KernelId::ConnectPerSynapse => Module::Connect,
-            KernelId::BuildBernoulliCount
-            | KernelId::BuildBernoulliSources
-            | KernelId::BuildSynapses
-            | KernelId::BuildDistinctSources => Module::Connect,
-            KernelId::BuildScanPartials
-            | KernelId::BuildScanTop
-            | KernelId::BuildScanFinish
-            | KernelId::BuildGatherU64
-            | KernelId::BuildProjTotals
-            | KernelId::BuildImageFlags
-            | KernelId::BuildRows
-            | KernelId::BuildRowLen
-            | KernelId::BuildScatter
-            | KernelId::BuildSortRows
-            | KernelId::BuildGatherSynapses => Module::Build,
-            KernelId::DeliverList => Module::Deliver,
-            KernelId::PackP2p
-            | KernelId::PackPrefix
-            | KernelId::PackGather
-            | KernelId::PackCollective
-            | KernelId::UnpackP2p
-            | KernelId::UnpackCollective => Module::Route,
-        }
-    }
+    UpdateStep = "snn_update_step" in Neuron,
 }
 
 impl fmt::Display for KernelId {
