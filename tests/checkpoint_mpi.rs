@@ -63,27 +63,6 @@ fn sim(mpi: Option<u32>, net: &Path, out: &Path, args: &[&str], env: &[(&str, &s
     c.output().expect("spawn")
 }
 
-/// All spikes (population, node id, time bits), sorted.
-fn spikes(dir: &Path) -> Vec<(String, u64, u64)> {
-    let mut out = Vec::new();
-    for f in std::fs::read_dir(dir).unwrap() {
-        let p = f.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("spikes-rank-")
-        {
-            for pop in snn_formats::sonata::read_spikes(&p).unwrap() {
-                for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
-                    out.push((pop.name.clone(), *id, t.to_bits()));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn final_state(run: &Path) -> (u64, Vec<Vec<Section>>) {
     let list = list_checkpoints(run).unwrap();
     let newest = &list.last().expect("a checkpoint").path;
@@ -135,7 +114,7 @@ fn mpi_pieces_are_bit_identical_p2p_and_collective() {
             &[],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let reference = spikes(&t.join("ref"));
+        let reference = common::spikes(&t.join("ref"));
         assert!(
             reference.len() > 100,
             "{cfg}: only {} spikes",
@@ -189,7 +168,7 @@ fn mpi_pieces_are_bit_identical_p2p_and_collective() {
             }
             assert!(pieces >= 3, "{cfg} {comm}: {pieces} pieces");
             assert!(
-                spikes(&run) == reference,
+                common::spikes(&run) == reference,
                 "{cfg} {comm}: pieces under mpirun differ from one go"
             );
             assert!(

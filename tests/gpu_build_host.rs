@@ -10,10 +10,12 @@
 //! This checks the host code and the kernels' logic; it does not replace a
 //! run on a GPU.
 
+mod common;
+
 #[path = "../kernels/tests/host/mod.rs"]
 mod host;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use host::HostDevice;
 use snn_formats::Config;
@@ -22,10 +24,6 @@ use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, GpuError};
 use snn_kernels::rng::CounterRng;
 use snn_netbuild::gpu::exclusive_scan;
 use snn_netbuild::{build_network, BuildDevice, BuildOptions, DeviceFactory};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn load(path: &Path, overrides: &[&str]) -> Config {
     let ov: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
@@ -137,7 +135,7 @@ const LAUNCHES: [Launch; 3] = [
 /// round-robin and block placement, three launch settings.
 #[test]
 fn all_rules_shards_identical() {
-    let path = repo().join("tests/fixtures/small_all_rules.toml");
+    let path = common::repo().join("tests/fixtures/small_all_rules.toml");
     let mut n = 0;
     n += compare(&load(&path, &[]), 1, &LAUNCHES);
     n += compare(&load(&path, &[]), 3, &LAUNCHES[..2]);
@@ -149,7 +147,7 @@ fn all_rules_shards_identical() {
 #[test]
 fn balanced_shards_identical() {
     let cfg = load(
-        &repo().join("configs/balanced.toml"),
+        &common::repo().join("configs/balanced.toml"),
         &["scale.neurons=0.05", "scale.indegree=0.02"],
     );
     let n = compare(&cfg, 1, &LAUNCHES[..1]) + compare(&cfg, 3, &LAUNCHES[1..2]);
@@ -160,7 +158,7 @@ fn balanced_shards_identical() {
 #[test]
 fn microcircuit_shards_identical() {
     let cfg = load(
-        &repo().join("configs/microcircuit.toml"),
+        &common::repo().join("configs/microcircuit.toml"),
         &["scale.neurons=0.1", "scale.indegree=0.1"],
     );
     let n = compare(&cfg, 1, &LAUNCHES[2..]) + compare(&cfg, 3, &LAUNCHES[..1]);
@@ -498,7 +496,7 @@ delay = { distribution = "uniform", min = 1.0, max = 4000000.0 }
 #[test]
 fn mpi_gpu_build_shards_identical() {
     const WORKER: &str = "SNN_TEST_GPU_MPI_WORKER";
-    let path = repo().join("tests/fixtures/small_all_rules.toml");
+    let path = common::repo().join("tests/fixtures/small_all_rules.toml");
     let cfg = load(&path, &[]);
     if let Some(dest) = std::env::var_os(WORKER) {
         use mpi::traits::Communicator;

@@ -517,27 +517,6 @@ fn area_placement_keeps_areas_together_and_balances_synapses() {
     }
 }
 
-fn spikes(run: &Path) -> Vec<(u64, String, u64)> {
-    let mut out = Vec::new();
-    for f in std::fs::read_dir(run).unwrap() {
-        let path = f.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("spikes-rank-")
-        {
-            for pop in snn_formats::sonata::read_spikes(&path).unwrap() {
-                for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
-                    out.push((t.to_bits(), pop.name.clone(), *id));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn simulate(net: &Path, out: &Path, comm: CommMode, t_presim_ms: f64, t_sim_ms: f64, seed: u64) {
     let emulate = NetworkDir::open(net).unwrap().manifest.n_ranks > 1;
     let opts = RunOptions {
@@ -569,7 +548,7 @@ fn network_and_spikes_are_the_same_for_any_ranks_placement_and_exchange() {
         assert!(syn.len() > 100_000);
         let r1 = tmp.path().join("r1");
         simulate(&reference_net, &r1, CommMode::P2p, 0.0, 150.0, 2);
-        let reference = spikes(&r1);
+        let reference = common::spikes(&r1);
         assert!(reference.len() > 1000, "{} spikes", reference.len());
         for (ranks, scheme) in [(2u32, "area"), (3, "area"), (4, "area"), (3, "round_robin")] {
             let mut over = base.to_vec();
@@ -585,7 +564,7 @@ fn network_and_spikes_are_the_same_for_any_ranks_placement_and_exchange() {
                 let run = tmp.path().join(format!("r{ranks}{scheme}{comm:?}"));
                 simulate(&net, &run, comm, 0.0, 150.0, 2);
                 assert!(
-                    spikes(&run) == reference,
+                    common::spikes(&run) == reference,
                     "{ranks} ranks {scheme} {comm:?}: spikes"
                 );
             }

@@ -42,26 +42,6 @@ fn build_local(cfg: &str, sets: &[&str], out: &Path, ranks: u32) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn spikes(dir: &Path) -> Vec<(u64, String, u64)> {
-    let mut out = Vec::new();
-    for f in std::fs::read_dir(dir).unwrap() {
-        let p = f.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("spikes-rank-")
-        {
-            for pop in snn_formats::sonata::read_spikes(&p).unwrap() {
-                for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
-                    out.push((t.to_bits(), pop.name.clone(), *id));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn sim(mpi: Option<u32>, net: &Path, out: &Path, t_sim: &str, comm: &str) -> std::process::Output {
     sim_args(mpi, net, out, t_sim, comm, &[])
 }
@@ -176,7 +156,7 @@ fn spikes_identical_for_1_to_4_ranks_p2p_and_collective() {
         build_local(cfg, &sets, &net1, 1);
         let o = sim(None, &net1, &tmp.path().join("ref"), t_sim, "p2p");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let reference = spikes(&tmp.path().join("ref"));
+        let reference = common::spikes(&tmp.path().join("ref"));
         assert!(
             reference.len() > 100,
             "{cfg}: only {} spikes",
@@ -202,7 +182,7 @@ fn spikes_identical_for_1_to_4_ranks_p2p_and_collective() {
                     String::from_utf8_lossy(&o.stderr)
                 );
                 assert!(
-                    spikes(&out) == reference,
+                    common::spikes(&out) == reference,
                     "{cfg}: 4 ranks in collective groups of 2 differ"
                 );
             }
@@ -215,7 +195,7 @@ fn spikes_identical_for_1_to_4_ranks_p2p_and_collective() {
                     String::from_utf8_lossy(&o.stderr)
                 );
                 assert!(
-                    spikes(&out) == reference,
+                    common::spikes(&out) == reference,
                     "{cfg}: {n} ranks {comm} differ from 1 rank"
                 );
                 let summary: serde_json::Value = serde_json::from_str(
@@ -290,7 +270,7 @@ fn multi_area_model_under_mpirun() {
     build_local("mam.toml", &sets, &net1, 1);
     let o = sim(None, &net1, &tmp.path().join("ref"), "150", "p2p");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let reference = spikes(&tmp.path().join("ref"));
+    let reference = common::spikes(&tmp.path().join("ref"));
     assert!(reference.len() > 1000, "only {} spikes", reference.len());
     for n in [2u32, 3] {
         let local = tmp.path().join(format!("local{n}"));
@@ -306,7 +286,7 @@ fn multi_area_model_under_mpirun() {
                 String::from_utf8_lossy(&o.stderr)
             );
             assert!(
-                spikes(&out) == reference,
+                common::spikes(&out) == reference,
                 "{n} ranks {comm} differ from 1 rank"
             );
         }

@@ -10,27 +10,6 @@ use common::{build, config, config_text};
 use snn_simulate::cluster::CommMode;
 use snn_simulate::run::{run_ranks, RunOptions};
 
-/// All spikes of a run: (time bits, population, node id), sorted.
-fn spikes(run: &Path) -> Vec<(u64, String, u64)> {
-    let mut out = Vec::new();
-    for f in std::fs::read_dir(run).unwrap() {
-        let p = f.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("spikes-rank-")
-        {
-            for pop in snn_formats::sonata::read_spikes(&p).unwrap() {
-                for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
-                    out.push((t.to_bits(), pop.name.clone(), *id));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn sim(
     net: &Path,
     out: &Path,
@@ -83,7 +62,7 @@ fn sim_groups(
     };
     pool.install(|| run_ranks(&opts, true, &mut |_| {}))
         .expect("run");
-    spikes(out)
+    common::spikes(out)
 }
 
 #[test]

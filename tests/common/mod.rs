@@ -79,3 +79,25 @@ pub fn weight_pa(dir: &Path, w: i32) -> f64 {
     let net = NetworkDir::open(dir).expect("open");
     dequantize_weight(w, net.manifest.weight_frac_bits)
 }
+
+/// Every spike of a run directory as (time bits, population, population-local
+/// id), sorted: two runs' spikes are identical bit for bit when these lists
+/// are equal.
+pub fn spikes(run: &Path) -> Vec<(u64, String, u64)> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(run).expect("read run directory") {
+        let path = f.expect("entry").path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("spikes-rank-"))
+        {
+            for pop in snn_formats::sonata::read_spikes(&path).expect("read spikes") {
+                for (t, id) in pop.timestamps_ms.iter().zip(&pop.node_ids) {
+                    out.push((t.to_bits(), pop.name.clone(), *id));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
