@@ -1,7 +1,10 @@
-//! What the three binaries (`snn-build`, `snn-sim`, `snn-analyze`) share:
-//! how they read their command line and how they report errors, so that
-//! every user mistake ends the same way, with one line
-//! `snn-X: error: ...` on stderr and a non-zero exit status.
+//! The library of the `snn` package: the command lines of `snn-build`
+//! ([`build_cli`]) and `snn-sim` ([`sim_cli`]; `snn-analyze`'s is
+//! `snn_analysis::cli`), whose binaries are thin mains over them, and what
+//! the three binaries share: how they read their command line and report
+//! errors (every user mistake ends the same way, with one line
+//! `snn-X: error: ...` on stderr and a non-zero exit status), the MPI
+//! launcher's variables and the CUDA device factory.
 
 use std::process::ExitCode;
 
