@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{fixture, snapshot, snn_build, Out};
+use support::{bin, fixture, run, snapshot, snn_build, Out};
 
 /// Run `snn-sim` with `args` (stdin/stdout/stderr are pipes: no terminal).
 fn snn_sim<I, S>(args: I) -> Out
@@ -21,16 +21,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let out = Command::new(env!("CARGO_BIN_EXE_snn-sim"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run snn-sim");
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run(Command::new(bin("snn-sim")).args(args))
 }
 
 /// Arguments as OS strings.

@@ -25,8 +25,9 @@
 //!
 //! Placeholders: `{tmp}` a fresh directory of the case; `{repo}` the
 //! repository; `{K}` a 2,250-neuron balanced network at about 94 Hz
-//! (`configs/balanced.toml`, `scale.neurons=0.2`, `scale.indegree=0.01`,
-//! `poisson_background.rate_Hz=240`); `{run}` a finished run of it
+//! (`support::K_SETS`: `configs/balanced.toml`, `scale.neurons=0.2`,
+//! `scale.indegree=0.01`, `poisson_background.rate_Hz=240`); `{run}` a
+//! finished run of it
 //! (`--t-sim 100 --checkpoint-every 50 --seed 7`, so with checkpoints);
 //! `{net1}` the microcircuit at `scale.neurons=0.02`,
 //! `scale.indegree=0.05`. The shared fixtures are built once per table and
@@ -41,7 +42,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use support::{repo, Out};
+use support::{bin, build_k, repo, run, Out};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,25 +105,8 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-fn bin_path(bin: &str) -> &'static str {
-    match bin {
-        "snn-build" => env!("CARGO_BIN_EXE_snn-build"),
-        "snn-sim" => env!("CARGO_BIN_EXE_snn-sim"),
-        "snn-analyze" => env!("CARGO_BIN_EXE_snn-analyze"),
-        other => panic!("unknown binary {other:?} in a hostile table"),
-    }
-}
-
-fn run_ok(bin: &str, args: &[&str]) {
-    let out = Command::new(bin_path(bin))
-        .args(args)
-        .output()
-        .expect("run fixture command");
-    assert!(
-        out.status.success(),
-        "fixture {bin} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn run_ok(name: &str, args: &[&str]) {
+    run(Command::new(bin(name)).args(args)).expect_ok(&format!("fixture {name} {args:?}"));
 }
 
 /// The path of fixture `name`, building it the first time.
@@ -135,23 +119,7 @@ fn fixture_path(name: &'static str) -> PathBuf {
     let path = f.root.join(name);
     let s = |p: &Path| p.to_str().expect("utf-8 temp path").to_string();
     match name {
-        "K" => {
-            let cfg = repo().join("configs/balanced.toml");
-            run_ok(
-                "snn-build",
-                &[
-                    &s(&cfg),
-                    "-o",
-                    &s(&path),
-                    "--set",
-                    "scale.neurons=0.2",
-                    "--set",
-                    "scale.indegree=0.01",
-                    "--set",
-                    "poisson_background.rate_Hz=240",
-                ],
-            );
-        }
+        "K" => build_k(&path),
         "run" => {
             drop(built);
             let k = fixture_path("K");
@@ -268,7 +236,7 @@ fn run_case(case: &Case) -> Result<(), String> {
         })
         .collect();
     let args: Vec<String> = case.args.iter().map(|a| expand(a, tmp)).collect();
-    let mut cmd = Command::new(bin_path(&case.bin));
+    let mut cmd = Command::new(bin(&case.bin));
     cmd.args(&args)
         .current_dir(tmp)
         .env("RUST_BACKTRACE", "1")

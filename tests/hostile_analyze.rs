@@ -12,24 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use support::{repo, Out};
+use support::{bin, build_k, run, Out};
 
-fn run(bin: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Out {
-    let exe = match bin {
-        "snn-build" => env!("CARGO_BIN_EXE_snn-build"),
-        "snn-sim" => env!("CARGO_BIN_EXE_snn-sim"),
-        _ => env!("CARGO_BIN_EXE_snn-analyze"),
-    };
-    let mut c = Command::new(exe);
+/// Run the package's binary `name` with `args`.
+fn run_bin(name: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Out {
+    let mut cmd = Command::new(bin(name));
     for a in args {
-        c.arg(a);
+        cmd.arg(a);
     }
-    let o = c.env("RUST_BACKTRACE", "1").output().expect("run binary");
-    Out {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    run(&mut cmd)
 }
 
 /// Runs of the 2,250-neuron balanced network at about 94 Hz, 100 ms: `a`
@@ -46,25 +37,10 @@ fn runs() -> &'static Runs {
     R.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
         let k = dir.path().join("K");
-        let cfg = repo().join("configs/balanced.toml");
-        run(
-            "snn-build",
-            &[
-                &cfg,
-                &"-o",
-                &k,
-                &"--set",
-                &"scale.neurons=0.2",
-                &"--set",
-                &"scale.indegree=0.01",
-                &"--set",
-                &"poisson_background.rate_Hz=240",
-            ],
-        )
-        .expect_ok("snn-build");
+        build_k(&k);
         let sim = |name: &str, seed: &str| -> PathBuf {
             let out = dir.path().join(name);
-            run(
+            run_bin(
                 "snn-sim",
                 &[&k, &"-o", &out, &"--t-sim", &"100", &"--seed", &seed],
             )
@@ -85,7 +61,7 @@ fn compare(a: &Path, b: &Path, extra: &[&str]) -> Out {
     for e in extra {
         args.push(e);
     }
-    run("snn-analyze", &args)
+    run_bin("snn-analyze", &args)
 }
 
 /// Identical spikes: status 0, one summary line saying so.

@@ -6,37 +6,19 @@
 
 mod support;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use support::{shipped_config, Out};
+use support::{bin, run, shipped_config, with_rlimit, Out};
 
 /// Run `snn-build` with `args` under the resource limit `limit` (bytes) of
 /// `resource`.
 fn build_limited(args: &[&str], resource: libc::__rlimit_resource_t, limit: u64) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_snn-build"));
-    cmd.args(args).env("RUST_BACKTRACE", "1");
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls setrlimit, which is async-signal-safe, on a local struct.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: limit as libc::rlim_t,
-                rlim_max: limit as libc::rlim_t,
-            };
-            if libc::setrlimit(resource, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("run snn-build");
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run(with_rlimit(
+        Command::new(bin("snn-build")).args(args),
+        resource,
+        limit,
+    ))
 }
 
 fn balanced(indegree: &str, out: &Path, extra: &[&str]) -> Vec<String> {

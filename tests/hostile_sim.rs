@@ -6,29 +6,14 @@
 
 mod support;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use snn_formats::checkpoint::{CheckpointManifest, RANK_HEADER_LEN};
-use support::{repo, snapshot, Out};
+use support::{run, snapshot, with_rlimit, Out};
 
 const SIM: &str = env!("CARGO_BIN_EXE_snn-sim");
-
-fn run(cmd: &mut Command) -> Out {
-    let out = cmd
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("SLURM_JOB_END_TIME")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run snn-sim");
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn sim(args: &[&str]) -> Out {
     run(Command::new(SIM).args(args))
@@ -38,40 +23,21 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// A 2,250-neuron balanced network at about 94 Hz.
+/// The network `K` ([`support::K_SETS`]) in `dir`.
 fn build_k(dir: &Path) -> PathBuf {
     let k = dir.join("K");
-    let out = Command::new(env!("CARGO_BIN_EXE_snn-build"))
-        .arg(repo().join("configs/balanced.toml"))
-        .args(["-o", s(&k)])
-        .args(["--set", "scale.neurons=0.2", "--set", "scale.indegree=0.01"])
-        .args(["--set", "poisson_background.rate_Hz=240"])
-        .output()
-        .expect("snn-build");
-    assert!(out.status.success(), "{out:?}");
+    support::build_k(&k);
     k
 }
 
 /// `snn-sim` with a file-size limit (`ulimit -f`) of `bytes`.
 fn sim_fsize_limited(args: &[&str], bytes: u64) -> Out {
-    let mut cmd = Command::new(SIM);
-    cmd.args(args);
-    // SAFETY: between fork and exec the closure only calls setrlimit, which
-    // is async-signal-safe, on a local value; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: bytes as libc::rlim_t,
-                rlim_max: bytes as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let t = Instant::now();
-    let out = run(&mut cmd);
+    let out = run(with_rlimit(
+        Command::new(SIM).args(args),
+        libc::RLIMIT_FSIZE,
+        bytes,
+    ));
     assert!(
         t.elapsed() < Duration::from_secs(60),
         "a run that cannot write took {:?}",

@@ -1,10 +1,11 @@
-//! Helpers for the tests that run the real `snn-build` binary.
+//! Helpers for the tests that run the real binaries (`snn-build`,
+//! `snn-sim`, `snn-analyze`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Repository root.
 pub fn repo() -> PathBuf {
@@ -84,22 +85,88 @@ impl Out {
     }
 }
 
+/// The path of the package's binary `name` (`snn-build`, `snn-sim`,
+/// `snn-analyze`).
+pub fn bin(name: &str) -> &'static str {
+    match name {
+        "snn-build" => env!("CARGO_BIN_EXE_snn-build"),
+        "snn-sim" => env!("CARGO_BIN_EXE_snn-sim"),
+        "snn-analyze" => env!("CARGO_BIN_EXE_snn-analyze"),
+        other => panic!("no binary {other:?} in this package"),
+    }
+}
+
+/// Run `cmd` to the end and collect what it printed: no terminal (stdin
+/// closed, output piped: no progress bar), `RUST_BACKTRACE=1` (so a panic
+/// shows as one), and without a SLURM job end from the environment.
+pub fn run(cmd: &mut Command) -> Out {
+    let out = cmd
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("SLURM_JOB_END_TIME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run a binary of the package");
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Make `cmd` run under the resource limit `limit` of `resource` (e.g.
+/// `RLIMIT_FSIZE`, `ulimit -f`; `RLIMIT_AS`, `ulimit -v`), set in the child.
+pub fn with_rlimit(
+    cmd: &mut Command,
+    resource: libc::__rlimit_resource_t,
+    limit: u64,
+) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setrlimit, which is async-signal-safe, on a local struct; it
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            if libc::setrlimit(resource, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Run `snn-build` with `args` (no terminal: no progress bar).
 pub fn snn_build<I, S>(args: I) -> Out
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let out = Command::new(env!("CARGO_BIN_EXE_snn-build"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run snn-build");
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run(Command::new(bin("snn-build")).args(args))
+}
+
+/// The `--set` overrides of the hostile tests' network `K`: the balanced
+/// network (`configs/balanced.toml`) at 2,250 neurons firing about 94 Hz.
+pub const K_SETS: [&str; 6] = [
+    "--set",
+    "scale.neurons=0.2",
+    "--set",
+    "scale.indegree=0.01",
+    "--set",
+    "poisson_background.rate_Hz=240",
+];
+
+/// Build the network `K` ([`K_SETS`]) into `dest`.
+pub fn build_k(dest: &Path) {
+    let mut args: Vec<OsString> = vec![
+        shipped_config("balanced.toml").into(),
+        "-o".into(),
+        dest.into(),
+    ];
+    args.extend(K_SETS.iter().map(OsString::from));
+    snn_build(args).expect_ok("snn-build of K");
 }
 
 /// Shorthand for a path argument.
