@@ -9,6 +9,7 @@
 //! later is a clean error too.
 
 use snn_formats::config::PlacementScheme;
+use snn_formats::limits::{available_bytes, human_bytes};
 use snn_formats::model::Model;
 use snn_formats::placement::Placement;
 
@@ -17,30 +18,6 @@ use crate::BuildError;
 
 /// Bytes of one `Vec` header (pointer, capacity, length).
 const VEC_BYTES: u64 = 24;
-
-/// How much memory this process may still allocate, and what sets the
-/// limit (for the error message); `None` when nothing can be read. See
-/// [`snn_formats::limits::available_bytes`]: `MemAvailable`, `ulimit -v`
-/// and `-d` less what is in use, a cgroup's `memory.max`.
-pub fn available_bytes() -> Option<(u64, String)> {
-    snn_formats::limits::available_bytes()
-}
-
-/// `bytes` in a readable unit.
-pub fn human(bytes: f64) -> String {
-    const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut x = bytes;
-    let mut u = 0;
-    while x >= 1024.0 && u + 1 < UNITS.len() {
-        x /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{x:.0} {}", UNITS[0])
-    } else {
-        format!("{x:.1} {}", UNITS[u])
-    }
-}
 
 /// Bytes of the placement tables of `model` on `n_ranks` ranks (what
 /// [`Placement::new`] allocates).
@@ -159,8 +136,8 @@ pub fn check_fits(need: f64, what: &str) -> Result<(), BuildError> {
     if need > avail as f64 {
         return Err(BuildError::TooLarge(format!(
             "{what} would need at least {} of memory, but only {} are available ({source}); use a smaller scale, fewer ranks per process (mpirun, --only-ranks) or a larger machine",
-            human(need),
-            human(avail as f64)
+            human_bytes(need as u64),
+            human_bytes(avail)
         )));
     }
     Ok(())
@@ -173,7 +150,7 @@ pub fn zeroed<T: Copy + Default>(n: usize, what: &str) -> Result<Vec<T>, BuildEr
     v.try_reserve_exact(n).map_err(|_| {
         BuildError::TooLarge(format!(
             "out of memory allocating {} for {what}",
-            human((n as f64) * std::mem::size_of::<T>() as f64)
+            human_bytes((n as u64).saturating_mul(std::mem::size_of::<T>() as u64))
         ))
     })?;
     v.resize(n, T::default());
