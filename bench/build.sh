@@ -24,12 +24,10 @@ RESULTS="$OUTDIR/results.jsonl"
 mkdir -p "$OUTDIR"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
+source bench/lib.sh
 
 # ---- what can run -----------------------------------------------------------------
-run_ours=1
-run_nest=1
-[[ "${SKIP_OURS:-0}" == "1" ]] && run_ours=0
-[[ "${SKIP_NEST:-0}" == "1" ]] && run_nest=0
+sides_requested
 
 if ((run_ours)); then
     if [[ ! -x /usr/bin/time ]]; then
@@ -45,23 +43,9 @@ if ((run_ours)); then
         run_ours=0
     fi
 fi
-if ((run_nest)); then
-    if [[ ! -x "$PY" ]] || ! PYNEST_QUIET=1 "$PY" -c 'import nest' >/dev/null 2>&1; then
-        say "warning: $PY with NEST 3.10 not found: run scripts/install.sh (without SNN_SKIP_PYTHON); measuring ours only"
-        run_nest=0
-    fi
-fi
-if ((!run_ours && !run_nest)); then
-    say "error: nothing to run"
-    exit 1
-fi
-
-# Parse helpers (python3 is on the machine; the venv one works too).
-PARSE=python3
-command -v python3 >/dev/null 2>&1 || PARSE="$PY"
-
-stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-host_cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
+check_nest
+require_a_side
+result_stamps
 rows=()
 
 for s in "${SCALES[@]}"; do

@@ -163,37 +163,8 @@ for name in "${NETWORKS[@]}"; do
 import json, sys
 name, outdir, repeat, results, stamp, threads, nest_threads, cpu, t_presim, t_sim, scale = sys.argv[1:]
 
-def read_json(path):
-    """The whole file as one JSON value (snn-sim --json pretty-prints), else its last JSON line."""
-    try:
-        text = open(path).read()
-    except OSError:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        lines = [l for l in text.splitlines() if l.strip().startswith("{")]
-        try:
-            return json.loads(lines[-1]) if lines else None
-        except ValueError:
-            return None
-
-def wall(path):
-    try:
-        t0, t1 = map(float, open(path).read().split())
-        return t1 - t0
-    except (OSError, ValueError):
-        return None
-
-def error_line(path):
-    """The error of a failed step: the last line that says 'error', else the last line."""
-    try:
-        lines = [l.strip() for l in open(path).read().splitlines() if l.strip()]
-    except OSError:
-        return None
-    errs = [l for l in lines if "error" in l.lower()]
-    line = (errs or lines or [None])[-1]
-    return None if line is None else line.replace("|", "/")[:160]
+sys.path.insert(0, "bench")
+from result_files import read_json, wall, error_line
 
 kind = "balanced" if name.startswith("balanced") else ("microcircuit-dc" if name.startswith("dc-") else "microcircuit")
 common = {"date": stamp, "bench": "cpu", "network": name, "model": kind, "scale_neurons": float(scale),

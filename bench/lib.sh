@@ -1,5 +1,6 @@
 # Helpers shared by the benchmark scripts (sourced, not run). The caller
-# defines `say` (its log prefix) and sets IDLE_WAIT (s) and IDLE_BUSY (%).
+# defines `say` (its log prefix), and sets IDLE_WAIT (s) and IDLE_BUSY (%) if it
+# calls wait_idle.
 
 load() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
 now() { date +%s.%N; }
@@ -35,17 +36,49 @@ wait_idle() {
     fi
 }
 
-# Which sides to measure (run_ours, run_nest: SKIP_OURS/SKIP_NEST=1 skips one;
-# a side whose binaries in $BIN or NEST in $PY are missing is dropped with a
-# warning; exits if none is left), plus PARSE (a python for JSON), stamp,
-# host_cpu and nest_version for the result rows.
-choose_sides() {
-    local b
+# run_ours, run_nest from SKIP_OURS / SKIP_NEST (=1 skips that side).
+sides_requested() {
     run_ours=1
     run_nest=1
     [[ "${SKIP_OURS:-0}" == "1" ]] && run_ours=0
     [[ "${SKIP_NEST:-0}" == "1" ]] && run_nest=0
+    return 0
+}
 
+# Drop the NEST side (with a warning) when $PY has no NEST.
+check_nest() {
+    if ((run_nest)); then
+        if [[ ! -x "$PY" ]] || ! PYNEST_QUIET=1 "$PY" -c 'import nest' >/dev/null 2>&1; then
+            say "warning: $PY with NEST 3.10 not found: run scripts/install.sh (without SNN_SKIP_PYTHON); measuring ours only"
+            run_nest=0
+        fi
+    fi
+}
+
+# Exit when neither side is left to measure.
+require_a_side() {
+    if ((!run_ours && !run_nest)); then
+        say "error: nothing to run"
+        exit 1
+    fi
+}
+
+# PARSE (a python for the JSON parsers: python3, else the venv's), stamp
+# and host_cpu for the result rows.
+result_stamps() {
+    PARSE=python3
+    command -v python3 >/dev/null 2>&1 || PARSE="$PY"
+    stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    host_cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
+}
+
+# Which sides to measure (run_ours, run_nest: SKIP_OURS/SKIP_NEST=1 skips one;
+# a side whose binaries in $BIN or NEST in $PY are missing is dropped with a
+# warning; exits if none is left), plus PARSE, stamp, host_cpu and
+# nest_version for the result rows.
+choose_sides() {
+    local b
+    sides_requested
     if ((run_ours)); then
         for b in snn-build snn-sim; do
             if [[ ! -x "$BIN/$b" ]]; then
@@ -54,22 +87,9 @@ choose_sides() {
             fi
         done
     fi
-    if ((run_nest)); then
-        if [[ ! -x "$PY" ]] || ! PYNEST_QUIET=1 "$PY" -c 'import nest' >/dev/null 2>&1; then
-            say "warning: $PY with NEST 3.10 not found: run scripts/install.sh; measuring ours only"
-            run_nest=0
-        fi
-    fi
-    if ((!run_ours && !run_nest)); then
-        say "error: nothing to run"
-        exit 1
-    fi
-
-    PARSE=python3
-    command -v python3 >/dev/null 2>&1 || PARSE="$PY"
-
-    stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    host_cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
+    check_nest
+    require_a_side
+    result_stamps
     nest_version=""
     if ((run_nest)); then
         nest_version=$(PYNEST_QUIET=1 "$PY" -c 'import nest; print(nest.__version__)' 2>/dev/null | tail -n1)

@@ -94,27 +94,8 @@ for s in "${SCALES[@]}"; do
 import json, sys
 scale, outdir, repeat, results, stamp, threads, cpu = sys.argv[1:]
 
-def read_json(path):
-    """The whole file as one JSON value (snn-sim --json pretty-prints), else its last JSON line."""
-    try:
-        text = open(path).read()
-    except OSError:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        lines = [l for l in text.splitlines() if l.strip().startswith("{")]
-        try:
-            return json.loads(lines[-1]) if lines else None
-        except ValueError:
-            return None
-
-def wall(path):
-    try:
-        t0, t1 = map(float, open(path).read().split())
-        return t1 - t0
-    except (OSError, ValueError):
-        return None
+sys.path.insert(0, "bench")
+from result_files import read_json, wall
 
 common = {"date": stamp, "scale": float(scale), "threads": int(threads), "cpu": cpu}
 builds, loads, ours_rates, ours_spikes, nest_rates, nest_spikes = [], [], [], [], [], []
