@@ -64,6 +64,14 @@ fn compare(a: &Path, b: &Path, extra: &[&str]) -> Out {
     run_bin("snn-analyze", &args)
 }
 
+/// The summary lines (`spikes: ...`) of a comparison's output.
+fn spike_summary(o: &Out) -> Vec<&str> {
+    o.stdout
+        .lines()
+        .filter(|l| l.starts_with("spikes: "))
+        .collect()
+}
+
 /// Identical spikes: status 0, one summary line saying so.
 #[test]
 fn compare_identical_runs_exits_0() {
@@ -71,11 +79,7 @@ fn compare_identical_runs_exits_0() {
     let o = compare(&r.a, &r.a2, &[]);
     assert_eq!(o.code, Some(0), "{o:?}");
     assert_eq!(o.stderr, "");
-    let summary: Vec<&str> = o
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("spikes: "))
-        .collect();
+    let summary = spike_summary(&o);
     assert_eq!(
         summary,
         ["spikes: identical (every spike time equal bit for bit)"]
@@ -90,11 +94,7 @@ fn compare_differing_runs_exits_1() {
     let o = compare(&r.a, &r.b, &[]);
     assert_eq!(o.code, Some(1), "{o:?}");
     assert_eq!(o.stderr, "");
-    let summary: Vec<&str> = o
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("spikes: "))
-        .collect();
+    let summary = spike_summary(&o);
     assert_eq!(summary.len(), 1, "{}", o.stdout);
     assert!(
         summary[0].starts_with("spikes: differ; first difference: "),

@@ -254,7 +254,9 @@ fn group_with_members(
 }
 
 fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
-    let small = |name: &str, attr: &hdf5::Attribute| {
+    // A root attribute's values, refused before reading when it claims more
+    // than such an attribute ever holds.
+    let read_small = |name: &str, attr: &hdf5::Attribute| {
         let n = attr.size();
         if n > MAX_ROOT_ATTR_ELEMENTS {
             return Err(corrupt(
@@ -264,16 +266,15 @@ fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
                 ),
             ));
         }
-        Ok(())
-    };
-    if let Ok(attr) = file.attr("magic") {
-        small("magic", &attr)?;
-        let magic = attr.read_raw::<u32>().map_err(|e| {
+        attr.read_raw::<u32>().map_err(|e| {
             corrupt(
                 path,
-                format!("root attribute magic: unreadable: {}", short_reason(&e)),
+                format!("root attribute {name}: unreadable: {}", short_reason(&e)),
             )
-        })?;
+        })
+    };
+    if let Ok(attr) = file.attr("magic") {
+        let magic = read_small("magic", &attr)?;
         if magic.as_slice() != [SONATA_MAGIC] {
             return Err(corrupt(
                 path,
@@ -282,13 +283,7 @@ fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
         }
     }
     if let Ok(attr) = file.attr("version") {
-        small("version", &attr)?;
-        let version = attr.read_raw::<u32>().map_err(|e| {
-            corrupt(
-                path,
-                format!("root attribute version: unreadable: {}", short_reason(&e)),
-            )
-        })?;
+        let version = read_small("version", &attr)?;
         if version.first().copied().unwrap_or(u32::MAX) > SONATA_VERSION[0] {
             return Err(corrupt(
                 path,
