@@ -212,23 +212,7 @@ pub fn run_stats(run: &Run, w: Window, opts: &StatsOptions) -> Vec<PopulationSta
 /// Refuse a report directory that is the run directory or contains it
 /// (`--force` would delete the run).
 fn check_not_overlapping(run_dir: &Path, report_dir: &Path) -> Result<(), AnalyzeError> {
-    let Ok(run) = run_dir.canonicalize() else {
-        return Ok(());
-    };
-    let report = match report_dir.canonicalize() {
-        Ok(p) => p,
-        Err(_) => {
-            let parent = match report_dir.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            match (parent.canonicalize(), report_dir.file_name()) {
-                (Ok(p), Some(name)) => p.join(name),
-                _ => return Ok(()),
-            }
-        }
-    };
-    if run.starts_with(&report) {
+    if snn_formats::output::replaces(report_dir, run_dir) {
         return Err(AnalyzeError::input(
             report_dir,
             format!(
@@ -334,7 +318,7 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     let sizes: Vec<u64> = summary.populations.iter().map(|p| p.size).collect();
     let whole_run = o.t_start.is_none() && o.t_stop.is_none();
     check_bins(w, &o.stats, &sizes, &summary_path, whole_run)?;
-    let staging = Staging::new_guarded(&o.report_dir, o.force, &[&o.run_dir])?;
+    let staging = Staging::new(&o.report_dir, o.force)?;
     let run = load_run(&o.run_dir)?;
     let stats = run_stats(&run, w, &o.stats);
     let summaries: Vec<PopulationSummary> = stats.iter().map(|s| s.summary.clone()).collect();

@@ -85,6 +85,12 @@ fn resolved(path: &Path) -> PathBuf {
     p
 }
 
+/// Whether writing `dest` (replacing it) would replace `input` or a
+/// directory holding it, however either is spelt (`.`, `..`, links).
+pub fn replaces(dest: &Path, input: &Path) -> bool {
+    resolved(input).starts_with(resolved(dest))
+}
+
 fn refused(path: &Path, message: impl Into<String>) -> FormatError {
     FormatError::Refused {
         path: path.to_path_buf(),
@@ -149,8 +155,7 @@ impl Staging {
     pub fn new_guarded(dest: &Path, force: bool, inputs: &[&Path]) -> Result<Staging, FormatError> {
         let abs = resolved(dest);
         for input in inputs {
-            let inp = resolved(input);
-            if inp.starts_with(&abs) {
+            if replaces(dest, input) {
                 return Err(refused(
                     dest,
                     format!(
