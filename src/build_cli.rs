@@ -303,27 +303,12 @@ fn build(a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// Worker threads allowed per core (as in snn-sim): more only add
-/// contention, and `--threads 100000` would start that many threads.
-const MAX_THREADS_PER_CORE: usize = 8;
-
 /// Start the global thread pool with `--threads`, checked.
 fn start_threads(threads: Option<usize>) -> Result<()> {
     let Some(t) = threads else {
         return Ok(());
     };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if t == 0 {
-        bail!("--threads must be at least 1");
-    }
-    if t > MAX_THREADS_PER_CORE * cores {
-        bail!(
-            "--threads {t} is far beyond the {cores} cores this process may use (at most {} threads, {MAX_THREADS_PER_CORE} per core)",
-            MAX_THREADS_PER_CORE * cores
-        );
-    }
+    let t = crate::threads_arg(Some(t))?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(t)
         .build_global()

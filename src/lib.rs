@@ -103,6 +103,27 @@ pub fn print_line(line: &str) {
     let _ = err.flush();
 }
 
+/// Worker threads allowed per core: more only add wake-ups and contention
+/// (and `--threads 100000` would start that many threads).
+pub const MAX_THREADS_PER_CORE: usize = 8;
+
+/// The worker threads for `--threads` (default: the cores this process may
+/// use): at least 1, at most [`MAX_THREADS_PER_CORE`] per core.
+pub fn threads_arg(threads: Option<usize>) -> anyhow::Result<usize> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    match threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(t) if t > MAX_THREADS_PER_CORE * cores => anyhow::bail!(
+            "--threads {t} is far beyond the {cores} cores this process may use (at most {} threads, {MAX_THREADS_PER_CORE} per core)",
+            MAX_THREADS_PER_CORE * cores
+        ),
+        Some(t) => Ok(t),
+        None => Ok(cores),
+    }
+}
+
 /// `--backend` of `snn-build` and `snn-sim`: where the work runs.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendArg {

@@ -122,27 +122,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Worker threads allowed per core: more only add wake-ups and contention
-/// (and `--threads 100000` would start that many threads).
-const MAX_THREADS_PER_CORE: usize = 8;
-
 fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
     let backend = match cli.backend {
         BackendArg::Cpu => Backend::Cpu,
         BackendArg::Cuda => cuda_backend()?,
     };
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let threads = match cli.threads {
-        Some(0) => bail!("--threads must be at least 1"),
-        Some(t) if t > MAX_THREADS_PER_CORE * cores => bail!(
-            "--threads {t} is far beyond the {cores} cores this process may use (at most {} threads, {MAX_THREADS_PER_CORE} per core)",
-            MAX_THREADS_PER_CORE * cores
-        ),
-        Some(t) => t,
-        None => cores,
-    };
+    let threads = crate::threads_arg(cli.threads)?;
     if cli.keep == Some(0) {
         bail!("--keep must be at least 1");
     }
