@@ -42,7 +42,7 @@ pub struct Staging {
 }
 
 /// Whether `path` exists and is not an empty directory.
-fn occupied(path: &Path) -> bool {
+pub fn occupied(path: &Path) -> bool {
     match std::fs::read_dir(path) {
         Ok(mut it) => it.next().is_some(),
         Err(_) => path.exists(),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use snn_formats::checkpoint::{
     checkpoint_status, list_checkpoints, CheckpointStatus, RunConfig, RunState, RUN_STATE_FILE,
 };
-use snn_formats::output::Staging;
+use snn_formats::output::{occupied, Staging};
 use snn_formats::Manifest;
 
 use crate::checkpoint::note;
@@ -68,14 +68,6 @@ pub(crate) fn share_plan(
         (None, None)
     };
     Ok((broadcast(cluster, root_plan)?, staging))
-}
-
-/// Whether `path` exists and is not an empty directory.
-fn occupied(path: &Path) -> bool {
-    match std::fs::read_dir(path) {
-        Ok(mut it) => it.next().is_some(),
-        Err(_) => path.exists(),
-    }
 }
 
 fn every_steps(every_ms: Option<f64>, dt: f64) -> Result<Option<u64>, SimError> {
