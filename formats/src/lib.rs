@@ -5,12 +5,14 @@
 //! * [`model`]: the validated, scaled model;
 //! * [`placement`]: which rank owns which neuron;
 //! * [`shard`]: the per-rank network shard (rkyv, memory-mapped, checksummed);
+//! * [`direct`]: writing large files past the page cache;
 //! * [`manifest`]: `manifest.json` and opening a network directory;
 //! * [`output`]: staging directories renamed into place;
 //! * [`checkpoint`]: checkpoints of a run and the run-state file.
 
 pub mod checkpoint;
 pub mod config;
+pub mod direct;
 pub mod error;
 pub mod limits;
 pub mod mam;
