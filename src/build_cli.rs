@@ -114,7 +114,7 @@ fn build_device(kind: BackendArg) -> Result<BuildDevice> {
 #[cfg(feature = "cuda")]
 fn cuda_device() -> Result<BuildDevice> {
     Ok(BuildDevice::Gpu(crate::cuda_factory(
-        &snn_kernels::device::Module::BUILDER,
+        &snn_kernels::registry::Module::BUILDER,
     )))
 }
 

@@ -141,14 +141,14 @@ pub enum BackendArg {
 /// modulo the visible GPUs).
 #[cfg(feature = "cuda")]
 pub fn cuda_factory(
-    modules: &'static [snn_kernels::device::Module],
-) -> snn_kernels::gpu::DeviceFactory {
-    snn_kernels::gpu::DeviceFactory::new("cuda", move |rank| {
+    modules: &'static [snn_kernels::registry::Module],
+) -> snn_kernels::device::DeviceFactory {
+    snn_kernels::device::DeviceFactory::new("cuda", move |rank| {
         snn_kernels::cuda::CudaDevice::open_with(
             snn_kernels::cuda::gpu_hint(rank, world_size().is_some()),
             modules,
         )
-        .map(|d| Box::new(d) as Box<dyn snn_kernels::gpu::Device>)
+        .map(|d| Box::new(d) as Box<dyn snn_kernels::device::Device>)
     })
 }
 

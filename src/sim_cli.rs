@@ -358,7 +358,7 @@ fn human_duration(s: f64) -> String {
 #[cfg(feature = "cuda")]
 fn cuda_backend() -> Result<Backend> {
     Ok(Backend::gpu(crate::cuda_factory(
-        &snn_kernels::device::Module::SIMULATOR,
+        &snn_kernels::registry::Module::SIMULATOR,
     )))
 }
 

@@ -19,8 +19,8 @@ use std::path::Path;
 
 use host::HostDevice;
 use snn_formats::Config;
-use snn_kernels::device::KernelId;
-use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, GpuError};
+use snn_kernels::device::{grid_for, Arg, DevVec, Device, DeviceError};
+use snn_kernels::registry::KernelId;
 use snn_kernels::rng::CounterRng;
 use snn_netbuild::gpu::exclusive_scan;
 use snn_netbuild::{build_network, BuildDevice, BuildOptions, DeviceFactory};
@@ -44,7 +44,7 @@ fn host_factory(l: Launch) -> Option<DeviceFactory> {
     host::find_cxx()?;
     Some(DeviceFactory::new("host stand-in", move |_rank| {
         let mut d =
-            HostDevice::start().ok_or_else(|| GpuError::NoDevice("no C++ compiler".into()))?;
+            HostDevice::start().ok_or_else(|| DeviceError::NoDevice("no C++ compiler".into()))?;
         d.order = l.order;
         d.full_grid = l.full_grid;
         d.block_size = l.block_size;

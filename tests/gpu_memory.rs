@@ -1,5 +1,5 @@
 //! Device memory of the GPU engine, measured without a GPU: the engine runs
-//! on a device that keeps no data and runs nothing (`snn_kernels::gpu::NullDevice`: it
+//! on a device that keeps no data and runs nothing (`snn_kernels::device::NullDevice`: it
 //! counts the bytes of the buffers the engine allocates and discards what
 //! is copied to it), so the count is exactly what the engine asks a GPU
 //! for (the CUDA context and module code are the driver's and come on top).
@@ -17,7 +17,7 @@ mod host;
 
 use std::path::Path;
 
-use snn_kernels::gpu::{Device, GpuError, NullDevice};
+use snn_kernels::device::{Device, DeviceError, NullDevice};
 use snn_simulate::cluster::CommMode;
 use snn_simulate::run::{
     run_ranks_checkpointed, Backend, CheckpointOptions, DeviceFactory, RunOptions, RunOutcome,
@@ -70,7 +70,7 @@ fn null_device_counts_like_the_stand_in() {
         Backend::gpu(DeviceFactory::new("null", |_rank| {
             host::HostDevice::start()
                 .map(|d| Box::new(d) as Box<dyn Device>)
-                .ok_or_else(|| GpuError::NoDevice("no C++ compiler".into()))
+                .ok_or_else(|| DeviceError::NoDevice("no C++ compiler".into()))
         })),
         2.0,
     );

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use host::HostDevice;
 use snn_formats::checkpoint::{checkpoint_dir_name, list_checkpoints, rank_file_name};
 use snn_formats::{Check, NetworkDir};
-use snn_kernels::gpu::{Device, GpuError};
+use snn_kernels::device::{Device, DeviceError};
 use snn_simulate::cluster::CommMode;
 use snn_simulate::gpu::{GpuEngine, GpuOptions};
 use snn_simulate::rank::RankEngine;
@@ -64,9 +64,9 @@ fn have_cxx() -> bool {
     true
 }
 
-fn stand_in(s: Setup) -> Result<HostDevice, GpuError> {
+fn stand_in(s: Setup) -> Result<HostDevice, DeviceError> {
     let mut d = HostDevice::start()
-        .ok_or_else(|| GpuError::NoDevice("no C++ compiler for the stand-in".into()))?;
+        .ok_or_else(|| DeviceError::NoDevice("no C++ compiler for the stand-in".into()))?;
     d.order = s.order;
     d.full_grid = s.full_grid;
     d.block_size = s.block_size;
@@ -712,52 +712,52 @@ impl Device for Counting {
     fn peak_allocated_bytes(&self) -> u64 {
         Device::peak_allocated_bytes(&self.inner)
     }
-    fn alloc(&mut self, bytes: u64, what: &str) -> Result<snn_kernels::gpu::BufId, GpuError> {
+    fn alloc(&mut self, bytes: u64, what: &str) -> Result<snn_kernels::device::BufId, DeviceError> {
         Device::alloc(&mut self.inner, bytes, what)
     }
-    fn free(&mut self, buf: snn_kernels::gpu::BufId) {
+    fn free(&mut self, buf: snn_kernels::device::BufId) {
         Device::free(&mut self.inner, buf)
     }
     fn write(
         &mut self,
-        buf: snn_kernels::gpu::BufId,
+        buf: snn_kernels::device::BufId,
         offset_bytes: u64,
         data: &[u8],
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), DeviceError> {
         self.counts().writes += 1;
         Device::write(&mut self.inner, buf, offset_bytes, data)
     }
     fn read(
         &mut self,
-        buf: snn_kernels::gpu::BufId,
+        buf: snn_kernels::device::BufId,
         offset_bytes: u64,
         out: &mut [u8],
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), DeviceError> {
         self.counts().reads += 1;
         Device::read(&mut self.inner, buf, offset_bytes, out)
     }
     fn zero(
         &mut self,
-        buf: snn_kernels::gpu::BufId,
+        buf: snn_kernels::device::BufId,
         offset_bytes: u64,
         bytes: u64,
-    ) -> Result<(), GpuError> {
+    ) -> Result<(), DeviceError> {
         self.counts().memsets += 1;
         Device::zero(&mut self.inner, buf, offset_bytes, bytes)
     }
     fn launch(
         &mut self,
-        k: snn_kernels::device::KernelId,
-        shape: snn_kernels::gpu::Shape,
-        args: &[snn_kernels::gpu::Arg],
-    ) -> Result<(), GpuError> {
+        k: snn_kernels::registry::KernelId,
+        shape: snn_kernels::device::Shape,
+        args: &[snn_kernels::device::Arg],
+    ) -> Result<(), DeviceError> {
         let before = self.inner.launches;
         Device::launch(&mut self.inner, k, shape, args)?;
         assert_eq!(self.inner.launches, before + 1, "the stand-in's own count");
         *self.counts().launches.entry(k.name()).or_default() += 1;
         Ok(())
     }
-    fn synchronize(&mut self) -> Result<(), GpuError> {
+    fn synchronize(&mut self) -> Result<(), DeviceError> {
         Device::synchronize(&mut self.inner)
     }
     fn full_grid(&self) -> u32 {

@@ -37,7 +37,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::Communicator;
 use serde_json::Value;
 use snn_formats::checkpoint::{checkpoint_dir_name, rank_file_name, read_rank_state};
-use snn_kernels::gpu::{Device, GpuError};
+use snn_kernels::device::{Device, DeviceError};
 use snn_simulate::cluster::{CommMode, MpiCluster};
 use snn_simulate::gpu::GpuOptions;
 use snn_simulate::run::{
@@ -88,9 +88,9 @@ struct Case {
 }
 
 /// The stand-in device of `rank` for launch setting `l`.
-fn stand_in(l: Launch, rank: u32) -> Result<Box<dyn Device>, GpuError> {
+fn stand_in(l: Launch, rank: u32) -> Result<Box<dyn Device>, DeviceError> {
     let mut d = HostDevice::start()
-        .ok_or_else(|| GpuError::NoDevice("no C++ compiler for the stand-in".into()))?;
+        .ok_or_else(|| DeviceError::NoDevice("no C++ compiler for the stand-in".into()))?;
     d.order = l.order + 3 * rank;
     d.full_grid = l.full_grid + 2 * rank;
     d.block_size = l.block_size + rank;
@@ -712,7 +712,7 @@ fn device_failure_is_an_error_on_every_rank() {
         for (name, bad, comm, checkpointed) in FAILURES {
             let factory = DeviceFactory::new("host stand-in", move |rank| {
                 if rank == bad {
-                    Err(GpuError::NoDevice(format!("test: rank {rank} has none")))
+                    Err(DeviceError::NoDevice(format!("test: rank {rank} has none")))
                 } else {
                     stand_in(DEFAULT, rank)
                 }

@@ -22,7 +22,7 @@ use snn_formats::model::{
     quantize_weight, Dist, Model, NeuronModel, NeuronParams, Projection, Rule,
 };
 use snn_formats::{Check, NetworkDir};
-use snn_kernels::device::{ConnectParams, DistParams, KernelId, StepInput};
+use snn_kernels::registry::{ConnectParams, KernelId, StepInput};
 use snn_kernels::rng::CounterRng;
 use snn_kernels::ziggurat::ZigguratTables;
 use snn_netbuild::connect::{split_total_number, ProjPlan, SourceMode};
@@ -849,8 +849,8 @@ fn compare_connect(
     let p = ConnectParams {
         seed: pp.seed,
         n_src: pp.n_src,
-        weight: DistParams::new(&pp.proj.weight_pa),
-        delay: DistParams::new(&pp.proj.delay_ms),
+        weight: snn_netbuild::connect::device_dist(&pp.proj.weight_pa),
+        delay: snn_netbuild::connect::device_dist(&pp.proj.delay_ms),
         dt_ms: pp.dt_ms,
         projection: pp.proj.index,
         exclude_self: u32::from(pp.exclude_self),

@@ -26,9 +26,12 @@
 
 use std::collections::HashSet;
 
-use snn_formats::model::{delay_to_steps, quantize_weight, Dist, Model, Projection, Rule};
+use snn_formats::model::{
+    delay_to_steps, quantize_weight, Dist, Model, Projection, Rule, Variates,
+};
 use snn_kernels::detmath;
-use snn_kernels::rng::{philox4x32_10_x32, CounterRng, Purpose, Variates};
+use snn_kernels::registry::DistParams;
+use snn_kernels::rng::{philox4x32_10_x32, CounterRng, Purpose};
 use snn_kernels::ziggurat::{normal_zig_with, ZigguratTables};
 
 /// Normal variates by the ziggurat ([`normal_zig_with`]): one stream word
@@ -60,8 +63,7 @@ impl<'a> Normals<'a> {
     }
 }
 
-/// The ziggurat normals and the stream's uniforms, for
-/// [`snn_kernels::rng::draw`].
+/// The ziggurat normals and the stream's uniforms, for [`Dist::draw`].
 impl Variates for Normals<'_> {
     #[inline]
     fn normal(&mut self) -> f64 {
@@ -77,7 +79,23 @@ impl Variates for Normals<'_> {
 /// the bounds, or clamped), uniforms `min + (max - min) * open01()`.
 #[inline]
 pub fn draw(d: &Dist, z: &mut Normals) -> f64 {
-    snn_kernels::rng::draw(d, z)
+    d.draw(z)
+}
+
+/// The device form of `d` (`SnnDist` of `kernels/cuda/connect.cu`), for the
+/// GPU builder.
+pub fn device_dist(d: &Dist) -> DistParams {
+    match *d {
+        Dist::Constant(v) => DistParams::constant(v),
+        Dist::Normal {
+            mean,
+            std,
+            min,
+            max,
+            clip,
+        } => DistParams::normal(mean, std, min, max, clip),
+        Dist::Uniform { min, max } => DistParams::uniform(min, max),
+    }
 }
 
 /// How a projection's sources are determined.

@@ -78,15 +78,15 @@
 use snn_formats::model::{Model, Rule};
 use snn_formats::placement::Placement;
 use snn_formats::shard::ShardData;
-use snn_kernels::device::{
-    BuildProjParams, ConnectParams, DistParams, KernelId, RULE_ALL_TO_ALL, RULE_BERNOULLI,
-    RULE_DISTINCT, RULE_ONE_TO_ONE, RULE_PER_SYNAPSE,
+pub use snn_kernels::device::DeviceFactory;
+use snn_kernels::device::{grid_for, Arg, DevVec, Device, DeviceError};
+use snn_kernels::registry::{
+    BuildProjParams, ConnectParams, KernelId, RULE_ALL_TO_ALL, RULE_BERNOULLI, RULE_DISTINCT,
+    RULE_ONE_TO_ONE, RULE_PER_SYNAPSE,
 };
-pub use snn_kernels::gpu::DeviceFactory;
-use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, GpuError};
 use snn_kernels::ziggurat::ZigguratTables;
 
-use crate::connect::SourceMode;
+use crate::connect::{device_dist, SourceMode};
 use crate::rank::{bits_for, RankPlan, NO_ROW};
 use crate::BuildError;
 
@@ -99,9 +99,9 @@ pub fn exclusive_scan(
     input: &DevVec<u32>,
     n: usize,
     seg: u64,
-) -> Result<DevVec<u64>, GpuError> {
+) -> Result<DevVec<u64>, DeviceError> {
     if n > input.len() {
-        return Err(GpuError::Range(format!(
+        return Err(DeviceError::Range(format!(
             "scan of {n} items of a buffer of {}",
             input.len()
         )));
@@ -142,11 +142,11 @@ pub fn exclusive_scan(
     Ok(out)
 }
 
-fn read_one<T: snn_kernels::gpu::Pod>(
+fn read_one<T: snn_kernels::device::Pod>(
     dev: &mut dyn Device,
     v: &DevVec<T>,
     i: usize,
-) -> Result<T, GpuError> {
+) -> Result<T, DeviceError> {
     Ok(v.read(dev, i..i + 1)?.first().copied().unwrap_or_default())
 }
 
@@ -237,8 +237,8 @@ impl<'a> GpuRank<'a> {
                 connect: ConnectParams {
                     seed: pp.seed,
                     n_src: pp.n_src,
-                    weight: DistParams::new(&pp.proj.weight_pa),
-                    delay: DistParams::new(&pp.proj.delay_ms),
+                    weight: device_dist(&pp.proj.weight_pa),
+                    delay: device_dist(&pp.proj.delay_ms),
                     dt_ms: pp.dt_ms,
                     projection: pp.proj.index,
                     exclude_self: u32::from(pp.exclude_self),

@@ -41,7 +41,7 @@ pub enum BuildError {
     Internal(String),
     /// The device of the GPU builder failed.
     #[error("GPU builder: {0}")]
-    Gpu(#[from] snn_kernels::gpu::GpuError),
+    Gpu(#[from] snn_kernels::device::DeviceError),
     /// A rank of a distributed build failed.
     #[error("{0}")]
     Distributed(String),

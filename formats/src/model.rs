@@ -97,7 +97,44 @@ pub enum Dist {
     },
 }
 
+/// A source of the variates a [`Dist`] is drawn from: standard normals and
+/// uniforms on (0, 1). The builder (weights, delays) and the simulator
+/// (initial potentials) each bring their own (ziggurat or polar normals from
+/// counter-based streams).
+pub trait Variates {
+    /// A standard normal variate.
+    fn normal(&mut self) -> f64;
+    /// A uniform variate on (0, 1).
+    fn open01(&mut self) -> f64;
+}
+
 impl Dist {
+    /// A draw: a normal is redrawn until it lies in `[min, max]`, or clamped
+    /// into it with `clip`; a uniform is `min + (max - min) * open01()`. The
+    /// GPU builder draws the same way (`SnnDist` in `kernels/cuda/connect.cu`).
+    #[inline]
+    pub fn draw(&self, v: &mut impl Variates) -> f64 {
+        match *self {
+            Dist::Constant(x) => x,
+            Dist::Normal {
+                mean,
+                std,
+                min,
+                max,
+                clip,
+            } => loop {
+                let x = mean + std * v.normal();
+                if clip {
+                    return x.max(min).min(max);
+                }
+                if x >= min && x <= max {
+                    return x;
+                }
+            },
+            Dist::Uniform { min, max } => min + (max - min) * v.open01(),
+        }
+    }
+
     /// The mean parameter (of the unbounded distribution).
     pub fn mean(&self) -> f64 {
         match *self {

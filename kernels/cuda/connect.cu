@@ -31,7 +31,7 @@
 #define SNN_DIST_UNIFORM 2u
 
 // A resolved distribution (snn_formats::model::Dist). Mirrored by
-// snn_kernels::device::DistParams.
+// snn_kernels::registry::DistParams.
 struct SnnDist {
     uint32_t kind;  // SNN_DIST_*
     uint32_t clip;  // normal: clamp to [min, max] instead of redrawing
@@ -42,7 +42,7 @@ struct SnnDist {
 };
 
 // One projection, prepared (connect::ProjPlan). Mirrored by
-// snn_kernels::device::ConnectParams.
+// snn_kernels::registry::ConnectParams.
 struct SnnConnectParams {
     uint64_t seed;         // network seed
     uint64_t n_src;        // source population size (> 0)
@@ -193,7 +193,7 @@ SNN_KERNEL snn_connect_per_synapse(SnnConnectParams p, const SnnZigTables* zig,
 #define SNN_RULE_DISTINCT 4u     // fixed_indegree without multapses (snn_build_distinct_sources)
 
 // One projection of the builder. Mirrored by
-// snn_kernels::device::BuildProjParams.
+// snn_kernels::registry::BuildProjParams.
 struct SnnBuildProj {
     SnnConnectParams c;  // c.target_bits: the rank's
     uint64_t src_first;  // global id of the first source neuron

@@ -28,7 +28,7 @@
 #include "poisson.cuh"
 
 // iaf_psc_exp constants (neuron::IafPscExpConsts; potentials relative to
-// E_L). Mirrored by snn_kernels::device::ExpConsts.
+// E_L). Mirrored by snn_kernels::registry::ExpConsts.
 struct SnnIafPscExpConsts {
     double e_l;
     double theta;
@@ -45,7 +45,7 @@ struct SnnIafPscExpConsts {
 };
 
 // iaf_psc_alpha constants (neuron::IafPscAlphaConsts). Mirrored by
-// snn_kernels::device::AlphaConsts.
+// snn_kernels::registry::AlphaConsts.
 struct SnnIafPscAlphaConsts {
     double e_l;
     double theta;
@@ -69,7 +69,7 @@ struct SnnIafPscAlphaConsts {
 
 // What one step of one block of neurons (a contiguous range of local
 // indices in one population) reads besides the state. Mirrored by
-// snn_kernels::device::StepInput.
+// snn_kernels::registry::StepInput.
 struct SnnStepInput {
     uint64_t step;            // the step being updated, t
     uint64_t interval_start;  // first step of the interval (spike entries)
@@ -240,7 +240,7 @@ SNN_KERNEL snn_iaf_psc_alpha_update(SnnIafPscAlphaConsts c, SnnStepInput in, dou
 #define SNN_NO_COLUMN 0xffffffffu
 
 // One population's local neurons (local indices first_local .. first_local +
-// n). Mirrored by snn_kernels::device::PopDesc.
+// n). Mirrored by snn_kernels::registry::PopDesc.
 struct SnnPopDesc {
     SnnIafPscExpConsts exp;      // kind SNN_POP_IAF_PSC_EXP
     SnnIafPscAlphaConsts alpha;  // kind SNN_POP_IAF_PSC_ALPHA
@@ -257,7 +257,7 @@ struct SnnPopDesc {
 };
 
 // What one step of the fused update reads besides the tables and the
-// state. Mirrored by snn_kernels::device::UpdateStep.
+// state. Mirrored by snn_kernels::registry::UpdateStep.
 struct SnnUpdateStep {
     uint64_t step;            // the step being updated, t
     uint64_t interval_start;  // first step of the interval (spike entries)

@@ -12,7 +12,7 @@
 //!   retains its primary context and loads NVRTC.
 //! * **Kernels.** Each [`Module`] is compiled once per process by NVRTC for
 //!   the device's architecture (`compute_XY` from its compute capability,
-//!   `--fmad=false`: see [`crate::device::nvrtc`]), or taken from the PTX
+//!   `--fmad=false`: see [`crate::nvrtc`]), or taken from the PTX
 //!   disk cache ([`nvrtc::cache_dir`]: later processes skip NVRTC), and
 //!   loaded when the device is opened (so this cost is set-up time, reported
 //!   by [`Device::describe`]); functions are looked up once per
@@ -34,8 +34,9 @@ use std::ffi::{c_void, CString};
 
 use cudarc::driver::{result, sys};
 
-use crate::device::{nvrtc, KernelId, Module};
-use crate::gpu::{AllocStats, Arg, BufId, Device, GpuError, Shape};
+use crate::device::{AllocStats, Arg, BufId, Device, DeviceError, Shape};
+use crate::nvrtc;
+use crate::registry::{KernelId, Module};
 
 /// Threads per block of the backends' launches (default; `SNN_CUDA_BLOCK`
 /// overrides it, for the benchmark's variants).
@@ -47,7 +48,7 @@ const BLOCKS_PER_SM: u32 = 8;
 
 /// A launch-shape setting from the environment: a whole number in
 /// `1..=max`, or `default` (also when unset). A bad value is an error.
-fn shape_from_env(var: &str, default: u32, max: u32) -> Result<u32, GpuError> {
+fn shape_from_env(var: &str, default: u32, max: u32) -> Result<u32, DeviceError> {
     match std::env::var(var) {
         Err(_) => Ok(default),
         Ok(v) => v
@@ -56,7 +57,7 @@ fn shape_from_env(var: &str, default: u32, max: u32) -> Result<u32, GpuError> {
             .ok()
             .filter(|x| (1..=max).contains(x))
             .ok_or_else(|| {
-                GpuError::Range(format!("{var}={v}: expected a whole number in 1..={max}"))
+                DeviceError::Range(format!("{var}={v}: expected a whole number in 1..={max}"))
             }),
     }
 }
@@ -88,9 +89,9 @@ pub struct CudaDevice {
 // `CudaDevice` is not `Sync`, so calls never overlap.
 unsafe impl Send for CudaDevice {}
 
-fn driver_err(op: impl Into<String>) -> impl FnOnce(result::DriverError) -> GpuError {
+fn driver_err(op: impl Into<String>) -> impl FnOnce(result::DriverError) -> DeviceError {
     let op = op.into();
-    move |e| GpuError::Driver {
+    move |e| DeviceError::Driver {
         op,
         message: format!("{e:?}"),
     }
@@ -154,7 +155,7 @@ pub fn driver_present() -> bool {
 impl CudaDevice {
     /// Opens GPU `hint % (number of visible GPUs)` with every kernel
     /// module: see [`CudaDevice::open_with`].
-    pub fn open(hint: u32) -> Result<CudaDevice, GpuError> {
+    pub fn open(hint: u32) -> Result<CudaDevice, DeviceError> {
         CudaDevice::open_with(hint, &Module::ALL)
     }
 
@@ -164,11 +165,11 @@ impl CudaDevice {
     /// the builder connection and build kernels; a kernel of another module
     /// is compiled on first use). Errors (never panics) when the driver
     /// library, a GPU or NVRTC is missing. See the module documentation.
-    pub fn open_with(hint: u32, modules: &[Module]) -> Result<CudaDevice, GpuError> {
+    pub fn open_with(hint: u32, modules: &[Module]) -> Result<CudaDevice, DeviceError> {
         let block_size = shape_from_env("SNN_CUDA_BLOCK", BLOCK_SIZE, 1024)?;
         let blocks_per_sm = shape_from_env("SNN_CUDA_BLOCKS_PER_SM", BLOCKS_PER_SM, 64)?;
         if !driver_present() {
-            return Err(GpuError::NoDevice(
+            return Err(DeviceError::NoDevice(
                 "the CUDA driver library (libcuda.so) was not found; is an NVIDIA driver installed?"
                     .into(),
             ));
@@ -176,11 +177,11 @@ impl CudaDevice {
         let venvs: Vec<std::path::PathBuf> = std::env::current_dir()
             .map(|d| vec![d.join(".venv")])
             .unwrap_or_default();
-        result::init().map_err(|e| GpuError::NoDevice(format!("cuInit failed: {e:?}")))?;
+        result::init().map_err(|e| DeviceError::NoDevice(format!("cuInit failed: {e:?}")))?;
         let count = result::device::get_count()
-            .map_err(|e| GpuError::NoDevice(format!("cuDeviceGetCount failed: {e:?}")))?;
+            .map_err(|e| DeviceError::NoDevice(format!("cuDeviceGetCount failed: {e:?}")))?;
         if count <= 0 {
-            return Err(GpuError::NoDevice(
+            return Err(DeviceError::NoDevice(
                 "the driver reports no GPU (check CUDA_VISIBLE_DEVICES)".into(),
             ));
         }
@@ -196,7 +197,7 @@ impl CudaDevice {
         let multiprocessors = attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(driver_err("cuDeviceGetAttribute"))?;
         if major < 7 {
-            return Err(GpuError::NoDevice(format!(
+            return Err(DeviceError::NoDevice(format!(
                 "GPU {ordinal} has compute capability {major}.{minor}; 7.0 or newer is needed (64-bit atomics, double precision)"
             )));
         }
@@ -249,14 +250,14 @@ impl CudaDevice {
     }
 
     /// Makes the context current on this thread.
-    fn bind(&self) -> Result<(), GpuError> {
+    fn bind(&self) -> Result<(), DeviceError> {
         // SAFETY: the primary context was retained in `open` and is only
         // released in Drop.
         unsafe { result::ctx::set_current(self.context) }.map_err(driver_err("cuCtxSetCurrent"))
     }
 
     /// The function of `k`, compiling and loading its module on first use.
-    fn function(&mut self, k: KernelId) -> Result<sys::CUfunction, GpuError> {
+    fn function(&mut self, k: KernelId) -> Result<sys::CUfunction, DeviceError> {
         if let Some(&f) = self.functions.get(&k) {
             return Ok(f);
         }
@@ -265,7 +266,7 @@ impl CudaDevice {
             Some(&module) => module,
             None => {
                 let ptx = nvrtc::compile(m, self.arch)?;
-                let image = CString::new(ptx.as_bytes()).map_err(|_| GpuError::Driver {
+                let image = CString::new(ptx.as_bytes()).map_err(|_| DeviceError::Driver {
                     op: format!("load {m}"),
                     message: "the PTX holds a NUL byte".into(),
                 })?;
@@ -277,7 +278,7 @@ impl CudaDevice {
                 module
             }
         };
-        let name = CString::new(k.name()).map_err(|_| GpuError::Range("kernel name".into()))?;
+        let name = CString::new(k.name()).map_err(|_| DeviceError::Range("kernel name".into()))?;
         // SAFETY: `module` is a loaded module of the current context.
         let f = unsafe { result::module::get_function(module, name) }
             .map_err(driver_err(format!("cuModuleGetFunction ({k})")))?;
@@ -286,13 +287,13 @@ impl CudaDevice {
     }
 
     /// The address of `len` bytes at `offset` in `buf`, checked.
-    fn range(&self, buf: BufId, offset: u64, len: u64) -> Result<sys::CUdeviceptr, GpuError> {
+    fn range(&self, buf: BufId, offset: u64, len: u64) -> Result<sys::CUdeviceptr, DeviceError> {
         let &(ptr, bytes) = self
             .buffers
             .get(&buf)
-            .ok_or_else(|| GpuError::Range(format!("no buffer {buf}")))?;
+            .ok_or_else(|| DeviceError::Range(format!("no buffer {buf}")))?;
         if offset > bytes || len > bytes - offset {
-            return Err(GpuError::Range(format!(
+            return Err(DeviceError::Range(format!(
                 "{len} bytes at {offset} in a buffer of {bytes}"
             )));
         }
@@ -317,14 +318,14 @@ impl Device for CudaDevice {
         )
     }
 
-    fn alloc(&mut self, bytes: u64, what: &str) -> Result<BufId, GpuError> {
+    fn alloc(&mut self, bytes: u64, what: &str) -> Result<BufId, DeviceError> {
         self.bind()?;
         let n = bytes.max(1) as usize;
         // SAFETY: the context is current; the memory is zeroed below before
         // any use.
         let ptr = unsafe { result::malloc_sync(n) }.map_err(|e| {
             if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
-                GpuError::OutOfMemory {
+                DeviceError::OutOfMemory {
                     bytes,
                     what: what.to_owned(),
                 }
@@ -356,7 +357,7 @@ impl Device for CudaDevice {
         }
     }
 
-    fn write(&mut self, buf: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), GpuError> {
+    fn write(&mut self, buf: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), DeviceError> {
         self.bind()?;
         let dst = self.range(buf, offset_bytes, data.len() as u64)?;
         if data.is_empty() {
@@ -366,7 +367,7 @@ impl Device for CudaDevice {
         unsafe { result::memcpy_htod_sync(dst, data) }.map_err(driver_err("cuMemcpyHtoD"))
     }
 
-    fn read(&mut self, buf: BufId, offset_bytes: u64, out: &mut [u8]) -> Result<(), GpuError> {
+    fn read(&mut self, buf: BufId, offset_bytes: u64, out: &mut [u8]) -> Result<(), DeviceError> {
         self.bind()?;
         let src = self.range(buf, offset_bytes, out.len() as u64)?;
         if out.is_empty() {
@@ -376,7 +377,7 @@ impl Device for CudaDevice {
         unsafe { result::memcpy_dtoh_sync(out, src) }.map_err(driver_err("cuMemcpyDtoH"))
     }
 
-    fn zero(&mut self, buf: BufId, offset_bytes: u64, bytes: u64) -> Result<(), GpuError> {
+    fn zero(&mut self, buf: BufId, offset_bytes: u64, bytes: u64) -> Result<(), DeviceError> {
         self.bind()?;
         let dst = self.range(buf, offset_bytes, bytes)?;
         if bytes == 0 {
@@ -386,10 +387,10 @@ impl Device for CudaDevice {
         unsafe { result::memset_d8_sync(dst, 0, bytes as usize) }.map_err(driver_err("cuMemsetD8"))
     }
 
-    fn launch(&mut self, k: KernelId, shape: Shape, args: &[Arg]) -> Result<(), GpuError> {
+    fn launch(&mut self, k: KernelId, shape: Shape, args: &[Arg]) -> Result<(), DeviceError> {
         self.bind()?;
         if shape.grid == 0 || shape.block == 0 || shape.block > 1024 {
-            return Err(GpuError::Range(format!("{k}: launch shape {shape:?}")));
+            return Err(DeviceError::Range(format!("{k}: launch shape {shape:?}")));
         }
         let f = self.function(k)?;
         // Each argument's value, in storage that outlives the launch call.
@@ -425,7 +426,7 @@ impl Device for CudaDevice {
         .map_err(driver_err(format!("launch of {k}")))
     }
 
-    fn synchronize(&mut self) -> Result<(), GpuError> {
+    fn synchronize(&mut self) -> Result<(), DeviceError> {
         self.bind()?;
         result::ctx::synchronize().map_err(driver_err("cuCtxSynchronize"))
     }

@@ -14,17 +14,21 @@
 //!   them (normal, binomial, Poisson, geometric).
 //! * [`ziggurat`]: the fast normal sampler (one 32-bit word per variate in
 //!   ~99% of cases) with its host-computed tables.
-//! * [`device`]: the CUDA kernels (`kernels/cuda/*.cu`) by typed id, the
-//!   structs they take, and (feature `cuda`) their compilation by NVRTC.
-//! * [`gpu`]: the device interface the GPU builder and engine drive
-//!   (buffers, copies, launches), with (feature `cuda`) its CUDA
+//! * [`registry`]: the CUDA kernels (`kernels/cuda/*.cu`) by typed id
+//!   ([`registry::KernelId`]), their modules' sources and the structs they
+//!   take;
+//! * [`nvrtc`]: finding `libnvrtc` and (feature `cuda`) compiling a module
+//!   for a device, with the PTX disk cache;
+//! * [`device`]: the [`device::Device`] trait the GPU builder and engine
+//!   drive (buffers, copies, launches), with (feature `cuda`) its CUDA
 //!   implementation `cuda::CudaDevice`.
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod detmath;
 pub mod device;
-pub mod gpu;
+pub mod nvrtc;
+pub mod registry;
 pub mod rng;
 pub mod ziggurat;
 

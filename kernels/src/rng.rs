@@ -347,55 +347,6 @@ impl CounterRng {
     }
 }
 
-/// A source of the variates a [`Dist`](snn_formats::model::Dist) is drawn
-/// from: standard normals and uniforms on (0, 1).
-pub trait Variates {
-    /// A standard normal variate.
-    fn normal(&mut self) -> f64;
-    /// A uniform variate on (0, 1).
-    fn open01(&mut self) -> f64;
-}
-
-/// Normals by the polar method ([`CounterRng::normal`]).
-impl Variates for CounterRng {
-    #[inline]
-    fn normal(&mut self) -> f64 {
-        CounterRng::normal(self)
-    }
-    #[inline]
-    fn open01(&mut self) -> f64 {
-        CounterRng::open01(self)
-    }
-}
-
-/// A draw from `d`: a normal is redrawn until it lies in `[min, max]`, or
-/// clamped into it with `clip`; a uniform is `min + (max - min) * open01()`.
-/// The builder (weights, delays) and the simulator (initial potentials)
-/// both draw through this, each with its own source of normals.
-#[inline]
-pub fn draw(d: &snn_formats::model::Dist, v: &mut impl Variates) -> f64 {
-    use snn_formats::model::Dist;
-    match *d {
-        Dist::Constant(x) => x,
-        Dist::Normal {
-            mean,
-            std,
-            min,
-            max,
-            clip,
-        } => loop {
-            let x = mean + std * v.normal();
-            if clip {
-                return x.max(min).min(max);
-            }
-            if x >= min && x <= max {
-                return x;
-            }
-        },
-        Dist::Uniform { min, max } => min + (max - min) * v.open01(),
-    }
-}
-
 #[cfg(test)]
 mod lane_tests {
     use super::*;

@@ -10,8 +10,8 @@
 mod host;
 
 use host::{Arg, HostDevice, SHAPES};
-use snn_formats::model::{delay_to_steps, quantize_weight, Dist};
-use snn_kernels::device::{ConnectParams, DistParams, KernelId};
+use snn_formats::model::{delay_to_steps, quantize_weight};
+use snn_kernels::registry::{ConnectParams, DistParams, KernelId};
 use snn_kernels::rng::CounterRng;
 use snn_kernels::ziggurat::ZigguratTables;
 
@@ -195,8 +195,8 @@ fn connect_rounding_equals_formats() {
         let p = ConnectParams {
             seed: 5,
             n_src: 10,
-            weight: DistParams::new(&Dist::Constant(weight)),
-            delay: DistParams::new(&Dist::Constant(delay)),
+            weight: DistParams::constant(weight),
+            delay: DistParams::constant(delay),
             dt_ms: dt,
             projection: 0,
             exclude_self: 0,
@@ -267,8 +267,8 @@ fn connect_counts_delays_that_do_not_fit() {
     let p = ConnectParams {
         seed: 9,
         n_src: 100,
-        weight: DistParams::new(&Dist::Constant(1.0)),
-        delay: DistParams::new(&Dist::Uniform { min: 0.1, max: 1.0 }),
+        weight: DistParams::constant(1.0),
+        delay: DistParams::uniform(0.1, 1.0),
         dt_ms: 0.1,
         projection: 3,
         exclude_self: 1,
@@ -311,7 +311,7 @@ fn connect_counts_delays_that_do_not_fit() {
 /// kernel arguments.
 #[test]
 fn device_trait_copies_and_errors() {
-    use snn_kernels::gpu::{Arg as GArg, DevVec, Device, GpuError, Shape};
+    use snn_kernels::device::{Arg as GArg, DevVec, Device, DeviceError, Shape};
     let Some(mut host) = HostDevice::start() else {
         return;
     };
@@ -333,7 +333,7 @@ fn device_trait_copies_and_errors() {
     assert_eq!(part, want[7..37]);
     assert!(matches!(
         dev.write(id, 30, &[0; 8]),
-        Err(GpuError::Driver { .. })
+        Err(DeviceError::Driver { .. })
     ));
     let mut big = vec![0u8; 38];
     assert!(dev.read(id, 0, &mut big).is_err());
@@ -351,6 +351,6 @@ fn device_trait_copies_and_errors() {
         Shape { grid: 1, block: 1 },
         &[GArg::U32(1), v.arg()],
     );
-    assert!(matches!(e, Err(GpuError::Driver { .. })), "{e:?}");
+    assert!(matches!(e, Err(DeviceError::Driver { .. })), "{e:?}");
     v.free(dev);
 }

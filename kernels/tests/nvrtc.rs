@@ -1,6 +1,6 @@
 //! Every kernel compiles with NVRTC (feature `cuda`; no GPU needed).
 //!
-//! NVRTC is found as `snn_kernels::device::nvrtc::load` finds it: from
+//! NVRTC is found as `snn_kernels::nvrtc::load` finds it: from
 //! `$SNN_NVRTC_LIB`, the pip wheel `nvidia-cuda-nvrtc-cu12` in the project's
 //! `.venv` (installed by `scripts/install.sh`) or `$VIRTUAL_ENV`, or the
 //! loader's path. Without it the test passes with a note, unless
@@ -10,7 +10,8 @@
 
 use std::path::PathBuf;
 
-use snn_kernels::device::{nvrtc, Module};
+use snn_kernels::nvrtc;
+use snn_kernels::registry::Module;
 
 /// The project's virtual environment.
 fn project_venv() -> PathBuf {

@@ -106,11 +106,11 @@ use snn_formats::checkpoint::Section;
 use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
-use snn_kernels::device::{
+use snn_kernels::device::{grid_for, Arg, DevVec, Device, Shape};
+use snn_kernels::registry::{
     KernelId, PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA, POP_IAF_PSC_EXP,
     POP_SPIKE_GENERATOR,
 };
-use snn_kernels::gpu::{grid_for, Arg, DevVec, Device, Shape};
 
 use crate::input::{generator_steps, initial_v_m};
 use crate::neuron::{iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaState, IafPscExpState};

@@ -3,7 +3,7 @@
 //! (simulation seed, neuron, step), so they do not depend on threads, ranks
 //! or where a run was interrupted.
 
-use snn_formats::model::Dist;
+use snn_formats::model::{Dist, Variates};
 use snn_kernels::detmath;
 use snn_kernels::rng::{CounterRng, Purpose};
 
@@ -185,7 +185,22 @@ pub fn initial_v_m(seed: u64, pop: usize, index: u64, dist: &Dist) -> f64 {
         index as u32,
         (index >> 32) as u32,
     );
-    snn_kernels::rng::draw(dist, &mut rng)
+    dist.draw(&mut Polar(&mut rng))
+}
+
+/// Polar normals and uniforms of a counter-based stream, for [`Dist::draw`]
+/// (the initial potentials; the builder draws its normals by ziggurat).
+struct Polar<'a>(&'a mut CounterRng);
+
+impl Variates for Polar<'_> {
+    #[inline]
+    fn normal(&mut self) -> f64 {
+        self.0.normal()
+    }
+    #[inline]
+    fn open01(&mut self) -> f64 {
+        self.0.open01()
+    }
 }
 
 /// Emission steps of a spike generator: a spike at `t` ms is emitted in the

@@ -51,5 +51,5 @@ pub enum SimError {
     Internal(String),
     /// The GPU device failed (no device, driver error, out of memory).
     #[error(transparent)]
-    Gpu(#[from] snn_kernels::gpu::GpuError),
+    Gpu(#[from] snn_kernels::device::DeviceError),
 }

@@ -236,13 +236,13 @@ fn iaf_propagators(tau_syn: f64, tau_m: f64, c_m: f64, h: f64) -> (f64, f64) {
 /// GPU kernels take too (`SnnIafPscExpConsts` of `kernels/cuda/neuron.cu`),
 /// so both backends read one set of constants. Made by
 /// [`iaf_psc_exp_consts`].
-pub type IafPscExpConsts = snn_kernels::device::ExpConsts;
+pub type IafPscExpConsts = snn_kernels::registry::ExpConsts;
 
 /// Precomputed per-population constants of `iaf_psc_alpha` (NEST 3.10
 /// `iaf_psc_alpha::pre_run_hook`), potentials relative to `E_L`: the struct
 /// the GPU kernels take too (`SnnIafPscAlphaConsts`). Made by
 /// [`iaf_psc_alpha_consts`].
-pub type IafPscAlphaConsts = snn_kernels::device::AlphaConsts;
+pub type IafPscAlphaConsts = snn_kernels::registry::AlphaConsts;
 
 /// [`IafPscExpConsts`] for parameters `p` (NEST names and units) and step
 /// `dt_ms`.

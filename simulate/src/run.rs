@@ -81,7 +81,7 @@ use crate::summary::{Facts, Totals};
 pub use crate::summary::{PopulationSummary, RunSummary};
 use crate::SimError;
 
-pub use snn_kernels::gpu::DeviceFactory;
+pub use snn_kernels::device::DeviceFactory;
 
 /// The simulation backend.
 #[derive(Clone, Default)]

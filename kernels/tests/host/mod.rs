@@ -18,8 +18,10 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use snn_kernels::device::{KernelId, Module, HEADERS};
-use snn_kernels::gpu::{AllocStats, Arg as GpuArg, BufId, Device, GpuError, Shape as GpuShape};
+use snn_kernels::device::{
+    AllocStats, Arg as GpuArg, BufId, Device, DeviceError, Shape as GpuShape,
+};
+use snn_kernels::registry::{KernelId, Module, HEADERS};
 
 /// The driver's source.
 const DRIVER: &str = include_str!("host_device.cpp");
@@ -401,8 +403,8 @@ impl HostDevice {
     }
 
     /// Sends one command line; the reply line, or the driver's error.
-    fn try_call(&mut self, line: &str) -> Result<String, GpuError> {
-        let io = |e: std::io::Error| GpuError::Driver {
+    fn try_call(&mut self, line: &str) -> Result<String, DeviceError> {
+        let io = |e: std::io::Error| DeviceError::Driver {
             op: "host driver I/O".into(),
             message: e.to_string(),
         };
@@ -412,14 +414,14 @@ impl HostDevice {
         let mut reply = String::new();
         let n = self.output.read_line(&mut reply).map_err(io)?;
         if n == 0 {
-            return Err(GpuError::Driver {
+            return Err(DeviceError::Driver {
                 op: format!("{:.40}", line),
                 message: "the host driver exited".into(),
             });
         }
         let reply = reply.trim_end().to_owned();
         if let Some(e) = reply.strip_prefix("err") {
-            return Err(GpuError::Driver {
+            return Err(DeviceError::Driver {
                 op: format!("{:.80}", line),
                 message: e.trim().to_owned(),
             });
@@ -469,13 +471,13 @@ fn words_of(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
 
 /// The stand-in as a [`Device`]: what the GPU backends drive in the tests.
 /// Launches run in [`HostDevice::order`]; a kernel's error (bad argument,
-/// write past the end of a buffer) comes back as [`GpuError::Driver`].
+/// write past the end of a buffer) comes back as [`DeviceError::Driver`].
 impl Device for HostDevice {
     fn describe(&self) -> String {
         "host C++ stand-in device (kernels/tests/host)".into()
     }
 
-    fn alloc(&mut self, bytes: u64, _what: &str) -> Result<BufId, GpuError> {
+    fn alloc(&mut self, bytes: u64, _what: &str) -> Result<BufId, DeviceError> {
         let id = self.new_id();
         self.try_call(&format!("Z {id:x} {bytes:x}"))?;
         self.stats.alloc(id, bytes);
@@ -487,7 +489,7 @@ impl Device for HostDevice {
         let _ = self.try_call(&format!("F {buf:x}"));
     }
 
-    fn write(&mut self, buf: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), GpuError> {
+    fn write(&mut self, buf: BufId, offset_bytes: u64, data: &[u8]) -> Result<(), DeviceError> {
         // Pieces of at most 1 MiB per command line.
         for (i, piece) in data.chunks(1 << 20).enumerate() {
             let off = offset_bytes + (i << 20) as u64;
@@ -501,7 +503,7 @@ impl Device for HostDevice {
         Ok(())
     }
 
-    fn read(&mut self, buf: BufId, offset_bytes: u64, out: &mut [u8]) -> Result<(), GpuError> {
+    fn read(&mut self, buf: BufId, offset_bytes: u64, out: &mut [u8]) -> Result<(), DeviceError> {
         for (i, piece) in out.chunks_mut(1 << 20).enumerate() {
             let off = offset_bytes + (i << 20) as u64;
             let reply = self.try_call(&format!("R {buf:x} {off:x} {:x}", piece.len()))?;
@@ -510,7 +512,7 @@ impl Device for HostDevice {
                 let w = words
                     .next()
                     .and_then(|w| u64::from_str_radix(w, 16).ok())
-                    .ok_or_else(|| GpuError::Driver {
+                    .ok_or_else(|| DeviceError::Driver {
                         op: "read".into(),
                         message: "short reply".into(),
                     })?;
@@ -520,12 +522,12 @@ impl Device for HostDevice {
         Ok(())
     }
 
-    fn zero(&mut self, buf: BufId, offset_bytes: u64, bytes: u64) -> Result<(), GpuError> {
+    fn zero(&mut self, buf: BufId, offset_bytes: u64, bytes: u64) -> Result<(), DeviceError> {
         self.try_call(&format!("M {buf:x} {offset_bytes:x} {bytes:x}"))
             .map(|_| ())
     }
 
-    fn launch(&mut self, k: KernelId, shape: GpuShape, args: &[GpuArg]) -> Result<(), GpuError> {
+    fn launch(&mut self, k: KernelId, shape: GpuShape, args: &[GpuArg]) -> Result<(), DeviceError> {
         let mut line = format!(
             "L {} {:x} {:x} {:x} {:x}",
             k.name(),
@@ -556,7 +558,7 @@ impl Device for HostDevice {
         Ok(())
     }
 
-    fn synchronize(&mut self) -> Result<(), GpuError> {
+    fn synchronize(&mut self) -> Result<(), DeviceError> {
         Ok(())
     }
 
