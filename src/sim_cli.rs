@@ -111,6 +111,21 @@ struct Cli {
     keep: Option<usize>,
 }
 
+/// The binary's test hooks (environment variables, for the tests that run
+/// `snn-sim` itself; the library takes them as options): stop after this
+/// many periodic checkpoints as if the wall time had run out
+/// ([`CheckpointOptions::suspend_after_checkpoints`]) ...
+pub const SUSPEND_AFTER_ENV: &str = "SNN_TEST_SUSPEND_AFTER_CHECKPOINTS";
+/// ... and sleep this many milliseconds between the steps of writing a
+/// checkpoint ([`snn_formats::checkpoint::set_test_pause_ms`]), so that a
+/// test can kill the process in the middle of one.
+pub const SLOW_CHECKPOINT_ENV: &str = "SNN_TEST_SLOW_CHECKPOINT";
+
+/// The number in test hook `var`, if set.
+fn test_hook(var: &str) -> Option<u64> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
 /// The `snn-sim` binary: parse the command line, run, report.
 pub fn main() -> ExitCode {
     let started = Instant::now();
@@ -200,7 +215,11 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
         keep: cli.keep,
         start,
         zstd_level: 0,
+        suspend_after_checkpoints: test_hook(SUSPEND_AFTER_ENV),
     };
+    if let Some(ms) = test_hook(SLOW_CHECKPOINT_ENV) {
+        snn_formats::checkpoint::set_test_pause_ms(ms);
+    }
     let bar = if std::io::stderr().is_terminal() {
         let pb = indicatif::ProgressBar::new(1000);
         pb.set_style(

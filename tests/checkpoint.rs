@@ -16,16 +16,14 @@
 //! The MPI variants (`mpirun -n 2`, p2p and collective) are in
 //! `tests/checkpoint_mpi.rs`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use snn_formats::checkpoint::{list_checkpoints, read_rank_state, CheckpointManifest, Section};
 
-const SUSPEND: &str = "SNN_TEST_SUSPEND_AFTER_CHECKPOINTS";
-const SLOW: &str = "SNN_TEST_SLOW_CHECKPOINT";
+use snn::sim_cli::SLOW_CHECKPOINT_ENV as SLOW;
+use snn::sim_cli::SUSPEND_AFTER_ENV as SUSPEND;
 const RESUMABLE: i32 = 75;
 
 const MICRO: &[&str] = &["scale.neurons=0.1", "scale.indegree=0.1"];
@@ -52,11 +50,11 @@ fn build(cfg: &Path, sets: &[&str], out: &Path, ranks: u32) {
 }
 
 fn config(name: &str) -> PathBuf {
-    common::repo().join("configs").join(name)
+    snn_test_support::repo().join("configs").join(name)
 }
 
 fn fixture(name: &str) -> PathBuf {
-    common::repo().join("tests/fixtures").join(name)
+    snn_test_support::repo().join("tests/fixtures").join(name)
 }
 
 fn sim_cmd(net: &Path, out: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -455,7 +453,7 @@ fn local_chain_with_tiny_walltime() {
     let walltime = format!("{:.3}s", (started.elapsed().as_secs_f64() / 4.0).max(0.05));
     let run = t.join("run");
     let o = Command::new("bash")
-        .arg(common::repo().join("examples/local/chain.sh"))
+        .arg(snn_test_support::repo().join("examples/local/chain.sh"))
         .arg(&net)
         .arg("-o")
         .arg(&run)
@@ -941,7 +939,7 @@ echo "$n""#,
     let run = t.join("run");
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let o = Command::new("bash")
-        .arg(common::repo().join("examples/slurm/chain.sh"))
+        .arg(snn_test_support::repo().join("examples/slurm/chain.sh"))
         .arg(&net)
         .arg(&run)
         .args(base)

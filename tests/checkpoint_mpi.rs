@@ -5,14 +5,14 @@
 //! `mpirun`; a rank-count mismatch is refused. Skipped (with a note) where
 //! `mpirun` is not installed.
 
-mod common;
+use snn_test_support::net as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use snn_formats::checkpoint::{list_checkpoints, read_rank_state, CheckpointManifest, Section};
 
-const SUSPEND: &str = "SNN_TEST_SUSPEND_AFTER_CHECKPOINTS";
+use snn::sim_cli::SUSPEND_AFTER_ENV as SUSPEND;
 
 fn mpirun() -> bool {
     let ok = Command::new("mpirun")
@@ -28,7 +28,7 @@ fn mpirun() -> bool {
 
 fn build(cfg: &str, sets: &[&str], out: &Path, ranks: u32) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snn-build"));
-    c.arg(common::repo().join("configs").join(cfg))
+    c.arg(snn_test_support::repo().join("configs").join(cfg))
         .arg("-o")
         .arg(out)
         .args(["--force", "--threads", "2", "--ranks", &ranks.to_string()]);

@@ -1,5 +1,5 @@
 //! The GPU builder (`snn_netbuild::gpu`, `snn-build --backend cuda`) run on
-//! the host stand-in device (`kernels/tests/host/`: the kernels compiled as
+//! the host stand-in device (`test-support/src/host/`: the kernels compiled as
 //! host C++, launches emulated thread by thread in permuted orders), its
 //! shard files compared byte for byte with those of the CPU builder, the
 //! independent reference: every connection rule, the balanced network and
@@ -10,10 +10,7 @@
 //! This checks the host code and the kernels' logic; it does not replace a
 //! run on a GPU.
 
-mod common;
-
-#[path = "../kernels/tests/host/mod.rs"]
-mod host;
+use snn_test_support::host;
 
 use std::path::Path;
 
@@ -135,7 +132,7 @@ const LAUNCHES: [Launch; 3] = [
 /// round-robin and block placement, three launch settings.
 #[test]
 fn all_rules_shards_identical() {
-    let path = common::repo().join("tests/fixtures/small_all_rules.toml");
+    let path = snn_test_support::repo().join("tests/fixtures/small_all_rules.toml");
     let mut n = 0;
     n += compare(&load(&path, &[]), 1, &LAUNCHES);
     n += compare(&load(&path, &[]), 3, &LAUNCHES[..2]);
@@ -147,7 +144,7 @@ fn all_rules_shards_identical() {
 #[test]
 fn balanced_shards_identical() {
     let cfg = load(
-        &common::repo().join("configs/balanced.toml"),
+        &snn_test_support::repo().join("configs/balanced.toml"),
         &["scale.neurons=0.05", "scale.indegree=0.02"],
     );
     let n = compare(&cfg, 1, &LAUNCHES[..1]) + compare(&cfg, 3, &LAUNCHES[1..2]);
@@ -158,7 +155,7 @@ fn balanced_shards_identical() {
 #[test]
 fn microcircuit_shards_identical() {
     let cfg = load(
-        &common::repo().join("configs/microcircuit.toml"),
+        &snn_test_support::repo().join("configs/microcircuit.toml"),
         &["scale.neurons=0.1", "scale.indegree=0.1"],
     );
     let n = compare(&cfg, 1, &LAUNCHES[2..]) + compare(&cfg, 3, &LAUNCHES[..1]);
@@ -496,7 +493,7 @@ delay = { distribution = "uniform", min = 1.0, max = 4000000.0 }
 #[test]
 fn mpi_gpu_build_shards_identical() {
     const WORKER: &str = "SNN_TEST_GPU_MPI_WORKER";
-    let path = common::repo().join("tests/fixtures/small_all_rules.toml");
+    let path = snn_test_support::repo().join("tests/fixtures/small_all_rules.toml");
     let cfg = load(&path, &[]);
     if let Some(dest) = std::env::var_os(WORKER) {
         use mpi::traits::Communicator;

@@ -11,9 +11,8 @@
 //!   the network in `$SNN_NET` (e.g. the full-scale microcircuit), a few
 //!   steps, prints bytes and bytes per synapse.
 
-mod common;
-#[path = "../kernels/tests/host/mod.rs"]
-mod host;
+use snn_test_support::host;
+use snn_test_support::net as common;
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
 //! The GPU engine (`snn_simulate::gpu::GpuEngine`, `--backend cuda`) run on
-//! the host stand-in device (`kernels/tests/host/`: the CUDA kernels
+//! the host stand-in device (`test-support/src/host/`: the CUDA kernels
 //! compiled as host C++, launches emulated block by block in permuted
 //! orders), through the whole run pipeline (`run_ranks_checkpointed`),
 //! compared bit for bit with the CPU backend:
@@ -18,10 +18,9 @@
 //!
 //! Skipped with a note when no C++ compiler is found (CI has one).
 
-#[path = "../kernels/tests/host/mod.rs"]
-mod host;
+use snn_test_support::host;
 
-mod common;
+use snn_test_support::net as common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -661,13 +660,12 @@ fn resume_in_place_across_backends() {
         o.t_presim_ms = 3.0;
         o.t_sim_ms = 27.0;
         // The first piece stops after its first checkpoint (at 10 ms).
-        std::env::set_var(snn_simulate::run::SUSPEND_AFTER_ENV, "1");
         let ck = CheckpointOptions {
             every_ms: Some(10.0),
+            suspend_after_checkpoints: Some(1),
             ..Default::default()
         };
         let out = run_ranks_checkpointed(&o, &ck, true, &mut |_| {}).expect("first piece");
-        std::env::remove_var(snn_simulate::run::SUSPEND_AFTER_ENV);
         assert!(matches!(out, RunOutcome::Suspended(_)), "{out:?}");
         o.backend = second;
         let ck = CheckpointOptions {

@@ -1,6 +1,6 @@
 //! The GPU engine (`snn-sim --backend cuda`) under `mpirun -n 3` (MPICH,
 //! oversubscribed on small machines), each MPI process driving its own host
-//! stand-in device (`kernels/tests/host/`: the CUDA kernels compiled as host
+//! stand-in device (`test-support/src/host/`: the CUDA kernels compiled as host
 //! C++, launches emulated in permuted orders; every rank its own launch order
 //! and shape), through the run path `snn-sim` takes under `mpirun`
 //! (`run_checkpointed` on an `MpiCluster`), compared bit for bit with the
@@ -23,10 +23,9 @@
 //! C++ compiler is missing (CI has both).
 #![cfg(feature = "mpi")]
 
-#[path = "../kernels/tests/host/mod.rs"]
-mod host;
+use snn_test_support::host;
 
-mod common;
+use snn_test_support::net as common;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -42,7 +41,7 @@ use snn_simulate::cluster::{CommMode, MpiCluster};
 use snn_simulate::gpu::GpuOptions;
 use snn_simulate::run::{
     run_checkpointed, run_ranks_checkpointed, Backend, CheckpointOptions, DeviceFactory,
-    RunOptions, RunOutcome, Start, SUSPEND_AFTER_ENV,
+    RunOptions, RunOutcome, Start,
 };
 use snn_simulate::SimError;
 
@@ -187,7 +186,6 @@ fn launch(test: &str, dir: &Path) -> String {
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env(WORKER, dir)
         .env("RAYON_NUM_THREADS", "1")
-        .env_remove(SUSPEND_AFTER_ENV)
         .output()
         .expect("start timeout/mpirun");
     let text = format!(
@@ -634,11 +632,10 @@ fn checkpoint_resume_mpi_matches_cpu_one_go() {
                         seed: None,
                     }
                 },
+                suspend_after_checkpoints: Some(1),
                 ..Default::default()
             };
-            std::env::set_var(SUSPEND_AFTER_ENV, "1");
             let outcome = mpi_run(world, &o, &ck);
-            std::env::remove_var(SUSPEND_AFTER_ENV);
             let outcome =
                 outcome.unwrap_or_else(|e| panic!("rank {}: piece {k}: {e}", world.rank()));
             let last = k + 1 == PIECES.len();

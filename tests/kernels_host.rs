@@ -1,5 +1,5 @@
 //! The CUDA kernels (`kernels/cuda/*.cu`), run on the CPU as host C++
-//! (`kernels/tests/host/`: the kernel sources compiled through `port.cuh`,
+//! (`test-support/src/host/`: the kernel sources compiled through `port.cuh`,
 //! launches emulated block by block and thread by thread, in several
 //! orders), compared bit for bit with the CPU backend:
 //!
@@ -14,8 +14,7 @@
 //!
 //! This checks the kernels' logic; it does not replace runs on a GPU.
 
-#[path = "../kernels/tests/host/mod.rs"]
-mod host;
+use snn_test_support::host;
 
 use host::{Arg, Buf, HostDevice, Shape, SHAPES};
 use snn_formats::model::{

@@ -7,7 +7,7 @@
 //! identical for 1 to 4 ranks, placements and exchange modes. The dynamics
 //! against NEST 3.10 are in `mam_dynamics_match_nest`.
 
-mod common;
+use snn_test_support::net as common;
 mod support;
 
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ const SMALL: [&str; 2] = ["scale.neurons=0.006", "scale.indegree=0.006"];
 const GROUND: [&str; 2] = ["mam.cc_weights_factor=1.0", "mam.cc_weights_I_factor=1.0"];
 
 fn spec() -> Value {
-    let path = common::repo().join("configs/mam/mam_spec.json");
+    let path = snn_test_support::repo().join("configs/mam/mam_spec.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -54,7 +54,7 @@ fn full_scale_counts_from_the_dry_run() {
     // small.
     for ranks in ["4096", "1000"] {
         let out = snn_build([
-            p(&common::repo().join("configs/mam.toml")),
+            p(&snn_test_support::repo().join("configs/mam.toml")),
             "--dry-run".as_ref(),
             "--json".as_ref(),
             "--ranks".as_ref(),
@@ -85,7 +85,7 @@ fn downscaled_counts_sizes_and_dry_run() {
     let tmp = tempfile::tempdir().unwrap();
     let net = tmp.path().join("net");
     let mut args: Vec<std::ffi::OsString> = vec![
-        common::repo().join("configs/mam.toml").into(),
+        snn_test_support::repo().join("configs/mam.toml").into(),
         "-o".into(),
         net.clone().into(),
         "--ranks".into(),
@@ -585,8 +585,10 @@ fn network_and_spikes_are_the_same_for_any_ranks_placement_and_exchange() {
 #[test]
 fn mam_dynamics_match_nest() {
     let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::repo().join("tests/reference/data/mam_nest_stats.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            snn_test_support::repo().join("tests/reference/data/mam_nest_stats.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -701,9 +703,11 @@ fn mam_dynamics_match_nest() {
 fn bad_data_files_are_one_line_errors_naming_file_and_field() {
     let tmp = tempfile::tempdir().unwrap();
     let spec_text =
-        std::fs::read_to_string(common::repo().join("configs/mam/mam_spec.json")).unwrap();
+        std::fs::read_to_string(snn_test_support::repo().join("configs/mam/mam_spec.json"))
+            .unwrap();
     let rates_text =
-        std::fs::read_to_string(common::repo().join("configs/mam/fullscale_rates.json")).unwrap();
+        std::fs::read_to_string(snn_test_support::repo().join("configs/mam/fullscale_rates.json"))
+            .unwrap();
     let config = tmp.path().join("mam.toml");
     std::fs::write(
         &config,
@@ -886,7 +890,7 @@ fn bad_data_files_are_one_line_errors_naming_file_and_field() {
 #[test]
 fn only_ranks_writes_the_shards_of_a_whole_build() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = common::repo().join("configs/mam.toml");
+    let config = snn_test_support::repo().join("configs/mam.toml");
     for (scheme, only) in [("area", "1,3"), ("round_robin", "2")] {
         let sets = [
             "--set",

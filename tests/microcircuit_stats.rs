@@ -5,7 +5,7 @@
 //! statistics come from tests/reference/microcircuit_nest.py
 //! (tests/reference/data/microcircuit_nest_stats.json).
 
-mod common;
+use snn_test_support::net as common;
 
 use common::{build, config};
 use snn_analysis::report::{analyze_run, AnalyzeOptions};
@@ -16,7 +16,7 @@ use snn_simulate::run::{run_ranks, RunOptions};
 fn microcircuit_rates_and_cv_match_nest() {
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            common::repo().join("tests/reference/data/microcircuit_nest_stats.json"),
+            snn_test_support::repo().join("tests/reference/data/microcircuit_nest_stats.json"),
         )
         .unwrap(),
     )

@@ -4,7 +4,7 @@
 //! identical, the multi-area model included. Skipped (with a note) where
 //! `mpirun` is not installed.
 
-mod common;
+use snn_test_support::net as common;
 
 use std::path::Path;
 use std::process::Command;
@@ -29,7 +29,7 @@ fn run(cmd: &mut Command) -> std::process::Output {
 
 fn build_local(cfg: &str, sets: &[&str], out: &Path, ranks: u32) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snn-build"));
-    c.arg(common::repo().join("configs").join(cfg))
+    c.arg(snn_test_support::repo().join("configs").join(cfg))
         .arg("-o")
         .arg(out)
         .arg("--force")
@@ -96,7 +96,7 @@ fn build_distributed_like(
         &n.to_string(),
         env!("CARGO_BIN_EXE_snn-build"),
     ])
-    .arg(common::repo().join("configs").join(cfg))
+    .arg(snn_test_support::repo().join("configs").join(cfg))
     .arg("-o")
     .arg(dist);
     for s in sets {

@@ -2,7 +2,7 @@
 //! for any thread count, for repeated runs, and for any rank count (ranks
 //! emulated in one process exchange spikes exactly as MPI ranks do).
 
-mod common;
+use snn_test_support::net as common;
 
 use std::path::Path;
 
@@ -176,7 +176,8 @@ fn balanced_spikes_identical_for_ranks() {
 
 #[test]
 fn placement_does_not_change_spikes() {
-    let text = std::fs::read_to_string(common::repo().join("configs/balanced.toml")).unwrap();
+    let text =
+        std::fs::read_to_string(snn_test_support::repo().join("configs/balanced.toml")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
     for (i, ov) in [

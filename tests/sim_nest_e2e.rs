@@ -21,10 +21,9 @@
 //! (generators and the neuron on different ranks), and with a
 //! presimulation (recording starts in the middle of the run).
 
-mod common;
+use snn_test_support::net as common;
 
-#[path = "reference/traces.rs"]
-mod traces;
+use snn_test_support::traces;
 
 use std::path::Path;
 
@@ -37,7 +36,7 @@ use snn_simulate::run::{run_ranks, RunOptions};
 const TOL_MV: f64 = 1e-6;
 
 fn data_dir() -> std::path::PathBuf {
-    common::repo().join("tests/reference/data")
+    snn_test_support::repo().join("tests/reference/data")
 }
 
 /// A number written so that TOML reads back the same `f64`.

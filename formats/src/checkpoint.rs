@@ -70,17 +70,22 @@ pub const RANK_MAGIC: [u8; 8] = *b"SNNCKPT1";
 pub const RANK_HEADER_LEN: usize = 128;
 /// Uncompressed size of the payload blocks.
 pub const BLOCK_SIZE: usize = 4 << 20;
-/// Test hook: when this environment variable holds a number of
-/// milliseconds, checkpoint writing sleeps that long between its steps (so
-/// that tests can kill a process in the middle of writing a checkpoint).
-pub const SLOW_CHECKPOINT_ENV: &str = "SNN_TEST_SLOW_CHECKPOINT";
+/// Milliseconds [`test_pause`] sleeps (0: none). Set by
+/// [`set_test_pause_ms`].
+static TEST_PAUSE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Sleep for the [`SLOW_CHECKPOINT_ENV`] test hook (no-op when unset).
+/// For tests: make checkpoint writing (the rank states, the checkpoint
+/// manifest, `run-state.json`) in this process sleep `ms` milliseconds
+/// between its steps, so that a test can kill the process in the middle of
+/// writing a checkpoint. 0 (the default) turns it off.
+pub fn set_test_pause_ms(ms: u64) {
+    TEST_PAUSE_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Sleep as [`set_test_pause_ms`] asked (no-op by default).
 pub fn test_pause() {
-    if let Some(ms) = std::env::var(SLOW_CHECKPOINT_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    let ms = TEST_PAUSE_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if ms > 0 {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }

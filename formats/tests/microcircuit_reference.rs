@@ -7,15 +7,11 @@
 //! synapse count of every projection, the weight means (with in-degree
 //! compensation), the Poisson drive and the compensating DC currents.
 
+use snn_test_support::repo;
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use serde_json::Value;
 use snn_formats::model::{Dist, Model, NeuronModel, Rule};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn reference() -> Value {
     let path = repo().join("tests/data/microcircuit_params.json");

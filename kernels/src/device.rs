@@ -6,7 +6,7 @@
 //!
 //! * `CudaDevice` (feature `cuda`, module `cuda`): a CUDA GPU through cudarc's
 //!   driver API, the kernels compiled by NVRTC for the device's architecture.
-//! * the tests' stand-in (`kernels/tests/host/`): the same kernel sources
+//! * the tests' stand-in (`test-support/src/host/`): the same kernel sources
 //!   compiled as host C++ and run launch by launch on the CPU, so that every
 //!   line of the GPU backends' host code, and the kernels' logic, runs in CI
 //!   without a GPU and is compared bit for bit with the CPU backend.

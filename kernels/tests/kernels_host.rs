@@ -7,7 +7,7 @@
 //! updates, a whole engine, connection generation) are in the root
 //! package's `tests/kernels_host.rs`.
 
-mod host;
+use snn_test_support::host;
 
 use host::{Arg, HostDevice, SHAPES};
 use snn_formats::model::{delay_to_steps, quantize_weight};

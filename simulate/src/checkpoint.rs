@@ -380,6 +380,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) recorded: &'a [bool],
     /// Global id of each population's first neuron.
     pub(crate) first_ids: Vec<u64>,
+    /// [`crate::run::CheckpointOptions::suspend_after_checkpoints`].
+    pub(crate) suspend_after_checkpoints: Option<u64>,
 }
 
 /// Write a checkpoint of every rank at `step` (collective; see

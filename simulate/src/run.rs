@@ -210,6 +210,11 @@ pub struct CheckpointOptions {
     pub start: Start,
     /// zstd level of checkpoints (default 1 when 0).
     pub zstd_level: i32,
+    /// For tests: stop after writing this many periodic checkpoints in this
+    /// process, as if the wall time had run out
+    /// ([`RunOutcome::Suspended`]), so that a test can cut a run into
+    /// pieces at chosen times.
+    pub suspend_after_checkpoints: Option<u64>,
 }
 
 impl CheckpointOptions {
@@ -294,11 +299,6 @@ pub fn spike_time_ms(step: u64, dt_ms: f64) -> f64 {
     let tics_per_step = (dt_ms * 1000.0).round();
     ((step + 1) as f64 * tics_per_step) * MS_PER_TIC
 }
-
-/// Test hook: when set to `N`, a run stops after writing its `N`-th periodic
-/// checkpoint as if its wall time had run out (exit status
-/// [`EXIT_RESUMABLE`]), so tests can cut runs into pieces at chosen times.
-pub const SUSPEND_AFTER_ENV: &str = "SNN_TEST_SUSPEND_AFTER_CHECKPOINTS";
 
 /// Run a simulation. Without MPI the network must have one shard, unless
 /// `emulate_ranks` is set: then all its ranks run in this process, one after
@@ -539,7 +539,8 @@ struct Running {
 }
 
 /// Run intervals until the end of the run, or until the wall-time limit
-/// (or the test hook [`SUSPEND_AFTER_ENV`]) stops it: then `Ok(true)`.
+/// (or, in tests, [`CheckpointOptions::suspend_after_checkpoints`]) stops
+/// it: then `Ok(true)`.
 /// Intervals never straddle the presim/sim boundary (the phases are timed
 /// separately) nor a checkpoint time.
 fn step_loop(
@@ -554,11 +555,9 @@ fn step_loop(
     let (presim_steps, total_steps) = (plan.run.presim_steps, plan.run.total_steps);
     let dt = ctx.m.dt_ms;
     let interval = ranks[0].engine.interval();
-    // Test hook: behave as if the wall time ran out after this many
+    // For tests: behave as if the wall time ran out after this many
     // periodic checkpoints of this process.
-    let mut suspend_after = std::env::var(SUSPEND_AFTER_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok());
+    let mut suspend_after = ctx.suspend_after_checkpoints;
     let mut intervals_here = 0u64;
     while st.step < total_steps {
         if let Some(d) = deadline.as_mut() {
@@ -665,6 +664,7 @@ fn run_piece(
         level: if ck.zstd_level == 0 { 1 } else { ck.zstd_level },
         recorded: &p.recorded,
         first_ids: p.model.populations.iter().map(|q| q.first_id).collect(),
+        suspend_after_checkpoints: ck.suspend_after_checkpoints,
     };
     let state_bytes: f64 = st.ranks.iter().map(|r| r.engine.state_bytes() as f64).sum();
     let deadline = Deadline::new(ck.deadline, ck.margin_s, t_start, state_bytes);

@@ -22,8 +22,7 @@
 //!
 //! Run with `--nocapture` to see the error table.
 
-#[path = "../../tests/reference/traces.rs"]
-mod traces;
+use snn_test_support::traces;
 
 use std::path::{Path, PathBuf};
 

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use snn_test_support::repo;
 
 /// A config under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {

@@ -6,9 +6,8 @@
 //! [`KernelId`], the operations a cudarc backend performs, so a test written
 //! against it reads like the GPU backend's host code.
 //!
-//! Shared by `kernels/tests/kernels_host.rs` and the root package's
-//! `tests/kernels_host.rs` (included there with `#[path]`).
-#![allow(dead_code)]
+//! Used by `kernels/tests/kernels_host.rs` and the root package's tests of
+//! the GPU backends (`tests/kernels_host.rs`, `tests/gpu_*.rs`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Write as _;
@@ -78,7 +77,7 @@ fn build_driver_uncached(cxx: &str) -> PathBuf {
     for m in Module::ALL {
         (m.file_name(), m.raw_source()).hash(&mut h);
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host_device");
+    let dir = Path::new(env!("OUT_DIR")).join("host_device");
     let exe = dir.join(format!("driver-{:016x}", h.finish()));
     if exe.is_file() {
         return exe;
@@ -167,6 +166,10 @@ impl<T: Elem> Buf<T> {
     /// Elements.
     pub fn len(&self) -> usize {
         self.len
+    }
+    /// Whether it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
     /// A pointer argument to its start.
     pub fn arg(&self) -> Arg {
@@ -474,7 +477,7 @@ fn words_of(data: &[u8]) -> impl Iterator<Item = u64> + '_ {
 /// write past the end of a buffer) comes back as [`DeviceError::Driver`].
 impl Device for HostDevice {
     fn describe(&self) -> String {
-        "host C++ stand-in device (kernels/tests/host)".into()
+        "host C++ stand-in device (test-support/src/host)".into()
     }
 
     fn alloc(&mut self, bytes: u64, _what: &str) -> Result<BufId, DeviceError> {

@@ -1,16 +1,13 @@
-//! Helpers shared by the end-to-end tests.
-#![allow(dead_code)]
+//! Networks for the tests: configs, builds through the library, the
+//! synapses of a built network, the spikes of a run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::repo;
 
 use snn_formats::model::dequantize_weight;
 use snn_formats::{Check, Config, NetworkDir};
 use snn_netbuild::{build_network, BuildOptions, BuildSummary};
-
-/// Repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Load a config from the repo's configs/ with overrides.
 pub fn config(name: &str, overrides: &[&str]) -> Config {

@@ -2,14 +2,14 @@
 //! per projection of NEST's Potjans_2014 example
 //! (`tests/data/microcircuit_params.json`, `derived_N0.1_K0.1`).
 
-mod common;
-
 use snn_netbuild::{build_network, BuildOptions};
 
 #[test]
 fn microcircuit_0_1_synapse_counts_match_nest() {
-    let text = std::fs::read_to_string(common::repo().join("tests/data/microcircuit_params.json"))
-        .expect("reference");
+    let text = std::fs::read_to_string(
+        snn_test_support::repo().join("tests/data/microcircuit_params.json"),
+    )
+    .expect("reference");
     let r: serde_json::Value = serde_json::from_str(&text).expect("reference parses");
     let b = &r["derived_N0.1_K0.1"];
     let names: Vec<&str> = r["populations"]
@@ -35,8 +35,11 @@ fn microcircuit_0_1_synapse_counts_match_nest() {
         "scale.neurons=0.1".to_string(),
         "scale.indegree=0.1".to_string(),
     ];
-    let cfg = snn_formats::load_config(&common::repo().join("configs/microcircuit.toml"), &ov)
-        .expect("config");
+    let cfg = snn_formats::load_config(
+        &snn_test_support::repo().join("configs/microcircuit.toml"),
+        &ov,
+    )
+    .expect("config");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dest = tmp.path().join("net");
     let opts = BuildOptions {

@@ -1,6 +1,6 @@
 //! Connection rules and distributions against closed-form expectations.
 
-mod common;
+use snn_test_support::net as common;
 
 use std::collections::{HashMap, HashSet};
 

@@ -3,7 +3,7 @@
 //! does not depend on the number of ranks, the placement or the number of
 //! threads, and each shard file is byte-identical across thread counts.
 
-mod common;
+use snn_test_support::net as common;
 
 use common::{build, config, config_text, synapses};
 

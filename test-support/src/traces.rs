@@ -1,8 +1,7 @@
 //! The NEST reference traces in `tests/reference/data`, for the tests that
 //! replay them (`simulate/tests/nest_exactness.rs` on the neuron code,
 //! `tests/sim_nest_e2e.rs` through a whole run): both check with
-//! [`assert_every_trace_tested`] that no trace is left out. Included by
-//! `#[path]`, so it is compiled into each of those test targets.
+//! [`assert_every_trace_tested`] that no trace is left out.
 
 use std::path::Path;
 
