@@ -2,12 +2,14 @@
 # Install what the project needs on a fresh Debian 12 machine. Idempotent.
 #
 #   scripts/install.sh                 # system packages, cargo-nextest, Python venv (.venv) with NEST 3.10, NVRTC
-#   SNN_SKIP_PYTHON=1 scripts/install.sh   # skip NEST & co. (CI does this); NVRTC is still installed
+#   SNN_SKIP_PYTHON=1 scripts/install.sh   # skip NEST & co. (CI does this); NVRTC and Elephant are still installed
 #
 # Environment:
 #   SNN_SKIP_PYTHON=1   do not install NEST and the analysis packages (NEST is only needed for bench/)
 #   SNN_NVRTC=0         do not install NVRTC (default 1: the pip wheel nvidia-cuda-nvrtc-cu12 into
 #                       .venv, for the kernels' compile test; no GPU or CUDA toolkit needed)
+#   SNN_ELEPHANT=0      do not install Elephant (default 1: elephant 1.1.1 and h5py into .venv,
+#                       for the statistics cross-check tests/elephant.rs; also in CI)
 #   SNN_PYTHON=...      interpreter used to create .venv (default: python3 on PATH)
 set -euo pipefail
 
@@ -118,6 +120,30 @@ else
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "nvidia-cuda-nvrtc-cu12==$NVRTC_WHEEL_VERSION"
     if ! compgen -G "$VENV/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so*" >/dev/null; then
         step "error: libnvrtc not found in $VENV after the install" >&2
+        exit 1
+    fi
+fi
+
+# ---- 5. Elephant for the statistics cross-check (also in CI) ----------------------
+# tests/elephant.rs runs tests/reference/elephant_check.py, which recomputes
+# every statistic snn-analyze reports with Elephant 1.x (and neo, quantities,
+# h5py for the spike files).
+ELEPHANT_PACKAGES=(elephant==1.1.1 h5py)
+if [[ "${SNN_ELEPHANT:-1}" != "1" ]]; then
+    step "elephant: skipped (SNN_ELEPHANT=${SNN_ELEPHANT})"
+elif [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" - <<'PYEOF' >/dev/null 2>&1
+import importlib.metadata as md, sys
+import elephant, neo, quantities, h5py
+sys.exit(0 if md.version("elephant") == "1.1.1" else 1)
+PYEOF
+then
+    step "elephant: ${ELEPHANT_PACKAGES[*]} already in $VENV"
+else
+    ensure_venv
+    step "elephant: pip install ${ELEPHANT_PACKAGES[*]}"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${ELEPHANT_PACKAGES[@]}"
+    if ! "$VENV/bin/python" -c 'import elephant, neo, quantities, h5py' >/dev/null 2>&1; then
+        step "error: 'import elephant' fails in $VENV after the install" >&2
         exit 1
     fi
 fi

@@ -304,6 +304,7 @@ mod tests {
             cv_isi_mean: None,
             cv_isi_neurons: 0,
             fano_factor: None,
+            fano_population: None,
             correlation_mean: None,
             correlation_pairs: 0,
             pairs_sampled: 0,

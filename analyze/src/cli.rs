@@ -90,7 +90,7 @@ pub struct StatsArgs {
         allow_negative_numbers = true
     )]
     pub pairs: usize,
-    /// Bin width (ms) of the Fano factor and the correlations.
+    /// Bin width (ms) of the population Fano factor and the correlations.
     #[arg(
         long,
         value_name = "B",

@@ -2,6 +2,7 @@
 //! `stats.json`, `stats.csv` and PNG plots.
 //!
 //! Every run: `stats.json`, `stats.csv` (one row per population),
+//! `correlations.csv` (the correlation of every sampled pair),
 //! `raster.png` (the first [`RASTER_MS`] of the window), `rates.png`,
 //! `cv.png`. Runs with areas (see [`crate::areas`]) also get `areas` in
 //! `stats.json`, `areas.csv`, `rates_by_area.png`, `raster_areas.png` and
@@ -56,7 +57,7 @@ pub struct StatsFile {
     pub t_start_ms: f64,
     /// End of the analysis window (ms, exclusive).
     pub t_stop_ms: f64,
-    /// Bin width (ms) of the Fano factor and correlations.
+    /// Bin width (ms) of the population Fano factor and the correlations.
     pub bin_ms: f64,
     /// Pairs requested per population for the correlation.
     pub pairs: usize,
@@ -232,12 +233,12 @@ fn opt(v: Option<f64>) -> String {
 pub fn stats_csv(pops: &[PopulationSummary]) -> String {
     let mut s = String::from(
         "population,neurons,spikes,silent_neurons,rate_mean_hz,rate_sd_hz,cv_isi_mean,cv_isi_neurons,\
-         fano_factor,correlation_mean,correlation_pairs,pairs_sampled\n",
+         fano_factor,fano_population,correlation_mean,correlation_pairs,pairs_sampled\n",
     );
     for p in pops {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             p.name,
             p.neurons,
             p.spikes,
@@ -247,10 +248,24 @@ pub fn stats_csv(pops: &[PopulationSummary]) -> String {
             opt(p.cv_isi_mean),
             p.cv_isi_neurons,
             opt(p.fano_factor),
+            opt(p.fano_population),
             opt(p.correlation_mean),
             p.correlation_pairs,
             p.pairs_sampled
         );
+    }
+    s
+}
+
+/// `correlations.csv`: every sampled pair with a defined correlation, per
+/// population (population-local neuron indices, `a < b`), so that the
+/// correlations can be recomputed elsewhere on the very same pairs.
+pub fn correlations_csv(stats: &[PopulationStats]) -> String {
+    let mut s = String::from("population,neuron_a,neuron_b,correlation\n");
+    for p in stats {
+        for (&(a, b), r) in p.correlation_pairs.iter().zip(&p.correlations) {
+            let _ = writeln!(s, "{},{a},{b},{r}", p.summary.name);
+        }
     }
     s
 }
@@ -263,7 +278,7 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 /// The per-population table printed by `snn-analyze`.
 pub fn format_table(pops: &[PopulationSummary]) -> String {
     let mut s = format!(
-        "{:<12} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7} {:>8} {:>6}\n",
+        "{:<12} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7} {:>8} {:>8} {:>6}\n",
         "population",
         "neurons",
         "spikes",
@@ -272,13 +287,14 @@ pub fn format_table(pops: &[PopulationSummary]) -> String {
         "cv_isi",
         "cv_n",
         "fano",
+        "fano_pop",
         "corr",
         "pairs"
     );
     for p in pops {
         let _ = writeln!(
             s,
-            "{:<12} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7} {:>8} {:>6}",
+            "{:<12} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7} {:>8} {:>8} {:>6}",
             p.name,
             p.neurons,
             p.spikes,
@@ -287,6 +303,7 @@ pub fn format_table(pops: &[PopulationSummary]) -> String {
             fmt_opt(p.cv_isi_mean, 3),
             p.cv_isi_neurons,
             fmt_opt(p.fano_factor, 3),
+            fmt_opt(p.fano_population, 3),
             fmt_opt(p.correlation_mean, 4),
             p.correlation_pairs
         );
@@ -343,9 +360,15 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     json.push('\n');
     write_file(&dir, "stats.json", json.as_bytes())?;
     write_file(&dir, "stats.csv", stats_csv(&file.populations).as_bytes())?;
+    write_file(
+        &dir,
+        "correlations.csv",
+        correlations_csv(&stats).as_bytes(),
+    )?;
     let mut files: Vec<String> = [
         "stats.json",
         "stats.csv",
+        "correlations.csv",
         "raster.png",
         "rates.png",
         "cv.png",

@@ -14,9 +14,14 @@
 //!   (3 spikes). The population value is the mean over those neurons.
 //! * **Bins**: `floor(T / bin)` bins `[t_start + k bin, t_start + (k+1) bin)`;
 //!   spikes after the last full bin are not binned.
-//! * **Fano factor**: var / mean (ddof = 0) of the population spike count
-//!   (all neurons together) per bin. Undefined with fewer than 2 bins or no
+//! * **Fano factor** (`fano_factor`, Elephant's `fanofactor`): var / mean
+//!   (ddof = 0) of the neurons' spike counts in the window, over all neurons
+//!   of the population (silent ones included). Undefined without neurons or
 //!   spikes.
+//! * **Population Fano factor** (`fano_population`, a synchrony measure):
+//!   var / mean (ddof = 0) of the population's spike count (all neurons
+//!   together) per bin: about 1 for independent Poisson neurons, large when
+//!   they fire together. Undefined with fewer than 2 bins or no spikes.
 //! * **Correlation**: Pearson's correlation coefficient of the binned spike
 //!   counts of two distinct neurons, over randomly sampled pairs (see
 //!   [`crate::sampling`]); a pair where either count vector is constant
@@ -116,11 +121,11 @@ pub fn add_bin_counts(counts: &mut [u32], train: &[f64], w: Window, bin_ms: f64)
     }
 }
 
-/// Fano factor var / mean (ddof = 0) of counts; `None` with fewer than 2
-/// bins or a zero mean. (The arithmetic of [`mean_sd`], without a copy of
-/// the counts.)
+/// Fano factor var / mean (ddof = 0) of counts; `None` when empty or with a
+/// zero mean (one count gives 0, as Elephant's `fanofactor`). (The
+/// arithmetic of [`mean_sd`], without a copy of the counts.)
 pub fn fano_factor(counts: &[u32]) -> Option<f64> {
-    if counts.len() < 2 {
+    if counts.is_empty() {
         return None;
     }
     let n = counts.len() as f64;
@@ -194,7 +199,7 @@ pub fn emd(a: &[f64], b: &[f64]) -> Option<f64> {
 /// Options of the population statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StatsOptions {
-    /// Bin width (ms) for the Fano factor and the correlations.
+    /// Bin width (ms) for the population Fano factor and the correlations.
     pub bin_ms: f64,
     /// Number of neuron pairs sampled for the correlation.
     pub pairs: usize,
@@ -231,8 +236,12 @@ pub struct PopulationSummary {
     pub cv_isi_mean: Option<f64>,
     /// Number of neurons with at least 2 ISIs.
     pub cv_isi_neurons: u64,
-    /// Fano factor of the population spike count per bin.
+    /// Fano factor of the neurons' spike counts in the window (Elephant's
+    /// `fanofactor`).
     pub fano_factor: Option<f64>,
+    /// Fano factor of the population's spike count per bin (a synchrony
+    /// measure).
+    pub fano_population: Option<f64>,
     /// Mean pairwise spike-count correlation over the valid sampled pairs.
     pub correlation_mean: Option<f64>,
     /// Number of sampled pairs with a defined correlation.
@@ -253,6 +262,9 @@ pub struct PopulationStats {
     pub cvs: Vec<f64>,
     /// Correlation of every valid sampled pair.
     pub correlations: Vec<f64>,
+    /// The valid sampled pairs (population-local neuron indices), in the
+    /// order of `correlations`.
+    pub correlation_pairs: Vec<(u64, u64)>,
 }
 
 /// Compute a population's statistics in a window. The pair sample depends
@@ -273,9 +285,11 @@ pub fn population_stats(
     let mut silent = 0u64;
     let n_bins = w.n_bins(opts.bin_ms);
     let mut pop_counts = vec![0u32; n_bins];
+    let mut neuron_counts = Vec::with_capacity(n);
     for i in 0..n {
         let tr = w.slice(trains.train(i));
         spikes += tr.len() as u64;
+        neuron_counts.push(u32::try_from(tr.len()).unwrap_or(u32::MAX));
         if tr.is_empty() {
             silent += 1;
         }
@@ -289,6 +303,7 @@ pub fn population_stats(
     let mut rng = stream_rng(opts.seed, name);
     let pairs = sample_pairs(n as u64, opts.pairs, &mut rng);
     let mut correlations = Vec::with_capacity(pairs.len());
+    let mut correlation_pairs = Vec::with_capacity(pairs.len());
     // Two neurons' counts at a time (not one vector per sampled neuron):
     // memory stays three count vectors whatever the number of pairs.
     let (mut ca, mut cb) = (vec![0u32; n_bins], vec![0u32; n_bins]);
@@ -297,6 +312,7 @@ pub fn population_stats(
         fill_bin_counts(&mut cb, trains.train(b as usize), w, opts.bin_ms);
         if let Some(r) = pearson(&ca, &cb) {
             correlations.push(r);
+            correlation_pairs.push((a, b));
         }
     }
     let summary = PopulationSummary {
@@ -308,7 +324,12 @@ pub fn population_stats(
         rate_sd_hz: rate.map(|r| r.1),
         cv_isi_mean: mean_sd(&cvs).map(|m| m.0),
         cv_isi_neurons: cvs.len() as u64,
-        fano_factor: fano_factor(&pop_counts),
+        fano_factor: fano_factor(&neuron_counts),
+        fano_population: if n_bins >= 2 {
+            fano_factor(&pop_counts)
+        } else {
+            None
+        },
         correlation_mean: mean_sd(&correlations).map(|m| m.0),
         correlation_pairs: correlations.len() as u64,
         pairs_sampled: pairs.len() as u64,
@@ -318,6 +339,7 @@ pub fn population_stats(
         rates,
         cvs,
         correlations,
+        correlation_pairs,
     }
 }
 

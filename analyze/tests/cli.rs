@@ -276,6 +276,28 @@ fn analyze_writes_stats_and_plots() {
     assert_eq!(i["cv_isi_mean"], 0.0);
     assert_eq!(i["cv_isi_neurons"], I_SIZE);
     assert_eq!(i["pairs_sampled"], 45);
+    // Every I neuron has 16 spikes: no spread over neurons. Per 50 ms cycle
+    // the five 10 ms bins from 200 ms hold 9 (neurons 0-8, at +1..+9 ms),
+    // 1 (neuron 9, at +10 ms), 0, 0, 0 spikes: mean 2, var 82/5 - 4 = 12.4,
+    // population Fano factor 6.2.
+    assert_eq!(i["fano_factor"], 0.0);
+    let fp = i["fano_population"].as_f64().unwrap();
+    assert!((fp - 6.2).abs() < 1e-12, "{fp}");
+    // Every sampled pair with a defined correlation is listed.
+    let pairs = std::fs::read_to_string(report.join("correlations.csv")).unwrap();
+    let mut rows = pairs.lines();
+    assert_eq!(
+        rows.next(),
+        Some("population,neuron_a,neuron_b,correlation")
+    );
+    let rows: Vec<&str> = rows.collect();
+    let listed = |pop: &str| {
+        rows.iter()
+            .filter(|r| r.starts_with(&format!("{pop},")))
+            .count()
+    };
+    assert_eq!(listed("E") as u64, e["correlation_pairs"].as_u64().unwrap());
+    assert_eq!(listed("I") as u64, i["correlation_pairs"].as_u64().unwrap());
 
     let csv = std::fs::read_to_string(report.join("stats.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -794,6 +816,7 @@ fn runs_without_areas_have_no_area_outputs() {
         assert_eq!(
             names,
             [
+                "correlations.csv",
                 "cv.png",
                 "raster.png",
                 "rates.png",

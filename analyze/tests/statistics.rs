@@ -47,10 +47,14 @@ fn poisson_population_matches_closed_forms() {
     let cv = p.cv_isi_mean.unwrap();
     assert!((cv - 1.0).abs() < 0.05, "cv {cv}");
     assert_eq!(p.cv_isi_neurons, n as u64);
-    // Population counts per 10 ms bin are Poisson: Fano factor 1
-    // (estimate sd ~ sqrt(2 / 1000) = 0.045).
+    // Population counts per 10 ms bin are Poisson: population Fano factor
+    // 1 (estimate sd ~ sqrt(2 / 1000) = 0.045).
+    let ff = p.fano_population.unwrap();
+    assert!((ff - 1.0).abs() < 0.2, "fano_population {ff}");
+    // The neurons' counts in 10 s are Poisson(200) each: Fano factor 1
+    // (estimate sd ~ sqrt(2 / 200) = 0.1).
     let ff = p.fano_factor.unwrap();
-    assert!((ff - 1.0).abs() < 0.2, "fano {ff}");
+    assert!((ff - 1.0).abs() < 0.4, "fano {ff}");
     // Independent trains: correlation 0 (mean over 200 pairs of 1000 bins:
     // sd ~ 0.0022).
     assert_eq!(p.pairs_sampled, 200);
@@ -71,10 +75,12 @@ fn synchronous_population_has_large_fano_and_correlation() {
     let st = SpikeTrains::from_trains(&trains);
     let s = population_stats("S", &st, window(0.0, 10_000.0), &StatsOptions::default());
     assert!(
-        s.summary.fano_factor.unwrap() > 10.0,
+        s.summary.fano_population.unwrap() > 10.0,
         "{:?}",
-        s.summary.fano_factor
+        s.summary.fano_population
     );
+    // Every neuron has the same count: no spread over neurons.
+    assert_eq!(s.summary.fano_factor, Some(0.0));
     assert!((s.summary.correlation_mean.unwrap() - 1.0).abs() < 1e-12);
 }
 
@@ -182,5 +188,8 @@ fn fano_factor_closed_forms() {
     // counts 0, 2: mean 1, var 1.
     assert_eq!(stats::fano_factor(&[0, 2]), Some(1.0));
     assert_eq!(stats::fano_factor(&[0, 0]), None);
-    assert_eq!(stats::fano_factor(&[5]), None);
+    // One count: no spread (Elephant's fanofactor of one train), and none
+    // without counts.
+    assert_eq!(stats::fano_factor(&[5]), Some(0.0));
+    assert_eq!(stats::fano_factor(&[]), None);
 }
