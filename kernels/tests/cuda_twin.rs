@@ -6,24 +6,11 @@
 use snn_kernels::rng::philox4x32_10;
 use snn_kernels::ziggurat::{normal_zig_with, ZigguratTables};
 use snn_kernels::{detmath, CounterRng};
+use snn_test_support::host::find_cxx;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// The first working compiler among `$CXX`, `c++`, `g++`, `clang++`.
-fn find_cxx() -> Option<String> {
-    let mut candidates: Vec<String> = std::env::var("CXX").into_iter().collect();
-    candidates.extend(["c++", "g++", "clang++"].map(String::from));
-    candidates.into_iter().find(|cxx| {
-        Command::new(cxx)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
 
 /// Compiles the driver with `opt` (and `-D<define>`) into the test's
 /// scratch directory.
