@@ -25,10 +25,8 @@
 #include "detmath.cuh"
 #include "ziggurat.cuh"
 #include "sort.cuh"
-
-#define SNN_DIST_CONSTANT 0u
-#define SNN_DIST_NORMAL 1u
-#define SNN_DIST_UNIFORM 2u
+// SNN_DIST_* and SNN_RULE_*, defined once in Rust (snn_kernels::registry).
+#include "constants.cuh"
 
 // A resolved distribution (snn_formats::model::Dist). Mirrored by
 // snn_kernels::registry::DistParams.
@@ -185,12 +183,8 @@ SNN_KERNEL snn_connect_per_synapse(SnnConnectParams p, const SnnZigTables* zig,
 // through whole builds (shards byte for byte against the CPU builder) by
 // tests/gpu_build_host.rs (root package).
 
-// How a projection's sources are found (connect::ProjPlan's modes, per rule).
-#define SNN_RULE_PER_SYNAPSE 0u  // fixed_total_number, fixed_indegree with multapses
-#define SNN_RULE_ONE_TO_ONE 1u
-#define SNN_RULE_ALL_TO_ALL 2u
-#define SNN_RULE_BERNOULLI 3u    // pairwise_bernoulli (sources by snn_build_bernoulli_sources)
-#define SNN_RULE_DISTINCT 4u     // fixed_indegree without multapses (snn_build_distinct_sources)
+// How a projection's sources are found (connect::ProjPlan's modes, per rule):
+// SNN_RULE_* of constants.cuh.
 
 // One projection of the builder. Mirrored by
 // snn_kernels::registry::BuildProjParams.

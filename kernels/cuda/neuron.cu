@@ -234,10 +234,9 @@ SNN_KERNEL snn_iaf_psc_alpha_update(SnnIafPscAlphaConsts c, SnnStepInput in, dou
 // functions as the per-model kernels (snn_take_input, snn_iaf_psc_*_neuron,
 // snn_emit_spike), so the arithmetic is literally the same code.
 
-#define SNN_POP_IAF_PSC_EXP 0u
-#define SNN_POP_IAF_PSC_ALPHA 1u
-#define SNN_POP_SPIKE_GENERATOR 2u
-#define SNN_NO_COLUMN 0xffffffffu
+// SNN_POP_* (the kinds of descriptor) and SNN_NO_COLUMN, defined once in
+// Rust (snn_kernels::registry).
+#include "constants.cuh"
 
 // One population's local neurons (local indices first_local .. first_local +
 // n). Mirrored by snn_kernels::registry::PopDesc.

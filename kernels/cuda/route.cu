@@ -20,13 +20,9 @@
 #define SNN_ROUTE_CU
 
 #include "port.cuh"
-
-// Error counters (indices into the engine's `err` array).
-#define SNN_ERR_SPIKE_OVERFLOW 0u  // the interval's spike list overflowed
-#define SNN_ERR_MALFORMED 1u       // a received entry does not fit the tables
-#define SNN_ERR_RECORD_OVERFLOW 2u // the recording buffer overflowed (neuron.cu)
-#define SNN_ERR_PACK_OVERFLOW 3u   // an outgoing buffer overflowed
-#define SNN_ERR_RECV_OVERFLOW 4u   // the received delivery list overflowed
+// The error counters' indices into the engine's `err` array (SNN_ERR_*),
+// defined once in Rust (snn_kernels::registry::ERR_*).
+#include "constants.cuh"
 
 // Point-to-point packing (Engine::route): for every spike entry and every
 // (rank, position) of its neuron's send entries (send_entries[send_ptr[l]

@@ -107,8 +107,73 @@ impl fmt::Display for Module {
     }
 }
 
+/// Declares the constants the kernels and the host share, once: each as a
+/// Rust `pub const` and as a `#define` of the generated header
+/// `constants.cuh` ([`CONSTANTS_CUH`], one of [`HEADERS`]), which the `.cu`
+/// files include instead of writing the numbers again.
+macro_rules! shared_constants {
+    ($($(#[doc = $doc:literal])* $name:ident = $c_name:literal: $value:literal,)+) => {
+        $($(#[doc = $doc])* pub const $name: u32 = $value;)+
+
+        /// The header `constants.cuh`, generated from the constants above
+        /// (`#define SNN_... <value>u`).
+        pub const CONSTANTS_CUH: &str = concat!(
+            "// constants.cuh: generated from snn_kernels::registry (shared_constants!).\n",
+            "#ifndef SNN_CONSTANTS_CUH\n#define SNN_CONSTANTS_CUH\n",
+            $("#define ", $c_name, " ", stringify!($value), "u\n",)+
+            "#endif\n"
+        );
+    };
+}
+
+shared_constants! {
+    /// `SNN_POP_IAF_PSC_EXP` (`neuron.cu`): a [`PopDesc`] of `iaf_psc_exp`
+    /// neurons.
+    POP_IAF_PSC_EXP = "SNN_POP_IAF_PSC_EXP": 0,
+    /// `SNN_POP_IAF_PSC_ALPHA`: `iaf_psc_alpha` neurons.
+    POP_IAF_PSC_ALPHA = "SNN_POP_IAF_PSC_ALPHA": 1,
+    /// `SNN_POP_SPIKE_GENERATOR`: spike generators.
+    POP_SPIKE_GENERATOR = "SNN_POP_SPIKE_GENERATOR": 2,
+    /// `SNN_NO_COLUMN`: a neuron without a V_m column.
+    NO_COLUMN = "SNN_NO_COLUMN": 0xffffffff,
+    /// `SNN_DIST_CONSTANT` (`connect.cu`): a [`DistParams`] of a constant.
+    DIST_CONSTANT = "SNN_DIST_CONSTANT": 0,
+    /// `SNN_DIST_NORMAL`: a normal, redrawn or clipped into its bounds.
+    DIST_NORMAL = "SNN_DIST_NORMAL": 1,
+    /// `SNN_DIST_UNIFORM`: a uniform.
+    DIST_UNIFORM = "SNN_DIST_UNIFORM": 2,
+    /// `SNN_RULE_PER_SYNAPSE` (`connect.cu`): each synapse draws its source
+    /// (`fixed_total_number`, `fixed_indegree` with multapses).
+    RULE_PER_SYNAPSE = "SNN_RULE_PER_SYNAPSE": 0,
+    /// `SNN_RULE_ONE_TO_ONE`.
+    RULE_ONE_TO_ONE = "SNN_RULE_ONE_TO_ONE": 1,
+    /// `SNN_RULE_ALL_TO_ALL`.
+    RULE_ALL_TO_ALL = "SNN_RULE_ALL_TO_ALL": 2,
+    /// `SNN_RULE_BERNOULLI` (`pairwise_bernoulli`: sources by
+    /// `snn_build_bernoulli_sources`).
+    RULE_BERNOULLI = "SNN_RULE_BERNOULLI": 3,
+    /// `SNN_RULE_DISTINCT` (`fixed_indegree` without multapses: sources by
+    /// `snn_build_distinct_sources`).
+    RULE_DISTINCT = "SNN_RULE_DISTINCT": 4,
+    /// `SNN_ERR_SPIKE_OVERFLOW` (`route.cu`, index into the simulation
+    /// engine's error counters): the interval's spike list overflowed.
+    ERR_SPIKE_OVERFLOW = "SNN_ERR_SPIKE_OVERFLOW": 0,
+    /// `SNN_ERR_MALFORMED`: a received entry does not fit the tables.
+    ERR_MALFORMED = "SNN_ERR_MALFORMED": 1,
+    /// `SNN_ERR_RECORD_OVERFLOW`: the recording buffer overflowed
+    /// (`neuron.cu`).
+    ERR_RECORD_OVERFLOW = "SNN_ERR_RECORD_OVERFLOW": 2,
+    /// `SNN_ERR_PACK_OVERFLOW`: an outgoing buffer overflowed.
+    ERR_PACK_OVERFLOW = "SNN_ERR_PACK_OVERFLOW": 3,
+    /// `SNN_ERR_RECV_OVERFLOW`: the received delivery list overflowed.
+    ERR_RECV_OVERFLOW = "SNN_ERR_RECV_OVERFLOW": 4,
+    /// The number of error counters.
+    N_ERR = "SNN_N_ERR": 5,
+}
+
 /// The project's headers, by file name.
-pub const HEADERS: [(&str, &str); 6] = [
+pub const HEADERS: [(&str, &str); 7] = [
+    ("constants.cuh", CONSTANTS_CUH),
     ("port.cuh", include_str!("../cuda/port.cuh")),
     ("philox.cuh", include_str!("../cuda/philox.cuh")),
     ("detmath.cuh", include_str!("../cuda/detmath.cuh")),
@@ -417,16 +482,6 @@ device_struct! {
     }
 }
 
-/// `SNN_POP_IAF_PSC_EXP` (`neuron.cu`): a [`PopDesc`] of `iaf_psc_exp`
-/// neurons.
-pub const POP_IAF_PSC_EXP: u32 = 0;
-/// `SNN_POP_IAF_PSC_ALPHA`: `iaf_psc_alpha` neurons.
-pub const POP_IAF_PSC_ALPHA: u32 = 1;
-/// `SNN_POP_SPIKE_GENERATOR`: spike generators.
-pub const POP_SPIKE_GENERATOR: u32 = 2;
-/// `SNN_NO_COLUMN`: a neuron without a V_m column.
-pub const NO_COLUMN: u32 = u32::MAX;
-
 device_struct! {
     /// `SnnPopDesc` (`neuron.cu`): one population's local neurons for
     /// `snn_update_step` (an array of them in device memory).
@@ -493,13 +548,6 @@ device_struct! {
         pub pad: u32,
     }
 }
-
-/// `SNN_DIST_CONSTANT` of `connect.cu`.
-pub const DIST_CONSTANT: u32 = 0;
-/// `SNN_DIST_NORMAL`.
-pub const DIST_NORMAL: u32 = 1;
-/// `SNN_DIST_UNIFORM`.
-pub const DIST_UNIFORM: u32 = 2;
 
 device_struct! {
     /// `SnnDist` (`connect.cu`): a resolved distribution of weights or
@@ -578,18 +626,6 @@ device_struct! {
     }
 }
 
-/// `SNN_RULE_PER_SYNAPSE` of `connect.cu`: each synapse draws its source
-/// (`fixed_total_number`, `fixed_indegree` with multapses).
-pub const RULE_PER_SYNAPSE: u32 = 0;
-/// `SNN_RULE_ONE_TO_ONE`.
-pub const RULE_ONE_TO_ONE: u32 = 1;
-/// `SNN_RULE_ALL_TO_ALL`.
-pub const RULE_ALL_TO_ALL: u32 = 2;
-/// `SNN_RULE_BERNOULLI` (`pairwise_bernoulli`).
-pub const RULE_BERNOULLI: u32 = 3;
-/// `SNN_RULE_DISTINCT` (`fixed_indegree` without multapses).
-pub const RULE_DISTINCT: u32 = 4;
-
 device_struct! {
     /// `SnnBuildProj` (`connect.cu`): one projection of the GPU builder.
     pub struct BuildProjParams {
@@ -659,6 +695,54 @@ mod tests {
             .contains("#line 1 \"ziggurat.cuh\""));
         assert_eq!(quoted_include("  #  include \"a.cuh\" "), Some("a.cuh"));
         assert_eq!(quoted_include("#include <stdint.h>"), None);
+    }
+
+    /// The `.cu` files get the Rust values: the generated header is pasted
+    /// into every module that uses a shared constant, and none of them
+    /// defines one by hand.
+    #[test]
+    fn shared_constants_reach_the_kernels() {
+        for (module, define) in [
+            (
+                Module::Route,
+                format!("#define SNN_ERR_MALFORMED {ERR_MALFORMED}u"),
+            ),
+            (
+                Module::Neuron,
+                format!("#define SNN_POP_SPIKE_GENERATOR {POP_SPIKE_GENERATOR}u"),
+            ),
+            (
+                Module::Neuron,
+                format!("#define SNN_NO_COLUMN 0x{NO_COLUMN:x}u"),
+            ),
+            (
+                Module::Connect,
+                format!("#define SNN_DIST_UNIFORM {DIST_UNIFORM}u"),
+            ),
+            (
+                Module::Connect,
+                format!("#define SNN_RULE_DISTINCT {RULE_DISTINCT}u"),
+            ),
+        ] {
+            assert!(module.source().contains(&define), "{module}: {define}");
+        }
+        for m in Module::ALL {
+            for line in m.raw_source().lines() {
+                let t = line.trim_start();
+                for prefix in [
+                    "SNN_ERR_",
+                    "SNN_POP_",
+                    "SNN_DIST_",
+                    "SNN_RULE_",
+                    "SNN_NO_COLUMN",
+                ] {
+                    assert!(
+                        !t.starts_with(&format!("#define {prefix}")),
+                        "{m} defines {line:?} by hand"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -107,6 +107,7 @@ use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 use snn_kernels::device::{grid_for, Arg, DevVec, Device, Shape};
+use snn_kernels::registry;
 use snn_kernels::registry::{
     KernelId, PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA, POP_IAF_PSC_EXP,
     POP_SPIKE_GENERATOR,
@@ -144,14 +145,15 @@ impl Default for GpuOptions {
 const C_SPIKES: usize = 0;
 const C_REC: usize = 2;
 const C_DELIV: usize = 3;
-/// First error counter (`SNN_ERR_*` of `route.cu` follow).
+/// First error counter (the `SNN_ERR_*` of [`snn_kernels::registry`]
+/// follow).
 const C_ERR: usize = 4;
-const N_ERR: usize = 5;
-const ERR_SPIKE_OVERFLOW: usize = 0;
-const ERR_MALFORMED: usize = 1;
-const ERR_RECORD_OVERFLOW: usize = 2;
-const ERR_PACK_OVERFLOW: usize = 3;
-const ERR_RECV_OVERFLOW: usize = 4;
+const N_ERR: usize = registry::N_ERR as usize;
+const ERR_SPIKE_OVERFLOW: usize = registry::ERR_SPIKE_OVERFLOW as usize;
+const ERR_MALFORMED: usize = registry::ERR_MALFORMED as usize;
+const ERR_RECORD_OVERFLOW: usize = registry::ERR_RECORD_OVERFLOW as usize;
+const ERR_PACK_OVERFLOW: usize = registry::ERR_PACK_OVERFLOW as usize;
+const ERR_RECV_OVERFLOW: usize = registry::ERR_RECV_OVERFLOW as usize;
 /// Collective pack count.
 const C_COLL: usize = C_ERR + N_ERR;
 /// First per-destination pack count (then, from `C_P2P + n_ranks`, the
