@@ -132,6 +132,10 @@ SNN_HD void snn_draw_synapse(const SnnConnectParams* p, const SnnZigTables* zig,
     *d = snn_delay_to_steps(snn_draw_dist(&p->delay, zig, &rng), p->dt_ms);
 }
 
+#ifdef SNN_TEST_KERNELS
+// A test kernel (feature test-kernels of snn-kernels): the builder generates
+// with snn_build_synapses, which draws each synapse as snn_draw_synapse does.
+
 // The synapses of n_targets targets: target i (population index tgt_index[i],
 // local index tgt_local[i]) has the synapses k = 0 .. syn_offset[i + 1] -
 // syn_offset[i] - 1, written at j = syn_offset[i] + k (syn_offset[0] = 0,
@@ -170,6 +174,7 @@ SNN_KERNEL snn_connect_per_synapse(SnnConnectParams p, const SnnZigTables* zig,
         out_td[j] = tgt_local[lo] | (d << p.target_bits);
     }
 }
+#endif  // SNN_TEST_KERNELS
 
 // ---- The GPU builder's generation (build-net/src/gpu.rs) ------------------
 //

@@ -28,6 +28,10 @@ SNN_HD void snn_deliver_row(uint64_t step, uint32_t row, const uint64_t* row_ptr
     }
 }
 
+#ifdef SNN_TEST_KERNELS
+// A test kernel (feature test-kernels of snn-kernels): the engine delivers
+// with snn_deliver_list, through the same snn_deliver_row.
+
 // Delivers `n_spikes` entries `offset << 32 | row` (step = interval_start +
 // offset; row = a local index, or n_local + image index for a spike of a
 // remote neuron). Row `row` holds the synapses row_ptr[row] ..
@@ -48,6 +52,7 @@ SNN_KERNEL snn_deliver(const uint64_t* spikes, uint32_t n_spikes, uint64_t inter
                         target_bits, slots, n_local, ring_ex, ring_in);
     }
 }
+#endif  // SNN_TEST_KERNELS
 
 // snn_deliver for the simulation engine (simulate/src/gpu.rs): the number
 // of entries is read from device memory (`*n_spikes`, the counter of the

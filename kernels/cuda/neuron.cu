@@ -185,6 +185,11 @@ SNN_HD bool snn_iaf_psc_alpha_neuron(const SnnIafPscAlphaConsts* c, double* v_m,
     return spike;
 }
 
+#ifdef SNN_TEST_KERNELS
+// The per-population update kernels are test kernels (feature test-kernels of
+// snn-kernels): the engine runs snn_update_step, which calls the same
+// per-neuron functions; the tests check those against the CPU neurons.
+
 // One step of a block of in.n iaf_psc_exp neurons. State arrays and `gid`
 // (global ids, for the Poisson words) are indexed by the neuron's index in
 // the block; the ring rows of the step (`ring + (step % slots) * n_local`)
@@ -221,6 +226,7 @@ SNN_KERNEL snn_iaf_psc_alpha_update(SnnIafPscAlphaConsts c, SnnStepInput in, dou
         }
     }
 }
+#endif  // SNN_TEST_KERNELS
 
 // ---------------------------------------------------------------------------
 // The fused update: every local neuron of a rank in one launch per step.

@@ -186,8 +186,13 @@ mod loader {
     /// The options every module is compiled with for virtual architecture
     /// `arch` (e.g. `compute_80`, or the device's `compute_90`): no fused
     /// multiply-add (bit-identity with the CPU), IEEE division and square
-    /// root, no flush to zero.
+    /// root, no flush to zero; with the feature `test-kernels`, the test
+    /// kernels too (`-DSNN_TEST_KERNELS`).
     pub fn options(arch: &'static str) -> cudarc::nvrtc::CompileOptions {
+        let mut options = vec!["--std=c++17".to_string()];
+        if cfg!(feature = "test-kernels") {
+            options.push("-DSNN_TEST_KERNELS".into());
+        }
         cudarc::nvrtc::CompileOptions {
             fmad: Some(false),
             prec_div: Some(true),
@@ -195,7 +200,7 @@ mod loader {
             ftz: Some(false),
             use_fast_math: Some(false),
             arch: Some(arch),
-            options: vec!["--std=c++17".into()],
+            options,
             ..Default::default()
         }
     }

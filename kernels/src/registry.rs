@@ -219,33 +219,43 @@ fn expand_includes(
 
 /// Declares [`KernelId`] from one table (each kernel once: its doc, its
 /// variant, its C name and its module), with [`KernelId::ALL`] in
-/// declaration order, [`KernelId::name`] and [`KernelId::module`].
+/// declaration order, [`KernelId::name`] and [`KernelId::module`]. The
+/// kernels only tests launch (one population's update, one delivery, one
+/// projection's synapses: the pieces the fused kernels are checked
+/// against) carry `#[cfg(feature = "test-kernels")]`, and their CUDA code
+/// stands inside `#ifdef SNN_TEST_KERNELS`: without the feature they are
+/// neither in the registry nor compiled.
 macro_rules! kernels {
-    ($($(#[doc = $doc:literal])* $v:ident = $name:literal in $module:ident,)+) => {
+    ($(
+        $(#[doc = $doc:literal])*
+        $(#[cfg($cfg:meta)])*
+        $v:ident = $name:literal in $module:ident,
+    )+) => {
         /// A kernel: an `extern "C" __global__` function of a [`Module`].
         ///
         /// The argument lists (C types; structs by value) are documented in
         /// the `.cu` files; the structs have Rust mirrors in this module.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum KernelId {
-            $($(#[doc = $doc])* $v,)+
+            $($(#[doc = $doc])* $(#[cfg($cfg)])* $v,)+
         }
 
         impl KernelId {
-            /// All kernels, in declaration order.
-            pub const ALL: &'static [KernelId] = &[$(KernelId::$v,)+];
+            /// All kernels, in declaration order (the test kernels only
+            /// with the feature `test-kernels`).
+            pub const ALL: &'static [KernelId] = &[$($(#[cfg($cfg)])* KernelId::$v,)+];
 
             /// The function name (C linkage).
             pub fn name(self) -> &'static str {
                 match self {
-                    $(KernelId::$v => $name,)+
+                    $($(#[cfg($cfg)])* KernelId::$v => $name,)+
                 }
             }
 
             /// The module that defines it.
             pub fn module(self) -> Module {
                 match self {
-                    $(KernelId::$v => Module::$module,)+
+                    $($(#[cfg($cfg)])* KernelId::$v => Module::$module,)+
                 }
             }
         }
@@ -255,17 +265,21 @@ macro_rules! kernels {
 kernels! {
     /// `snn_iaf_psc_exp_update(ExpConsts, StepInput, v_m, i_syn_ex,
     /// i_syn_in, refractory, row_ex, row_in, gid, table, spikes, n_spikes)`.
+    #[cfg(feature = "test-kernels")]
     IafPscExpUpdate = "snn_iaf_psc_exp_update" in Neuron,
     /// `snn_iaf_psc_alpha_update(AlphaConsts, StepInput, v_m, i_syn_ex,
     /// di_syn_ex, i_syn_in, di_syn_in, refractory, row_ex, row_in, gid,
     /// table, spikes, n_spikes)`.
+    #[cfg(feature = "test-kernels")]
     IafPscAlphaUpdate = "snn_iaf_psc_alpha_update" in Neuron,
     /// `snn_deliver(spikes, n_spikes, interval_start, row_ptr, syn_td,
     /// syn_w, target_bits, slots, n_local, ring_ex, ring_in)`.
+    #[cfg(feature = "test-kernels")]
     Deliver = "snn_deliver" in Deliver,
     /// `snn_connect_per_synapse(ConnectParams, zig_tables, syn_offset,
     /// n_targets, tgt_index, tgt_local, out_src, out_w, out_td,
     /// n_bad_delay)`.
+    #[cfg(feature = "test-kernels")]
     ConnectPerSynapse = "snn_connect_per_synapse" in Connect,
     /// `snn_build_bernoulli_count(projs, n_pairs, pair_tgt_index, pair_proj,
     /// pair_n)`: in-degrees of the builder's `pairwise_bernoulli` pairs.

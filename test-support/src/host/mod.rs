@@ -33,8 +33,9 @@ const DRIVER_PARTS: [(&str, &str); 2] = [
 ];
 
 /// Flags of the host build: the determinism rules of `port.cuh` (no
-/// contraction into FMA, no fast math).
-const FLAGS: [&str; 7] = [
+/// contraction into FMA, no fast math), and the test kernels.
+const FLAGS: [&str; 8] = [
+    "-DSNN_TEST_KERNELS",
     "-O2",
     "-std=c++17",
     "-ffp-contract=off",
