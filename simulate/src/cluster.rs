@@ -144,12 +144,81 @@ impl Emulated {
         self.group_size = group_size;
         self
     }
+
+    /// The exchange policy.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            mode: self.mode,
+            group_size: self.group_size,
+        }
+    }
 }
 
 /// The collective group of `rank` for groups of `group_size` consecutive
 /// ranks (0 = one group of all ranks).
 pub fn group_of(rank: u32, group_size: u32) -> u32 {
     rank.checked_div(group_size).unwrap_or(0)
+}
+
+/// How spikes travel from one rank to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Point to point: the sender packs, for each receiver, only the spikes
+    /// that receiver needs (`RankEngine::pack`).
+    PointToPoint,
+    /// Collective: the sender's needed spikes go to every rank of its group
+    /// at once (`RankEngine::pack_collective`, an Allgatherv).
+    Collective,
+}
+
+/// The exchange policy of a run, written once for both transports
+/// ([`Emulated`] and `MpiCluster`): in point-to-point mode every pair of
+/// ranks talks point to point; in collective mode the ranks of one group
+/// (`group_size` consecutive ranks, 0 = all) exchange collectively and
+/// ranks of different groups point to point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The mode.
+    pub mode: CommMode,
+    /// Collective groups: consecutive blocks of this many ranks (0 = all).
+    pub group_size: u32,
+}
+
+impl Policy {
+    /// How spikes of rank `from` reach rank `to`.
+    pub fn route(&self, from: u32, to: u32) -> Route {
+        match self.mode {
+            CommMode::Collective
+                if group_of(from, self.group_size) == group_of(to, self.group_size) =>
+            {
+                Route::Collective
+            }
+            _ => Route::PointToPoint,
+        }
+    }
+
+    /// Whether ranks pack collective output (in every interval, before any
+    /// point-to-point packing).
+    pub fn packs_collective(&self) -> bool {
+        self.mode == CommMode::Collective
+    }
+
+    /// Whether ranks pack point-to-point output: in point-to-point mode,
+    /// and in collective mode with more than one group.
+    pub fn packs_p2p(&self) -> bool {
+        self.mode == CommMode::P2p || self.group_size != 0
+    }
+
+    /// The ranks (of `n`) that `rank` exchanges with collectively,
+    /// itself included (none in point-to-point mode), in rank order.
+    pub fn group_members(&self, rank: u32, n: u32) -> Vec<u32> {
+        if !self.packs_collective() {
+            return Vec::new();
+        }
+        (0..n)
+            .filter(|&q| q == rank || self.route(q, rank) == Route::Collective)
+            .collect()
+    }
 }
 
 impl Cluster for Emulated {
@@ -173,61 +242,38 @@ impl Cluster for Emulated {
         if n == 1 {
             return Ok(());
         }
-        match self.mode {
-            CommMode::P2p => {
-                let mut outgoing = Vec::with_capacity(n);
-                for (r, e) in ranks.iter_mut().enumerate() {
-                    let out = e.pack(n)?;
-                    self.sent += out
-                        .iter()
-                        .enumerate()
-                        .filter(|(q, _)| *q != r)
-                        .map(|(_, v)| 8 * v.len() as u64)
-                        .sum::<u64>();
-                    outgoing.push(out);
+        let policy = self.policy();
+        // Every rank packs as the policy says (collective output first, as
+        // under MPI), counting what would cross the wire ...
+        let mut gathered = Vec::with_capacity(n);
+        let mut outgoing = Vec::with_capacity(n);
+        for (r, e) in ranks.iter_mut().enumerate() {
+            let r32 = r as u32;
+            if policy.packs_collective() {
+                let out = e.pack_collective()?;
+                if policy.group_members(r32, n as u32).len() > 1 {
+                    self.sent += 8 * out.len() as u64;
                 }
-                for (r, e) in ranks.iter_mut().enumerate() {
-                    for (q, out) in outgoing.iter().enumerate() {
-                        if q != r {
-                            e.receive(q as u32, &out[r])?;
-                        }
-                    }
-                }
+                gathered.push(out);
             }
-            CommMode::Collective => {
-                // Within a group: everybody's needed spikes (Allgatherv);
-                // between groups: point-to-point.
-                let g = self.group_size;
-                let mut gathered = Vec::with_capacity(n);
-                let mut outgoing = Vec::with_capacity(n);
-                for (r, e) in ranks.iter_mut().enumerate() {
-                    let out = e.pack_collective()?;
-                    let group_n = (0..n as u32)
-                        .filter(|&q| group_of(q, g) == group_of(r as u32, g))
-                        .count();
-                    if group_n > 1 {
-                        self.sent += 8 * out.len() as u64;
-                    }
-                    gathered.push(out);
-                    if g != 0 {
-                        let p2p = e.pack(n)?;
-                        self.sent += p2p
-                            .iter()
-                            .enumerate()
-                            .filter(|(q, _)| group_of(*q as u32, g) != group_of(r as u32, g))
-                            .map(|(_, v)| 8 * v.len() as u64)
-                            .sum::<u64>();
-                        outgoing.push(p2p);
-                    }
-                }
-                for (r, e) in ranks.iter_mut().enumerate() {
-                    for q in (0..n).filter(|&q| q != r) {
-                        if group_of(q as u32, g) == group_of(r as u32, g) {
-                            e.receive_collective(q as u32, &gathered[q])?;
-                        } else {
-                            e.receive(q as u32, &outgoing[q][r])?;
-                        }
-                    }
+            if policy.packs_p2p() {
+                let out = e.pack(n)?;
+                self.sent += out
+                    .iter()
+                    .enumerate()
+                    .filter(|&(q, _)| q != r && policy.route(r32, q as u32) == Route::PointToPoint)
+                    .map(|(_, v)| 8 * v.len() as u64)
+                    .sum::<u64>();
+                outgoing.push(out);
+            }
+        }
+        // ... then receives from every other rank, in rank order, by the
+        // route the policy gives.
+        for (r, e) in ranks.iter_mut().enumerate() {
+            for q in (0..n).filter(|&q| q != r) {
+                match policy.route(q as u32, r as u32) {
+                    Route::Collective => e.receive_collective(q as u32, &gathered[q])?,
+                    Route::PointToPoint => e.receive(q as u32, &outgoing[q][r])?,
                 }
             }
         }
@@ -400,42 +446,42 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
         if n == 1 {
             return Ok(());
         }
-        match self.mode {
-            CommMode::P2p => {
-                let out = e.pack(n)?;
-                self.p2p(e, &out, |q| q != me)?;
-                Ok(())
+        let policy = Policy {
+            mode: self.mode,
+            group_size: self.group_size,
+        };
+        let me32 = me as u32;
+        // As the emulated exchange: collective output first, then the
+        // point-to-point exchange, then the Allgatherv within the group.
+        let collective = if policy.packs_collective() {
+            Some(e.pack_collective()?)
+        } else {
+            None
+        };
+        if policy.packs_p2p() {
+            let out = e.pack(n)?;
+            self.p2p(e, &out, |q| {
+                q != me && policy.route(q as u32, me32) == Route::PointToPoint
+            })?;
+        }
+        if let Some(out) = collective {
+            let members = policy.group_members(me32, n as u32);
+            if members.len() > 1 {
+                self.sent += 8 * out.len() as u64;
             }
-            CommMode::Collective => {
-                let out = e.pack_collective()?;
-                let g = self.group_size;
-                let my_group = group_of(me as u32, g);
-                // Between groups: point-to-point, as in p2p mode.
-                if g != 0 {
-                    let p2p = e.pack(n)?;
-                    self.p2p(e, &p2p, |q| q != me && group_of(q as u32, g) != my_group)?;
+            let (counts, displs, all) = match &self.group {
+                Some(comm) => all_gather_u64(comm, &out),
+                None => all_gather_u64(self.world, &out),
+            };
+            // Group ranks are ordered like world ranks (split keeps order).
+            for (i, &q) in members.iter().enumerate() {
+                if q != me32 {
+                    let s = &all[displs[i] as usize..(displs[i] + counts[i]) as usize];
+                    e.receive_collective(q, s)?;
                 }
-                // Within the group: Allgatherv.
-                let members: Vec<usize> = (0..n)
-                    .filter(|&q| group_of(q as u32, g) == my_group)
-                    .collect();
-                if members.len() > 1 {
-                    self.sent += 8 * out.len() as u64;
-                }
-                let (counts, displs, all) = match &self.group {
-                    Some(comm) => all_gather_u64(comm, &out),
-                    None => all_gather_u64(self.world, &out),
-                };
-                // Group ranks are ordered like world ranks (split keeps order).
-                for (i, &q) in members.iter().enumerate() {
-                    if q != me {
-                        let s = &all[displs[i] as usize..(displs[i] + counts[i]) as usize];
-                        e.receive_collective(q as u32, s)?;
-                    }
-                }
-                Ok(())
             }
         }
+        Ok(())
     }
     fn sum(&self, values: &mut [u64]) {
         use mpi::collective::SystemOperation;
