@@ -45,7 +45,7 @@ use snn_formats::checkpoint::{
 };
 use snn_formats::{FormatError, Manifest};
 
-use crate::cluster::Cluster;
+use crate::cluster::{all_gather, Cluster};
 use crate::plan::{check_compatible, same_run, Plan};
 use crate::recorders::{record, RankRun};
 use crate::{io_err, SimError};
@@ -444,12 +444,17 @@ pub(crate) fn write_checkpoint(
             step,
             model_hash,
         };
-        let e = write_rank_state(&cdir, &header, &sections, ctx.level)?;
-        let xxh3 = u64::from_str_radix(&e.xxh3, 16).unwrap_or(0);
-        mine.push((rr.rank, vec![e.bytes, e.payload_bytes, xxh3]));
+        mine.push(write_rank_state(&cdir, &header, &sections, ctx.level)?);
     }
     // Every rank's file is in place (the gather is a barrier).
-    let table = cluster.gather_rows(3, &mine);
+    let mut entries: Vec<RankFileEntry> = all_gather(cluster, &mine)?.concat();
+    entries.sort_by_key(|e| e.rank);
+    if !entries.iter().map(|e| e.rank as usize).eq(0..n) {
+        return Err(SimError::Internal(format!(
+            "checkpoint at step {step}: rank files of ranks {:?} gathered, expected 0..{n}",
+            entries.iter().map(|e| e.rank).collect::<Vec<_>>()
+        )));
+    }
     wall.checkpoint_s = before + t0.elapsed().as_secs_f64();
     if cluster.is_root() {
         test_pause();
@@ -465,15 +470,7 @@ pub(crate) fn write_checkpoint(
             wall: wall.clone(),
             pieces: ctx.plan.pieces,
             created_unix_s: unix_now(),
-            ranks: (0..n)
-                .map(|r| RankFileEntry {
-                    file: rank_file_name(r as u32),
-                    rank: r as u32,
-                    bytes: table[r][0],
-                    payload_bytes: table[r][1],
-                    xxh3: format!("{:016x}", table[r][2]),
-                })
-                .collect(),
+            ranks: entries,
             checksum: String::new(),
         };
         mf.write(&cdir)?;

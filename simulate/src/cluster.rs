@@ -67,28 +67,30 @@ pub trait Cluster {
         self.sum(&mut v);
         v[0] > 0
     }
-    /// Every rank's row of `width` values on every process (collective):
-    /// `mine` holds the rows of this process's ranks; a rank no process
-    /// gives a row for has zeros.
-    fn gather_rows(&self, width: usize, mine: &[(u32, Vec<u64>)]) -> Vec<Vec<u64>> {
-        let n = self.n_ranks() as usize;
-        let mut table = vec![0u64; n * width];
-        for (r, row) in mine {
-            let at = *r as usize * width;
-            for (slot, v) in table[at..at + width].iter_mut().zip(row) {
-                *slot = *v;
-            }
-        }
-        // Each slot is written by one process only: the sum gathers.
-        self.sum(&mut table);
-        table.chunks(width.max(1)).map(<[u64]>::to_vec).collect()
-    }
+    /// Every process's bytes on every process (collective, an
+    /// Allgatherv), in process order; see [`all_gather`] for typed values.
+    fn all_gather_bytes(&self, mine: Vec<u8>) -> Vec<Vec<u8>>;
     /// Bytes of spike data sent so far by the ranks of this process (wire
     /// entries of 8 bytes; for collective mode, each rank's contribution
     /// counted once).
     fn bytes_sent(&self) -> u64 {
         0
     }
+}
+
+/// Every process's `mine` on every process (collective), in process order:
+/// e.g. each process's list of its ranks' results.
+pub fn all_gather<T: serde::Serialize + serde::de::DeserializeOwned>(
+    cluster: &dyn Cluster,
+    mine: &T,
+) -> Result<Vec<T>, SimError> {
+    let bytes = serde_json::to_vec(mine).map_err(|e| SimError::Internal(e.to_string()))?;
+    cluster
+        .all_gather_bytes(bytes)
+        .iter()
+        .map(|b| serde_json::from_slice(b))
+        .collect::<Result<_, _>>()
+        .map_err(|e| SimError::Internal(format!("all_gather: {e}")))
 }
 
 /// Pass a value computed on the root (`Some` there, `None` elsewhere) to
@@ -236,6 +238,9 @@ impl Cluster for Emulated {
     }
     fn broadcast_bytes(&self, root: Option<Vec<u8>>) -> Option<Vec<u8>> {
         root
+    }
+    fn all_gather_bytes(&self, mine: Vec<u8>) -> Vec<Vec<u8>> {
+        vec![mine]
     }
     fn exchange(&mut self, ranks: &mut [&mut dyn RankEngine]) -> Result<(), SimError> {
         let n = self.n_ranks as usize;
@@ -435,6 +440,24 @@ impl<C: mpi::traits::Communicator> Cluster for MpiCluster<'_, C> {
         };
         root.broadcast_into(&mut buf[..]);
         Some(buf)
+    }
+    fn all_gather_bytes(&self, mine: Vec<u8>) -> Vec<Vec<u8>> {
+        use mpi::datatype::PartitionMut;
+        use mpi::traits::*;
+        let count = mine.len() as i32;
+        let mut counts = vec![0i32; self.world.size() as usize];
+        self.world.all_gather_into(&count, &mut counts[..]);
+        let displs = prefix(&counts);
+        let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+        {
+            let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            self.world.all_gather_varcount_into(&mine[..], &mut part);
+        }
+        counts
+            .iter()
+            .zip(&displs)
+            .map(|(&c, &d)| all[d as usize..(d + c) as usize].to_vec())
+            .collect()
     }
     fn exchange(&mut self, ranks: &mut [&mut dyn RankEngine]) -> Result<(), SimError> {
         let [e] = ranks else {

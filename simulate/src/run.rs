@@ -70,7 +70,7 @@ pub use crate::checkpoint::EXIT_RESUMABLE;
 use crate::checkpoint::{
     choose_checkpoint, note, start_step_dir, tidy_run_dir, write_checkpoint, Ctx, Loaded,
 };
-use crate::cluster::{broadcast, Cluster, CommMode, Emulated};
+use crate::cluster::{all_gather, broadcast, Cluster, CommMode, Emulated};
 use crate::deadline::Deadline;
 use crate::engine::Engine;
 use crate::gpu::{GpuEngine, GpuOptions};
@@ -408,19 +408,14 @@ fn agree_started(
     if cluster.here().len() >= n_ranks {
         return start_err.map_or(Ok(()), |(_, e)| Err(e));
     }
-    let mine: Vec<(u32, Vec<u64>)> = start_err
-        .as_ref()
-        .map(|(r, _)| (*r, vec![1]))
-        .into_iter()
-        .collect();
-    let failed = cluster.gather_rows(1, &mine);
+    // The ranks of this process that could not start, on every process.
+    let mine: Vec<u32> = start_err.as_ref().map(|(r, _)| *r).into_iter().collect();
+    let mut failed = all_gather(cluster, &mine)?.concat();
     if let Some((_, e)) = start_err {
         return Err(SimError::Stopped(e.to_string()));
     }
-    let bad: Vec<String> = (0..n_ranks)
-        .filter(|&r| failed[r][0] != 0)
-        .map(|r| r.to_string())
-        .collect();
+    failed.sort_unstable();
+    let bad: Vec<String> = failed.iter().map(|r| r.to_string()).collect();
     match bad.len() {
         0 => Ok(()),
         1 => Err(SimError::Stopped(format!(
