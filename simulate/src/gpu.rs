@@ -234,8 +234,7 @@ pub struct GpuEngine {
     table: DevVec<u64>,
     /// The generators' spike steps, concatenated.
     gen_steps: DevVec<u64>,
-    ring_ex: DevVec<i64>,
-    ring_in: DevVec<i64>,
+    rings: Rings,
     row_ptr: DevVec<u64>,
     syn_td: DevVec<u32>,
     syn_w: DevVec<i32>,
@@ -247,7 +246,30 @@ pub struct GpuEngine {
     spikes_zeroed: [bool; 2],
     ctr: DevVec<u32>,
     events: DevVec<i64>,
-    // Routing (more than one rank).
+    routing: Routing,
+    recorder: Recorder,
+}
+
+/// The synaptic input waiting for its arrival step: `slots` rows of
+/// `n_local` fixed-point sums per receptor.
+struct Rings {
+    ex: DevVec<i64>,
+    inh: DevVec<i64>,
+}
+
+impl Rings {
+    fn new(dev: &mut dyn Device, slots: u64, n_local: usize) -> Result<Rings, SimError> {
+        let len = slots as usize * n_local;
+        Ok(Rings {
+            ex: DevVec::zeros(dev, len, "ring buffer (excitatory)")?,
+            inh: DevVec::zeros(dev, len, "ring buffer (inhibitory)")?,
+        })
+    }
+}
+
+/// Spikes between ranks (more than one rank): the send tables and buffers,
+/// the image table, what was received and waits for the next delivery.
+struct Routing {
     send_ptr: DevVec<u32>,
     send_entries: DevVec<u64>,
     out_start_host: Vec<u64>,
@@ -269,7 +291,11 @@ pub struct GpuEngine {
     recv_host: Vec<u64>,
     recv: DevVec<u64>,
     deliv: DevVec<u64>,
-    // Recording.
+}
+
+/// What is recorded (spikes and V_m) on the device and not yet taken by the
+/// host.
+struct Recorder {
     record_from: u64,
     rec: DevVec<u64>,
     rec_cap: u32,
@@ -314,6 +340,129 @@ macro_rules! le_bytes {
     )*};
 }
 le_bytes!(rkyv::rend::u64_le => u64, rkyv::rend::u32_le => u32, rkyv::rend::i32_le => i32);
+
+impl Routing {
+    /// The routing tables (as `Engine::new` builds them) on the device, with
+    /// a send buffer region per destination rank for an interval's
+    /// entries; empty buffers on a single rank.
+    fn new(
+        dev_ref: &mut dyn Device,
+        model: &Model,
+        d: &ArchivedShardData,
+        interval: u64,
+    ) -> Result<Routing, SimError> {
+        let n_ranks = d.n_ranks.to_native() as usize;
+        let routing = layout::Routing::new(model, d)?;
+        let mut out_start_host = Vec::with_capacity(n_ranks);
+        let mut out_cap_host = Vec::with_capacity(n_ranks);
+        let mut total_out = 0u64;
+        for q in 0..n_ranks {
+            let entries = d.send_offsets[q + 1].to_native() - d.send_offsets[q].to_native();
+            out_start_host.push(total_out);
+            let cap = entries * interval;
+            out_cap_host.push(u32::try_from(cap).map_err(|_| {
+                SimError::Invalid("send table too large for the GPU engine".into())
+            })?);
+            total_out += cap;
+        }
+        let send_ptr = routing.send_ptr;
+        let send_entries: Vec<u64> = routing
+            .send_entries
+            .iter()
+            .map(|&(q, pos)| (q as u64) << 32 | pos as u64)
+            .collect();
+        let senders = send_ptr.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+        let mut needs = Vec::new();
+        let mut needs_range = Vec::with_capacity(n_ranks);
+        for v in &routing.needs_local {
+            needs_range.push((needs.len(), needs.len() + v.len()));
+            needs.extend_from_slice(v);
+        }
+        let multi = n_ranks > 1;
+        let coll_cap = if multi { senders * interval } else { 0 };
+        let coll_cap = u32::try_from(coll_cap)
+            .map_err(|_| SimError::Invalid("send table too large for the GPU engine".into()))?;
+        let (send_ptr, send_entries, out_start, out_cap, out, coll_out, needs) = if multi {
+            (
+                DevVec::from_slice(dev_ref, &send_ptr, "send_ptr")?,
+                DevVec::from_slice(dev_ref, &send_entries, "send entries")?,
+                DevVec::from_slice(dev_ref, &out_start_host, "send buffer offsets")?,
+                DevVec::from_slice(dev_ref, &out_cap_host, "send buffer capacities")?,
+                DevVec::zeros(dev_ref, total_out as usize, "send buffers")?,
+                DevVec::zeros(dev_ref, coll_cap as usize, "collective send buffer")?,
+                DevVec::from_slice(dev_ref, &needs, "image table")?,
+            )
+        } else {
+            (
+                DevVec::zeros(dev_ref, 0, "send_ptr")?,
+                DevVec::zeros(dev_ref, 0, "send entries")?,
+                DevVec::zeros(dev_ref, 0, "send buffer offsets")?,
+                DevVec::zeros(dev_ref, 0, "send buffer capacities")?,
+                DevVec::zeros(dev_ref, 0, "send buffers")?,
+                DevVec::zeros(dev_ref, 0, "collective send buffer")?,
+                DevVec::zeros(dev_ref, 0, "image table")?,
+            )
+        };
+        let gather = n_ranks >= GATHER_FROM_RANKS;
+        if gather && total_out > u32::MAX as u64 {
+            return Err(SimError::Invalid(
+                "send table too large for the GPU engine".into(),
+            ));
+        }
+        let packed = DevVec::zeros(
+            dev_ref,
+            if gather { total_out as usize } else { 0 },
+            "packed send buffer",
+        )?;
+        Ok(Routing {
+            send_ptr,
+            send_entries,
+            out_start_host,
+            out_cap_host,
+            out_start,
+            out_cap,
+            packed,
+            out,
+            coll_out,
+            coll_cap,
+            needs,
+            needs_range,
+            staged: Vec::new(),
+            recv_host: Vec::new(),
+            recv: DevVec::zeros(dev_ref, 0, "received entries")?,
+            deliv: DevVec::zeros(dev_ref, 0, "received deliveries")?,
+        })
+    }
+}
+
+impl Recorder {
+    /// Nothing recorded yet; `vm_col` (every neuron `NO_COLUMN`) is
+    /// uploaded by the caller.
+    fn new(
+        dev_ref: &mut dyn Device,
+        vm_col: DevVec<u32>,
+        n_local: usize,
+        interval: u64,
+        options: &GpuOptions,
+    ) -> Result<Recorder, SimError> {
+        let rec_cap = (options.record_entries as u64).max(n_local as u64 * interval);
+        Ok(Recorder {
+            record_from: u64::MAX,
+            rec: DevVec::zeros(dev_ref, 1, "spike recording")?,
+            rec_cap: u32::try_from(rec_cap).unwrap_or(u32::MAX),
+            rec_bound: 0,
+            chunk_start: 0,
+            vm_col,
+            vm_dup_cols: Vec::new(),
+            vm_nan_cols: Vec::new(),
+            vm_width: 0,
+            vm_buf: DevVec::zeros(dev_ref, 1, "V_m recording")?,
+            vm_rows_cap: options.vm_steps.max(interval as usize),
+            vm_rows: 0,
+            pending: Recorded::default(),
+        })
+    }
+}
 
 impl GpuEngine {
     /// Loads a rank onto `dev`: the same initial state as
@@ -448,84 +597,14 @@ impl GpuEngine {
             LeBytes::le_bytes(d.syn_weight.as_slice()),
             "syn_weight",
         )?;
-        let ring_len = slots as usize * n_local;
-        let ring_ex = DevVec::zeros(dev_ref, ring_len, "ring buffer (excitatory)")?;
-        let ring_in = DevVec::zeros(dev_ref, ring_len, "ring buffer (inhibitory)")?;
+        let rings = Rings::new(dev_ref, slots, n_local)?;
         let spikes = DevVec::zeros(dev_ref, spike_cap.max(1) as usize, "spike list")?;
-        // Routing tables (as Engine::new builds them), with a send buffer
-        // region per destination rank for an interval's entries.
         let n_ranks = d.n_ranks.to_native() as usize;
-        let routing = layout::Routing::new(&model, d)?;
-        let mut out_start_host = Vec::with_capacity(n_ranks);
-        let mut out_cap_host = Vec::with_capacity(n_ranks);
-        let mut total_out = 0u64;
-        for q in 0..n_ranks {
-            let entries = d.send_offsets[q + 1].to_native() - d.send_offsets[q].to_native();
-            out_start_host.push(total_out);
-            let cap = entries * interval;
-            out_cap_host.push(u32::try_from(cap).map_err(|_| {
-                SimError::Invalid("send table too large for the GPU engine".into())
-            })?);
-            total_out += cap;
-        }
-        let send_ptr = routing.send_ptr;
-        let send_entries: Vec<u64> = routing
-            .send_entries
-            .iter()
-            .map(|&(q, pos)| (q as u64) << 32 | pos as u64)
-            .collect();
-        let senders = send_ptr.windows(2).filter(|w| w[0] != w[1]).count() as u64;
-        let mut needs = Vec::new();
-        let mut needs_range = Vec::with_capacity(n_ranks);
-        for v in &routing.needs_local {
-            needs_range.push((needs.len(), needs.len() + v.len()));
-            needs.extend_from_slice(v);
-        }
-        let multi = n_ranks > 1;
-        let coll_cap = if multi { senders * interval } else { 0 };
-        let coll_cap = u32::try_from(coll_cap)
-            .map_err(|_| SimError::Invalid("send table too large for the GPU engine".into()))?;
-        let (send_ptr, send_entries, out_start, out_cap, out, coll_out, needs) = if multi {
-            (
-                DevVec::from_slice(dev_ref, &send_ptr, "send_ptr")?,
-                DevVec::from_slice(dev_ref, &send_entries, "send entries")?,
-                DevVec::from_slice(dev_ref, &out_start_host, "send buffer offsets")?,
-                DevVec::from_slice(dev_ref, &out_cap_host, "send buffer capacities")?,
-                DevVec::zeros(dev_ref, total_out as usize, "send buffers")?,
-                DevVec::zeros(dev_ref, coll_cap as usize, "collective send buffer")?,
-                DevVec::from_slice(dev_ref, &needs, "image table")?,
-            )
-        } else {
-            (
-                DevVec::zeros(dev_ref, 0, "send_ptr")?,
-                DevVec::zeros(dev_ref, 0, "send entries")?,
-                DevVec::zeros(dev_ref, 0, "send buffer offsets")?,
-                DevVec::zeros(dev_ref, 0, "send buffer capacities")?,
-                DevVec::zeros(dev_ref, 0, "send buffers")?,
-                DevVec::zeros(dev_ref, 0, "collective send buffer")?,
-                DevVec::zeros(dev_ref, 0, "image table")?,
-            )
-        };
-        let rec_cap = (options.record_entries as u64).max(n_local as u64 * interval);
-        let rec_cap = u32::try_from(rec_cap).unwrap_or(u32::MAX);
-        let target_bits = d.target_bits.to_native();
-        let gather = n_ranks >= GATHER_FROM_RANKS;
-        if gather && total_out > u32::MAX as u64 {
-            return Err(SimError::Invalid(
-                "send table too large for the GPU engine".into(),
-            ));
-        }
-        let packed = DevVec::zeros(
-            dev_ref,
-            if gather { total_out as usize } else { 0 },
-            "packed send buffer",
-        )?;
+        let routing = Routing::new(dev_ref, &model, d, interval)?;
         let ctr = DevVec::zeros(dev_ref, C_P2P + 2 * n_ranks + 1, "counters")?;
         let events = DevVec::zeros(dev_ref, 1, "event counter")?;
-        let recv = DevVec::zeros(dev_ref, 0, "received entries")?;
-        let deliv = DevVec::zeros(dev_ref, 0, "received deliveries")?;
-        let rec = DevVec::zeros(dev_ref, 1, "spike recording")?;
-        let vm_buf = DevVec::zeros(dev_ref, 1, "V_m recording")?;
+        let recorder = Recorder::new(dev_ref, vm_col, n_local, interval, options)?;
+        let target_bits = d.target_bits.to_native();
         Ok(GpuEngine {
             weight_scale: 1.0 / (2f64).powi(model.weight_frac_bits as i32),
             dev,
@@ -546,8 +625,7 @@ impl GpuEngine {
             gid,
             table,
             gen_steps,
-            ring_ex,
-            ring_in,
+            rings,
             row_ptr,
             syn_td,
             syn_w,
@@ -557,35 +635,8 @@ impl GpuEngine {
             spikes_zeroed: [true; 2],
             ctr,
             events,
-            send_ptr,
-            send_entries,
-            out_start_host,
-            out_cap_host,
-            out_start,
-            out_cap,
-            packed,
-            out,
-            coll_out,
-            coll_cap,
-            needs,
-            needs_range,
-            staged: Vec::new(),
-            recv_host: Vec::new(),
-            recv,
-            deliv,
-            record_from: u64::MAX,
-            rec,
-            rec_cap,
-            rec_bound: 0,
-            chunk_start: 0,
-            vm_col,
-            vm_dup_cols: Vec::new(),
-            vm_nan_cols: Vec::new(),
-            vm_width: 0,
-            vm_buf,
-            vm_rows_cap: options.vm_steps.max(interval as usize),
-            vm_rows: 0,
-            pending: Recorded::default(),
+            routing,
+            recorder,
         })
     }
 
@@ -612,36 +663,40 @@ impl GpuEngine {
     fn flush_recording(&mut self) -> Result<(), SimError> {
         self.check_errors()?;
         let dev = self.dev.as_mut();
-        if self.record_from != u64::MAX {
+        if self.recorder.record_from != u64::MAX {
             let n = self.ctr.read(dev, C_REC..C_REC + 1)?[0];
-            if n > self.rec_cap {
+            if n > self.recorder.rec_cap {
                 return Err(SimError::Internal(
                     "GPU engine: the spike recording buffer overflowed".into(),
                 ));
             }
-            let mut entries = self.rec.read(dev, 0..n as usize)?;
+            let mut entries = self.recorder.rec.read(dev, 0..n as usize)?;
             entries.sort_unstable();
-            let base = self.chunk_start;
-            self.pending
+            let base = self.recorder.chunk_start;
+            self.recorder
+                .pending
                 .spikes
                 .extend(entries.iter().map(|&e| (base + (e >> 32), e as u32)));
             dev.zero(self.ctr.id(), (C_REC * 4) as u64, 4)?;
         }
-        if self.vm_rows > 0 {
-            let mut v = self.vm_buf.read(dev, 0..self.vm_rows * self.vm_width)?;
-            for row in v.chunks_mut(self.vm_width.max(1)) {
-                for &(dst, src) in &self.vm_dup_cols {
+        if self.recorder.vm_rows > 0 {
+            let mut v = self
+                .recorder
+                .vm_buf
+                .read(dev, 0..self.recorder.vm_rows * self.recorder.vm_width)?;
+            for row in v.chunks_mut(self.recorder.vm_width.max(1)) {
+                for &(dst, src) in &self.recorder.vm_dup_cols {
                     row[dst] = row[src];
                 }
-                for &c in &self.vm_nan_cols {
+                for &c in &self.recorder.vm_nan_cols {
                     row[c] = f64::NAN;
                 }
             }
-            self.pending.vm.extend(v);
-            self.vm_rows = 0;
+            self.recorder.pending.vm.extend(v);
+            self.recorder.vm_rows = 0;
         }
-        self.rec_bound = 0;
-        self.chunk_start = self.step;
+        self.recorder.rec_bound = 0;
+        self.recorder.chunk_start = self.step;
         Ok(())
     }
 
@@ -655,16 +710,16 @@ impl GpuEngine {
     /// The unpack kernels check again (counting into the error counters,
     /// read at the next flush) and never write out of bounds.
     fn unpack_staged(&mut self) -> Result<bool, SimError> {
-        if let Some(s) = self.staged.iter().find(|s| self.has_malformed(s)) {
+        if let Some(s) = self.routing.staged.iter().find(|s| self.has_malformed(s)) {
             let from = s.from;
-            self.staged.clear();
+            self.routing.staged.clear();
             return Err(SimError::Internal(format!(
                 "malformed spike entry from rank {from}"
             )));
         }
-        let total: usize = self.staged.iter().map(|s| s.entries.len()).sum();
+        let total: usize = self.routing.staged.iter().map(|s| s.entries.len()).sum();
         if total == 0 {
-            self.staged.clear();
+            self.routing.staged.clear();
             return Ok(false);
         }
         // One upload for everything received: per kind (point to point,
@@ -673,12 +728,13 @@ impl GpuEngine {
         // parameters (images, or needs range and first row); then one
         // unpack launch per kind, not one per sender.
         let d = self.shard.data();
-        let mut words = std::mem::take(&mut self.recv_host);
+        let mut words = std::mem::take(&mut self.routing.recv_host);
         words.clear();
         // (kind, entries at, entries, seg at, senders, params at)
         let mut launches = Vec::with_capacity(2);
         for collective in [false, true] {
             let senders: Vec<&Staged> = self
+                .routing
                 .staged
                 .iter()
                 .filter(|s| s.collective == collective && !s.entries.is_empty())
@@ -702,7 +758,7 @@ impl GpuEngine {
             for s in &senders {
                 let q = s.from as usize;
                 if collective {
-                    let (a, b) = self.needs_range[q];
+                    let (a, b) = self.routing.needs_range[q];
                     words.extend_from_slice(&[
                         a as u64,
                         (b - a) as u64,
@@ -718,48 +774,48 @@ impl GpuEngine {
             launches.push((collective, at, n, seg_at, senders.len(), params_at));
         }
         let dev = self.dev.as_mut();
-        if self.recv.len() < words.len() {
+        if self.routing.recv.len() < words.len() {
             let old = std::mem::replace(
-                &mut self.recv,
+                &mut self.routing.recv,
                 DevVec::zeros(dev, words.len().next_power_of_two(), "received entries")?,
             );
             old.free(dev);
         }
-        if self.deliv.len() < total {
+        if self.routing.deliv.len() < total {
             let old = std::mem::replace(
-                &mut self.deliv,
+                &mut self.routing.deliv,
                 DevVec::zeros(dev, total.next_power_of_two(), "received deliveries")?,
             );
             old.free(dev);
         }
-        let cap = u32::try_from(self.deliv.len()).unwrap_or(u32::MAX);
+        let cap = u32::try_from(self.routing.deliv.len()).unwrap_or(u32::MAX);
         dev.zero(self.ctr.id(), (C_DELIV * 4) as u64, 4)?;
-        self.recv.write(dev, 0, &words)?;
-        self.recv_host = words;
+        self.routing.recv.write(dev, 0, &words)?;
+        self.routing.recv_host = words;
         for (collective, at, n, seg_at, n_seg, params_at) in launches {
             let shape = grid_for(dev, n as u64);
             let (kernel, last) = if collective {
-                (KernelId::UnpackCollective, self.needs.arg())
+                (KernelId::UnpackCollective, self.routing.needs.arg())
             } else {
                 (KernelId::UnpackP2p, Arg::U32(self.n_local as u32))
             };
             let mut args = vec![
-                self.recv.at(at),
-                self.recv.at(seg_at),
+                self.routing.recv.at(at),
+                self.routing.recv.at(seg_at),
                 Arg::U32(n_seg as u32),
-                self.recv.at(params_at),
+                self.routing.recv.at(params_at),
                 Arg::U64(self.interval),
                 last,
             ];
             args.extend([
-                self.deliv.arg(),
+                self.routing.deliv.arg(),
                 self.ctr.at(C_DELIV),
                 Arg::U32(cap),
                 self.ctr.at(C_ERR),
             ]);
             dev.launch(kernel, shape, &args)?;
         }
-        self.staged.clear();
+        self.routing.staged.clear();
         Ok(true)
     }
 
@@ -803,8 +859,8 @@ impl GpuEngine {
                 Arg::U32(self.target_bits),
                 Arg::U64(self.slots),
                 Arg::U32(self.n_local as u32),
-                self.ring_ex.arg(),
-                self.ring_in.arg(),
+                self.rings.ex.arg(),
+                self.rings.inh.arg(),
                 Arg::U32(u32::from(count_events)),
                 self.events.arg(),
                 self.ctr.at(C_ERR),
@@ -875,14 +931,18 @@ impl RankEngine for GpuEngine {
 
     fn set_recording(&mut self, from_step: u64, vm_locals: &[usize]) -> Result<(), SimError> {
         let dev = self.dev.as_mut();
-        self.record_from = from_step;
+        self.recorder.record_from = from_step;
         let rec = std::mem::replace(
-            &mut self.rec,
-            DevVec::zeros(dev, (self.rec_cap as usize).max(1), "spike recording")?,
+            &mut self.recorder.rec,
+            DevVec::zeros(
+                dev,
+                (self.recorder.rec_cap as usize).max(1),
+                "spike recording",
+            )?,
         );
         rec.free(dev);
-        self.vm_nan_cols.clear();
-        self.vm_dup_cols.clear();
+        self.recorder.vm_nan_cols.clear();
+        self.recorder.vm_dup_cols.clear();
         let mut cols = vec![NO_COLUMN; self.n_local.max(1)];
         for (col, &l) in vm_locals.iter().enumerate() {
             let b = self
@@ -896,28 +956,28 @@ impl RankEngine for GpuEngine {
                     ))
                 })?;
             if b.kind == Kind::Generator {
-                self.vm_nan_cols.push(col);
+                self.recorder.vm_nan_cols.push(col);
             } else if cols[l] == NO_COLUMN {
                 cols[l] = u32::try_from(col)
                     .map_err(|_| SimError::Invalid("too many V_m columns".into()))?;
             } else {
-                self.vm_dup_cols.push((col, cols[l] as usize));
+                self.recorder.vm_dup_cols.push((col, cols[l] as usize));
             }
         }
-        self.vm_col.write(dev, 0, &cols)?;
-        self.vm_width = vm_locals.len();
+        self.recorder.vm_col.write(dev, 0, &cols)?;
+        self.recorder.vm_width = vm_locals.len();
         let vm = std::mem::replace(
-            &mut self.vm_buf,
+            &mut self.recorder.vm_buf,
             DevVec::zeros(
                 dev,
-                (self.vm_rows_cap * self.vm_width).max(1),
+                (self.recorder.vm_rows_cap * self.recorder.vm_width).max(1),
                 "V_m recording",
             )?,
         );
         vm.free(dev);
-        self.vm_rows = 0;
-        self.rec_bound = 0;
-        self.chunk_start = self.step;
+        self.recorder.vm_rows = 0;
+        self.recorder.rec_bound = 0;
+        self.recorder.chunk_start = self.step;
         Ok(())
     }
 
@@ -928,12 +988,13 @@ impl RankEngine for GpuEngine {
                 self.interval
             )));
         }
-        let recording = self.step + n_steps > self.record_from;
+        let recording = self.step + n_steps > self.recorder.record_from;
         if recording {
             let worst = self.n_local as u64 * n_steps;
-            let span = self.step + n_steps - self.chunk_start;
-            if self.rec_bound + worst > self.rec_cap as u64
-                || (self.vm_width > 0 && self.vm_rows + n_steps as usize > self.vm_rows_cap)
+            let span = self.step + n_steps - self.recorder.chunk_start;
+            if self.recorder.rec_bound + worst > self.recorder.rec_cap as u64
+                || (self.recorder.vm_width > 0
+                    && self.recorder.vm_rows + n_steps as usize > self.recorder.vm_rows_cap)
                 || span >= u32::MAX as u64
             {
                 self.flush_recording()?;
@@ -955,26 +1016,28 @@ impl RankEngine for GpuEngine {
         let st = &self.state;
         for t in start..start + n_steps {
             let row = (t % self.slots) as usize * self.n_local;
-            let record_vm = self.vm_width > 0 && t >= self.record_from;
+            let record_vm = self.recorder.vm_width > 0 && t >= self.recorder.record_from;
             let step = UpdateStep {
                 step: t,
                 interval_start: start,
                 seed: self.seed,
                 weight_scale: self.weight_scale,
-                rec_offset: t - self.chunk_start,
+                rec_offset: t - self.recorder.chunk_start,
                 n_local: self.n_local as u32,
                 n_pops: self.blocks.len() as u32,
                 spike_capacity: self.spike_cap,
-                record_spikes: u32::from(t >= self.record_from),
-                rec_capacity: self.rec_cap,
+                record_spikes: u32::from(t >= self.recorder.record_from),
+                rec_capacity: self.recorder.rec_cap,
                 record_vm: u32::from(record_vm),
                 reset_next: u32::from(t == start),
                 pad: 0,
             };
             let vm_row = if record_vm {
-                self.vm_buf.at(self.vm_rows * self.vm_width)
+                self.recorder
+                    .vm_buf
+                    .at(self.recorder.vm_rows * self.recorder.vm_width)
             } else {
-                self.vm_buf.arg()
+                self.recorder.vm_buf.arg()
             };
             dev.launch(
                 KernelId::UpdateStep,
@@ -988,18 +1051,18 @@ impl RankEngine for GpuEngine {
                     st.i_syn_in.arg(),
                     st.di_syn_in.arg(),
                     st.refractory.arg(),
-                    self.ring_ex.at(row),
-                    self.ring_in.at(row),
+                    self.rings.ex.at(row),
+                    self.rings.inh.at(row),
                     self.gid.arg(),
                     self.table.arg(),
                     self.gen_steps.arg(),
                     self.spikes.arg(),
                     self.ctr.at(C_SPIKES + p),
                     self.ctr.at(C_SPIKES + (p ^ 1)),
-                    self.rec.arg(),
+                    self.recorder.rec.arg(),
                     self.ctr.at(C_REC),
                     self.ctr.at(C_ERR + ERR_RECORD_OVERFLOW),
-                    self.vm_col.arg(),
+                    self.recorder.vm_col.arg(),
                     vm_row,
                 ],
             )?;
@@ -1007,11 +1070,11 @@ impl RankEngine for GpuEngine {
                 self.spikes_zeroed[p ^ 1] = true;
             }
             if record_vm {
-                self.vm_rows += 1;
+                self.recorder.vm_rows += 1;
             }
         }
         if recording {
-            self.rec_bound += self.n_local as u64 * n_steps;
+            self.recorder.rec_bound += self.n_local as u64 * n_steps;
         }
         self.step = start + n_steps;
         Ok(())
@@ -1038,11 +1101,11 @@ impl RankEngine for GpuEngine {
                 self.spikes.arg(),
                 self.ctr.at(C_SPIKES + self.parity),
                 Arg::U32(self.spike_cap),
-                self.send_ptr.arg(),
-                self.send_entries.arg(),
-                self.out_start.arg(),
-                self.out_cap.arg(),
-                self.out.arg(),
+                self.routing.send_ptr.arg(),
+                self.routing.send_entries.arg(),
+                self.routing.out_start.arg(),
+                self.routing.out_cap.arg(),
+                self.routing.out.arg(),
                 self.ctr.at(C_P2P),
                 self.ctr.at(C_ERR),
             ],
@@ -1054,7 +1117,7 @@ impl RankEngine for GpuEngine {
                 Shape { grid: 1, block: 1 },
                 &[
                     self.ctr.at(C_P2P),
-                    self.out_cap.arg(),
+                    self.routing.out_cap.arg(),
                     Arg::U32(n_ranks as u32),
                     self.ctr.at(c_start),
                 ],
@@ -1063,11 +1126,11 @@ impl RankEngine for GpuEngine {
                 KernelId::PackGather,
                 shape,
                 &[
-                    self.out.arg(),
-                    self.out_start.arg(),
+                    self.routing.out.arg(),
+                    self.routing.out_start.arg(),
                     self.ctr.at(c_start),
                     Arg::U32(n_ranks as u32),
-                    self.packed.arg(),
+                    self.routing.packed.arg(),
                 ],
             )?;
             // The error counters, the counts and the starts in one copy,
@@ -1078,7 +1141,7 @@ impl RankEngine for GpuEngine {
             let starts = &head[c_start - C_ERR..];
             if counts
                 .iter()
-                .zip(&self.out_cap_host)
+                .zip(&self.routing.out_cap_host)
                 .any(|(c, cap)| c > cap)
             {
                 return Err(SimError::Internal(
@@ -1086,7 +1149,7 @@ impl RankEngine for GpuEngine {
                 ));
             }
             let total = starts[n_ranks] as usize;
-            if starts.windows(2).any(|w| w[0] > w[1]) || total > self.packed.len() {
+            if starts.windows(2).any(|w| w[0] > w[1]) || total > self.routing.packed.len() {
                 return Err(SimError::Internal(
                     "GPU engine: inconsistent packed send list".into(),
                 ));
@@ -1094,7 +1157,7 @@ impl RankEngine for GpuEngine {
             let all = if total == 0 {
                 Vec::new()
             } else {
-                self.packed.read(dev, 0..total)?
+                self.routing.packed.read(dev, 0..total)?
             };
             return Ok(starts
                 .windows(2)
@@ -1104,16 +1167,16 @@ impl RankEngine for GpuEngine {
         let counts = self.ctr.read(dev, C_P2P..C_P2P + n_ranks)?;
         let mut out = Vec::with_capacity(n_ranks);
         for (q, &c) in counts.iter().enumerate() {
-            if c > self.out_cap_host[q] {
+            if c > self.routing.out_cap_host[q] {
                 return Err(SimError::Internal(
                     "GPU engine: a send buffer overflowed".into(),
                 ));
             }
-            let a = self.out_start_host[q] as usize;
+            let a = self.routing.out_start_host[q] as usize;
             out.push(if c == 0 {
                 Vec::new()
             } else {
-                self.out.read(dev, a..a + c as usize)?
+                self.routing.out.read(dev, a..a + c as usize)?
             });
         }
         Ok(out)
@@ -1133,25 +1196,25 @@ impl RankEngine for GpuEngine {
                 self.spikes.arg(),
                 self.ctr.at(C_SPIKES + self.parity),
                 Arg::U32(self.spike_cap),
-                self.send_ptr.arg(),
-                self.coll_out.arg(),
+                self.routing.send_ptr.arg(),
+                self.routing.coll_out.arg(),
                 self.ctr.at(C_COLL),
-                Arg::U32(self.coll_cap),
+                Arg::U32(self.routing.coll_cap),
                 self.ctr.at(C_ERR),
             ],
         )?;
         let c = self.ctr.read(dev, C_COLL..C_COLL + 1)?[0];
-        if c > self.coll_cap {
+        if c > self.routing.coll_cap {
             return Err(SimError::Internal(
                 "GPU engine: the collective send buffer overflowed".into(),
             ));
         }
-        Ok(self.coll_out.read(dev, 0..c as usize)?)
+        Ok(self.routing.coll_out.read(dev, 0..c as usize)?)
     }
 
     fn receive(&mut self, from: u32, packed: &[u64]) -> Result<(), SimError> {
         self.check_source(from)?;
-        self.staged.push(Staged {
+        self.routing.staged.push(Staged {
             from,
             collective: false,
             entries: packed.to_vec(),
@@ -1161,11 +1224,11 @@ impl RankEngine for GpuEngine {
 
     fn receive_collective(&mut self, from: u32, packed: &[u64]) -> Result<(), SimError> {
         self.check_source(from)?;
-        let (a, b) = self.needs_range[from as usize];
+        let (a, b) = self.routing.needs_range[from as usize];
         if a == b {
             return Ok(());
         }
-        self.staged.push(Staged {
+        self.routing.staged.push(Staged {
             from,
             collective: true,
             entries: packed.to_vec(),
@@ -1183,9 +1246,9 @@ impl RankEngine for GpuEngine {
             ERR_SPIKE_OVERFLOW,
         )?;
         if received {
-            let cap = u32::try_from(self.deliv.len()).unwrap_or(u32::MAX);
+            let cap = u32::try_from(self.routing.deliv.len()).unwrap_or(u32::MAX);
             self.deliver_list(
-                self.deliv.arg(),
+                self.routing.deliv.arg(),
                 self.ctr.at(C_DELIV),
                 cap,
                 count_events,
@@ -1208,7 +1271,7 @@ impl RankEngine for GpuEngine {
         if flush {
             self.flush_recording()?;
         }
-        Ok(std::mem::take(&mut self.pending))
+        Ok(std::mem::take(&mut self.recorder.pending))
     }
 
     fn save_state(&mut self) -> Result<Vec<Section>, SimError> {
@@ -1244,7 +1307,7 @@ impl RankEngine for GpuEngine {
         }
         for (name, ring) in state::RING_SECTIONS
             .into_iter()
-            .zip([&self.ring_ex, &self.ring_in])
+            .zip([&self.rings.ex, &self.rings.inh])
         {
             let all = ring.to_vec(dev)?;
             out.push(state::ring_section(
@@ -1301,16 +1364,16 @@ impl RankEngine for GpuEngine {
                 st.refractory.write(dev, at, &s.refractory)?;
             }
         }
-        for (ring, bytes) in [&self.ring_ex, &self.ring_in].into_iter().zip(rings) {
+        for (ring, bytes) in [&self.rings.ex, &self.rings.inh].into_iter().zip(rings) {
             let mut all = vec![0i64; self.slots as usize * self.n_local];
             state::unpack_ring(bytes, step, self.slots, self.n_local, |i, v| all[i] = v);
             ring.write(dev, 0, &all)?;
         }
         self.step = step;
         self.interval_start = step;
-        self.chunk_start = step;
-        self.rec_bound = 0;
-        self.vm_rows = 0;
+        self.recorder.chunk_start = step;
+        self.recorder.rec_bound = 0;
+        self.recorder.vm_rows = 0;
         dev.zero(self.ctr.id(), (C_REC * 4) as u64, 4)?;
         dev.zero(self.ctr.id(), (C_SPIKES * 4) as u64, 8)?;
         self.spikes_zeroed = [true; 2];
