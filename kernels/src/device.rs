@@ -54,6 +54,25 @@ pub enum DeviceError {
     },
 }
 
+/// A pointer argument: a device buffer and a byte offset into it (see
+/// [`DevVec::ptr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ptr {
+    /// The buffer.
+    pub buf: BufId,
+    /// Byte offset from its start.
+    pub offset_bytes: u64,
+}
+
+impl From<Ptr> for Arg {
+    fn from(p: Ptr) -> Arg {
+        Arg::Ptr {
+            buf: p.buf,
+            offset_bytes: p.offset_bytes,
+        }
+    }
+}
+
 /// A kernel argument, as the C function takes it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Arg {
@@ -334,16 +353,27 @@ impl<T: Pod> DevVec<T> {
 
     /// Pointer argument to element 0.
     pub fn arg(&self) -> Arg {
-        Arg::Ptr {
+        self.ptr().into()
+    }
+
+    /// Pointer argument to element `i` (`i <= len`).
+    pub fn at(&self, i: usize) -> Arg {
+        self.ptr_at(i).into()
+    }
+
+    /// Pointer to its start, for the typed launches of
+    /// [`crate::launch`].
+    pub fn ptr(&self) -> Ptr {
+        Ptr {
             buf: self.id,
             offset_bytes: 0,
         }
     }
 
-    /// Pointer argument to element `i` (`i <= len`).
-    pub fn at(&self, i: usize) -> Arg {
+    /// Pointer to element `i` (`i <= len`).
+    pub fn ptr_at(&self, i: usize) -> Ptr {
         debug_assert!(i <= self.len);
-        Arg::Ptr {
+        Ptr {
             buf: self.id,
             offset_bytes: (i * T::BYTES) as u64,
         }

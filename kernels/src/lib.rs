@@ -21,12 +21,15 @@
 //!   for a device, with the PTX disk cache;
 //! * [`device`]: the [`device::Device`] trait the GPU builder and engine
 //!   drive (buffers, copies, launches), with (feature `cuda`) its CUDA
-//!   implementation `cuda::CudaDevice`.
+//!   implementation `cuda::CudaDevice`;
+//! * [`launch`]: the simulation engine's kernels as typed launches (one
+//!   struct per kernel signature, the arguments by name).
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod detmath;
 pub mod device;
+pub mod launch;
 pub mod nvrtc;
 pub mod registry;
 pub mod rng;

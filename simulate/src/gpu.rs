@@ -106,11 +106,11 @@ use snn_formats::checkpoint::Section;
 use snn_formats::model::{Model, NeuronModel};
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
-use snn_kernels::device::{grid_for, Arg, DevVec, Device, Shape};
+use snn_kernels::device::{grid_for, DevVec, Device, Ptr, Shape};
+use snn_kernels::launch;
 use snn_kernels::registry;
 use snn_kernels::registry::{
-    KernelId, PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA, POP_IAF_PSC_EXP,
-    POP_SPIKE_GENERATOR,
+    PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA, POP_IAF_PSC_EXP, POP_SPIKE_GENERATOR,
 };
 
 use crate::input::{generator_steps, initial_v_m};
@@ -794,26 +794,36 @@ impl GpuEngine {
         self.routing.recv_host = words;
         for (collective, at, n, seg_at, n_seg, params_at) in launches {
             let shape = grid_for(dev, n as u64);
-            let (kernel, last) = if collective {
-                (KernelId::UnpackCollective, self.routing.needs.arg())
+            let r = &self.routing;
+            if collective {
+                launch::UnpackCollective {
+                    recv: r.recv.ptr_at(at),
+                    seg: r.recv.ptr_at(seg_at),
+                    n_seg: n_seg as u32,
+                    params: r.recv.ptr_at(params_at),
+                    interval: self.interval,
+                    needs: r.needs.ptr(),
+                    deliv: r.deliv.ptr(),
+                    n_deliv: self.ctr.ptr_at(C_DELIV),
+                    deliv_cap: cap,
+                    err: self.ctr.ptr_at(C_ERR),
+                }
+                .launch(dev, shape)?;
             } else {
-                (KernelId::UnpackP2p, Arg::U32(self.n_local as u32))
-            };
-            let mut args = vec![
-                self.routing.recv.at(at),
-                self.routing.recv.at(seg_at),
-                Arg::U32(n_seg as u32),
-                self.routing.recv.at(params_at),
-                Arg::U64(self.interval),
-                last,
-            ];
-            args.extend([
-                self.routing.deliv.arg(),
-                self.ctr.at(C_DELIV),
-                Arg::U32(cap),
-                self.ctr.at(C_ERR),
-            ]);
-            dev.launch(kernel, shape, &args)?;
+                launch::UnpackP2p {
+                    recv: r.recv.ptr_at(at),
+                    seg: r.recv.ptr_at(seg_at),
+                    n_seg: n_seg as u32,
+                    images: r.recv.ptr_at(params_at),
+                    interval: self.interval,
+                    n_local: self.n_local as u32,
+                    deliv: r.deliv.ptr(),
+                    n_deliv: self.ctr.ptr_at(C_DELIV),
+                    deliv_cap: cap,
+                    err: self.ctr.ptr_at(C_ERR),
+                }
+                .launch(dev, shape)?;
+            }
         }
         self.routing.staged.clear();
         Ok(true)
@@ -838,35 +848,32 @@ impl GpuEngine {
 
     fn deliver_list(
         &mut self,
-        list: Arg,
-        count: Arg,
+        list: Ptr,
+        count: Ptr,
         capacity: u32,
         count_events: bool,
         err_index: usize,
     ) -> Result<(), SimError> {
         let shape = self.full();
-        self.dev.launch(
-            KernelId::DeliverList,
-            shape,
-            &[
-                list,
-                count,
-                Arg::U32(capacity),
-                Arg::U64(self.interval_start),
-                self.row_ptr.arg(),
-                self.syn_td.arg(),
-                self.syn_w.arg(),
-                Arg::U32(self.target_bits),
-                Arg::U64(self.slots),
-                Arg::U32(self.n_local as u32),
-                self.rings.ex.arg(),
-                self.rings.inh.arg(),
-                Arg::U32(u32::from(count_events)),
-                self.events.arg(),
-                self.ctr.at(C_ERR),
-                Arg::U32(err_index as u32),
-            ],
-        )?;
+        launch::DeliverList {
+            spikes: list,
+            n_spikes: count,
+            capacity,
+            interval_start: self.interval_start,
+            row_ptr: self.row_ptr.ptr(),
+            syn_td: self.syn_td.ptr(),
+            syn_w: self.syn_w.ptr(),
+            target_bits: self.target_bits,
+            slots: self.slots,
+            n_local: self.n_local as u32,
+            ring_ex: self.rings.ex.ptr(),
+            ring_in: self.rings.inh.ptr(),
+            count_events: u32::from(count_events),
+            n_events: self.events.ptr(),
+            err: self.ctr.ptr_at(C_ERR),
+            err_index: err_index as u32,
+        }
+        .launch(self.dev.as_mut(), shape)?;
         Ok(())
     }
 
@@ -1035,37 +1042,34 @@ impl RankEngine for GpuEngine {
             let vm_row = if record_vm {
                 self.recorder
                     .vm_buf
-                    .at(self.recorder.vm_rows * self.recorder.vm_width)
+                    .ptr_at(self.recorder.vm_rows * self.recorder.vm_width)
             } else {
-                self.recorder.vm_buf.arg()
+                self.recorder.vm_buf.ptr()
             };
-            dev.launch(
-                KernelId::UpdateStep,
-                shape,
-                &[
-                    Arg::Struct(step.to_le_bytes()),
-                    self.pops.arg(),
-                    st.v_m.arg(),
-                    st.i_syn_ex.arg(),
-                    st.di_syn_ex.arg(),
-                    st.i_syn_in.arg(),
-                    st.di_syn_in.arg(),
-                    st.refractory.arg(),
-                    self.rings.ex.at(row),
-                    self.rings.inh.at(row),
-                    self.gid.arg(),
-                    self.table.arg(),
-                    self.gen_steps.arg(),
-                    self.spikes.arg(),
-                    self.ctr.at(C_SPIKES + p),
-                    self.ctr.at(C_SPIKES + (p ^ 1)),
-                    self.recorder.rec.arg(),
-                    self.ctr.at(C_REC),
-                    self.ctr.at(C_ERR + ERR_RECORD_OVERFLOW),
-                    self.recorder.vm_col.arg(),
-                    vm_row,
-                ],
-            )?;
+            launch::UpdateStep {
+                step,
+                pops: self.pops.ptr(),
+                v_m: st.v_m.ptr(),
+                i_syn_ex: st.i_syn_ex.ptr(),
+                di_syn_ex: st.di_syn_ex.ptr(),
+                i_syn_in: st.i_syn_in.ptr(),
+                di_syn_in: st.di_syn_in.ptr(),
+                refractory: st.refractory.ptr(),
+                row_ex: self.rings.ex.ptr_at(row),
+                row_in: self.rings.inh.ptr_at(row),
+                gid: self.gid.ptr(),
+                table: self.table.ptr(),
+                gen_steps: self.gen_steps.ptr(),
+                spikes: self.spikes.ptr(),
+                n_spikes: self.ctr.ptr_at(C_SPIKES + p),
+                n_spikes_next: self.ctr.ptr_at(C_SPIKES + (p ^ 1)),
+                rec: self.recorder.rec.ptr(),
+                n_rec: self.ctr.ptr_at(C_REC),
+                err_record: self.ctr.ptr_at(C_ERR + ERR_RECORD_OVERFLOW),
+                vm_col: self.recorder.vm_col.ptr(),
+                vm_row,
+            }
+            .launch(dev, shape)?;
             if t == start {
                 self.spikes_zeroed[p ^ 1] = true;
             }
@@ -1094,45 +1098,37 @@ impl RankEngine for GpuEngine {
         let dev = self.dev.as_mut();
         dev.zero(self.ctr.id(), (C_P2P * 4) as u64, (4 * n_ranks) as u64)?;
         let gather = n_ranks >= GATHER_FROM_RANKS;
-        dev.launch(
-            KernelId::PackP2p,
-            shape,
-            &[
-                self.spikes.arg(),
-                self.ctr.at(C_SPIKES + self.parity),
-                Arg::U32(self.spike_cap),
-                self.routing.send_ptr.arg(),
-                self.routing.send_entries.arg(),
-                self.routing.out_start.arg(),
-                self.routing.out_cap.arg(),
-                self.routing.out.arg(),
-                self.ctr.at(C_P2P),
-                self.ctr.at(C_ERR),
-            ],
-        )?;
+        let r = &self.routing;
+        launch::PackP2p {
+            spikes: self.spikes.ptr(),
+            n_spikes: self.ctr.ptr_at(C_SPIKES + self.parity),
+            capacity: self.spike_cap,
+            send_ptr: r.send_ptr.ptr(),
+            send_entries: r.send_entries.ptr(),
+            out_start: r.out_start.ptr(),
+            out_cap: r.out_cap.ptr(),
+            out: r.out.ptr(),
+            out_count: self.ctr.ptr_at(C_P2P),
+            err: self.ctr.ptr_at(C_ERR),
+        }
+        .launch(dev, shape)?;
         if gather {
             let c_start = C_P2P + n_ranks;
-            dev.launch(
-                KernelId::PackPrefix,
-                Shape { grid: 1, block: 1 },
-                &[
-                    self.ctr.at(C_P2P),
-                    self.routing.out_cap.arg(),
-                    Arg::U32(n_ranks as u32),
-                    self.ctr.at(c_start),
-                ],
-            )?;
-            dev.launch(
-                KernelId::PackGather,
-                shape,
-                &[
-                    self.routing.out.arg(),
-                    self.routing.out_start.arg(),
-                    self.ctr.at(c_start),
-                    Arg::U32(n_ranks as u32),
-                    self.routing.packed.arg(),
-                ],
-            )?;
+            launch::PackPrefix {
+                out_count: self.ctr.ptr_at(C_P2P),
+                out_cap: r.out_cap.ptr(),
+                n_ranks: n_ranks as u32,
+                starts: self.ctr.ptr_at(c_start),
+            }
+            .launch(dev, Shape { grid: 1, block: 1 })?;
+            launch::PackGather {
+                out: r.out.ptr(),
+                out_start: r.out_start.ptr(),
+                starts: self.ctr.ptr_at(c_start),
+                n_ranks: n_ranks as u32,
+                packed: r.packed.ptr(),
+            }
+            .launch(dev, shape)?;
             // The error counters, the counts and the starts in one copy,
             // the packed entries in another.
             let head = self.ctr.read(dev, C_ERR..c_start + n_ranks + 1)?;
@@ -1189,20 +1185,17 @@ impl RankEngine for GpuEngine {
         let shape = self.full();
         let dev = self.dev.as_mut();
         dev.zero(self.ctr.id(), (C_COLL * 4) as u64, 4)?;
-        dev.launch(
-            KernelId::PackCollective,
-            shape,
-            &[
-                self.spikes.arg(),
-                self.ctr.at(C_SPIKES + self.parity),
-                Arg::U32(self.spike_cap),
-                self.routing.send_ptr.arg(),
-                self.routing.coll_out.arg(),
-                self.ctr.at(C_COLL),
-                Arg::U32(self.routing.coll_cap),
-                self.ctr.at(C_ERR),
-            ],
-        )?;
+        launch::PackCollective {
+            spikes: self.spikes.ptr(),
+            n_spikes: self.ctr.ptr_at(C_SPIKES + self.parity),
+            capacity: self.spike_cap,
+            send_ptr: self.routing.send_ptr.ptr(),
+            out: self.routing.coll_out.ptr(),
+            out_count: self.ctr.ptr_at(C_COLL),
+            out_cap: self.routing.coll_cap,
+            err: self.ctr.ptr_at(C_ERR),
+        }
+        .launch(dev, shape)?;
         let c = self.ctr.read(dev, C_COLL..C_COLL + 1)?[0];
         if c > self.routing.coll_cap {
             return Err(SimError::Internal(
@@ -1239,8 +1232,8 @@ impl RankEngine for GpuEngine {
     fn deliver(&mut self, count_events: bool) -> Result<(), SimError> {
         let received = self.unpack_staged()?;
         self.deliver_list(
-            self.spikes.arg(),
-            self.ctr.at(C_SPIKES + self.parity),
+            self.spikes.ptr(),
+            self.ctr.ptr_at(C_SPIKES + self.parity),
             self.spike_cap,
             count_events,
             ERR_SPIKE_OVERFLOW,
@@ -1248,8 +1241,8 @@ impl RankEngine for GpuEngine {
         if received {
             let cap = u32::try_from(self.routing.deliv.len()).unwrap_or(u32::MAX);
             self.deliver_list(
-                self.routing.deliv.arg(),
-                self.ctr.at(C_DELIV),
+                self.routing.deliv.ptr(),
+                self.ctr.ptr_at(C_DELIV),
                 cap,
                 count_events,
                 ERR_RECV_OVERFLOW,

@@ -1,0 +1,276 @@
+//! Typed launches of the simulation engine's kernels: one declaration per
+//! kernel signature, the arguments by name and type, instead of positional
+//! [`Arg`] lists.
+//!
+//! Each kernel is a struct whose fields are the C function's parameters in
+//! order (pointers as [`Ptr`], scalars as their Rust type, structs by value
+//! as their `#[repr(C)]` mirror); `launch` passes them to
+//! [`Device::launch`] in that order. The C signatures are in the `.cu`
+//! files and in [`KernelId`]'s documentation.
+
+use crate::device::{Arg, Device, DeviceError, Ptr, Shape};
+use crate::registry::{KernelId, UpdateStep as UpdateStepParams};
+
+/// A value a kernel takes as one argument.
+pub trait KernelArg {
+    /// The argument as [`Device::launch`] takes it.
+    fn arg(&self) -> Arg;
+}
+
+impl KernelArg for Ptr {
+    fn arg(&self) -> Arg {
+        (*self).into()
+    }
+}
+
+impl KernelArg for u32 {
+    fn arg(&self) -> Arg {
+        Arg::U32(*self)
+    }
+}
+
+impl KernelArg for u64 {
+    fn arg(&self) -> Arg {
+        Arg::U64(*self)
+    }
+}
+
+impl KernelArg for UpdateStepParams {
+    fn arg(&self) -> Arg {
+        Arg::Struct(self.to_le_bytes())
+    }
+}
+
+/// Declares a struct per kernel (fields = the C parameters in order) with
+/// its `launch`.
+macro_rules! launches {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident => $kernel:ident {
+            $($(#[doc = $fdoc:literal])* $field:ident: $ty:ty,)+
+        }
+    )+) => {$(
+        $(#[doc = $doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            $($(#[doc = $fdoc])* pub $field: $ty,)+
+        }
+
+        impl $name {
+            /// Launch it on `dev` with `shape`.
+            pub fn launch(&self, dev: &mut dyn Device, shape: Shape) -> Result<(), DeviceError> {
+                dev.launch(KernelId::$kernel, shape, &[$(KernelArg::arg(&self.$field),)+])
+            }
+        }
+    )+};
+}
+
+launches! {
+    /// `snn_update_step`: one step of every local neuron of a rank, with
+    /// spike and V_m recording.
+    UpdateStep => UpdateStep {
+        /// The step's parameters.
+        step: UpdateStepParams,
+        /// The populations' descriptors (`PopDesc`s).
+        pops: Ptr,
+        /// Membrane potentials.
+        v_m: Ptr,
+        /// Excitatory currents.
+        i_syn_ex: Ptr,
+        /// Their derivatives (alpha neurons).
+        di_syn_ex: Ptr,
+        /// Inhibitory currents.
+        i_syn_in: Ptr,
+        /// Their derivatives (alpha neurons).
+        di_syn_in: Ptr,
+        /// Remaining refractory steps.
+        refractory: Ptr,
+        /// The step's excitatory ring row.
+        row_ex: Ptr,
+        /// The step's inhibitory ring row.
+        row_in: Ptr,
+        /// Global ids (Poisson words).
+        gid: Ptr,
+        /// Poisson tables.
+        table: Ptr,
+        /// Spike generator steps.
+        gen_steps: Ptr,
+        /// The spike list.
+        spikes: Ptr,
+        /// Its counter.
+        n_spikes: Ptr,
+        /// The other interval parity's counter.
+        n_spikes_next: Ptr,
+        /// The spike recording.
+        rec: Ptr,
+        /// Its counter.
+        n_rec: Ptr,
+        /// The recording's overflow counter.
+        err_record: Ptr,
+        /// Per neuron: its V_m column or `NO_COLUMN`.
+        vm_col: Ptr,
+        /// The step's V_m row.
+        vm_row: Ptr,
+    }
+
+    /// `snn_deliver_list`: the listed spikes' synapses into the ring
+    /// buffers, the count read from device memory.
+    DeliverList => DeliverList {
+        /// Entries `offset << 32 | row`.
+        spikes: Ptr,
+        /// Their count (device memory).
+        n_spikes: Ptr,
+        /// The list's capacity.
+        capacity: u32,
+        /// First step of the interval.
+        interval_start: u64,
+        /// The shard's row offsets.
+        row_ptr: Ptr,
+        /// Targets and delays.
+        syn_td: Ptr,
+        /// Fixed-point weights.
+        syn_w: Ptr,
+        /// Bits of the target in `syn_td`.
+        target_bits: u32,
+        /// Ring slots.
+        slots: u64,
+        /// Local neurons.
+        n_local: u32,
+        /// Excitatory ring.
+        ring_ex: Ptr,
+        /// Inhibitory ring.
+        ring_in: Ptr,
+        /// 1: count the synaptic events into `n_events`.
+        count_events: u32,
+        /// The event counter.
+        n_events: Ptr,
+        /// The error counters.
+        err: Ptr,
+        /// The counter to increment when the list overflowed.
+        err_index: u32,
+    }
+
+    /// `snn_pack_p2p`: every spike's send entries into the destinations'
+    /// regions of `out`.
+    PackP2p => PackP2p {
+        /// The spike list.
+        spikes: Ptr,
+        /// Its count (device memory).
+        n_spikes: Ptr,
+        /// Its capacity.
+        capacity: u32,
+        /// Per local neuron: its range of `send_entries`.
+        send_ptr: Ptr,
+        /// `rank << 32 | position`.
+        send_entries: Ptr,
+        /// Start of each destination's region.
+        out_start: Ptr,
+        /// Capacity of each region.
+        out_cap: Ptr,
+        /// The regions.
+        out: Ptr,
+        /// Per destination: entries written.
+        out_count: Ptr,
+        /// The error counters.
+        err: Ptr,
+    }
+
+    /// `snn_pack_prefix`: where each region of [`PackP2p`] goes in the
+    /// packed list (one thread).
+    PackPrefix => PackPrefix {
+        /// Per destination: entries written.
+        out_count: Ptr,
+        /// Capacity of each region.
+        out_cap: Ptr,
+        /// Destinations.
+        n_ranks: u32,
+        /// The `n_ranks + 1` starts (written).
+        starts: Ptr,
+    }
+
+    /// `snn_pack_gather`: the regions of [`PackP2p`] back to back.
+    PackGather => PackGather {
+        /// The regions.
+        out: Ptr,
+        /// Start of each region.
+        out_start: Ptr,
+        /// Their starts in `packed`.
+        starts: Ptr,
+        /// Destinations.
+        n_ranks: u32,
+        /// The packed list (written).
+        packed: Ptr,
+    }
+
+    /// `snn_pack_collective`: the spikes any other rank needs, once.
+    PackCollective => PackCollective {
+        /// The spike list.
+        spikes: Ptr,
+        /// Its count (device memory).
+        n_spikes: Ptr,
+        /// Its capacity.
+        capacity: u32,
+        /// Per local neuron: its range of send entries (empty: not needed).
+        send_ptr: Ptr,
+        /// The output.
+        out: Ptr,
+        /// Entries written.
+        out_count: Ptr,
+        /// The output's capacity.
+        out_cap: u32,
+        /// The error counters.
+        err: Ptr,
+    }
+
+    /// `snn_unpack_p2p`: the point-to-point entries of `n_seg` senders into
+    /// the delivery list.
+    UnpackP2p => UnpackP2p {
+        /// The received entries.
+        recv: Ptr,
+        /// The senders' segments.
+        seg: Ptr,
+        /// Senders.
+        n_seg: u32,
+        /// Per sender `s`: its images are rows `n_local + images[2 s]` ..
+        /// `n_local + images[2 s + 1]`.
+        images: Ptr,
+        /// Steps per interval.
+        interval: u64,
+        /// Local neurons (rows of images start after them).
+        n_local: u32,
+        /// The delivery list.
+        deliv: Ptr,
+        /// Its count.
+        n_deliv: Ptr,
+        /// Its capacity.
+        deliv_cap: u32,
+        /// The error counters.
+        err: Ptr,
+    }
+
+    /// `snn_unpack_collective`: the collective entries of `n_seg` senders
+    /// into the delivery list.
+    UnpackCollective => UnpackCollective {
+        /// The received entries.
+        recv: Ptr,
+        /// The senders' segments.
+        seg: Ptr,
+        /// Senders.
+        n_seg: u32,
+        /// Per sender `s`: the start in `needs` of its images, their
+        /// number and the row of the first (`params[3 s ..]`).
+        params: Ptr,
+        /// Steps per interval.
+        interval: u64,
+        /// The image table.
+        needs: Ptr,
+        /// The delivery list.
+        deliv: Ptr,
+        /// Its count.
+        n_deliv: Ptr,
+        /// Its capacity.
+        deliv_cap: u32,
+        /// The error counters.
+        err: Ptr,
+    }
+}
