@@ -79,9 +79,10 @@ use snn_formats::model::{Model, Rule};
 use snn_formats::placement::Placement;
 use snn_formats::shard::ShardData;
 pub use snn_kernels::device::DeviceFactory;
-use snn_kernels::device::{grid_for, Arg, DevVec, Device, DeviceError};
+use snn_kernels::device::{grid_for, DevVec, Device, DeviceError};
+use snn_kernels::launch;
 use snn_kernels::registry::{
-    BuildProjParams, ConnectParams, KernelId, RULE_ALL_TO_ALL, RULE_BERNOULLI, RULE_DISTINCT,
+    BuildProjParams, ConnectParams, RULE_ALL_TO_ALL, RULE_BERNOULLI, RULE_DISTINCT,
     RULE_ONE_TO_ONE, RULE_PER_SYNAPSE,
 };
 use snn_kernels::ziggurat::ZigguratTables;
@@ -117,27 +118,29 @@ pub fn exclusive_scan(
     let out = DevVec::<u64>::zeros(dev, n + 1, "prefix sums")?;
     let partial = DevVec::<u64>::zeros(dev, n_seg as usize + 1, "segment sums")?;
     let shape = grid_for(dev, n_seg);
-    dev.launch(
-        KernelId::BuildScanPartials,
-        shape,
-        &[input.arg(), Arg::U64(n64), Arg::U64(seg), partial.arg()],
-    )?;
-    dev.launch(
-        KernelId::BuildScanTop,
-        grid_for(dev, 1),
-        &[partial.arg(), Arg::U64(n_seg), out.arg(), Arg::U64(n64)],
-    )?;
-    dev.launch(
-        KernelId::BuildScanFinish,
-        shape,
-        &[
-            input.arg(),
-            Arg::U64(n64),
-            Arg::U64(seg),
-            partial.arg(),
-            out.arg(),
-        ],
-    )?;
+    launch::BuildScanPartials {
+        input: input.ptr(),
+        n: n64,
+        seg,
+        partial: partial.ptr(),
+    }
+    .launch(dev, shape)?;
+    let top = grid_for(dev, 1);
+    launch::BuildScanTop {
+        partial: partial.ptr(),
+        n_seg,
+        out: out.ptr(),
+        n: n64,
+    }
+    .launch(dev, top)?;
+    launch::BuildScanFinish {
+        input: input.ptr(),
+        n: n64,
+        seg,
+        partial: partial.ptr(),
+        out: out.ptr(),
+    }
+    .launch(dev, shape)?;
     partial.free(dev);
     Ok(out)
 }
@@ -260,32 +263,26 @@ impl<'a> GpuRank<'a> {
         drop((tgt_index, tgt_local, pair_proj, pair_n));
         let pairs_shape = grid_for(dev, n_pairs as u64);
         if any_bernoulli {
-            dev.launch(
-                KernelId::BuildBernoulliCount,
-                pairs_shape,
-                &[
-                    projs.arg(),
-                    Arg::U32(n_pairs),
-                    d_tgt_index.arg(),
-                    d_pair_proj.arg(),
-                    d_pair_n.arg(),
-                ],
-            )?;
+            launch::BuildBernoulliCount {
+                projs: projs.ptr(),
+                n_pairs,
+                pair_tgt_index: d_tgt_index.ptr(),
+                pair_proj: d_pair_proj.ptr(),
+                pair_n: d_pair_n.ptr(),
+            }
+            .launch(dev, pairs_shape)?;
         }
         let tp_off = exclusive_scan(dev, &d_pair_n, n_pairs as usize, 0)?;
         let n_syn64 = read_one(dev, &tp_off, n_pairs as usize)?;
         let n_syn = usize::try_from(n_syn64).map_err(|_| too_large("synapse count"))?;
         let totals = DevVec::<i64>::zeros(dev, n_proj, "synapses per projection")?;
-        dev.launch(
-            KernelId::BuildProjTotals,
-            pairs_shape,
-            &[
-                d_pair_n.arg(),
-                Arg::U32(n_pairs),
-                d_pair_proj.arg(),
-                totals.arg(),
-            ],
-        )?;
+        launch::BuildProjTotals {
+            pair_n: d_pair_n.ptr(),
+            n_pairs,
+            pair_proj: d_pair_proj.ptr(),
+            totals: totals.ptr(),
+        }
+        .launch(dev, pairs_shape)?;
         let per_projection: Vec<u64> = totals.to_vec(dev)?.into_iter().map(|x| x as u64).collect();
         totals.free(dev);
         d_pair_n.free(dev);
@@ -300,60 +297,52 @@ impl<'a> GpuRank<'a> {
         let gen_td = DevVec::<u32>::zeros(dev, n_syn, "generated targets and delays")?;
         let gen_w = DevVec::<i32>::zeros(dev, n_syn, "generated weights")?;
         if any_bernoulli {
-            dev.launch(
-                KernelId::BuildBernoulliSources,
-                pairs_shape,
-                &[
-                    projs.arg(),
-                    Arg::U32(n_pairs),
-                    d_tgt_index.arg(),
-                    d_pair_proj.arg(),
-                    tp_off.arg(),
-                    gen_src.arg(),
-                ],
-            )?;
+            launch::BuildBernoulliSources {
+                projs: projs.ptr(),
+                n_pairs,
+                pair_tgt_index: d_tgt_index.ptr(),
+                pair_proj: d_pair_proj.ptr(),
+                tp_off: tp_off.ptr(),
+                out_src: gen_src.ptr(),
+            }
+            .launch(dev, pairs_shape)?;
         }
         if any_distinct {
             // gen_td and gen_w serve as the hash tables of Floyd's sampling
             // before the synapses are written there.
-            dev.launch(
-                KernelId::BuildDistinctSources,
-                pairs_shape,
-                &[
-                    projs.arg(),
-                    Arg::U32(n_pairs),
-                    d_tgt_index.arg(),
-                    d_pair_proj.arg(),
-                    tp_off.arg(),
-                    gen_src.arg(),
-                    gen_td.arg(),
-                    gen_w.arg(),
-                ],
-            )?;
+            launch::BuildDistinctSources {
+                projs: projs.ptr(),
+                n_pairs,
+                pair_tgt_index: d_tgt_index.ptr(),
+                pair_proj: d_pair_proj.ptr(),
+                tp_off: tp_off.ptr(),
+                out_src: gen_src.ptr(),
+                scratch_a: gen_td.ptr(),
+                scratch_b: gen_w.ptr(),
+            }
+            .launch(dev, pairs_shape)?;
         }
 
         // Every synapse.
         let zig = DevVec::from_slice(dev, &ZigguratTables::get().to_flat(), "ziggurat tables")?;
         let src_count = DevVec::<u32>::zeros(dev, n_neurons as usize, "synapses per source")?;
         let n_bad = DevVec::<u32>::zeros(dev, n_proj, "delay overflows")?;
-        dev.launch(
-            KernelId::BuildSynapses,
-            grid_for(dev, n_syn64),
-            &[
-                projs.arg(),
-                zig.arg(),
-                tp_off.arg(),
-                Arg::U32(n_pairs),
-                d_tgt_index.arg(),
-                d_tgt_local.arg(),
-                d_pair_proj.arg(),
-                gen_src.arg(),
-                gen_w.arg(),
-                gen_td.arg(),
-                src_count.arg(),
-                n_bad.arg(),
-            ],
-        )?;
+        let shape = grid_for(dev, n_syn64);
+        launch::BuildSynapses {
+            projs: projs.ptr(),
+            zig_tables: zig.ptr(),
+            tp_off: tp_off.ptr(),
+            n_pairs,
+            pair_tgt_index: d_tgt_index.ptr(),
+            pair_tgt_local: d_tgt_local.ptr(),
+            pair_proj: d_pair_proj.ptr(),
+            out_src: gen_src.ptr(),
+            out_w: gen_w.ptr(),
+            out_td: gen_td.ptr(),
+            src_count: src_count.ptr(),
+            n_bad_delay: n_bad.ptr(),
+        }
+        .launch(dev, shape)?;
         let bad = n_bad.to_vec(dev)?;
         for b in [n_bad, d_tgt_index, d_tgt_local, d_pair_proj] {
             b.free(dev);
@@ -391,18 +380,15 @@ impl<'a> GpuRank<'a> {
         drop(perm);
         let flags = DevVec::<u32>::zeros(dev, n_neurons as usize, "image flags")?;
         let neuron_shape = grid_for(dev, n_neurons);
-        dev.launch(
-            KernelId::BuildImageFlags,
-            neuron_shape,
-            &[
-                d_perm.arg(),
-                Arg::U64(n_neurons),
-                Arg::U64(own_lo),
-                Arg::U64(own_hi),
-                src_count.arg(),
-                flags.arg(),
-            ],
-        )?;
+        launch::BuildImageFlags {
+            perm: d_perm.ptr(),
+            n_neurons,
+            own_lo,
+            own_hi,
+            src_count: src_count.ptr(),
+            flags: flags.ptr(),
+        }
+        .launch(dev, neuron_shape)?;
         let pos = exclusive_scan(dev, &flags, n_neurons as usize, 0)?;
         let n_images = read_one(dev, &pos, n_neurons as usize)? as usize;
         let n_rows = n_local + n_images;
@@ -413,33 +399,28 @@ impl<'a> GpuRank<'a> {
         }
         let row_of = DevVec::<u32>::zeros(dev, n_neurons as usize, "row of each neuron")?;
         let d_images = DevVec::<u64>::zeros(dev, n_images, "images")?;
-        dev.launch(
-            KernelId::BuildRows,
-            neuron_shape,
-            &[
-                d_perm.arg(),
-                Arg::U64(n_neurons),
-                Arg::U64(own_lo),
-                Arg::U64(own_hi),
-                flags.arg(),
-                pos.arg(),
-                Arg::U32(n_local as u32),
-                row_of.arg(),
-                d_images.arg(),
-            ],
-        )?;
+        launch::BuildRows {
+            perm: d_perm.ptr(),
+            n_neurons,
+            own_lo,
+            own_hi,
+            flags: flags.ptr(),
+            pos: pos.ptr(),
+            n_local: n_local as u32,
+            row_of: row_of.ptr(),
+            images: d_images.ptr(),
+        }
+        .launch(dev, neuron_shape)?;
         let d_rank_off = DevVec::from_slice(dev, &rank_off, "rank offsets")?;
         let d_image_off = DevVec::<u64>::zeros(dev, rank_off.len(), "image offsets")?;
-        dev.launch(
-            KernelId::BuildGatherU64,
-            grid_for(dev, rank_off.len() as u64),
-            &[
-                pos.arg(),
-                d_rank_off.arg(),
-                Arg::U64(rank_off.len() as u64),
-                d_image_off.arg(),
-            ],
-        )?;
+        let shape = grid_for(dev, rank_off.len() as u64);
+        launch::BuildGatherU64 {
+            src: pos.ptr(),
+            idx: d_rank_off.ptr(),
+            n: rank_off.len() as u64,
+            out: d_image_off.ptr(),
+        }
+        .launch(dev, shape)?;
         let image_off = d_image_off.to_vec(dev)?;
         let flat_images = d_images.to_vec(dev)?;
         for b in [d_perm, flags] {
@@ -515,59 +496,55 @@ impl<'a> GpuRank<'a> {
         let n_images: usize = images.iter().map(|v| v.len()).sum();
         let n_rows = n_local + n_images;
         let row_len = DevVec::<u32>::zeros(dev, n_rows, "row lengths")?;
-        dev.launch(
-            KernelId::BuildRowLen,
-            grid_for(dev, n_neurons),
-            &[
-                src_count.arg(),
-                Arg::U64(n_neurons),
-                row_of.arg(),
-                row_len.arg(),
-            ],
-        )?;
+        let shape = grid_for(dev, n_neurons);
+        launch::BuildRowLen {
+            src_count: src_count.ptr(),
+            n_neurons,
+            row_of: row_of.ptr(),
+            row_len: row_len.ptr(),
+        }
+        .launch(dev, shape)?;
         src_count.free(dev);
         let row_ptr = exclusive_scan(dev, &row_len, n_rows, 0)?;
         row_len.free(dev);
         let cursor = DevVec::<u32>::zeros(dev, n_rows, "row cursors")?;
         let key = DevVec::<u64>::zeros(dev, n_syn, "canonical indices")?;
         let n_err = DevVec::<u32>::zeros(dev, 1, "scatter errors")?;
-        dev.launch(
-            KernelId::BuildScatter,
-            grid_for(dev, n_syn as u64),
-            &[
-                gen_src.arg(),
-                Arg::U64(n_syn as u64),
-                row_of.arg(),
-                row_ptr.arg(),
-                cursor.arg(),
-                key.arg(),
-                n_err.arg(),
-            ],
-        )?;
+        let shape = grid_for(dev, n_syn as u64);
+        launch::BuildScatter {
+            gen_src: gen_src.ptr(),
+            n_syn: n_syn as u64,
+            row_of: row_of.ptr(),
+            row_ptr: row_ptr.ptr(),
+            cursor: cursor.ptr(),
+            key: key.ptr(),
+            n_err: n_err.ptr(),
+        }
+        .launch(dev, shape)?;
         for b in [cursor, gen_src, row_of] {
             b.free(dev);
         }
         let errors = read_one(dev, &n_err, 0)?;
         n_err.free(dev);
-        dev.launch(
-            KernelId::BuildSortRows,
-            grid_for(dev, n_rows as u64),
-            &[row_ptr.arg(), Arg::U64(n_rows as u64), key.arg()],
-        )?;
+        let shape = grid_for(dev, n_rows as u64);
+        launch::BuildSortRows {
+            row_ptr: row_ptr.ptr(),
+            n_rows: n_rows as u64,
+            key: key.ptr(),
+        }
+        .launch(dev, shape)?;
         let out_td = DevVec::<u32>::zeros(dev, n_syn, "synapse targets and delays")?;
         let out_w = DevVec::<i32>::zeros(dev, n_syn, "synapse weights")?;
-        dev.launch(
-            KernelId::BuildGatherSynapses,
-            grid_for(dev, n_syn as u64),
-            &[
-                key.arg(),
-                Arg::U64(n_syn as u64),
-                gen_td.arg(),
-                gen_w.arg(),
-                out_td.arg(),
-                out_w.arg(),
-            ],
-        )?;
+        let shape = grid_for(dev, n_syn as u64);
+        launch::BuildGatherSynapses {
+            key: key.ptr(),
+            n_syn: n_syn as u64,
+            gen_td: gen_td.ptr(),
+            gen_w: gen_w.ptr(),
+            out_td: out_td.ptr(),
+            out_w: out_w.ptr(),
+        }
+        .launch(dev, shape)?;
         key.free(dev);
         gen_td.free(dev);
         gen_w.free(dev);

@@ -1,6 +1,7 @@
-//! Typed launches of the simulation engine's kernels: one declaration per
-//! kernel signature, the arguments by name and type, instead of positional
-//! [`Arg`] lists.
+//! Typed launches of the kernels the simulation engine and the GPU builder
+//! run: one declaration per kernel signature, the arguments by name and
+//! type, instead of positional [`Arg`] lists. (The test kernels are
+//! launched by the tests with [`Arg`] lists.)
 //!
 //! Each kernel is a struct whose fields are the C function's parameters in
 //! order (pointers as [`Ptr`], scalars as their Rust type, structs by value
@@ -272,5 +273,246 @@ launches! {
         deliv_cap: u32,
         /// The error counters.
         err: Ptr,
+    }
+
+    /// `snn_build_scan_partials`: the sums of segments of `seg` elements.
+    BuildScanPartials => BuildScanPartials {
+        /// The values (`u32`).
+        input: Ptr,
+        /// Their number.
+        n: u64,
+        /// Elements per segment.
+        seg: u64,
+        /// Per segment: its sum (written).
+        partial: Ptr,
+    }
+
+    /// `snn_build_scan_top`: exclusive prefix sums of the segment sums (one
+    /// thread), and the total at `out[n]`.
+    BuildScanTop => BuildScanTop {
+        /// The segment sums (replaced by their prefix sums).
+        partial: Ptr,
+        /// Segments.
+        n_seg: u64,
+        /// The result (`n + 1` entries; the total written).
+        out: Ptr,
+        /// Values.
+        n: u64,
+    }
+
+    /// `snn_build_scan_finish`: the exclusive prefix sums inside each
+    /// segment.
+    BuildScanFinish => BuildScanFinish {
+        /// The values.
+        input: Ptr,
+        /// Their number.
+        n: u64,
+        /// Elements per segment.
+        seg: u64,
+        /// The segments' prefix sums.
+        partial: Ptr,
+        /// The result (written).
+        out: Ptr,
+    }
+
+    /// `snn_build_bernoulli_count`: in-degrees of the `pairwise_bernoulli`
+    /// pairs.
+    BuildBernoulliCount => BuildBernoulliCount {
+        /// The projections (`BuildProjParams`).
+        projs: Ptr,
+        /// (target, projection) pairs.
+        n_pairs: u32,
+        /// Per pair: the target's index in its population.
+        pair_tgt_index: Ptr,
+        /// Per pair: the projection.
+        pair_proj: Ptr,
+        /// Per pair: its synapses (written).
+        pair_n: Ptr,
+    }
+
+    /// `snn_build_proj_totals`: synapses per projection.
+    BuildProjTotals => BuildProjTotals {
+        /// Per pair: its synapses.
+        pair_n: Ptr,
+        /// Pairs.
+        n_pairs: u32,
+        /// Per pair: the projection.
+        pair_proj: Ptr,
+        /// Per projection: its synapses (added to).
+        totals: Ptr,
+    }
+
+    /// `snn_build_bernoulli_sources`: the sources of the
+    /// `pairwise_bernoulli` pairs.
+    BuildBernoulliSources => BuildBernoulliSources {
+        /// The projections.
+        projs: Ptr,
+        /// Pairs.
+        n_pairs: u32,
+        /// Per pair: the target's index in its population.
+        pair_tgt_index: Ptr,
+        /// Per pair: the projection.
+        pair_proj: Ptr,
+        /// Per pair: its first synapse.
+        tp_off: Ptr,
+        /// Per synapse: its source (written).
+        out_src: Ptr,
+    }
+
+    /// `snn_build_distinct_sources`: sources of `fixed_indegree` without
+    /// multapses (Floyd's sampling).
+    BuildDistinctSources => BuildDistinctSources {
+        /// The projections.
+        projs: Ptr,
+        /// Pairs.
+        n_pairs: u32,
+        /// Per pair: the target's index in its population.
+        pair_tgt_index: Ptr,
+        /// Per pair: the projection.
+        pair_proj: Ptr,
+        /// Per pair: its first synapse.
+        tp_off: Ptr,
+        /// Per synapse: its source (written).
+        out_src: Ptr,
+        /// Scratch, one word per synapse.
+        scratch_a: Ptr,
+        /// Scratch, one word per synapse.
+        scratch_b: Ptr,
+    }
+
+    /// `snn_build_synapses`: every synapse of a rank, in canonical order.
+    BuildSynapses => BuildSynapses {
+        /// The projections.
+        projs: Ptr,
+        /// The ziggurat tables.
+        zig_tables: Ptr,
+        /// Per pair: its first synapse.
+        tp_off: Ptr,
+        /// Pairs.
+        n_pairs: u32,
+        /// Per pair: the target's index in its population.
+        pair_tgt_index: Ptr,
+        /// Per pair: the target's local index.
+        pair_tgt_local: Ptr,
+        /// Per pair: the projection.
+        pair_proj: Ptr,
+        /// Per synapse: its source (drawn here or listed before).
+        out_src: Ptr,
+        /// Per synapse: its fixed-point weight (written).
+        out_w: Ptr,
+        /// Per synapse: target and delay (written).
+        out_td: Ptr,
+        /// Per source neuron: its synapses (added to).
+        src_count: Ptr,
+        /// Synapses whose delay does not fit (added to).
+        n_bad_delay: Ptr,
+    }
+
+    /// `snn_build_image_flags`: which neurons of other ranks have synapses
+    /// here.
+    BuildImageFlags => BuildImageFlags {
+        /// The placement's permutation.
+        perm: Ptr,
+        /// Neurons of the network.
+        n_neurons: u64,
+        /// First position this rank owns.
+        own_lo: u64,
+        /// End of the positions this rank owns.
+        own_hi: u64,
+        /// Per source neuron: its synapses here.
+        src_count: Ptr,
+        /// Per position: 1 for an image (written).
+        flags: Ptr,
+    }
+
+    /// `snn_build_rows`: the row of every neuron and the images.
+    BuildRows => BuildRows {
+        /// The placement's permutation.
+        perm: Ptr,
+        /// Neurons of the network.
+        n_neurons: u64,
+        /// First position this rank owns.
+        own_lo: u64,
+        /// End of the positions this rank owns.
+        own_hi: u64,
+        /// Per position: 1 for an image.
+        flags: Ptr,
+        /// The flags' prefix sums.
+        pos: Ptr,
+        /// Local neurons.
+        n_local: u32,
+        /// Per neuron: its row (written).
+        row_of: Ptr,
+        /// The images' global ids (written).
+        images: Ptr,
+    }
+
+    /// `snn_build_gather_u64`: `out[i] = src[idx[i]]`.
+    BuildGatherU64 => BuildGatherU64 {
+        /// The values.
+        src: Ptr,
+        /// The indices.
+        idx: Ptr,
+        /// Indices.
+        n: u64,
+        /// The result (written).
+        out: Ptr,
+    }
+
+    /// `snn_build_row_len`: synapses per row.
+    BuildRowLen => BuildRowLen {
+        /// Per source neuron: its synapses here.
+        src_count: Ptr,
+        /// Neurons of the network.
+        n_neurons: u64,
+        /// Per neuron: its row.
+        row_of: Ptr,
+        /// Per row: its synapses (written).
+        row_len: Ptr,
+    }
+
+    /// `snn_build_scatter`: the canonical index of every synapse into its
+    /// row.
+    BuildScatter => BuildScatter {
+        /// Per synapse: its source.
+        gen_src: Ptr,
+        /// Synapses.
+        n_syn: u64,
+        /// Per neuron: its row.
+        row_of: Ptr,
+        /// The rows' offsets.
+        row_ptr: Ptr,
+        /// Per row: the next free place (advanced).
+        cursor: Ptr,
+        /// Per place: the canonical index of its synapse (written).
+        key: Ptr,
+        /// Synapses that did not fit their row (added to).
+        n_err: Ptr,
+    }
+
+    /// `snn_build_sort_rows`: each row in canonical order.
+    BuildSortRows => BuildSortRows {
+        /// The rows' offsets.
+        row_ptr: Ptr,
+        /// Rows.
+        n_rows: u64,
+        /// Per place: the canonical index (sorted per row).
+        key: Ptr,
+    }
+
+    /// `snn_build_gather_synapses`: the synapses in row order.
+    BuildGatherSynapses => BuildGatherSynapses {
+        /// Per place: the canonical index of its synapse.
+        key: Ptr,
+        /// Synapses.
+        n_syn: u64,
+        /// Per synapse: target and delay.
+        gen_td: Ptr,
+        /// Per synapse: weight.
+        gen_w: Ptr,
+        /// Target and delay in row order (written).
+        out_td: Ptr,
+        /// Weight in row order (written).
+        out_w: Ptr,
     }
 }
