@@ -622,6 +622,7 @@ fn mam_dynamics_match_nest() {
                 force: true,
                 stats: Default::default(),
                 raster_neurons: 5,
+                progress: false,
             })
             .unwrap();
             let (mut spikes, mut neurons) = (0.0, 0.0);

@@ -59,6 +59,7 @@ fn microcircuit_rates_and_cv_match_nest() {
             force: true,
             stats: Default::default(),
             raster_neurons: 10,
+            progress: false,
         })
         .unwrap();
         for p in report.stats.populations {

@@ -247,6 +247,7 @@ pub fn execute(cli: &Cli) -> Result<Outcome, AnalyzeError> {
                 force: a.force,
                 stats: a.stats.options(),
                 raster_neurons: a.raster_neurons,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             })?;
             let mut text = format!(
                 "window [{}, {}) ms, bins {} ms\n",

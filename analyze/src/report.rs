@@ -1,6 +1,11 @@
 //! `snn-analyze RUN_DIR -o REPORT_DIR`: statistics of a run written to
 //! `stats.json`, `stats.csv` and PNG plots.
 //!
+//! The run is read one population at a time ([`RunFiles::population`]): its
+//! spikes from every rank's file are analysed and dropped before the next
+//! population is read, so the memory needed is the largest population's
+//! spikes, not the run's (with a progress bar on a terminal).
+//!
 //! Every run: `stats.json`, `stats.csv` (one row per population),
 //! `correlations.csv` (the correlation of every sampled pair),
 //! `raster.png` (the first [`RASTER_MS`] of the window), `rates.png`,
@@ -22,7 +27,9 @@ use crate::limits::{
     check_fits, BYTES_PER_BIN, MAX_BINS, MAX_PAIRS, MAX_PAIR_BINS, MAX_RASTER_NEURONS,
 };
 use crate::plots::{self, RasterArea, RasterPopulation};
-use crate::run::{load_run, read_summary, PopulationInfo, Run, RunSummary};
+use crate::run::{
+    open_run, read_summary, PopulationInfo, PopulationSpikeData, Run, RunFiles, RunSummary,
+};
 use crate::sampling::{sample_indices, stream_rng};
 use crate::stats::{population_stats, PopulationStats, PopulationSummary, StatsOptions, Window};
 
@@ -46,6 +53,8 @@ pub struct AnalyzeOptions {
     pub stats: StatsOptions,
     /// Neurons per population in the raster plot.
     pub raster_neurons: usize,
+    /// Show a progress bar on stderr (a terminal) while reading.
+    pub progress: bool,
 }
 
 /// The content of `stats.json`.
@@ -336,10 +345,39 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     let whole_run = o.t_start.is_none() && o.t_stop.is_none();
     check_bins(w, &o.stats, &sizes, &summary_path, whole_run)?;
     let staging = Staging::new(&o.report_dir, o.force)?;
-    let run = load_run(&o.run_dir)?;
-    let stats = run_stats(&run, w, &o.stats);
+    let run = open_run(&o.run_dir)?;
+    let rw = Window {
+        t_start: w.t_start,
+        t_stop: w.t_stop.min(w.t_start + RASTER_MS),
+    };
+    // One population at a time: its spikes are read, analysed and dropped,
+    // so the memory needed is the largest population's spikes, not the
+    // run's; what is kept is per neuron (rates, CVs) or sampled.
+    let recorded: Vec<usize> = (0..run.spikes.len())
+        .filter(|&p| run.spikes[p].is_some())
+        .collect();
+    let bar = o.progress.then(|| progress_bar(&run, &recorded));
+    let mut stats = Vec::with_capacity(recorded.len());
+    let mut infos = Vec::with_capacity(recorded.len());
+    let mut raster_pops = Vec::with_capacity(recorded.len());
+    for &p in &recorded {
+        if let Some(b) = &bar {
+            b.set_message(run.summary.populations[p].name.clone());
+        }
+        let Some(pop) = run.population(p, run.max_spikes)? else {
+            continue;
+        };
+        stats.push(population_stats(&pop.info.name, &pop.trains, w, &o.stats));
+        raster_pops.push(raster_sample(&pop, rw, o.stats.seed, o.raster_neurons));
+        if let Some(b) = &bar {
+            b.inc(run.spikes[p].unwrap_or(0));
+        }
+        infos.push(pop.info);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     let summaries: Vec<PopulationSummary> = stats.iter().map(|s| s.summary.clone()).collect();
-    let infos: Vec<_> = run.populations.iter().map(|p| p.info.clone()).collect();
     let area_table = areas::has_areas(&run.summary.populations)
         .then(|| areas::area_summaries(&infos, &summaries, w));
     let file = StatsFile {
@@ -352,7 +390,7 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         spike_files: run.spike_files.len(),
         populations: summaries,
         areas: area_table,
-        unrecorded_populations: run.unrecorded.clone(),
+        unrecorded_populations: run.unrecorded(),
     };
     let dir = staging.path().to_path_buf();
     let mut json =
@@ -377,25 +415,6 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     .to_vec();
 
     let text = plots::init_font().is_some();
-    let rw = Window {
-        t_start: w.t_start,
-        t_stop: w.t_stop.min(w.t_start + RASTER_MS),
-    };
-    let raster_pops: Vec<RasterPopulation> = run
-        .populations
-        .iter()
-        .map(|p| {
-            let mut rng = stream_rng(o.stats.seed ^ 0x5241_5354, &p.info.name);
-            let ids = sample_indices(p.info.size, o.raster_neurons, &mut rng);
-            RasterPopulation {
-                name: p.info.name.clone(),
-                trains: ids
-                    .iter()
-                    .map(|&i| rw.slice(p.trains.train(i as usize)).to_vec())
-                    .collect(),
-            }
-        })
-        .collect();
     plots::raster(&dir.join("raster.png"), &raster_pops, rw, text)?;
     let rates: Vec<(String, Vec<f64>)> = stats
         .iter()
@@ -441,6 +460,39 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         files,
         plots_have_text: text,
     })
+}
+
+/// The raster rows of a population: the window `rw` of the trains of
+/// `neurons` neurons sampled from (`seed`, its name), as every report of
+/// the model samples them.
+fn raster_sample(
+    p: &PopulationSpikeData,
+    rw: Window,
+    seed: u64,
+    neurons: usize,
+) -> RasterPopulation {
+    let mut rng = stream_rng(seed ^ 0x5241_5354, &p.info.name);
+    let ids = sample_indices(p.info.size, neurons, &mut rng);
+    RasterPopulation {
+        name: p.info.name.clone(),
+        trains: ids
+            .iter()
+            .map(|&i| rw.slice(p.trains.train(i as usize)).to_vec())
+            .collect(),
+    }
+}
+
+/// A progress bar on stderr over the spikes of the populations to read.
+fn progress_bar(run: &RunFiles, recorded: &[usize]) -> indicatif::ProgressBar {
+    let total: u64 = recorded.iter().map(|&p| run.spikes[p].unwrap_or(0)).sum();
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bar:40} {human_pos}/{human_len} spikes, {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// The recorded populations of a run, in model order: element `i` of each

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use snn_formats::sonata::read_spikes_limited;
 
 use crate::error::AnalyzeError;
 use crate::limits::{
@@ -298,33 +297,80 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
     Ok(files)
 }
 
-/// Load a run directory: `summary.json` and all spike files, merged over
-/// ranks. Every node id is checked against its population's size and every
-/// time must be finite; spike files with more spikes than fit in the memory
-/// available are refused before they are read.
-pub fn load_run(dir: &Path) -> Result<Run, AnalyzeError> {
+/// A run directory opened for reading one population at a time: its
+/// `summary.json`, its spike files and how many spikes each population has
+/// in them (from the datasets' sizes; nothing read yet).
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Its `summary.json`.
+    pub summary: RunSummary,
+    /// The spike files.
+    pub spike_files: Vec<PathBuf>,
+    /// Per population of `summary.json`: its spikes in all files, `None`
+    /// when no file records it.
+    pub spikes: Vec<Option<u64>>,
+    /// The most spikes that fit in the memory available (besides the
+    /// per-neuron data of the whole run).
+    pub max_spikes: u64,
+}
+
+/// Open a run directory: `summary.json` and the list of the spike files'
+/// populations and sizes. A population that `summary.json` does not name
+/// is an error naming the file.
+pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
     let summary = read_summary(dir)?;
     let files = spike_files(dir, &summary)?;
     let max_spikes = available_bytes().map_or(u64::MAX, |(m, _)| {
         m.saturating_sub(total_neurons(&summary).saturating_mul(BYTES_PER_NEURON)) / BYTES_PER_SPIKE
     });
-    let mut spikes_read = 0u64;
-    let n_pops = summary.populations.len();
-    let mut spikes: Vec<Vec<(u64, f64)>> = vec![Vec::new(); n_pops];
-    let mut recorded = vec![false; n_pops];
+    let mut spikes: Vec<Option<u64>> = vec![None; summary.populations.len()];
     for f in &files {
-        for pop in read_spikes_limited(f, max_spikes.saturating_sub(spikes_read))? {
-            spikes_read = spikes_read.saturating_add(pop.node_ids.len() as u64);
-            let Some(p) = summary.populations.iter().position(|q| q.name == pop.name) else {
+        for (name, n) in snn_formats::sonata::spike_counts(f)? {
+            let Some(p) = summary.populations.iter().position(|q| q.name == name) else {
                 return Err(AnalyzeError::input(
                     f,
-                    format!("/spikes/{}: population not in summary.json", pop.name),
+                    format!("/spikes/{name}: population not in summary.json"),
                 ));
             };
-            recorded[p] = true;
-            let size = summary.populations[p].size;
-            let dst = &mut spikes[p];
-            dst.reserve(pop.node_ids.len());
+            spikes[p] = Some(spikes[p].unwrap_or(0).saturating_add(n));
+        }
+    }
+    Ok(RunFiles {
+        dir: dir.to_path_buf(),
+        summary,
+        spike_files: files,
+        spikes,
+        max_spikes,
+    })
+}
+
+impl RunFiles {
+    /// Population `p`'s spikes merged over the spike files (`None` when no
+    /// file records it), refusing more than `max_spikes` before reading
+    /// them. Every node id is checked against the population's size and
+    /// every time must be finite.
+    pub fn population(
+        &self,
+        p: usize,
+        max_spikes: u64,
+    ) -> Result<Option<PopulationSpikeData>, AnalyzeError> {
+        if self.spikes[p].is_none() {
+            return Ok(None);
+        }
+        let info = &self.summary.populations[p];
+        let size = info.size;
+        let mut read = 0u64;
+        let mut spikes: Vec<(u64, f64)> = Vec::new();
+        for f in &self.spike_files {
+            let budget = max_spikes.saturating_sub(read);
+            let Some(pop) = snn_formats::sonata::read_population_spikes(f, &info.name, budget)?
+            else {
+                continue;
+            };
+            read = read.saturating_add(pop.node_ids.len() as u64);
+            spikes.reserve(pop.node_ids.len());
             for (&id, &t) in pop.node_ids.iter().zip(&pop.timestamps_ms) {
                 if id >= size {
                     return Err(AnalyzeError::input(
@@ -341,27 +387,47 @@ pub fn load_run(dir: &Path) -> Result<Run, AnalyzeError> {
                         format!("/spikes/{}/timestamps: non-finite spike time {t}", pop.name),
                     ));
                 }
-                dst.push((id, t));
+                spikes.push((id, t));
             }
         }
+        Ok(Some(PopulationSpikeData {
+            info: info.clone(),
+            trains: SpikeTrains::from_spikes(size as usize, spikes),
+        }))
     }
+
+    /// The populations of `summary.json` that no spike file records.
+    pub fn unrecorded(&self) -> Vec<String> {
+        self.summary
+            .populations
+            .iter()
+            .zip(&self.spikes)
+            .filter(|(_, n)| n.is_none())
+            .map(|(p, _)| p.name.clone())
+            .collect()
+    }
+}
+
+/// Load a run directory: `summary.json` and all spike files, merged over
+/// ranks, every population at once (see [`RunFiles::population`] for the
+/// checks; spikes beyond what fits in the memory available are refused
+/// before they are read).
+pub fn load_run(dir: &Path) -> Result<Run, AnalyzeError> {
+    let files = open_run(dir)?;
     let mut populations = Vec::new();
-    let mut unrecorded = Vec::new();
-    for ((info, sp), rec) in summary.populations.iter().zip(spikes).zip(recorded) {
-        if rec {
-            populations.push(PopulationSpikeData {
-                info: info.clone(),
-                trains: SpikeTrains::from_spikes(info.size as usize, sp),
-            });
-        } else {
-            unrecorded.push(info.name.clone());
+    let mut read = 0u64;
+    for p in 0..files.summary.populations.len() {
+        if let Some(pop) = files.population(p, files.max_spikes.saturating_sub(read))? {
+            read = read.saturating_add(pop.trains.n_spikes() as u64);
+            populations.push(pop);
         }
     }
+    let unrecorded = files.unrecorded();
     Ok(Run {
-        dir: dir.to_path_buf(),
-        summary,
+        dir: files.dir,
+        summary: files.summary,
         populations,
         unrecorded,
-        spike_files: files,
+        spike_files: files.spike_files,
     })
 }

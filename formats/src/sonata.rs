@@ -713,6 +713,38 @@ pub fn read_spikes_limited(
     path: &Path,
     max_spikes: u64,
 ) -> Result<Vec<PopulationSpikes>, FormatError> {
+    read_spikes_where(path, max_spikes, None)
+}
+
+/// The spikes of population `name` in a spike file (`None` if the file
+/// has no such population), checked as [`read_spikes_limited`] checks
+/// them, refusing more than `max_spikes` before reading: for readers that
+/// hold one population at a time.
+pub fn read_population_spikes(
+    path: &Path,
+    name: &str,
+    max_spikes: u64,
+) -> Result<Option<PopulationSpikes>, FormatError> {
+    Ok(read_spikes_where(path, max_spikes, Some(name))?.pop())
+}
+
+/// The populations of a spike file and their numbers of spikes, from the
+/// datasets' sizes (checked as [`read_spikes_limited`] checks them, nothing
+/// read).
+pub fn spike_counts(path: &Path) -> Result<Vec<(String, u64)>, FormatError> {
+    let (file_len, _file, spikes, names) = open_spike_groups(path)?;
+    names
+        .into_iter()
+        .map(|name| {
+            let (_, _, n) = spike_datasets(path, &spikes, &name, file_len)?;
+            Ok((name, n as u64))
+        })
+        .collect()
+}
+
+/// A spike file's length, the file, its `/spikes` group and the names of
+/// its populations.
+fn open_spike_groups(path: &Path) -> Result<(u64, File, Group, Vec<String>), FormatError> {
     let file_len = std::fs::metadata(path)
         .map_err(|e| FormatError::io(path, "open", e))?
         .len();
@@ -734,22 +766,50 @@ pub fn read_spikes_limited(
             format!("/spikes: cannot list populations: {}", short_reason(&e)),
         )
     })?;
+    Ok((file_len, file, spikes, names))
+}
+
+/// Population `name`'s datasets (node ids, times) and their length, checked
+/// for shape, type, equal lengths and the data the file holds.
+fn spike_datasets(
+    path: &Path,
+    spikes: &Group,
+    name: &str,
+    file_len: u64,
+) -> Result<(Dataset, Dataset, usize), FormatError> {
+    let (ids_ds, t_ds) = open_spike_datasets(path, spikes, name)?;
+    let ids_what = format!("/spikes/{name}/node_ids");
+    let t_what = format!("/spikes/{name}/timestamps");
+    let n_ids = check_1d(path, &ids_ds, &ids_what, "integer")?;
+    let n_t = check_1d(path, &t_ds, &t_what, "float")?;
+    if n_ids != n_t {
+        return Err(corrupt(
+            path,
+            format!("population {name}: {ids_what} has {n_ids} entries but {t_what} has {n_t}"),
+        ));
+    }
+    check_stored(path, &ids_ds, &ids_what, n_ids, file_len)?;
+    check_stored(path, &t_ds, &t_what, n_t, file_len)?;
+    Ok((ids_ds, t_ds, n_ids))
+}
+
+/// The populations of a spike file (only `only`, if given), refusing more
+/// than `max_spikes` in all before reading them.
+fn read_spikes_where(
+    path: &Path,
+    max_spikes: u64,
+    only: Option<&str>,
+) -> Result<Vec<PopulationSpikes>, FormatError> {
+    let (file_len, _file, spikes, names) = open_spike_groups(path)?;
     let mut out = Vec::with_capacity(names.len());
     let mut total = 0u64;
     for name in names {
-        let (ids_ds, t_ds) = open_spike_datasets(path, &spikes, &name)?;
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let (ids_ds, t_ds, n_ids) = spike_datasets(path, &spikes, &name, file_len)?;
         let ids_what = format!("/spikes/{name}/node_ids");
         let t_what = format!("/spikes/{name}/timestamps");
-        let n_ids = check_1d(path, &ids_ds, &ids_what, "integer")?;
-        let n_t = check_1d(path, &t_ds, &t_what, "float")?;
-        if n_ids != n_t {
-            return Err(corrupt(
-                path,
-                format!("population {name}: {ids_what} has {n_ids} entries but {t_what} has {n_t}"),
-            ));
-        }
-        check_stored(path, &ids_ds, &ids_what, n_ids, file_len)?;
-        check_stored(path, &t_ds, &t_what, n_t, file_len)?;
         total = total.saturating_add(n_ids as u64);
         if total > max_spikes {
             return Err(FormatError::Mismatch {
