@@ -1,7 +1,8 @@
 //! `snn-analyze compare RUN_A RUN_B`: per-population differences of the
 //! mean statistics and earth mover's distances between the distributions of
 //! per-neuron rates, per-neuron CVs and pairwise correlations (the
-//! statistics used to validate GPU simulators against NEST).
+//! statistics used to validate GPU simulators against NEST). The runs are
+//! read one population at a time, as `snn-analyze` reads one run.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -9,10 +10,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::AnalyzeError;
-use crate::report::{check_bins, check_stats_options, resolve_window, run_stats};
-use crate::run::{load_run, read_summary, Run};
+use crate::report::{check_bins, check_stats_options, resolve_window};
+use crate::run::{open_run, read_summary, PopulationSpikeData, Run, RunFiles};
 use crate::stats::Window;
-use crate::stats::{emd, PopulationStats, StatsOptions};
+use crate::stats::{emd, population_stats, PopulationStats, StatsOptions};
 
 /// Options of [`compare_runs`].
 #[derive(Debug, Clone, PartialEq)]
@@ -104,35 +105,41 @@ pub fn first_spike_difference(a: &Run, b: &Run) -> Option<String> {
             names(b)
         ));
     }
-    for (pa, pb) in a.populations.iter().zip(&b.populations) {
-        let (ta, tb) = (&pa.trains, &pb.trains);
-        if ta.n_neurons() != tb.n_neurons() {
+    a.populations
+        .iter()
+        .zip(&b.populations)
+        .find_map(|(pa, pb)| trains_difference(pa, pb))
+}
+
+/// The first spike in which two runs' spikes of one population differ
+/// (neuron by neuron, bit for bit), if any.
+fn trains_difference(pa: &PopulationSpikeData, pb: &PopulationSpikeData) -> Option<String> {
+    let (ta, tb) = (&pa.trains, &pb.trains);
+    if ta.n_neurons() != tb.n_neurons() {
+        return Some(format!(
+            "{}: {} vs {} neurons",
+            pa.info.name,
+            ta.n_neurons(),
+            tb.n_neurons()
+        ));
+    }
+    for i in 0..ta.n_neurons() {
+        let (x, y) = (ta.train(i), tb.train(i));
+        let same = x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits());
+        if !same {
+            let k = x
+                .iter()
+                .zip(y)
+                .position(|(u, v)| u.to_bits() != v.to_bits())
+                .unwrap_or(x.len().min(y.len()));
             return Some(format!(
-                "{}: {} vs {} neurons",
+                "{} neuron {i}: spike {k} is {:?} ms vs {:?} ms ({} vs {} spikes)",
                 pa.info.name,
-                ta.n_neurons(),
-                tb.n_neurons()
+                x.get(k),
+                y.get(k),
+                x.len(),
+                y.len()
             ));
-        }
-        for i in 0..ta.n_neurons() {
-            let (x, y) = (ta.train(i), tb.train(i));
-            let same =
-                x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits());
-            if !same {
-                let k = x
-                    .iter()
-                    .zip(y)
-                    .position(|(u, v)| u.to_bits() != v.to_bits())
-                    .unwrap_or(x.len().min(y.len()));
-                return Some(format!(
-                    "{} neuron {i}: spike {k} is {:?} ms vs {:?} ms ({} vs {} spikes)",
-                    pa.info.name,
-                    x.get(k),
-                    y.get(k),
-                    x.len(),
-                    y.len()
-                ));
-            }
         }
     }
     None
@@ -179,23 +186,50 @@ pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
     check_stats_options(&o.stats)?;
     let wa = checked_window(&o.run_a, o)?;
     let wb = checked_window(&o.run_b, o)?;
-    let run_a = load_run(&o.run_a)?;
-    let run_b = load_run(&o.run_b)?;
-    let first_difference = first_spike_difference(&run_a, &run_b);
-    let sa = run_stats(&run_a, wa, &o.stats);
-    let sb = run_stats(&run_b, wb, &o.stats);
+    // One population of each run at a time (each with half the memory
+    // available): read, compared, dropped.
+    let (run_a, run_b) = (open_run(&o.run_a)?, open_run(&o.run_b)?);
+    let recorded = |r: &RunFiles| -> Vec<(usize, String)> {
+        (0..r.spikes.len())
+            .filter(|&p| r.spikes[p].is_some())
+            .map(|p| (p, r.summary.populations[p].name.clone()))
+            .collect()
+    };
+    let (rec_a, rec_b) = (recorded(&run_a), recorded(&run_b));
+    let names =
+        |rec: &[(usize, String)]| -> Vec<String> { rec.iter().map(|(_, n)| n.clone()).collect() };
+    let mut first_difference = (names(&rec_a) != names(&rec_b)).then(|| {
+        format!(
+            "recorded populations differ: {:?} vs {:?}",
+            names(&rec_a),
+            names(&rec_b)
+        )
+    });
     let mut populations = Vec::new();
     let mut only_in_a = Vec::new();
-    for a in &sa {
-        match sb.iter().find(|b| b.summary.name == a.summary.name) {
-            Some(b) => populations.push(compare_populations(a, b)),
-            None => only_in_a.push(a.summary.name.clone()),
+    for (pa, name) in &rec_a {
+        let Some((pb, _)) = rec_b.iter().find(|(_, n)| n == name) else {
+            only_in_a.push(name.clone());
+            continue;
+        };
+        let (Some(a), Some(b)) = (
+            run_a.population(*pa, run_a.max_spikes / 2)?,
+            run_b.population(*pb, run_b.max_spikes / 2)?,
+        ) else {
+            continue;
+        };
+        if first_difference.is_none() {
+            first_difference = trains_difference(&a, &b);
         }
+        populations.push(compare_populations(
+            &population_stats(name, &a.trains, wa, &o.stats),
+            &population_stats(name, &b.trains, wb, &o.stats),
+        ));
     }
-    let only_in_b = sb
+    let only_in_b = rec_b
         .iter()
-        .filter(|b| !sa.iter().any(|a| a.summary.name == b.summary.name))
-        .map(|b| b.summary.name.clone())
+        .filter(|(_, n)| !rec_a.iter().any(|(_, m)| m == n))
+        .map(|(_, n)| n.clone())
         .collect();
     if populations.is_empty() {
         return Err(AnalyzeError::Usage(format!(
