@@ -466,21 +466,12 @@ fn dump(dir: &std::path::Path, rank: Option<u32>) -> Result<()> {
     for r in ranks {
         let shard = net.open_shard(r, Check::Checksum)?;
         let d = shard.data();
-        let n_local = d.local_to_global.len();
         let tb = d.target_bits.to_native();
         let mask = (1u32 << tb) - 1;
         let frac = d.weight_frac_bits.to_native();
         for row in 0..d.row_ptr.len() - 1 {
-            let src = if row < n_local {
-                d.local_to_global[row].to_native()
-            } else {
-                d.images[row - n_local].to_native()
-            };
-            let (a, b) = (
-                d.row_ptr[row].to_native() as usize,
-                d.row_ptr[row + 1].to_native() as usize,
-            );
-            for i in a..b {
+            let src = d.row_source(row);
+            for i in d.row_synapses(row) {
                 let td = d.syn_target_delay[i].to_native();
                 let t = (td & mask) as usize;
                 let Some(tg) = d.local_to_global.get(t) else {

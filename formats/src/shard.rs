@@ -525,6 +525,26 @@ impl Shard {
     }
 }
 
+impl ArchivedShardData {
+    /// The global id of the source neuron of row `row`: the rank's own
+    /// neurons first (local index order), then the images. Panics past the
+    /// last row (`n_local + images.len()` rows; [`check_structure`] checks
+    /// that `row_ptr` has one entry more).
+    pub fn row_source(&self, row: usize) -> u64 {
+        let n_local = self.local_to_global.len();
+        if row < n_local {
+            self.local_to_global[row].to_native()
+        } else {
+            self.images[row - n_local].to_native()
+        }
+    }
+
+    /// The indices into the synapse arrays of row `row`'s synapses.
+    pub fn row_synapses(&self, row: usize) -> std::ops::Range<usize> {
+        self.row_ptr[row].to_native() as usize..self.row_ptr[row + 1].to_native() as usize
+    }
+}
+
 fn check_offsets(
     path: &Path,
     name: &str,

@@ -174,16 +174,8 @@ fn walk(d: &ArchivedShardData, synapses_checked: bool) -> u64 {
     let mask = (1u32 << d.target_bits.to_native()) - 1;
     let mut acc = 0u64;
     for row in 0..rows {
-        let src = if row < n_local {
-            d.local_to_global[row].to_native()
-        } else {
-            d.images[row - n_local].to_native()
-        };
-        let (a, b) = (
-            d.row_ptr[row].to_native() as usize,
-            d.row_ptr[row + 1].to_native() as usize,
-        );
-        for i in a..b {
+        let src = d.row_source(row);
+        for i in d.row_synapses(row) {
             let td = d.syn_target_delay[i].to_native();
             acc = acc.wrapping_add(src ^ u64::from(td) ^ d.syn_weight[i].to_native() as u64);
             if synapses_checked {

@@ -19,20 +19,11 @@ fuzz_target!(|data: &[u8]| {
     for check in [Check::Structure, Check::Checksum, Check::Full] {
         if let Ok(shard) = Shard::open(file.path(), check) {
             let d = shard.data();
-            let n_local = d.local_to_global.len();
             let rows = d.row_ptr.len() - 1;
             let mut acc = 0u64;
             for row in 0..rows {
-                let src = if row < n_local {
-                    d.local_to_global[row].to_native()
-                } else {
-                    d.images[row - n_local].to_native()
-                };
-                let (a, b) = (
-                    d.row_ptr[row].to_native() as usize,
-                    d.row_ptr[row + 1].to_native() as usize,
-                );
-                for i in a..b {
+                let src = d.row_source(row);
+                for i in d.row_synapses(row) {
                     acc ^= src
                         ^ u64::from(d.syn_target_delay[i].to_native())
                         ^ d.syn_weight[i].to_native() as u64;

@@ -47,16 +47,11 @@ pub fn synapses(dir: &Path) -> Vec<Syn> {
     for r in 0..net.manifest.n_ranks {
         let shard = net.open_shard(r, Check::Full).expect("shard");
         let d = shard.data();
-        let n_local = d.local_to_global.len();
         let tb = d.target_bits.to_native();
         let mask = (1u32 << tb) - 1;
         for row in 0..d.row_ptr.len() - 1 {
-            let src = if row < n_local {
-                d.local_to_global[row].to_native()
-            } else {
-                d.images[row - n_local].to_native()
-            };
-            for i in d.row_ptr[row].to_native() as usize..d.row_ptr[row + 1].to_native() as usize {
+            let src = d.row_source(row);
+            for i in d.row_synapses(row) {
                 let td = d.syn_target_delay[i].to_native();
                 out.push((
                     src,
