@@ -311,6 +311,9 @@ pub struct RunFiles {
     /// Per population of `summary.json`: its spikes in all files, `None`
     /// when no file records it.
     pub spikes: Vec<Option<u64>>,
+    /// Per population: the files (indices into `spike_files`) that hold
+    /// spikes of it, the only ones [`RunFiles::population`] reads.
+    files_with_spikes: Vec<Vec<usize>>,
     /// The most spikes that fit in the memory available (besides the
     /// per-neuron data of the whole run).
     pub max_spikes: u64,
@@ -326,7 +329,8 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
         m.saturating_sub(total_neurons(&summary).saturating_mul(BYTES_PER_NEURON)) / BYTES_PER_SPIKE
     });
     let mut spikes: Vec<Option<u64>> = vec![None; summary.populations.len()];
-    for f in &files {
+    let mut files_with_spikes = vec![Vec::new(); summary.populations.len()];
+    for (k, f) in files.iter().enumerate() {
         for (name, n) in snn_formats::sonata::spike_counts(f)? {
             let Some(p) = summary.populations.iter().position(|q| q.name == name) else {
                 return Err(AnalyzeError::input(
@@ -335,6 +339,9 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
                 ));
             };
             spikes[p] = Some(spikes[p].unwrap_or(0).saturating_add(n));
+            if n > 0 {
+                files_with_spikes[p].push(k);
+            }
         }
     }
     Ok(RunFiles {
@@ -342,13 +349,14 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
         summary,
         spike_files: files,
         spikes,
+        files_with_spikes,
         max_spikes,
     })
 }
 
 impl RunFiles {
-    /// Population `p`'s spikes merged over the spike files (`None` when no
-    /// file records it), refusing more than `max_spikes` before reading
+    /// Population `p`'s spikes merged over the spike files that hold some
+    /// (`None` when no file records it), refusing more than `max_spikes` before reading
     /// them. Every node id is checked against the population's size and
     /// every time must be finite.
     pub fn population(
@@ -363,7 +371,10 @@ impl RunFiles {
         let size = info.size;
         let mut read = 0u64;
         let mut spikes: Vec<(u64, f64)> = Vec::new();
-        for f in &self.spike_files {
+        for f in self.files_with_spikes[p]
+            .iter()
+            .map(|&k| &self.spike_files[k])
+        {
             let budget = max_spikes.saturating_sub(read);
             let Some(pop) = snn_formats::sonata::read_population_spikes(f, &info.name, budget)?
             else {
