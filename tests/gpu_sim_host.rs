@@ -380,8 +380,8 @@ fn balanced_three_ranks_all_modes_match_cpu() {
     }
 }
 
-/// Spike generators (one recorded for V_m: NaN), exp and alpha neurons
-/// with DC input, a neuron recorded twice.
+/// Spike generators (one recorded for V_m: NaN), exp, alpha and delta
+/// neurons with DC input, a neuron recorded twice.
 fn gen_dc_config() -> snn_formats::Config {
     let text = r#"
 [network]
@@ -407,6 +407,28 @@ size = 25
 V_m_init = { distribution = "normal", mean = -65.0, std = 3.0 }
 params = { model = "iaf_psc_alpha", I_e = 200.0 }
 
+[[populations]]
+name = "D"
+size = 30
+V_m_init = { distribution = "uniform", min = -70.0, max = -56.0 }
+params = { model = "iaf_psc_delta", I_e = 360.0, tau_m = 15.0, t_ref = 1.5 }
+
+[[projections]]
+source = "A"
+target = "D"
+rule = "fixed_indegree"
+indegree = 8
+weight = { distribution = "normal", mean = 1.5, std = 0.5 }
+delay = { distribution = "uniform", min = 0.2, max = 1.5 }
+
+[[projections]]
+source = "D"
+target = "A"
+rule = "fixed_indegree"
+indegree = 6
+weight = -15.0
+delay = 1.0
+
 [[projections]]
 source = "G"
 target = "A"
@@ -431,14 +453,14 @@ weight = -400.0
 delay = 0.8
 
 [recording]
-spikes = ["A", "G", "B"]
-V_m = [{ population = "A", neurons = [0, 1, 39] }, { population = "G", neurons = [1] }, { population = "B", neurons = [4] }, { population = "A", neurons = [1] }]
+spikes = ["A", "G", "B", "D"]
+V_m = [{ population = "A", neurons = [0, 1, 39] }, { population = "G", neurons = [1] }, { population = "B", neurons = [4] }, { population = "A", neurons = [1] }, { population = "D", neurons = [0, 29] }]
 "#;
     common::config_text(text, &[])
 }
 
 /// A network with spike generators (on their own population), DC input
-/// (I_e) without Poisson drive, both neuron models, V_m recorded: 1 and 2
+/// (I_e) without Poisson drive, every neuron model, V_m recorded: 1 and 2
 /// ranks.
 #[test]
 fn generators_and_dc_match_cpu() {
@@ -460,6 +482,11 @@ fn generators_and_dc_match_cpu() {
         let gen: u64 = cpu.populations[1].spikes;
         assert!(gen >= 9, "generator spikes after the presimulation: {gen}");
         assert!(cpu.populations[0].spikes > 20 && cpu.populations[2].spikes > 5);
+        assert!(
+            cpu.populations[3].spikes > 20,
+            "delta neurons: {}",
+            cpu.populations[3].spikes
+        );
         let gpu_dir = tmp.path().join(format!("gpu{ranks}"));
         let setup = Setup {
             order: 4 + ranks,

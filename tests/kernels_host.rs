@@ -27,10 +27,7 @@ use snn_kernels::ziggurat::ZigguratTables;
 use snn_netbuild::connect::{split_total_number, ProjPlan, SourceMode};
 use snn_simulate::engine::Engine;
 use snn_simulate::input::{initial_v_m, poisson_word, PoissonTable};
-use snn_simulate::neuron::{
-    iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaConsts, IafPscAlphaState, IafPscExpConsts,
-    IafPscExpState,
-};
+use snn_simulate::neuron::{self, ModelId};
 
 // ---- conversions (what a GPU backend does on the host) ----------------------
 
@@ -157,7 +154,8 @@ fn reference_input(
     (a, b)
 }
 
-/// Both neuron kernels against `IafPsc{Exp,Alpha}State::step`: random
+/// The neuron kernel (`snn_model_update`, every model of the list) against
+/// the models' `State::step`: random
 /// parameter sets, states (some neurons above threshold, some refractory),
 /// ring-buffer input and Poisson drive (tables of several means, both
 /// signs of weight, steps before and after the drive's delay), every launch
@@ -170,14 +168,13 @@ fn neuron_kernels_match_neuron_rs() {
     let mut g = CounterRng::from_raw(21, [0, 0, 1], 0);
     let mut compared = 0u64;
     let mut fired = 0u64;
-    for set in 0..16u32 {
-        let model = if set % 2 == 0 {
-            NeuronModel::IafPscExp
-        } else {
-            NeuronModel::IafPscAlpha
-        };
-        let p = random_params(&mut g, model, set / 2);
-        let dt = [0.1, 0.05, 0.25, 0.1][(set / 4) as usize];
+    let n_models = ModelId::ALL.len() as u32;
+    for set in 0..8 * n_models {
+        let id = ModelId::ALL[(set % n_models) as usize];
+        let model = NeuronModel::ALL[(set % n_models) as usize];
+        assert_eq!(neuron::model_id(model), Some(id));
+        let p = random_params(&mut g, model, set / n_models);
+        let dt = [0.1, 0.05, 0.25, 0.1][(set / 4 % 4) as usize];
         let n = 200 + g.below(300) as usize;
         let first_local = g.below(50) as u32;
         let n_local = first_local as usize + n + g.below(20) as usize;
@@ -218,43 +215,17 @@ fn neuron_kernels_match_neuron_rs() {
             })
             .collect();
 
-        // The Rust state and the device state.
-        enum Ref {
-            Exp(IafPscExpConsts, IafPscExpState),
-            Alpha(IafPscAlphaConsts, IafPscAlphaState),
+        // The Rust state and the device state (rows of n: V_m first).
+        let mut r = neuron::block(&p, dt, n, |i| v0[i]).expect("a neuron model");
+        for row in r.vars_mut().into_iter().skip(1) {
+            for x in row.iter_mut() {
+                *x = cur(&mut g);
+            }
         }
-        let mut r = match model {
-            NeuronModel::IafPscExp => {
-                let mut s = IafPscExpState::new(n, |i| v0[i]);
-                s.i_syn_ex = (0..n).map(|_| cur(&mut g)).collect();
-                s.i_syn_in = (0..n).map(|_| cur(&mut g)).collect();
-                s.refractory = refr0.clone();
-                Ref::Exp(iaf_psc_exp_consts(&p, dt), s)
-            }
-            _ => {
-                let mut s = IafPscAlphaState::new(n, |i| v0[i]);
-                s.i_syn_ex = (0..n).map(|_| cur(&mut g)).collect();
-                s.di_syn_ex = (0..n).map(|_| cur(&mut g)).collect();
-                s.i_syn_in = (0..n).map(|_| cur(&mut g)).collect();
-                s.di_syn_in = (0..n).map(|_| cur(&mut g)).collect();
-                s.refractory = refr0.clone();
-                Ref::Alpha(iaf_psc_alpha_consts(&p, dt), s)
-            }
-        };
-        let state_bufs: Vec<Buf<f64>> = match &r {
-            Ref::Exp(_, s) => vec![
-                dev.upload(&s.v_m),
-                dev.upload(&s.i_syn_ex),
-                dev.upload(&s.i_syn_in),
-            ],
-            Ref::Alpha(_, s) => vec![
-                dev.upload(&s.v_m),
-                dev.upload(&s.i_syn_ex),
-                dev.upload(&s.di_syn_ex),
-                dev.upload(&s.i_syn_in),
-                dev.upload(&s.di_syn_in),
-            ],
-        };
+        r.refractory_mut().copy_from_slice(&refr0);
+        let n_vars = r.vars().len();
+        let flat = |r: &neuron::Block| -> Vec<f64> { r.vars().concat() };
+        let b_vars = dev.upload(&flat(&r));
         let b_refr = dev.upload(&refr0);
         let b_gid = dev.upload(&gid);
         let b_table = dev.upload(if th.is_empty() { &[0u64][..] } else { &th });
@@ -271,10 +242,7 @@ fn neuron_kernels_match_neuron_rs() {
             let (in_ex, in_in) =
                 reference_input(&ex[fl..fl + n], &inh[fl..fl + n], &gid, drive_ref, t, scale);
             let mut want_spikes = Vec::new();
-            match &mut r {
-                Ref::Exp(c, s) => s.step(c, 0..n, &in_ex, &in_in, &mut want_spikes),
-                Ref::Alpha(c, s) => s.step(c, 0..n, &in_ex, &in_in, &mut want_spikes),
-            }
+            r.step(0..n, &in_ex, &in_in, &mut want_spikes);
             dev.write(&row_ex, &ex);
             dev.write(&row_in, &inh);
             dev.write(&n_spikes, &[0]);
@@ -291,7 +259,12 @@ fn neuron_kernels_match_neuron_rs() {
                 spike_capacity: n as u32,
             };
             let shape = SHAPES[(step % SHAPES.len() as u64) as usize];
-            let tail = [
+            let args = [
+                Arg::u32(id.kind()),
+                Arg::Struct(r.device_consts().to_le_bytes()),
+                Arg::Struct(input.to_le_bytes()),
+                b_vars.arg(),
+                Arg::u64(n as u64),
                 b_refr.arg(),
                 row_ex.arg(),
                 row_in.arg(),
@@ -300,41 +273,15 @@ fn neuron_kernels_match_neuron_rs() {
                 spikes.arg(),
                 n_spikes.arg(),
             ];
-            let mut args = Vec::new();
-            let kernel = match &r {
-                Ref::Exp(c, _) => {
-                    args.push(Arg::Struct(c.to_le_bytes()));
-                    KernelId::IafPscExpUpdate
-                }
-                Ref::Alpha(c, _) => {
-                    args.push(Arg::Struct(c.to_le_bytes()));
-                    KernelId::IafPscAlphaUpdate
-                }
-            };
-            args.push(Arg::Struct(input.to_le_bytes()));
-            args.extend(state_bufs.iter().map(|b| b.arg()));
-            args.extend(tail);
-            dev.launch(kernel, shape, &args);
+            dev.launch(KernelId::ModelUpdate, shape, &args);
 
             // Compare everything.
             let what = format!("set {set} ({model:?}, lambda {lambda}) step {step} {shape:?}");
-            let got: Vec<Vec<u64>> = state_bufs.iter().map(|b| bits(&dev.download(b))).collect();
-            let (want, want_refr): (Vec<Vec<u64>>, &Vec<u32>) = match &r {
-                Ref::Exp(_, s) => (
-                    vec![bits(&s.v_m), bits(&s.i_syn_ex), bits(&s.i_syn_in)],
-                    &s.refractory,
-                ),
-                Ref::Alpha(_, s) => (
-                    vec![
-                        bits(&s.v_m),
-                        bits(&s.i_syn_ex),
-                        bits(&s.di_syn_ex),
-                        bits(&s.i_syn_in),
-                        bits(&s.di_syn_in),
-                    ],
-                    &s.refractory,
-                ),
-            };
+            let got_all = dev.download(&b_vars);
+            let got: Vec<Vec<u64>> = got_all.chunks(n).map(bits).collect();
+            let want: Vec<Vec<u64>> = r.vars().into_iter().map(bits).collect();
+            let want_refr = r.refractory();
+            assert_eq!(got.len(), n_vars);
             for (k, (a, b)) in got.iter().zip(&want).enumerate() {
                 if let Some(i) = (0..n).find(|&i| a[i] != b[i]) {
                     panic!(
@@ -439,11 +386,12 @@ fn poisson_helpers_match_input_rs() {
 
 /// One block of neurons on the device: a population's local range.
 struct GpuBlock {
+    kind: u32,
     consts: Arg,
-    kernel: KernelId,
     first_local: u32,
     n: u32,
-    state: Vec<Buf<f64>>,
+    /// The state rows, `n` each (V_m first).
+    vars: Buf<f64>,
     refractory: Buf<u32>,
     gid: Buf<u64>,
     table: Buf<u64>,
@@ -494,27 +442,10 @@ fn load_rank(
         if a == b {
             continue;
         }
-        let v0: Vec<f64> = (a..b)
-            .map(|l| initial_v_m(seed, pi, l2g[l] - p.first_id, &p.v_m_init))
-            .collect();
-        let zeros = vec![0.0; b - a];
-        let (consts, kernel, n_state) = match p.params.model {
-            NeuronModel::IafPscExp => (
-                Arg::Struct(iaf_psc_exp_consts(&p.params, dt).to_le_bytes()),
-                KernelId::IafPscExpUpdate,
-                3,
-            ),
-            NeuronModel::IafPscAlpha => (
-                Arg::Struct(iaf_psc_alpha_consts(&p.params, dt).to_le_bytes()),
-                KernelId::IafPscAlphaUpdate,
-                5,
-            ),
-            NeuronModel::SpikeGenerator => panic!("spike generators are not on the device yet"),
-        };
-        let mut state = vec![dev.upload(&v0)];
-        for _ in 1..n_state {
-            state.push(dev.upload(&zeros));
-        }
+        let block = neuron::block(&p.params, dt, b - a, |i| {
+            initial_v_m(seed, pi, l2g[a + i] - p.first_id, &p.v_m_init)
+        })
+        .expect("spike generators are not on the device yet");
         let (table, weight, delay) = match &model.poisson {
             Some(pi) if p.poisson_rate_hz > 0.0 => (
                 thresholds(&PoissonTable::new(p.poisson_rate_hz * dt * 1e-3)),
@@ -524,11 +455,11 @@ fn load_rank(
             _ => (Vec::new(), 0, 0),
         };
         blocks.push(GpuBlock {
-            consts,
-            kernel,
+            kind: block.model().kind(),
+            consts: Arg::Struct(block.device_consts().to_le_bytes()),
             first_local: a as u32,
             n: (b - a) as u32,
-            state,
+            vars: dev.upload(&block.vars().concat()),
             refractory: dev.zeros(b - a),
             gid: dev.upload(&l2g[a..b]),
             table: dev.upload(if table.is_empty() {
@@ -586,9 +517,12 @@ impl GpuRank {
                     n: b.n,
                     spike_capacity: self.capacity,
                 };
-                let mut args = vec![b.consts.clone(), Arg::Struct(input.to_le_bytes())];
-                args.extend(b.state.iter().map(|s| s.arg()));
-                args.extend([
+                let args = [
+                    Arg::u32(b.kind),
+                    b.consts.clone(),
+                    Arg::Struct(input.to_le_bytes()),
+                    b.vars.arg(),
+                    Arg::u64(b.n as u64),
                     b.refractory.arg(),
                     self.ring_ex.at(row),
                     self.ring_in.at(row),
@@ -596,8 +530,8 @@ impl GpuRank {
                     b.table.arg(),
                     self.spikes.arg(),
                     self.n_spikes.arg(),
-                ]);
-                dev.launch(b.kernel, shape, &args);
+                ];
+                dev.launch(KernelId::ModelUpdate, shape, &args);
             }
         }
         let count = dev.download(&self.n_spikes)[0];
@@ -632,8 +566,9 @@ impl GpuRank {
     fn v_m(&self, dev: &mut HostDevice) -> Vec<f64> {
         let mut v = vec![f64::NAN; self.n_local];
         for b in &self.blocks {
-            let x = dev.download(&b.state[0]);
-            v[b.first_local as usize..(b.first_local + b.n) as usize].copy_from_slice(&x);
+            let x = dev.download(&b.vars);
+            v[b.first_local as usize..(b.first_local + b.n) as usize]
+                .copy_from_slice(&x[..b.n as usize]);
         }
         v
     }

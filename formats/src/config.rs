@@ -217,7 +217,8 @@ pub enum PlacementScheme {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NeuronParamsRaw {
-    /// Neuron model: `iaf_psc_exp`, `iaf_psc_alpha` or `spike_generator`.
+    /// Neuron model: a NEST name of the list of models (`iaf_psc_exp`,
+    /// `iaf_psc_alpha`, `iaf_psc_delta`) or `spike_generator`.
     #[serde(default)]
     pub model: Option<String>,
     /// Membrane capacitance, pF.
@@ -251,6 +252,30 @@ pub struct NeuronParamsRaw {
     /// population emits them).
     #[serde(default)]
     pub spike_times: Option<Vec<f64>>,
+}
+
+impl NeuronParamsRaw {
+    /// The names of the fields that are set (NEST names; `model` too).
+    pub fn set_params(&self) -> Vec<&'static str> {
+        let fields = [
+            ("model", self.model.is_some()),
+            ("C_m", self.C_m.is_some()),
+            ("tau_m", self.tau_m.is_some()),
+            ("tau_syn_ex", self.tau_syn_ex.is_some()),
+            ("tau_syn_in", self.tau_syn_in.is_some()),
+            ("t_ref", self.t_ref.is_some()),
+            ("E_L", self.E_L.is_some()),
+            ("V_th", self.V_th.is_some()),
+            ("V_reset", self.V_reset.is_some()),
+            ("I_e", self.I_e.is_some()),
+            ("spike_times", self.spike_times.is_some()),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(name, _)| name)
+            .collect()
+    }
 }
 
 /// One `[[populations]]` entry.

@@ -9,36 +9,76 @@ use crate::config::{
 };
 use crate::error::ConfigError;
 
-/// Neuron models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NeuronModel {
-    /// Leaky integrate-and-fire, exponential current synapses (NEST
-    /// `iaf_psc_exp`).
-    IafPscExp,
-    /// Leaky integrate-and-fire, alpha current synapses (NEST
-    /// `iaf_psc_alpha`).
-    IafPscAlpha,
-    /// A device emitting given spike times (NEST `spike_generator`).
-    SpikeGenerator,
+/// Declares [`NeuronModel`] from the list of neuron models
+/// (`kernels/src/models/list.rs`, which snn-kernels reads too, for the
+/// models' arithmetic): the config's names of the models, the NEST
+/// parameters each takes, and the charge a unit of weight carries.
+macro_rules! neuron_models {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $name:literal in $module:ident,
+            params [$($param:ident),* $(,)?],
+            charge $charge:expr;
+    )+) => {
+        /// Neuron models: those of the list of models, and the
+        /// `spike_generator` device.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum NeuronModel {
+            $($(#[doc = $doc])* $variant,)+
+            /// A device emitting given spike times (NEST `spike_generator`).
+            SpikeGenerator,
+        }
+
+        impl NeuronModel {
+            /// Every model, the neuron models in the list's order, then
+            /// `spike_generator`.
+            pub const ALL: &'static [NeuronModel] =
+                &[$(NeuronModel::$variant,)+ NeuronModel::SpikeGenerator];
+
+            /// NEST's name of the model.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(NeuronModel::$variant => $name,)+
+                    NeuronModel::SpikeGenerator => "spike_generator",
+                }
+            }
+
+            /// The NEST parameters a config may set for the model
+            /// (`spike_times` for `spike_generator`).
+            pub fn params(self) -> &'static [&'static str] {
+                match self {
+                    $(NeuronModel::$variant => &[$(stringify!($param)),*],)+
+                    NeuronModel::SpikeGenerator => &["spike_times"],
+                }
+            }
+
+            /// The charge (pA ms) that a synapse of weight 1 (pA for current
+            /// synapses, mV for `iaf_psc_delta`) brings into a neuron of
+            /// this model with parameters `p`: the integral of its
+            /// postsynaptic current (`tau_syn` for exponential currents, `e
+            /// tau_syn` for alpha currents, `C_m` for a jump of the membrane
+            /// potential). The compensating DC of downscaled in-degrees and
+            /// the DC that replaces a Poisson drive use it; 0 for
+            /// `spike_generator`.
+            pub fn charge_per_weight(self, p: &NeuronParams, excitatory: bool) -> f64 {
+                match self {
+                    $(NeuronModel::$variant => {
+                        let f: fn(&NeuronParams, bool) -> f64 = $charge;
+                        f(p, excitatory)
+                    })+
+                    NeuronModel::SpikeGenerator => 0.0,
+                }
+            }
+        }
+    };
 }
+
+include!("../../kernels/src/models/list.rs");
 
 impl NeuronModel {
     fn parse(name: &str) -> Option<Self> {
-        match name {
-            "iaf_psc_exp" => Some(NeuronModel::IafPscExp),
-            "iaf_psc_alpha" => Some(NeuronModel::IafPscAlpha),
-            "spike_generator" => Some(NeuronModel::SpikeGenerator),
-            _ => None,
-        }
-    }
-    /// NEST's name of the model.
-    pub fn name(self) -> &'static str {
-        match self {
-            NeuronModel::IafPscExp => "iaf_psc_exp",
-            NeuronModel::IafPscAlpha => "iaf_psc_alpha",
-            NeuronModel::SpikeGenerator => "spike_generator",
-        }
+        NeuronModel::ALL.iter().copied().find(|m| m.name() == name)
     }
 }
 
@@ -477,19 +517,16 @@ pub fn dequantize_weight(w: i32, frac_bits: u32) -> f64 {
 }
 
 /// NEST defaults of a model (NEST 3.10 documentation of each model).
+/// The models of the list share them; a model ignores those it does not
+/// take (`NeuronModel::params`).
 fn nest_defaults(model: NeuronModel) -> NeuronParams {
-    let (tau_syn, t_ref) = match model {
-        NeuronModel::IafPscExp => (2.0, 2.0),
-        NeuronModel::IafPscAlpha => (2.0, 2.0),
-        NeuronModel::SpikeGenerator => (2.0, 2.0),
-    };
     NeuronParams {
         model,
         C_m: 250.0,
         tau_m: 10.0,
-        tau_syn_ex: tau_syn,
-        tau_syn_in: tau_syn,
-        t_ref,
+        tau_syn_ex: 2.0,
+        tau_syn_in: 2.0,
+        t_ref: 2.0,
         E_L: -70.0,
         V_th: -55.0,
         V_reset: -70.0,
@@ -594,31 +631,37 @@ fn merge_params(
     // Where a parameter was set, for error messages: the population's own
     // `params`, or `[neuron_defaults]` when only that sets it.
     let at = |name: &str| -> String {
-        let set = |r: &NeuronParamsRaw| match name {
-            "model" => r.model.is_some(),
-            "C_m" => r.C_m.is_some(),
-            "tau_m" => r.tau_m.is_some(),
-            "tau_syn_ex" => r.tau_syn_ex.is_some(),
-            "tau_syn_in" => r.tau_syn_in.is_some(),
-            "t_ref" => r.t_ref.is_some(),
-            "E_L" => r.E_L.is_some(),
-            "V_th" => r.V_th.is_some(),
-            "V_reset" => r.V_reset.is_some(),
-            "I_e" => r.I_e.is_some(),
-            _ => true,
-        };
-        if !set(own) && set(defaults) {
+        if !own.set_params().contains(&name) && defaults.set_params().contains(&name) {
             format!("neuron_defaults.{name}")
         } else {
             format!("{field}.{name}")
         }
     };
     let model = NeuronModel::parse(model_name).ok_or_else(|| {
+        let known: Vec<&str> = NeuronModel::ALL.iter().map(|m| m.name()).collect();
         ctx.err(
             at("model"),
-            format!("unknown neuron model '{model_name}' (known: iaf_psc_exp, iaf_psc_alpha, spike_generator)"),
+            format!(
+                "unknown neuron model '{model_name}' (known: {})",
+                known.join(", ")
+            ),
         )
     })?;
+    // A parameter the model does not have is an error where the population
+    // sets it; `[neuron_defaults]` holds the defaults of every model a
+    // config uses, so there it applies only where it fits.
+    for name in own.set_params() {
+        if name != "model" && !model.params().contains(&name) {
+            return Err(ctx.err(
+                format!("{field}.{name}"),
+                format!(
+                    "{} has no parameter {name} (it takes {})",
+                    model.name(),
+                    model.params().join(", ")
+                ),
+            ));
+        }
+    }
     let mut p = nest_defaults(model);
     for src in [defaults, own] {
         macro_rules! take {
@@ -651,8 +694,11 @@ fn merge_params(
     if model != NeuronModel::SpikeGenerator {
         pos("C_m", p.C_m)?;
         pos("tau_m", p.tau_m)?;
-        pos("tau_syn_ex", p.tau_syn_ex)?;
-        pos("tau_syn_in", p.tau_syn_in)?;
+        for (name, v) in [("tau_syn_ex", p.tau_syn_ex), ("tau_syn_in", p.tau_syn_in)] {
+            if model.params().contains(&name) {
+                pos(name, v)?;
+            }
+        }
         if !(p.t_ref.is_finite() && p.t_ref >= 0.0) {
             return Err(ctx.err(at("t_ref"), format!("must be >= 0, got {}", p.t_ref)));
         }
@@ -1076,11 +1122,10 @@ impl Model {
             check_delay(&ctx, &format!("{field}.delay"), &delay_ms, net.dt_ms)?;
             if compensate {
                 let w = weight_full.mean();
-                let tau = if w >= 0.0 {
-                    pops[t].params.tau_syn_ex
-                } else {
-                    pops[t].params.tau_syn_in
-                };
+                let tau = pops[t]
+                    .params
+                    .model
+                    .charge_per_weight(&pops[t].params, w >= 0.0);
                 let rate = cfg.populations[s].mean_rate_Hz.ok_or_else(|| {
                     ctx.err(
                         format!("populations[{s}].mean_rate_Hz"),
@@ -1128,10 +1173,11 @@ impl Model {
                 // already (`poisson_input = false`: the full drive's mean).
                 if compensate && b.poisson_input {
                     for (i, p) in pops.iter().enumerate() {
-                        full_input[i] += p.params.tau_syn_ex
-                            * b.weight
-                            * cfg.populations[i].K_ext.unwrap_or(0.0)
-                            * b.rate_Hz;
+                        full_input[i] +=
+                            p.params.model.charge_per_weight(&p.params, b.weight >= 0.0)
+                                * b.weight
+                                * cfg.populations[i].K_ext.unwrap_or(0.0)
+                                * b.rate_Hz;
                     }
                 }
                 Some(PoissonInput {
@@ -1154,11 +1200,10 @@ impl Model {
         // (`poisson_input = false`, NEST's microcircuit example).
         if let Some(b) = cfg.poisson_background.as_ref().filter(|b| !b.poisson_input) {
             for (p, raw) in pops.iter_mut().zip(&cfg.populations) {
-                let integral_ms = match p.params.model {
-                    NeuronModel::IafPscExp => p.params.tau_syn_ex,
-                    NeuronModel::IafPscAlpha => std::f64::consts::E * p.params.tau_syn_ex,
-                    NeuronModel::SpikeGenerator => continue,
-                };
+                if p.params.model == NeuronModel::SpikeGenerator {
+                    continue;
+                }
+                let integral_ms = p.params.model.charge_per_weight(&p.params, b.weight >= 0.0);
                 p.params.I_e +=
                     b.rate_Hz * raw.K_ext.unwrap_or(0.0) * b.weight * integral_ms * 0.001;
             }

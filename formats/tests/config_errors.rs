@@ -326,6 +326,45 @@ fn unknown_neuron_model() {
     );
 }
 
+/// A parameter the population's model does not have is an error naming it
+/// and what the model takes; from `[neuron_defaults]` (shared by the
+/// models of a config) it applies only where it fits.
+#[test]
+fn parameter_the_model_lacks() {
+    let text = valid().replace(
+        "size = 100",
+        "size = 100\nparams = { model = \"iaf_psc_delta\", tau_syn_ex = 0.5 }",
+    );
+    rejected(
+        &text,
+        &[],
+        &[
+            "populations[0].params.tau_syn_ex",
+            "iaf_psc_delta has no parameter tau_syn_ex",
+            "C_m, tau_m, t_ref, E_L, V_th, V_reset, I_e",
+        ],
+    );
+    let text = valid().replace(
+        "size = 100",
+        "size = 100\nparams = { model = \"spike_generator\", C_m = 200.0 }",
+    );
+    rejected(
+        &text,
+        &[],
+        &["populations[0].params.C_m", "spike_generator"],
+    );
+    let text = format!(
+        "{}\n[neuron_defaults]\ntau_syn_ex = 0.5\n",
+        valid().replace(
+            "size = 100",
+            "size = 100\nparams = { model = \"iaf_psc_delta\" }"
+        )
+    );
+    let m = load(&text, &[]).expect("defaults apply where they fit");
+    assert_eq!(m.populations[0].params.model.name(), "iaf_psc_delta");
+    assert_eq!(m.populations[1].params.tau_syn_ex, 0.5);
+}
+
 #[test]
 fn unknown_neuron_model_in_defaults() {
     let text = format!("{}\n[neuron_defaults]\nmodel = \"hh_psc_alpha\"\n", valid());

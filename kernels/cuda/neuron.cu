@@ -1,9 +1,11 @@
-// Neuron update kernels: one step of a block of iaf_psc_exp or
-// iaf_psc_alpha neurons, with the synaptic input of the step taken from the
-// fixed-point ring buffer and the Poisson drive added, as the CPU engine
-// does (simulate/src/engine.rs, Engine::update_step, and
-// simulate/src/neuron.rs, IafPsc{Exp,Alpha}State::step). Checked bit for
-// bit against them by tests/kernels_host.rs (root package).
+// Neuron update kernels: one step of neurons of any model, with the
+// synaptic input of the step taken from the fixed-point ring buffer and the
+// Poisson drive added, as the CPU engine does (simulate/src/engine.rs,
+// Engine::update_step). The models' own updates are in
+// kernels/src/models/<model>.cuh, twins of their State::step in
+// kernels/src/models/<model>.rs, reached through snn_model_neuron of the
+// generated models.cuh. Checked bit for bit against the CPU engine by
+// tests/kernels_host.rs (root package).
 //
 // Determinism: the update uses + - * on doubles only, in the order of the
 // Rust code (compile with --fmad=false / -ffp-contract=off); the
@@ -27,45 +29,9 @@
 #include "philox.cuh"
 #include "poisson.cuh"
 
-// iaf_psc_exp constants (neuron::IafPscExpConsts; potentials relative to
-// E_L). Mirrored by snn_kernels::registry::ExpConsts.
-struct SnnIafPscExpConsts {
-    double e_l;
-    double theta;
-    double v_reset;
-    double i_e;
-    double p22;
-    double p11_ex;
-    double p11_in;
-    double p21_ex;
-    double p21_in;
-    double p20;
-    uint32_t refractory_steps;
-    uint32_t pad;
-};
-
-// iaf_psc_alpha constants (neuron::IafPscAlphaConsts). Mirrored by
-// snn_kernels::registry::AlphaConsts.
-struct SnnIafPscAlphaConsts {
-    double e_l;
-    double theta;
-    double v_reset;
-    double i_e;
-    double expm1_tau_m;
-    double p30;
-    double p11_ex;
-    double p21_ex;
-    double p31_ex;
-    double p32_ex;
-    double p11_in;
-    double p21_in;
-    double p31_in;
-    double p32_in;
-    double epsc_initial;
-    double ipsc_initial;
-    uint32_t refractory_steps;
-    uint32_t pad;
-};
+// The models: their constants (the union SnnModelConsts) and
+// snn_model_neuron, generated from the list of models (snn_kernels::models).
+#include "models.cuh"
 
 // What one step of one block of neurons (a contiguous range of local
 // indices in one population) reads besides the state. Mirrored by
@@ -116,112 +82,27 @@ SNN_HD void snn_emit_spike(const SnnStepInput* in, uint32_t l, uint64_t* spikes,
     }
 }
 
-// One step of iaf_psc_exp neuron `i` of a block (IafPscExpState::step, for
-// one neuron); returns whether it fires.
-SNN_HD bool snn_iaf_psc_exp_neuron(const SnnIafPscExpConsts* c, double* v_m, double* i_syn_ex,
-                                   double* i_syn_in, uint32_t* refractory, uint64_t i,
-                                   double in_ex, double in_in) {
-    double v = v_m[i] - c->e_l;
-    double ie = i_syn_ex[i];
-    double ii = i_syn_in[i];
-    uint32_t r = refractory[i];
-    if (r == 0) {
-        v = v * c->p22 + ie * c->p21_ex + ii * c->p21_in + c->i_e * c->p20;
-    } else {
-        r -= 1;
-    }
-    ie *= c->p11_ex;
-    ii *= c->p11_in;
-    ie += in_ex;
-    ii += in_in;
-    bool spike = false;
-    if (v >= c->theta) {
-        r = c->refractory_steps;
-        v = c->v_reset;
-        spike = true;
-    }
-    v_m[i] = v + c->e_l;
-    i_syn_ex[i] = ie;
-    i_syn_in[i] = ii;
-    refractory[i] = r;
-    return spike;
-}
-
-// One step of iaf_psc_alpha neuron `i` of a block (IafPscAlphaState::step).
-SNN_HD bool snn_iaf_psc_alpha_neuron(const SnnIafPscAlphaConsts* c, double* v_m,
-                                     double* i_syn_ex, double* di_syn_ex, double* i_syn_in,
-                                     double* di_syn_in, uint32_t* refractory, uint64_t i,
-                                     double in_ex, double in_in) {
-    double v = v_m[i] - c->e_l;
-    double ie = i_syn_ex[i];
-    double die = di_syn_ex[i];
-    double ii = i_syn_in[i];
-    double dii = di_syn_in[i];
-    uint32_t r = refractory[i];
-    if (r == 0) {
-        v = c->p30 * c->i_e + c->p31_ex * die + c->p32_ex * ie + c->p31_in * dii +
-            c->p32_in * ii + c->expm1_tau_m * v + v;
-    } else {
-        r -= 1;
-    }
-    ie = c->p21_ex * die + c->p11_ex * ie;
-    die *= c->p11_ex;
-    die += c->epsc_initial * in_ex;
-    ii = c->p21_in * dii + c->p11_in * ii;
-    dii *= c->p11_in;
-    dii += c->ipsc_initial * in_in;
-    bool spike = false;
-    if (v >= c->theta) {
-        r = c->refractory_steps;
-        v = c->v_reset;
-        spike = true;
-    }
-    v_m[i] = v + c->e_l;
-    i_syn_ex[i] = ie;
-    di_syn_ex[i] = die;
-    i_syn_in[i] = ii;
-    di_syn_in[i] = dii;
-    refractory[i] = r;
-    return spike;
-}
-
 #ifdef SNN_TEST_KERNELS
-// The per-population update kernels are test kernels (feature test-kernels of
-// snn-kernels): the engine runs snn_update_step, which calls the same
+// The per-population update kernel is a test kernel (feature test-kernels
+// of snn-kernels): the engine runs snn_update_step, which calls the same
 // per-neuron functions; the tests check those against the CPU neurons.
 
-// One step of a block of in.n iaf_psc_exp neurons. State arrays and `gid`
-// (global ids, for the Poisson words) are indexed by the neuron's index in
-// the block; the ring rows of the step (`ring + (step % slots) * n_local`)
-// and the spike entries by local index (in.first_local + i). `table`: the
-// Poisson thresholds (in.poisson_len of them; unused when 0).
-SNN_KERNEL snn_iaf_psc_exp_update(SnnIafPscExpConsts c, SnnStepInput in, double* v_m,
-                                  double* i_syn_ex, double* i_syn_in, uint32_t* refractory,
-                                  int64_t* row_ex, int64_t* row_in, const uint64_t* gid,
-                                  const uint64_t* table, uint64_t* spikes, uint32_t* n_spikes) {
+// One step of a block of in.n neurons of model `kind` (ModelId::kind) with
+// constants `c`. The state rows (`vars`, `stride` apart: V_m first, then the
+// model's other variables), `refractory` and `gid` (global ids, for the
+// Poisson words) are indexed by the neuron's index in the block; the ring
+// rows of the step (`ring + (step % slots) * n_local`) and the spike
+// entries by local index (in.first_local + i). `table`: the Poisson
+// thresholds (in.poisson_len of them; unused when 0).
+SNN_KERNEL snn_model_update(uint32_t kind, SnnModelConsts c, SnnStepInput in, double* vars,
+                            uint64_t stride, uint32_t* refractory, int64_t* row_ex,
+                            int64_t* row_in, const uint64_t* gid, const uint64_t* table,
+                            uint64_t* spikes, uint32_t* n_spikes) {
     SNN_FOR_GRID(i, in.n) {
         uint32_t l = in.first_local + (uint32_t)i;
         double in_ex, in_in;
         snn_take_input(&in, row_ex, row_in, l, gid[i], table, &in_ex, &in_in);
-        if (snn_iaf_psc_exp_neuron(&c, v_m, i_syn_ex, i_syn_in, refractory, i, in_ex, in_in)) {
-            snn_emit_spike(&in, l, spikes, n_spikes);
-        }
-    }
-}
-
-// One step of a block of in.n iaf_psc_alpha neurons (arguments as for
-// snn_iaf_psc_exp_update, with the current derivatives dI).
-SNN_KERNEL snn_iaf_psc_alpha_update(SnnIafPscAlphaConsts c, SnnStepInput in, double* v_m,
-                                    double* i_syn_ex, double* di_syn_ex, double* i_syn_in,
-                                    double* di_syn_in, uint32_t* refractory, int64_t* row_ex,
-                                    int64_t* row_in, const uint64_t* gid, const uint64_t* table,
-                                    uint64_t* spikes, uint32_t* n_spikes) {
-    SNN_FOR_GRID(i, in.n) {
-        uint32_t l = in.first_local + (uint32_t)i;
-        double in_ex, in_in;
-        snn_take_input(&in, row_ex, row_in, l, gid[i], table, &in_ex, &in_in);
-        if (snn_iaf_psc_alpha_neuron(&c, v_m, i_syn_ex, di_syn_ex, i_syn_in, di_syn_in, refractory,
-                                     i, in_ex, in_in)) {
+        if (snn_model_neuron(kind, &c, vars, stride, refractory, i, in_ex, in_in)) {
             snn_emit_spike(&in, l, spikes, n_spikes);
         }
     }
@@ -237,25 +118,26 @@ SNN_KERNEL snn_iaf_psc_alpha_update(SnnIafPscAlphaConsts c, SnnStepInput in, dou
 // per step. Each thread finds its neuron's population in a small table of
 // descriptors (binary search on first_local; the descriptors cover the
 // local indices 0 .. n_local in order) and runs the same per-neuron
-// functions as the per-model kernels (snn_take_input, snn_iaf_psc_*_neuron,
-// snn_emit_spike), so the arithmetic is literally the same code.
+// functions as the per-population test kernel (snn_take_input,
+// snn_model_neuron, snn_emit_spike), so the arithmetic is literally the same
+// code.
 
-// SNN_POP_* (the kinds of descriptor) and SNN_NO_COLUMN, defined once in
+// SNN_POP_SPIKE_GENERATOR (the kind of a generators' descriptor; models have
+// the kinds 0, 1, ... of ModelId::kind) and SNN_NO_COLUMN, defined once in
 // Rust (snn_kernels::registry).
 #include "constants.cuh"
 
 // One population's local neurons (local indices first_local .. first_local +
 // n). Mirrored by snn_kernels::registry::PopDesc.
 struct SnnPopDesc {
-    SnnIafPscExpConsts exp;      // kind SNN_POP_IAF_PSC_EXP
-    SnnIafPscAlphaConsts alpha;  // kind SNN_POP_IAF_PSC_ALPHA
+    SnnModelConsts c;            // the model's constants (kind)
     int64_t poisson_weight;      // fixed point
     uint64_t poisson_delay;      // steps
     uint64_t table_offset;       // first threshold in the concatenated table
     uint64_t gen_offset;         // generators: first step in gen_steps
     uint32_t gen_len;            // generators: steps in their (sorted) list
     uint32_t poisson_len;        // thresholds; 0: no Poisson drive
-    uint32_t kind;               // SNN_POP_*
+    uint32_t kind;               // ModelId::kind or SNN_POP_SPIKE_GENERATOR
     uint32_t first_local;
     uint32_t n;
     uint32_t pad;
@@ -313,10 +195,11 @@ SNN_HD bool snn_step_listed(const uint64_t* steps, uint32_t n, uint64_t step) {
     return false;
 }
 
-// One step of every local neuron (s.n_local of them). State arrays, `gid`
-// (global ids), `vm_col` and the ring rows of the step (`ring + (step %
-// slots) * n_local`) are indexed by local index; di_syn_* are read by alpha
-// neurons only. `table`: the populations' Poisson thresholds, concatenated
+// One step of every local neuron (s.n_local of them). The state rows
+// (`vars`: row k, variable k of every model that has one, is vars[k *
+// n_local ..]; V_m is row 0), `refractory`, `gid` (global ids), `vm_col` and
+// the ring rows of the step (`ring + (step % slots) * n_local`) are indexed
+// by local index. `table`: the populations' Poisson thresholds, concatenated
 // (descriptor: table_offset, poisson_len); `gen_steps`: the generators'
 // sorted spike steps, concatenated (gen_offset, gen_len): a generator
 // neuron fires in the steps of its list (Dynamics::Generator).
@@ -329,9 +212,8 @@ SNN_HD bool snn_step_listed(const uint64_t* steps, uint32_t n, uint64_t step) {
 // SNN_NO_COLUMN is written to vm_row[vm_col[l]] (V_m recording; generators
 // have no column). With s.reset_next, *n_spikes_next (the other interval
 // parity's counter, which no thread of this launch touches) is set to 0.
-SNN_KERNEL snn_update_step(SnnUpdateStep s, const SnnPopDesc* pops, double* v_m,
-                           double* i_syn_ex, double* di_syn_ex, double* i_syn_in,
-                           double* di_syn_in, uint32_t* refractory, int64_t* row_ex,
+SNN_KERNEL snn_update_step(SnnUpdateStep s, const SnnPopDesc* pops, double* vars,
+                           uint32_t* refractory, int64_t* row_ex,
                            int64_t* row_in, const uint64_t* gid, const uint64_t* table,
                            const uint64_t* gen_steps, uint64_t* spikes, uint32_t* n_spikes,
                            uint32_t* n_spikes_next, uint64_t* rec, uint32_t* n_rec,
@@ -360,17 +242,12 @@ SNN_KERNEL snn_update_step(SnnUpdateStep s, const SnnPopDesc* pops, double* v_m,
             double in_ex, in_in;
             snn_take_input(&in, row_ex, row_in, l, gid[l], table + d->table_offset, &in_ex,
                            &in_in);
-            if (d->kind == SNN_POP_IAF_PSC_EXP) {
-                spike = snn_iaf_psc_exp_neuron(&d->exp, v_m, i_syn_ex, i_syn_in, refractory, l,
-                                               in_ex, in_in);
-            } else {
-                spike = snn_iaf_psc_alpha_neuron(&d->alpha, v_m, i_syn_ex, di_syn_ex, i_syn_in,
-                                                 di_syn_in, refractory, l, in_ex, in_in);
-            }
+            spike = snn_model_neuron(d->kind, &d->c, vars, s.n_local, refractory, l, in_ex,
+                                     in_in);
             if (s.record_vm != 0u) {
                 uint32_t c = vm_col[l];
                 if (c != SNN_NO_COLUMN) {
-                    vm_row[c] = v_m[l];
+                    vm_row[c] = vars[l];
                 }
             }
         }

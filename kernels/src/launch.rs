@@ -74,16 +74,8 @@ launches! {
         step: UpdateStepParams,
         /// The populations' descriptors (`PopDesc`s).
         pops: Ptr,
-        /// Membrane potentials.
-        v_m: Ptr,
-        /// Excitatory currents.
-        i_syn_ex: Ptr,
-        /// Their derivatives (alpha neurons).
-        di_syn_ex: Ptr,
-        /// Inhibitory currents.
-        i_syn_in: Ptr,
-        /// Their derivatives (alpha neurons).
-        di_syn_in: Ptr,
+        /// The state rows (`n_local` each; row 0 the membrane potentials).
+        vars: Ptr,
         /// Remaining refractory steps.
         refractory: Ptr,
         /// The step's excitatory ring row.

@@ -14,6 +14,9 @@
 //!   them (normal, binomial, Poisson, geometric).
 //! * [`ziggurat`]: the fast normal sampler (one 32-bit word per variate in
 //!   ~99% of cases) with its host-computed tables.
+//! * [`models`]: the neuron models, each one module with its Rust update
+//!   (the CPU backend's) and its CUDA update side by side, registered in one
+//!   list;
 //! * [`registry`]: the CUDA kernels (`kernels/cuda/*.cu`) by typed id
 //!   ([`registry::KernelId`]), their modules' sources and the structs they
 //!   take;
@@ -31,7 +34,9 @@ pub mod detmath;
 pub mod device;
 pub mod launch;
 pub mod nvrtc;
+#[macro_use]
 pub mod registry;
+pub mod models;
 pub mod rng;
 pub mod ziggurat;
 

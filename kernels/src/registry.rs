@@ -22,6 +22,9 @@
 //! PTX with `--fmad=false`.
 
 use std::fmt;
+use std::sync::LazyLock;
+
+use crate::models::{self, ModelConsts};
 
 /// A compilation unit: one `.cu` file of `kernels/cuda/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,13 +130,10 @@ macro_rules! shared_constants {
 }
 
 shared_constants! {
-    /// `SNN_POP_IAF_PSC_EXP` (`neuron.cu`): a [`PopDesc`] of `iaf_psc_exp`
-    /// neurons.
-    POP_IAF_PSC_EXP = "SNN_POP_IAF_PSC_EXP": 0,
-    /// `SNN_POP_IAF_PSC_ALPHA`: `iaf_psc_alpha` neurons.
-    POP_IAF_PSC_ALPHA = "SNN_POP_IAF_PSC_ALPHA": 1,
-    /// `SNN_POP_SPIKE_GENERATOR`: spike generators.
-    POP_SPIKE_GENERATOR = "SNN_POP_SPIKE_GENERATOR": 2,
+    /// `SNN_POP_SPIKE_GENERATOR` (`neuron.cu`): the kind of a [`PopDesc`]
+    /// of spike generators (neuron models have the kinds
+    /// [`ModelId::kind`](crate::models::ModelId::kind), from 0 up).
+    POP_SPIKE_GENERATOR = "SNN_POP_SPIKE_GENERATOR": 0xffff,
     /// `SNN_NO_COLUMN`: a neuron without a V_m column.
     NO_COLUMN = "SNN_NO_COLUMN": 0xffffffff,
     /// `SNN_DIST_CONSTANT` (`connect.cu`): a [`DistParams`] of a constant.
@@ -171,16 +171,23 @@ shared_constants! {
     N_ERR = "SNN_N_ERR": 5,
 }
 
-/// The project's headers, by file name.
-pub const HEADERS: [(&str, &str); 7] = [
-    ("constants.cuh", CONSTANTS_CUH),
-    ("port.cuh", include_str!("../cuda/port.cuh")),
-    ("philox.cuh", include_str!("../cuda/philox.cuh")),
-    ("detmath.cuh", include_str!("../cuda/detmath.cuh")),
-    ("ziggurat.cuh", include_str!("../cuda/ziggurat.cuh")),
-    ("poisson.cuh", include_str!("../cuda/poisson.cuh")),
-    ("sort.cuh", include_str!("../cuda/sort.cuh")),
-];
+/// The project's headers, by file name: `kernels/cuda/*.cuh`, the neuron
+/// models' (`kernels/src/models/*.cuh`) and the generated `constants.cuh`
+/// and `models.cuh` ([`crate::models::models_cuh`]).
+pub static HEADERS: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| {
+    let mut h = vec![
+        ("constants.cuh", CONSTANTS_CUH),
+        ("port.cuh", include_str!("../cuda/port.cuh")),
+        ("philox.cuh", include_str!("../cuda/philox.cuh")),
+        ("detmath.cuh", include_str!("../cuda/detmath.cuh")),
+        ("ziggurat.cuh", include_str!("../cuda/ziggurat.cuh")),
+        ("poisson.cuh", include_str!("../cuda/poisson.cuh")),
+        ("sort.cuh", include_str!("../cuda/sort.cuh")),
+        ("models.cuh", String::leak(models::models_cuh())),
+    ];
+    h.extend_from_slice(models::MODEL_HEADERS);
+    h
+});
 
 /// The name in a line `#include "name"`, if it is one.
 fn quoted_include(line: &str) -> Option<&str> {
@@ -263,15 +270,11 @@ macro_rules! kernels {
 }
 
 kernels! {
-    /// `snn_iaf_psc_exp_update(ExpConsts, StepInput, v_m, i_syn_ex,
-    /// i_syn_in, refractory, row_ex, row_in, gid, table, spikes, n_spikes)`.
+    /// `snn_model_update(kind, ModelConsts, StepInput, vars, stride,
+    /// refractory, row_ex, row_in, gid, table, spikes, n_spikes)`: one step
+    /// of one population's block of neurons of any model.
     #[cfg(feature = "test-kernels")]
-    IafPscExpUpdate = "snn_iaf_psc_exp_update" in Neuron,
-    /// `snn_iaf_psc_alpha_update(AlphaConsts, StepInput, v_m, i_syn_ex,
-    /// di_syn_ex, i_syn_in, di_syn_in, refractory, row_ex, row_in, gid,
-    /// table, spikes, n_spikes)`.
-    #[cfg(feature = "test-kernels")]
-    IafPscAlphaUpdate = "snn_iaf_psc_alpha_update" in Neuron,
+    ModelUpdate = "snn_model_update" in Neuron,
     /// `snn_deliver(spikes, n_spikes, interval_start, row_ptr, syn_td,
     /// syn_w, target_bits, slots, n_local, ring_ex, ring_in)`.
     #[cfg(feature = "test-kernels")]
@@ -346,10 +349,9 @@ kernels! {
     /// deliv, n_deliv, deliv_cap, err)`: the entries of `n_seg` senders in
     /// one launch.
     UnpackCollective = "snn_unpack_collective" in Route,
-    /// `snn_update_step(UpdateStep, pops, v_m, i_syn_ex, di_syn_ex,
-    /// i_syn_in, di_syn_in, refractory, row_ex, row_in, gid, table,
-    /// gen_steps, spikes, n_spikes, n_spikes_next, rec, n_rec, err_record,
-    /// vm_col, vm_row)`: one step of every local neuron of a rank (all
+    /// `snn_update_step(UpdateStep, pops, vars, refractory, row_ex, row_in,
+    /// gid, table, gen_steps, spikes, n_spikes, n_spikes_next, rec, n_rec,
+    /// err_record, vm_col, vm_row)`: one step of every local neuron of a rank (all
     /// populations, [`PopDesc`] each), with spike and V_m recording.
     UpdateStep = "snn_update_step" in Neuron,
 }
@@ -391,85 +393,6 @@ macro_rules! device_struct {
 }
 
 device_struct! {
-    /// `SnnIafPscExpConsts` (`neuron.cu`): the per-population constants of
-    /// `iaf_psc_exp`, potentials relative to `E_L`. The CPU backend uses
-    /// the same struct (`snn_simulate::neuron::IafPscExpConsts`, made by
-    /// `iaf_psc_exp_consts`).
-    pub struct ExpConsts {
-        /// `E_L`, mV.
-        pub e_l: f64,
-        /// `V_th - E_L`, mV.
-        pub theta: f64,
-        /// `V_reset - E_L`, mV.
-        pub v_reset: f64,
-        /// `I_e`, pA.
-        pub i_e: f64,
-        /// `exp(-h/tau_m)`: propagator of `V`.
-        pub p22: f64,
-        /// `exp(-h/tau_syn_ex)`: propagator of `I_ex`.
-        pub p11_ex: f64,
-        /// `exp(-h/tau_syn_in)`: propagator of `I_in`.
-        pub p11_in: f64,
-        /// `I_ex -> V` propagator, mV/pA.
-        pub p21_ex: f64,
-        /// `I_in -> V` propagator, mV/pA.
-        pub p21_in: f64,
-        /// `I_e -> V` propagator `tau_m/C_m (1 - P22)`, mV/pA.
-        pub p20: f64,
-        /// Refractory period, steps.
-        pub refractory_steps: u32,
-        /// Padding (0).
-        pub pad: u32,
-    }
-}
-
-device_struct! {
-    /// `SnnIafPscAlphaConsts` (`neuron.cu`): the per-population constants of
-    /// `iaf_psc_alpha`, potentials relative to `E_L`. The CPU backend uses
-    /// the same struct (`snn_simulate::neuron::IafPscAlphaConsts`, made by
-    /// `iaf_psc_alpha_consts`).
-    pub struct AlphaConsts {
-        /// `E_L`, mV.
-        pub e_l: f64,
-        /// `V_th - E_L`, mV.
-        pub theta: f64,
-        /// `V_reset - E_L`, mV.
-        pub v_reset: f64,
-        /// `I_e`, pA.
-        pub i_e: f64,
-        /// `expm1(-h/tau_m)`: `V(t+h) = ... + expm1_tau_m V + V`.
-        pub expm1_tau_m: f64,
-        /// `I_e -> V` propagator `-tau_m/C_m expm1(-h/tau_m)`, mV/pA.
-        pub p30: f64,
-        /// `exp(-h/tau_syn_ex)`.
-        pub p11_ex: f64,
-        /// `h exp(-h/tau_syn_ex)`.
-        pub p21_ex: f64,
-        /// `dI_ex -> V`.
-        pub p31_ex: f64,
-        /// `I_ex -> V`.
-        pub p32_ex: f64,
-        /// `exp(-h/tau_syn_in)`.
-        pub p11_in: f64,
-        /// `h exp(-h/tau_syn_in)`.
-        pub p21_in: f64,
-        /// `dI_in -> V`.
-        pub p31_in: f64,
-        /// `I_in -> V`.
-        pub p32_in: f64,
-        /// `e / tau_syn_ex`, 1/ms: a weight `w` adds `w e/tau_syn_ex` to
-        /// `dI_ex`.
-        pub epsc_initial: f64,
-        /// `e / tau_syn_in`.
-        pub ipsc_initial: f64,
-        /// Refractory period, steps.
-        pub refractory_steps: u32,
-        /// Padding (0).
-        pub pad: u32,
-    }
-}
-
-device_struct! {
     /// `SnnStepInput` (`neuron.cu`): one step of one block of neurons.
     pub struct StepInput {
         /// The step being updated.
@@ -500,10 +423,9 @@ device_struct! {
     /// `SnnPopDesc` (`neuron.cu`): one population's local neurons for
     /// `snn_update_step` (an array of them in device memory).
     pub struct PopDesc {
-        /// Constants of `iaf_psc_exp` neurons (zero for other kinds).
-        pub exp: ExpConsts,
-        /// Constants of `iaf_psc_alpha` neurons (zero for other kinds).
-        pub alpha: AlphaConsts,
+        /// The constants of the population's model (zero for
+        /// generators).
+        pub consts: ModelConsts,
         /// Poisson weight, fixed point.
         pub poisson_weight: i64,
         /// Poisson delay, steps.
@@ -517,7 +439,7 @@ device_struct! {
         pub gen_len: u32,
         /// Thresholds of the Poisson table; 0: no Poisson drive.
         pub poisson_len: u32,
-        /// [`POP_IAF_PSC_EXP`], [`POP_IAF_PSC_ALPHA`] or
+        /// The model's [`ModelId::kind`](crate::models::ModelId::kind), or
         /// [`POP_SPIKE_GENERATOR`].
         pub kind: u32,
         /// Local index of the population's first local neuron.
@@ -659,16 +581,13 @@ device_struct! {
 #[cfg(feature = "cuda")]
 mod device_repr {
     use super::{
-        AlphaConsts, BuildProjParams, ConnectParams, DistParams, ExpConsts, PopDesc, StepInput,
-        UpdateStep,
+        BuildProjParams, ConnectParams, DistParams, ModelConsts, PopDesc, StepInput, UpdateStep,
     };
     // SAFETY: this and the following are #[repr(C)] structs of integers
     // and floats without implicit padding (checked at compile time), in the
     // layout of their C twins, so they can be passed by value as kernel
     // arguments.
-    unsafe impl cudarc::driver::DeviceRepr for ExpConsts {}
-    // SAFETY: as above.
-    unsafe impl cudarc::driver::DeviceRepr for AlphaConsts {}
+    unsafe impl cudarc::driver::DeviceRepr for ModelConsts {}
     // SAFETY: as above.
     unsafe impl cudarc::driver::DeviceRepr for StepInput {}
     // SAFETY: as above.
@@ -699,7 +618,7 @@ mod tests {
                 assert!(src.contains(&format!("SNN_KERNEL {}(", k.name())), "{k}");
             }
             // Each header at most once.
-            for (name, _) in HEADERS {
+            for (name, _) in HEADERS.iter() {
                 let marker = format!("#line 1 \"{name}\"");
                 assert!(src.matches(&marker).count() <= 1, "{m}: {name} twice");
             }
@@ -723,7 +642,7 @@ mod tests {
             ),
             (
                 Module::Neuron,
-                format!("#define SNN_POP_SPIKE_GENERATOR {POP_SPIKE_GENERATOR}u"),
+                format!("#define SNN_POP_SPIKE_GENERATOR {POP_SPIKE_GENERATOR:#x}u"),
             ),
             (
                 Module::Neuron,
@@ -739,6 +658,12 @@ mod tests {
             ),
         ] {
             assert!(module.source().contains(&define), "{module}: {define}");
+        }
+        // The models' header and each model's update reach the neuron kernels.
+        let neuron = Module::Neuron.source();
+        assert!(neuron.contains("SNN_HD bool snn_model_neuron("));
+        for (name, _) in crate::models::MODEL_HEADERS {
+            assert!(neuron.contains(&format!("#line 1 \"{name}\"")), "{name}");
         }
         for m in Module::ALL {
             for line in m.raw_source().lines() {
@@ -761,10 +686,21 @@ mod tests {
 
     #[test]
     fn struct_sizes() {
-        assert_eq!(std::mem::size_of::<ExpConsts>(), 88);
-        assert_eq!(std::mem::size_of::<AlphaConsts>(), 136);
+        assert_eq!(
+            std::mem::size_of::<crate::models::iaf_psc_exp::Consts>(),
+            88
+        );
+        assert_eq!(
+            std::mem::size_of::<crate::models::iaf_psc_alpha::Consts>(),
+            136
+        );
+        assert_eq!(
+            std::mem::size_of::<crate::models::iaf_psc_delta::Consts>(),
+            56
+        );
+        assert_eq!(std::mem::size_of::<ModelConsts>(), 136);
         assert_eq!(std::mem::size_of::<StepInput>(), 64);
-        assert_eq!(std::mem::size_of::<PopDesc>(), 280);
+        assert_eq!(std::mem::size_of::<PopDesc>(), 192);
         assert_eq!(std::mem::size_of::<UpdateStep>(), 72);
         assert_eq!(std::mem::size_of::<DistParams>(), 40);
         assert_eq!(std::mem::size_of::<ConnectParams>(), 120);

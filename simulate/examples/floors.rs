@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use snn_formats::model::{NeuronModel, NeuronParams};
 use snn_simulate::input::poisson_words_x32;
-use snn_simulate::neuron::Block;
+use snn_simulate::neuron;
 
 /// xorshift64*: a fast stream of indices.
 struct Rng(u64);
@@ -66,7 +66,7 @@ fn main() {
     let n = 1024;
     let steps = 20_000 / scale;
     let mut block =
-        Block::new(&params, 0.1, n, |i| -65.0 + (i % 15) as f64).expect("a neuron model");
+        neuron::block(&params, 0.1, n, |i| -65.0 + (i % 15) as f64).expect("a neuron model");
     let in_ex: Vec<f64> = (0..n)
         .map(|i| if i % 7 == 0 { 90.0 } else { 0.0 })
         .collect();

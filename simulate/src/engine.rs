@@ -80,7 +80,7 @@ use snn_formats::Shard;
 
 use crate::input::{generator_steps, initial_v_m, poisson_words_x32};
 use crate::layout::{self, PoissonDrive};
-use crate::neuron::Block;
+use crate::neuron::{self, Block};
 use crate::team::Team;
 use crate::{state, SimError};
 
@@ -473,7 +473,7 @@ impl Engine {
                     let len = CHUNK.min(l - s);
                     let gid0 = |i: usize| d.local_to_global[s + i].to_native() - p.first_id;
                     let v0 = |i: usize| initial_v_m(seed, pi, gid0(i), &p.v_m_init);
-                    let dynamics = match Block::new(&p.params, dt, len, v0) {
+                    let dynamics = match neuron::block(&p.params, dt, len, v0) {
                         Some(b) => Dynamics::Neurons(Box::new(b)),
                         None => Dynamics::Generator(generator_steps(&p.params.spike_times, dt)),
                     };

@@ -103,18 +103,16 @@
 //! a run may resume on either backend.
 
 use snn_formats::checkpoint::Section;
-use snn_formats::model::{Model, NeuronModel};
+use snn_formats::model::Model;
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 use snn_kernels::device::{grid_for, DevVec, Device, Ptr, Shape};
 use snn_kernels::launch;
 use snn_kernels::registry;
-use snn_kernels::registry::{
-    PopDesc, UpdateStep, NO_COLUMN, POP_IAF_PSC_ALPHA, POP_IAF_PSC_EXP, POP_SPIKE_GENERATOR,
-};
+use snn_kernels::registry::{PopDesc, UpdateStep, NO_COLUMN, POP_SPIKE_GENERATOR};
 
 use crate::input::{generator_steps, initial_v_m};
-use crate::neuron::{iaf_psc_alpha_consts, iaf_psc_exp_consts, IafPscAlphaState, IafPscExpState};
+use crate::neuron::{self, ModelId};
 use crate::rank::{RankEngine, Recorded};
 use crate::{layout, state, SimError};
 
@@ -168,20 +166,14 @@ const C_P2P: usize = C_COLL + 1;
 /// nothing to gather.
 const GATHER_FROM_RANKS: usize = 3;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Exp,
-    Alpha,
-    Generator,
-}
-
 /// One population's local neurons (local indices `first_local ..
 /// first_local + n` of the whole-rank arrays; a [`PopDesc`] on the device).
 struct Block {
     pop: usize,
     first_local: u32,
     n: u32,
-    kind: Kind,
+    /// The neuron model; `None` for spike generators.
+    model: Option<ModelId>,
 }
 
 impl Block {
@@ -190,15 +182,22 @@ impl Block {
     }
 }
 
-/// The neuron state of all local neurons, indexed by local index (the
-/// current derivatives are read by `iaf_psc_alpha` neurons only; generators
-/// have no state).
+/// A CPU block of `b`'s neurons (the population's constants, a state of
+/// `b.n` neurons at rest), for the state's checkpoint bytes.
+fn cpu_block(model: &Model, b: &Block) -> Result<neuron::Block, SimError> {
+    let p = &model.populations[b.pop].params;
+    neuron::block(p, model.dt_ms, b.n as usize, |_| 0.0)
+        .ok_or_else(|| SimError::Internal(format!("{:?} neurons have no state", p.model)))
+}
+
+/// The neuron state of all local neurons: `n_vars` rows of `stride` (the
+/// number of local neurons, at least 1) `f64`s, row `k` holding state
+/// variable `k` of each neuron whose model has one (`v_m` is row 0 for
+/// every model; see `ModelId::state_vars`), and the remaining refractory
+/// steps, all indexed by local index. Generators have no state.
 struct NeuronState {
-    v_m: DevVec<f64>,
-    i_syn_ex: DevVec<f64>,
-    di_syn_ex: DevVec<f64>,
-    i_syn_in: DevVec<f64>,
-    di_syn_in: DevVec<f64>,
+    vars: DevVec<f64>,
+    stride: usize,
     refractory: DevVec<u32>,
 }
 
@@ -495,9 +494,11 @@ impl GpuEngine {
         }
         let mut blocks = Vec::new();
         let mut descs: Vec<u8> = Vec::new();
-        let mut v0 = vec![0f64; n_local];
         let mut table: Vec<u64> = Vec::new();
         let mut gen_steps: Vec<u64> = Vec::new();
+        // The initial state of each population's local neurons (the CPU
+        // engine's blocks: the same constants and initial potentials).
+        let mut initial: Vec<(usize, neuron::Block)> = Vec::new();
         let ranges = layout::population_ranges(&model, d)?;
         let pop_first_local = ranges.iter().map(|r| r.start).collect();
         for ((pi, p), r) in model.populations.iter().enumerate().zip(&ranges) {
@@ -511,18 +512,26 @@ impl GpuEngine {
                 n: n as u32,
                 ..PopDesc::default()
             };
-            let kind = match p.params.model {
-                NeuronModel::IafPscExp => {
-                    desc.kind = POP_IAF_PSC_EXP;
-                    desc.exp = iaf_psc_exp_consts(&p.params, dt);
-                    Kind::Exp
+            let v0 = |i: usize| {
+                let g = d.local_to_global[a + i].to_native();
+                initial_v_m(seed, pi, g - p.first_id, &p.v_m_init)
+            };
+            let model_id = match neuron::block(&p.params, dt, n, v0) {
+                Some(b) => {
+                    let id = b.model();
+                    desc.kind = id.kind();
+                    desc.consts = b.device_consts();
+                    if let Some(pd) = layout::poisson_drive(&model, p) {
+                        desc.table_offset = table.len() as u64;
+                        desc.poisson_len = pd.table.thresholds().len() as u32;
+                        desc.poisson_weight = pd.weight_fixed;
+                        desc.poisson_delay = pd.delay_steps;
+                        table.extend_from_slice(pd.table.thresholds());
+                    }
+                    initial.push((a, b));
+                    Some(id)
                 }
-                NeuronModel::IafPscAlpha => {
-                    desc.kind = POP_IAF_PSC_ALPHA;
-                    desc.alpha = iaf_psc_alpha_consts(&p.params, dt);
-                    Kind::Alpha
-                }
-                NeuronModel::SpikeGenerator => {
+                None => {
                     desc.kind = POP_SPIKE_GENERATOR;
                     let steps = generator_steps(&p.params.spike_times, dt);
                     desc.gen_offset = gen_steps.len() as u64;
@@ -530,46 +539,36 @@ impl GpuEngine {
                         SimError::Invalid(format!("too many spike times in {}", p.name))
                     })?;
                     gen_steps.extend(steps);
-                    Kind::Generator
+                    None
                 }
             };
-            if kind != Kind::Generator {
-                for (i, v) in v0[a..l].iter_mut().enumerate() {
-                    let g = d.local_to_global[a + i].to_native();
-                    *v = initial_v_m(seed, pi, g - p.first_id, &p.v_m_init);
-                }
-                if let Some(pd) = layout::poisson_drive(&model, p) {
-                    desc.table_offset = table.len() as u64;
-                    desc.poisson_len = pd.table.thresholds().len() as u32;
-                    desc.poisson_weight = pd.weight_fixed;
-                    desc.poisson_delay = pd.delay_steps;
-                    table.extend_from_slice(pd.table.thresholds());
-                }
-            }
             descs.extend(desc.to_le_bytes());
             blocks.push(Block {
                 pop: pi,
                 first_local: a as u32,
                 n: n as u32,
-                kind,
+                model: model_id,
             });
         }
         let dev_ref: &mut dyn Device = dev.as_mut();
         let n1 = n_local.max(1);
         let what = "neuron state";
-        v0.resize(n1, 0.0);
-        // The current derivatives are read by alpha neurons only.
-        let n_alpha = if blocks.iter().any(|b| b.kind == Kind::Alpha) {
-            n1
-        } else {
-            1
-        };
+        // As many rows as the local model with the most variables has.
+        let n_vars = initial
+            .iter()
+            .map(|(_, b)| b.vars().len())
+            .max()
+            .unwrap_or(1);
+        let mut vars0 = vec![0f64; n_vars * n1];
+        for (a, b) in &initial {
+            for (k, row) in b.vars().into_iter().enumerate() {
+                vars0[k * n1 + a..k * n1 + a + row.len()].copy_from_slice(row);
+            }
+        }
+        drop(initial);
         let state = NeuronState {
-            v_m: DevVec::from_slice(dev_ref, &v0, what)?,
-            i_syn_ex: DevVec::zeros(dev_ref, n1, what)?,
-            di_syn_ex: DevVec::zeros(dev_ref, n_alpha, what)?,
-            i_syn_in: DevVec::zeros(dev_ref, n1, what)?,
-            di_syn_in: DevVec::zeros(dev_ref, n_alpha, what)?,
+            vars: DevVec::from_slice(dev_ref, &vars0, what)?,
+            stride: n1,
             refractory: DevVec::zeros(dev_ref, n1, what)?,
         };
         let mut gids: Vec<u64> = (0..n_local)
@@ -962,7 +961,7 @@ impl RankEngine for GpuEngine {
                         self.n_local
                     ))
                 })?;
-            if b.kind == Kind::Generator {
+            if b.model.is_none() {
                 self.recorder.vm_nan_cols.push(col);
             } else if cols[l] == NO_COLUMN {
                 cols[l] = u32::try_from(col)
@@ -1049,11 +1048,7 @@ impl RankEngine for GpuEngine {
             launch::UpdateStep {
                 step,
                 pops: self.pops.ptr(),
-                v_m: st.v_m.ptr(),
-                i_syn_ex: st.i_syn_ex.ptr(),
-                di_syn_ex: st.di_syn_ex.ptr(),
-                i_syn_in: st.i_syn_in.ptr(),
-                di_syn_in: st.di_syn_in.ptr(),
+                vars: st.vars.ptr(),
                 refractory: st.refractory.ptr(),
                 row_ex: self.rings.ex.ptr_at(row),
                 row_in: self.rings.inh.ptr_at(row),
@@ -1273,26 +1268,20 @@ impl RankEngine for GpuEngine {
         let mut out = state::header_sections(self.step, self.n_local, self.slots);
         let st = &self.state;
         for b in &self.blocks {
+            if b.model.is_none() {
+                continue;
+            }
+            // The CPU engine's block of these neurons, filled from the
+            // device, writes the state as the CPU engine does.
+            let mut cpu = cpu_block(&self.model, b)?;
             let r = b.range();
-            let bytes = match b.kind {
-                Kind::Exp => IafPscExpState {
-                    v_m: st.v_m.read(dev, r.clone())?,
-                    i_syn_ex: st.i_syn_ex.read(dev, r.clone())?,
-                    i_syn_in: st.i_syn_in.read(dev, r.clone())?,
-                    refractory: st.refractory.read(dev, r)?,
-                }
-                .to_bytes(),
-                Kind::Alpha => IafPscAlphaState {
-                    v_m: st.v_m.read(dev, r.clone())?,
-                    i_syn_ex: st.i_syn_ex.read(dev, r.clone())?,
-                    di_syn_ex: st.di_syn_ex.read(dev, r.clone())?,
-                    i_syn_in: st.i_syn_in.read(dev, r.clone())?,
-                    di_syn_in: st.di_syn_in.read(dev, r.clone())?,
-                    refractory: st.refractory.read(dev, r)?,
-                }
-                .to_bytes(),
-                Kind::Generator => continue,
-            };
+            for (k, row) in cpu.vars_mut().into_iter().enumerate() {
+                let at = k * st.stride;
+                row.copy_from_slice(&st.vars.read(dev, at + r.start..at + r.end)?);
+            }
+            cpu.refractory_mut()
+                .copy_from_slice(&st.refractory.read(dev, r)?);
+            let bytes = cpu.state_to_bytes();
             out.push(Section::new(
                 format!("engine/neurons/{}", self.model.populations[b.pop].name),
                 bytes,
@@ -1324,7 +1313,7 @@ impl RankEngine for GpuEngine {
         for b in &self.blocks {
             let p = &self.model.populations[b.pop];
             let name = format!("engine/neurons/{}", p.name);
-            if b.kind == Kind::Generator {
+            if b.model.is_none() {
                 continue;
             }
             let bytes =
@@ -1337,25 +1326,13 @@ impl RankEngine for GpuEngine {
                 ))
             };
             let at = b.first_local as usize;
-            if b.kind == Kind::Exp {
-                let s = IafPscExpState::from_bytes(bytes)
-                    .filter(|s| s.len() == total)
-                    .ok_or_else(wrong)?;
-                st.v_m.write(dev, at, &s.v_m)?;
-                st.i_syn_ex.write(dev, at, &s.i_syn_ex)?;
-                st.i_syn_in.write(dev, at, &s.i_syn_in)?;
-                st.refractory.write(dev, at, &s.refractory)?;
-            } else {
-                let s = IafPscAlphaState::from_bytes(bytes)
-                    .filter(|s| s.len() == total)
-                    .ok_or_else(wrong)?;
-                st.v_m.write(dev, at, &s.v_m)?;
-                st.i_syn_ex.write(dev, at, &s.i_syn_ex)?;
-                st.di_syn_ex.write(dev, at, &s.di_syn_ex)?;
-                st.i_syn_in.write(dev, at, &s.i_syn_in)?;
-                st.di_syn_in.write(dev, at, &s.di_syn_in)?;
-                st.refractory.write(dev, at, &s.refractory)?;
+            let cpu = cpu_block(&self.model, b)?
+                .with_state_bytes(bytes, total)
+                .ok_or_else(wrong)?;
+            for (k, row) in cpu.vars().into_iter().enumerate() {
+                st.vars.write(dev, k * st.stride + at, row)?;
             }
+            st.refractory.write(dev, at, cpu.refractory())?;
         }
         for (ring, bytes) in [&self.rings.ex, &self.rings.inh].into_iter().zip(rings) {
             let mut all = vec![0i64; self.slots as usize * self.n_local];

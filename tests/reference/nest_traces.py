@@ -14,8 +14,8 @@ The script is deterministic (no random numbers are drawn; NEST is single
 threaded here) and rewrites the same files byte for byte on every run with
 the same NEST version.
 
-Each scenario is one neuron (``iaf_psc_exp`` or ``iaf_psc_alpha``) simulated
-at resolution 0.1 ms with
+Each scenario is one neuron (``iaf_psc_exp``, ``iaf_psc_alpha`` or
+``iaf_psc_delta``) simulated at resolution 0.1 ms with
 
 * a ``multimeter`` recording ``V_m`` at every step (``interval`` 0.1 ms; the
   sample stamped ``t`` is the state at the end of the update step
@@ -28,14 +28,24 @@ at resolution 0.1 ms with
   multapses, make a stronger input whose weights are summed in the ring
   buffer).
 
+For ``iaf_psc_delta`` the connection weights are in mV, not pA: the membrane
+potential jumps by the (summed) weight in the update step in which the spike
+arrives, before the threshold is checked in that step; spikes arriving while
+the neuron is refractory are discarded (NEST defaults ``refractory_input =
+False`` and ``V_min = -DBL_MAX`` are kept, neither is set nor recorded).
+``iaf_psc_delta`` has no synaptic time constants: ``tau_syn_ex`` and
+``tau_syn_in`` in its files are placeholders (2.0 ms, the default of the other
+models) that keep the layout the same; they are not passed to NEST.
+
 JSON layout (one object per file)::
 
     nest_version, resolution_ms, tics_per_ms, min_delay_ms,
     scenario, description, model, t_sim_ms,
     params: {C_m, tau_m, tau_syn_ex, tau_syn_in, t_ref, E_L, V_th,
              V_reset, I_e, V_m}          # as read back from NEST; V_m = initial
-    inputs: [{spike_times: [ms], connections: [{weight: pA, delay: ms,
-              count: n}]}]
+                                         # (tau_syn_*: placeholders for iaf_psc_delta)
+    inputs: [{spike_times: [ms], connections: [{weight: pA (mV for
+              iaf_psc_delta), delay: ms, count: n}]}]
     v_m: {times: [ms], values: [mV]}    # every step in (0, t_sim]
     spike_times: [ms]                   # output spikes in (0, t_sim]
 
@@ -199,15 +209,96 @@ SCENARIOS = [
     ),
 ]
 
+# iaf_psc_delta: NEST defaults (as iaf_psc_exp/alpha, no synaptic time
+# constants; tau_syn_ex/in are written to the JSON as placeholders only).
+DELTA_DEFAULTS = dict(DEFAULTS)
+
+# iaf_psc_delta with the Potjans & Diesmann (2014) microcircuit neuron
+# parameters (tau_syn placeholders 2.0 ms, not the microcircuit's 0.5 ms).
+DELTA_MICROCIRCUIT = dict(MICROCIRCUIT, tau_syn_ex=2.0, tau_syn_in=2.0)
+
+
+def delta_microcircuit_inputs():
+    """Many inputs for the microcircuit-like iaf_psc_delta scenario (mV).
+
+    The standard pattern of ``spike_inputs`` (+0.75 / -3.0 mV, burst through
+    8 connections) plus
+    * a dense excitatory train 75.0 .. 94.8 ms every 0.3 ms through 3
+      connections of +1.25 mV, delay 1.0 ms, and 2 connections of +0.5 mV,
+      delay 0.2 ms (each spike arrives in one step through the 2 short
+      connections and 0.8 ms later in one step through the 3 long ones);
+    * an inhibitory train 76.1 .. 92.1 ms every 2.0 ms, -2.5 mV, delay 0.1 ms,
+      some of whose spikes (76.2 + 2 j ms for j = 1, 2, 4, 5, 7, 8) arrive in
+      the same step as spikes of the dense train.
+    All weights have few binary digits, so 23 fraction bits hold them exactly.
+    """
+    return spike_inputs(0.75, -3.0, 8) + [
+        dict(
+            spike_times=burst(75.0, 67, 0.3),
+            connections=[dict(weight=1.25, delay=1.0, count=3), dict(weight=0.5, delay=0.2, count=2)],
+        ),
+        dict(spike_times=burst(76.1, 9, 2.0), connections=[dict(weight=-2.5, delay=0.1, count=1)]),
+    ]
+
+
+DELTA_SCENARIOS = [
+    dict(
+        scenario="delta_default_dc",
+        description="iaf_psc_delta, NEST defaults, V_m(0) = -60 mV, I_e = 400 pA (rheobase 375 pA): regular firing",
+        model="iaf_psc_delta",
+        params=dict(DELTA_DEFAULTS, I_e=400.0, V_m=-60.0),
+        t_sim=200.0,
+        inputs=[],
+    ),
+    dict(
+        scenario="delta_default_spikes",
+        description=(
+            "iaf_psc_delta, NEST defaults, I_e = 300 pA (below rheobase), "
+            "spike_generator input +1.5 / -2.25 mV (burst through 2 connections)"
+        ),
+        model="iaf_psc_delta",
+        params=dict(DELTA_DEFAULTS, I_e=300.0),
+        t_sim=100.0,
+        inputs=spike_inputs(1.5, -2.25, 2),
+    ),
+    dict(
+        scenario="delta_microcircuit_spikes",
+        description=(
+            "iaf_psc_delta, microcircuit params, I_e = 0, many spike_generator inputs "
+            "+0.75 / +1.25 / +0.5 / -3.0 / -2.5 mV, several in the same step"
+        ),
+        model="iaf_psc_delta",
+        params=dict(DELTA_MICROCIRCUIT),
+        t_sim=100.0,
+        inputs=delta_microcircuit_inputs(),
+    ),
+]
+
+SCENARIOS += DELTA_SCENARIOS
+
 PARAM_KEYS = ["C_m", "tau_m", "tau_syn_ex", "tau_syn_in", "t_ref", "E_L", "V_th", "V_reset", "I_e", "V_m"]
+
+# Keys NEST's iaf_psc_delta does not have: written as placeholders.
+DELTA_PLACEHOLDERS = dict(tau_syn_ex=2.0, tau_syn_in=2.0)
 
 
 def run(sc):
     nest.ResetKernel()
     nest.set(resolution=DT, local_num_threads=1, print_time=False)
-    neuron = nest.Create(sc["model"], params=sc["params"])
-    # Initial state as NEST holds it (before any update).
-    params = {k: float(neuron.get(k)) for k in PARAM_KEYS}
+    if sc["model"] == "iaf_psc_delta":
+        for k, v in DELTA_PLACEHOLDERS.items():
+            assert sc["params"][k] == v, (sc["scenario"], k)
+        neuron = nest.Create(sc["model"], params={k: v for k, v in sc["params"].items() if k not in DELTA_PLACEHOLDERS})
+        # NEST defaults kept: no lower bound, input during refractoriness discarded.
+        assert neuron.get("V_min") == -sys.float_info.max, (sc["scenario"], neuron.get("V_min"))
+        assert neuron.get("refractory_input") is False, sc["scenario"]
+        assert neuron.get("ignore_and_spike") is False, sc["scenario"]
+        # Initial state as NEST holds it (before any update).
+        params = {k: DELTA_PLACEHOLDERS[k] if k in DELTA_PLACEHOLDERS else float(neuron.get(k)) for k in PARAM_KEYS}
+    else:
+        neuron = nest.Create(sc["model"], params=sc["params"])
+        # Initial state as NEST holds it (before any update).
+        params = {k: float(neuron.get(k)) for k in PARAM_KEYS}
     for k in PARAM_KEYS:
         assert params[k] == sc["params"][k], (sc["scenario"], k, params[k], sc["params"][k])
 

@@ -157,12 +157,12 @@ static void launch(const std::string& name, uint32_t grid, uint32_t block, uint3
     if ((ull)grid * block == 0 || (ull)grid * block >= (1ull << 32)) {
         throw Error{"bad launch shape"};
     }
-    if (name == "snn_iaf_psc_exp_update") {
-        SnnIafPscExpConsts c = a.strct<SnnIafPscExpConsts>();
+    if (name == "snn_model_update") {
+        uint32_t kind = a.scalar<uint32_t>();
+        SnnModelConsts c = a.strct<SnnModelConsts>();
         SnnStepInput in = a.strct<SnnStepInput>();
-        double* v_m = a.ptr<double>();
-        double* i_ex = a.ptr<double>();
-        double* i_in = a.ptr<double>();
+        double* vars = a.ptr<double>();
+        uint64_t stride = a.scalar<uint64_t>();
         uint32_t* refr = a.ptr<uint32_t>();
         int64_t* row_ex = a.ptr<int64_t>();
         int64_t* row_in = a.ptr<int64_t>();
@@ -172,28 +172,8 @@ static void launch(const std::string& name, uint32_t grid, uint32_t block, uint3
         uint32_t* n_spikes = a.ptr<uint32_t>();
         a.done();
         snn_host_launch(grid, block, order, [&] {
-            snn_iaf_psc_exp_update(c, in, v_m, i_ex, i_in, refr, row_ex, row_in, gid, table,
-                                   spikes, n_spikes);
-        });
-    } else if (name == "snn_iaf_psc_alpha_update") {
-        SnnIafPscAlphaConsts c = a.strct<SnnIafPscAlphaConsts>();
-        SnnStepInput in = a.strct<SnnStepInput>();
-        double* v_m = a.ptr<double>();
-        double* i_ex = a.ptr<double>();
-        double* di_ex = a.ptr<double>();
-        double* i_in = a.ptr<double>();
-        double* di_in = a.ptr<double>();
-        uint32_t* refr = a.ptr<uint32_t>();
-        int64_t* row_ex = a.ptr<int64_t>();
-        int64_t* row_in = a.ptr<int64_t>();
-        const uint64_t* gid = a.ptr<uint64_t>();
-        const uint64_t* table = a.ptr<uint64_t>();
-        uint64_t* spikes = a.ptr<uint64_t>();
-        uint32_t* n_spikes = a.ptr<uint32_t>();
-        a.done();
-        snn_host_launch(grid, block, order, [&] {
-            snn_iaf_psc_alpha_update(c, in, v_m, i_ex, di_ex, i_in, di_in, refr, row_ex, row_in,
-                                     gid, table, spikes, n_spikes);
+            snn_model_update(kind, c, in, vars, stride, refr, row_ex, row_in, gid, table, spikes,
+                             n_spikes);
         });
     } else if (name == "snn_deliver") {
         const uint64_t* spikes = a.ptr<uint64_t>();

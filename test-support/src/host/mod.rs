@@ -74,7 +74,7 @@ fn build_driver(cxx: &str) -> PathBuf {
 
 fn build_driver_uncached(cxx: &str) -> PathBuf {
     let mut h = DefaultHasher::new();
-    (cxx, FLAGS, DRIVER, DRIVER_PARTS, HEADERS).hash(&mut h);
+    (cxx, FLAGS, DRIVER, DRIVER_PARTS, &*HEADERS).hash(&mut h);
     for m in Module::ALL {
         (m.file_name(), m.raw_source()).hash(&mut h);
     }
@@ -89,7 +89,7 @@ fn build_driver_uncached(cxx: &str) -> PathBuf {
         .map_or(0, |d| d.subsec_nanos());
     let work = dir.join(format!("build-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&work).expect("create scratch directory");
-    for (name, text) in HEADERS {
+    for (name, text) in HEADERS.iter() {
         std::fs::write(work.join(name), text).expect("write header");
     }
     for m in Module::ALL {
