@@ -390,8 +390,10 @@ struct GpuBlock {
     consts: Arg,
     first_local: u32,
     n: u32,
-    /// The state rows, `n` each (V_m first).
+    /// The state rows, `n` each (V_m - E_L first).
     vars: Buf<f64>,
+    /// E_L, mV.
+    e_l: f64,
     refractory: Buf<u32>,
     gid: Buf<u64>,
     table: Buf<u64>,
@@ -460,6 +462,7 @@ fn load_rank(
             first_local: a as u32,
             n: (b - a) as u32,
             vars: dev.upload(&block.vars().concat()),
+            e_l: block.e_l(),
             refractory: dev.zeros(b - a),
             gid: dev.upload(&l2g[a..b]),
             table: dev.upload(if table.is_empty() {
@@ -567,8 +570,9 @@ impl GpuRank {
         let mut v = vec![f64::NAN; self.n_local];
         for b in &self.blocks {
             let x = dev.download(&b.vars);
-            v[b.first_local as usize..(b.first_local + b.n) as usize]
-                .copy_from_slice(&x[..b.n as usize]);
+            for (i, rel) in x[..b.n as usize].iter().enumerate() {
+                v[b.first_local as usize + i] = rel + b.e_l;
+            }
         }
         v
     }

@@ -62,8 +62,9 @@ pub const RUN_STATE_FILE: &str = "run-state.json";
 pub const CHECKPOINT_FORMAT: &str = "snn-checkpoint";
 /// `format` of a run-state file.
 pub const RUN_STATE_FORMAT: &str = "snn-run-state";
-/// Version of the checkpoint layout (manifest and rank files).
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// Version of the checkpoint layout (manifest and rank files). 2: neuron
+/// states hold the membrane potential relative to `E_L` (1: absolute).
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
 /// Magic of a rank file.
 pub const RANK_MAGIC: [u8; 8] = *b"SNNCKPT1";
 /// Length of a rank file's header.

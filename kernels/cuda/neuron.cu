@@ -131,6 +131,7 @@ SNN_KERNEL snn_model_update(uint32_t kind, SnnModelConsts c, SnnStepInput in, do
 // n). Mirrored by snn_kernels::registry::PopDesc.
 struct SnnPopDesc {
     SnnModelConsts c;            // the model's constants (kind)
+    double e_l;                  // E_L, mV: V_m = row 0 of the state + e_l
     int64_t poisson_weight;      // fixed point
     uint64_t poisson_delay;      // steps
     uint64_t table_offset;       // first threshold in the concatenated table
@@ -197,7 +198,7 @@ SNN_HD bool snn_step_listed(const uint64_t* steps, uint32_t n, uint64_t step) {
 
 // One step of every local neuron (s.n_local of them). The state rows
 // (`vars`: row k, variable k of every model that has one, is vars[k *
-// n_local ..]; V_m is row 0), `refractory`, `gid` (global ids), `vm_col` and
+// n_local ..]; V_m - E_L is row 0), `refractory`, `gid` (global ids), `vm_col` and
 // the ring rows of the step (`ring + (step % slots) * n_local`) are indexed
 // by local index. `table`: the populations' Poisson thresholds, concatenated
 // (descriptor: table_offset, poisson_len); `gen_steps`: the generators'
@@ -247,7 +248,7 @@ SNN_KERNEL snn_update_step(SnnUpdateStep s, const SnnPopDesc* pops, double* vars
             if (s.record_vm != 0u) {
                 uint32_t c = vm_col[l];
                 if (c != SNN_NO_COLUMN) {
-                    vm_row[c] = vars[l];
+                    vm_row[c] = vars[l] + d->e_l;
                 }
             }
         }

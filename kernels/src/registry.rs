@@ -426,6 +426,8 @@ device_struct! {
         /// The constants of the population's model (zero for
         /// generators).
         pub consts: ModelConsts,
+        /// `E_L`, mV: the recorded `V_m` is row 0 of the state plus it.
+        pub e_l: f64,
         /// Poisson weight, fixed point.
         pub poisson_weight: i64,
         /// Poisson delay, steps.
@@ -700,7 +702,7 @@ mod tests {
         );
         assert_eq!(std::mem::size_of::<ModelConsts>(), 136);
         assert_eq!(std::mem::size_of::<StepInput>(), 64);
-        assert_eq!(std::mem::size_of::<PopDesc>(), 192);
+        assert_eq!(std::mem::size_of::<PopDesc>(), 200);
         assert_eq!(std::mem::size_of::<UpdateStep>(), 72);
         assert_eq!(std::mem::size_of::<DistParams>(), 40);
         assert_eq!(std::mem::size_of::<ConnectParams>(), 120);

@@ -521,6 +521,7 @@ impl GpuEngine {
                     let id = b.model();
                     desc.kind = id.kind();
                     desc.consts = b.device_consts();
+                    desc.e_l = b.e_l();
                     if let Some(pd) = layout::poisson_drive(&model, p) {
                         desc.table_offset = table.len() as u64;
                         desc.poisson_len = pd.table.thresholds().len() as u32;

@@ -4,6 +4,31 @@
 /// NEST's `IAFPropagator`: the scale factor of the singularity test of P31.
 const NUMERICAL_STABILITY_FACTOR: f64 = 1e-7;
 
+/// `exp(x) - 1` as NEST 3.10's `numerics::expm1` computes it where the build
+/// did not find a C library `expm1` (`HAVE_EXPM1` unset, as in NEST's PyPI
+/// wheels, the reference of the exactness tests): `exp(x) - 1` for `|x| >
+/// ln 2`, else the Taylor series `x + x^2/2! + ...`, summed until a term is
+/// below `epsilon` of the sum. Differs from the correctly rounded value by
+/// an ulp for some `x` (e.g. -0.01), which NEST's propagators carry, so the
+/// models use it to give NEST's bits.
+pub(super) fn nest_expm1(x: f64) -> f64 {
+    if x == 0.0 {
+        return 0.0;
+    }
+    if x.abs() > 2f64.ln() {
+        return x.exp() - 1.0;
+    }
+    let mut sum = x;
+    let mut term = x * x / 2.0;
+    let mut n = 2i64;
+    while term.abs() > sum.abs() * f64::EPSILON {
+        sum += term;
+        n += 1;
+        term *= x / n as f64;
+    }
+    sum
+}
+
 /// NEST's `IAFPropagator` for one synapse type: returns `(P31, P32)` for
 /// step `h` (P32 is the `I -> V` propagator of `iaf_psc_exp`, called P21
 /// there; P31 the `dI -> V` one of `iaf_psc_alpha`).
@@ -26,7 +51,7 @@ pub(super) fn iaf_propagators(tau_syn: f64, tau_m: f64, c_m: f64, h: f64) -> (f6
     let inv_beta = (tau_m - tau_syn) / (tau_syn * tau_m);
 
     let exp_h_tau_syn = (-h * inv_tau_syn).exp();
-    let expm1_h_tau = (h * inv_beta).exp_m1();
+    let expm1_h_tau = nest_expm1(h * inv_beta);
     let p32_regular = gamma * exp_h_tau_syn * expm1_h_tau;
     let exp_h_tau_m = (-h * inv_tau_m).exp();
     let p32 = if p32_regular.is_normal() && p32_regular > 0.0 {
@@ -45,6 +70,23 @@ pub(super) fn iaf_propagators(tau_syn: f64, tau_m: f64, c_m: f64, h: f64) -> (f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nest_expm1_is_close_to_expm1() {
+        for &x in &[
+            -0.7, -0.2, -0.05, -0.01, -1e-6, 1e-9, 0.04, 0.5, 0.69, 2.0, -30.0,
+        ] {
+            let (a, b) = (nest_expm1(x), f64::exp_m1(x));
+            assert!(
+                (a - b).abs() <= 4.0 * f64::EPSILON * b.abs(),
+                "{x}: {a} {b}"
+            );
+        }
+        assert_eq!(nest_expm1(0.0), 0.0);
+        // The ulp NEST's series differs by at -h/tau_m = -0.01.
+        let up = f64::from_bits((-0.01f64).exp_m1().to_bits() - 1);
+        assert_eq!(nest_expm1(-0.01), up);
+    }
 
     #[test]
     fn propagators_regular_and_singular() {

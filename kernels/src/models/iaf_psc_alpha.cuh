@@ -28,17 +28,17 @@ struct SnnIafPscAlphaConsts {
     uint32_t pad;
 };
 
-// Neuron i: vars rows V_m (absolute), I_syn_ex, dI_syn_ex, I_syn_in,
+// Neuron i: vars rows V_m - E_L, I_syn_ex, dI_syn_ex, I_syn_in,
 // dI_syn_in, each `stride` long; returns whether it fires.
 SNN_HD bool snn_iaf_psc_alpha_neuron(const SnnIafPscAlphaConsts* c, double* vars,
                                      uint64_t stride, uint32_t* refractory, uint64_t i,
                                      double in_ex, double in_in) {
-    double* v_m = vars;
+    double* v_rel = vars;
     double* i_syn_ex = vars + stride;
     double* di_syn_ex = vars + 2 * stride;
     double* i_syn_in = vars + 3 * stride;
     double* di_syn_in = vars + 4 * stride;
-    double v = v_m[i] - c->e_l;
+    double v = v_rel[i];
     double ie = i_syn_ex[i];
     double die = di_syn_ex[i];
     double ii = i_syn_in[i];
@@ -62,7 +62,7 @@ SNN_HD bool snn_iaf_psc_alpha_neuron(const SnnIafPscAlphaConsts* c, double* vars
         v = c->v_reset;
         spike = true;
     }
-    v_m[i] = v + c->e_l;
+    v_rel[i] = v;
     i_syn_ex[i] = ie;
     di_syn_ex[i] = die;
     i_syn_in[i] = ii;

@@ -22,7 +22,8 @@
 
 use std::ops::Range;
 
-use super::{check_step_args, iaf::iaf_propagators, push_flagged, refractory_steps, ModelParams};
+use super::iaf::{iaf_propagators, nest_expm1};
+use super::{check_step_args, push_flagged, refractory_steps, ModelParams};
 
 /// The CUDA update, `snn_iaf_psc_alpha_neuron`.
 pub const CUDA: &str = include_str!("iaf_psc_alpha.cuh");
@@ -77,8 +78,8 @@ pub fn consts(p: &ModelParams, dt_ms: f64) -> Consts {
     let h = dt_ms;
     let p11_ex = (-h / p.tau_syn_ex).exp();
     let p11_in = (-h / p.tau_syn_in).exp();
-    let expm1_tau_m = (-h / p.tau_m).exp_m1();
-    let p30 = -p.tau_m / p.C_m * (-h / p.tau_m).exp_m1();
+    let expm1_tau_m = nest_expm1(-h / p.tau_m);
+    let p30 = -p.tau_m / p.C_m * nest_expm1(-h / p.tau_m);
     let (p31_ex, p32_ex) = iaf_propagators(p.tau_syn_ex, p.tau_m, p.C_m, h);
     let (p31_in, p32_in) = iaf_propagators(p.tau_syn_in, p.tau_m, p.C_m, h);
     Consts {
@@ -104,12 +105,10 @@ pub fn consts(p: &ModelParams, dt_ms: f64) -> Consts {
 }
 
 neuron_state! {
-    /// State of `n` `iaf_psc_alpha` neurons (structure of arrays). The
-    /// membrane potential is stored as in
-    /// [`iaf_psc_exp::State`](super::iaf_psc_exp::State).
-    magic b"SNNALP01" {
-        /// Membrane potential, mV (absolute; NEST's `y3 + E_L`).
-        v_m,
+    /// State of `n` `iaf_psc_alpha` neurons (structure of arrays).
+    magic b"SNNALP02" {
+        /// Membrane potential relative to `E_L`, mV (NEST's `y3`).
+        v_rel,
         /// Excitatory synaptic current `I_ex`, pA.
         i_syn_ex,
         /// Its derivative `dI_ex`, pA/ms.
@@ -135,7 +134,7 @@ impl State {
     ) {
         let n = check_step_args(self.len(), &range, in_ex_pa, in_in_pa);
         let start = range.start;
-        let v_m = &mut self.v_m[range.clone()];
+        let v_rel = &mut self.v_rel[range.clone()];
         let i_ex = &mut self.i_syn_ex[range.clone()];
         let di_ex = &mut self.di_syn_ex[range.clone()];
         let i_in = &mut self.i_syn_in[range.clone()];
@@ -145,14 +144,14 @@ impl State {
         let (i_e, p30, expm1_tau_m) = (c.i_e, c.p30, c.expm1_tau_m);
         let (p11_ex, p21_ex, p31_ex, p32_ex) = (c.p11_ex, c.p21_ex, c.p31_ex, c.p32_ex);
         let (p11_in, p21_in, p31_in, p32_in) = (c.p11_in, c.p21_in, c.p31_in, c.p32_in);
-        let (e_l, theta, v_reset) = (c.e_l, c.theta, c.v_reset);
+        let (theta, v_reset) = (c.theta, c.v_reset);
         let (epsc, ipsc) = (c.epsc_initial, c.ipsc_initial);
         // Branch-free, as `iaf_psc_exp::State::step`.
         let mut flags = [0u32; 64];
         for b in (0..n).step_by(64) {
             let m = 64.min(n - b);
             let f = &mut flags[..m];
-            let v_m = &mut v_m[b..b + m];
+            let v_rel = &mut v_rel[b..b + m];
             let i_ex = &mut i_ex[b..b + m];
             let di_ex = &mut di_ex[b..b + m];
             let i_in = &mut i_in[b..b + m];
@@ -160,8 +159,7 @@ impl State {
             let r_ref = &mut r_ref[b..b + m];
             let (in_ex, in_in) = (&in_ex[b..b + m], &in_in[b..b + m]);
             for k in 0..m {
-                // relative to E_L, as NEST's state
-                let v0 = v_m[k] - e_l;
+                let v0 = v_rel[k];
                 let (ie0, die0) = (i_ex[k], di_ex[k]);
                 let (ii0, dii0) = (i_in[k], di_in[k]);
                 let r0 = r_ref[k];
@@ -180,7 +178,7 @@ impl State {
                 let ii = p21_in * dii0 + p11_in * ii0;
                 let dii = dii0 * p11_in + ipsc * in_in[k];
                 let spike = v >= theta;
-                v_m[k] = if spike { v_reset } else { v } + e_l;
+                v_rel[k] = if spike { v_reset } else { v };
                 r_ref[k] = if spike { c.refractory_steps } else { r };
                 i_ex[k] = ie;
                 di_ex[k] = die;
@@ -200,7 +198,7 @@ mod tests {
     #[test]
     fn psc_peaks_at_weight() {
         let c = consts(&ModelParams::default(), 0.1);
-        let mut s = State::new(1, |_| -70.0);
+        let mut s = State::new(1, |_| 0.0);
         let mut spikes = Vec::new();
         s.step(&c, 0..1, &[100.0], &[0.0], &mut spikes);
         let mut peak: f64 = 0.0;

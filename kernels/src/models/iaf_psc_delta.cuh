@@ -18,14 +18,14 @@ struct SnnIafPscDeltaConsts {
     uint32_t pad;
 };
 
-// Neuron i: vars[i] = V_m (absolute); the step's input (mV) is added to V in
+// Neuron i: vars[i] = V_m - E_L; the step's input (mV) is added to V in
 // this step unless the neuron is refractory. Returns whether it fires.
 SNN_HD bool snn_iaf_psc_delta_neuron(const SnnIafPscDeltaConsts* c, double* vars,
                                      uint64_t stride, uint32_t* refractory, uint64_t i,
                                      double in_ex, double in_in) {
     (void)stride;
-    double* v_m = vars;
-    double v = v_m[i] - c->e_l;
+    double* v_rel = vars;
+    double v = v_rel[i];
     uint32_t r = refractory[i];
     if (r == 0) {
         v = c->p30 * c->i_e + c->p33 * v + (in_ex + in_in);
@@ -38,7 +38,7 @@ SNN_HD bool snn_iaf_psc_delta_neuron(const SnnIafPscDeltaConsts* c, double* vars
         v = c->v_reset;
         spike = true;
     }
-    v_m[i] = v + c->e_l;
+    v_rel[i] = v;
     refractory[i] = r;
     return spike;
 }

@@ -72,11 +72,10 @@ pub fn consts(p: &ModelParams, dt_ms: f64) -> Consts {
 
 neuron_state! {
     /// State of `n` `iaf_psc_delta` neurons (structure of arrays): the
-    /// membrane potential only, stored as in
-    /// [`iaf_psc_exp::State`](super::iaf_psc_exp::State).
-    magic b"SNNDEL01" {
-        /// Membrane potential, mV (absolute; NEST's `y3 + E_L`).
-        v_m,
+    /// membrane potential only.
+    magic b"SNNDEL02" {
+        /// Membrane potential relative to `E_L`, mV (NEST's `y3`).
+        v_rel,
     }
 }
 
@@ -94,29 +93,28 @@ impl State {
     ) {
         let n = check_step_args(self.len(), &range, in_ex_pa, in_in_pa);
         let start = range.start;
-        let v_m = &mut self.v_m[range.clone()];
+        let v_rel = &mut self.v_rel[range.clone()];
         let r_ref = &mut self.refractory[range];
         let (in_ex, in_in) = (&in_ex_pa[..n], &in_in_pa[..n]);
         let (i_e, p33, p30) = (c.i_e, c.p33, c.p30);
-        let (e_l, theta, v_reset) = (c.e_l, c.theta, c.v_reset);
+        let (theta, v_reset) = (c.theta, c.v_reset);
         // Branch-free, as `iaf_psc_exp::State::step`.
         let mut flags = [0u32; 64];
         for b in (0..n).step_by(64) {
             let m = 64.min(n - b);
             let f = &mut flags[..m];
-            let v_m = &mut v_m[b..b + m];
+            let v_rel = &mut v_rel[b..b + m];
             let r_ref = &mut r_ref[b..b + m];
             let (in_ex, in_in) = (&in_ex[b..b + m], &in_in[b..b + m]);
             for k in 0..m {
-                // relative to E_L, as NEST's state
-                let v0 = v_m[k] - e_l;
+                let v0 = v_rel[k];
                 let r0 = r_ref[k];
                 let propagated = p30 * i_e + p33 * v0 + (in_ex[k] + in_in[k]);
                 let free = r0 == 0;
                 let v = if free { propagated } else { v0 };
                 let r = if free { 0 } else { r0.wrapping_sub(1) };
                 let spike = v >= theta;
-                v_m[k] = if spike { v_reset } else { v } + e_l;
+                v_rel[k] = if spike { v_reset } else { v };
                 r_ref[k] = if spike { c.refractory_steps } else { r };
                 f[k] = u32::from(spike);
             }
@@ -131,28 +129,29 @@ mod tests {
 
     #[test]
     fn input_jumps_in_its_step_and_is_lost_while_refractory() {
+        // Potentials relative to E_L = -70 mV (threshold 15 mV above).
         let c = consts(&ModelParams::default(), 0.1);
-        let mut s = State::new(1, |_| -70.0);
+        let mut s = State::new(1, |_| 0.0);
         let mut spikes = Vec::new();
         // A jump of 5 mV in the step it arrives.
         s.step(&c, 0..1, &[5.0], &[0.0], &mut spikes);
-        assert_eq!(s.v_m(0), -65.0);
+        assert_eq!(s.v_rel(0), 5.0);
         // Decay with tau_m.
         s.step(&c, 0..1, &[0.0], &[-1.0], &mut spikes);
-        assert!((s.v_m(0) - (-70.0 + 5.0 * (-0.1f64 / 10.0).exp() - 1.0)).abs() < 1e-12);
+        assert!((s.v_rel(0) - (5.0 * (-0.1f64 / 10.0).exp() - 1.0)).abs() < 1e-12);
         assert!(spikes.is_empty());
         // A jump past threshold fires in the same step.
         s.step(&c, 0..1, &[20.0], &[0.0], &mut spikes);
         assert_eq!(spikes, [0]);
-        assert_eq!(s.v_m(0), -70.0);
+        assert_eq!(s.v_rel(0), 0.0);
         // 20 refractory steps: input discarded, V clamped.
         for _ in 0..20 {
             s.step(&c, 0..1, &[3.0], &[0.0], &mut spikes);
-            assert_eq!(s.v_m(0), -70.0);
+            assert_eq!(s.v_rel(0), 0.0);
         }
         s.step(&c, 0..1, &[3.0], &[0.0], &mut spikes);
-        assert_eq!(s.v_m(0), -67.0);
-        // The DC asymptote: E_L + I_e tau_m / C_m.
+        assert_eq!(s.v_rel(0), 3.0);
+        // The DC asymptote: I_e tau_m / C_m above E_L.
         let c = consts(
             &ModelParams {
                 I_e: 300.0,
@@ -160,10 +159,10 @@ mod tests {
             },
             0.1,
         );
-        let mut s = State::new(1, |_| -70.0);
+        let mut s = State::new(1, |_| 0.0);
         for _ in 0..3000 {
             s.step(&c, 0..1, &[0.0], &[0.0], &mut spikes);
         }
-        assert!((s.v_m(0) - -58.0).abs() < 1e-6, "{}", s.v_m(0));
+        assert!((s.v_rel(0) - 12.0).abs() < 1e-6, "{}", s.v_rel(0));
     }
 }

@@ -22,14 +22,14 @@ struct SnnIafPscExpConsts {
     uint32_t pad;
 };
 
-// Neuron i: vars[i] = V_m (absolute), vars[stride + i] = I_syn_ex,
+// Neuron i: vars[i] = V_m - E_L, vars[stride + i] = I_syn_ex,
 // vars[2 * stride + i] = I_syn_in; returns whether it fires.
 SNN_HD bool snn_iaf_psc_exp_neuron(const SnnIafPscExpConsts* c, double* vars, uint64_t stride,
                                    uint32_t* refractory, uint64_t i, double in_ex, double in_in) {
-    double* v_m = vars;
+    double* v_rel = vars;
     double* i_syn_ex = vars + stride;
     double* i_syn_in = vars + 2 * stride;
-    double v = v_m[i] - c->e_l;
+    double v = v_rel[i];
     double ie = i_syn_ex[i];
     double ii = i_syn_in[i];
     uint32_t r = refractory[i];
@@ -48,7 +48,7 @@ SNN_HD bool snn_iaf_psc_exp_neuron(const SnnIafPscExpConsts* c, double* vars, ui
         v = c->v_reset;
         spike = true;
     }
-    v_m[i] = v + c->e_l;
+    v_rel[i] = v;
     i_syn_ex[i] = ie;
     i_syn_in[i] = ii;
     refractory[i] = r;

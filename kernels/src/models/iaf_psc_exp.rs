@@ -88,13 +88,11 @@ pub fn consts(p: &ModelParams, dt_ms: f64) -> Consts {
 neuron_state! {
     /// State of `n` `iaf_psc_exp` neurons (structure of arrays).
     ///
-    /// The membrane potential is stored in absolute mV; the update works, as
-    /// NEST's, on `V_m - E_L` (so the result differs from NEST's only by the
-    /// rounding of that shift, below 1e-13 mV in practice, and not at all when
-    /// `E_L == 0`).
-    magic b"SNNEXP01" {
-        /// Membrane potential, mV (absolute).
-        v_m,
+    /// The membrane potential is held relative to `E_L`, as NEST's (`V_m =
+    /// v_rel + E_L`).
+    magic b"SNNEXP02" {
+        /// Membrane potential relative to `E_L`, mV.
+        v_rel,
         /// Excitatory synaptic current, pA.
         i_syn_ex,
         /// Inhibitory synaptic current (<= 0), pA.
@@ -116,14 +114,14 @@ impl State {
     ) {
         let n = check_step_args(self.len(), &range, in_ex_pa, in_in_pa);
         let start = range.start;
-        let v_m = &mut self.v_m[range.clone()];
+        let v_rel = &mut self.v_rel[range.clone()];
         let i_ex = &mut self.i_syn_ex[range.clone()];
         let i_in = &mut self.i_syn_in[range.clone()];
         let r_ref = &mut self.refractory[range];
         let (in_ex, in_in) = (&in_ex_pa[..n], &in_in_pa[..n]);
         let (i_e, p22, p20) = (c.i_e, c.p22, c.p20);
         let (p11_ex, p11_in, p21_ex, p21_in) = (c.p11_ex, c.p11_in, c.p21_ex, c.p21_in);
-        let (e_l, theta, v_reset) = (c.e_l, c.theta, c.v_reset);
+        let (theta, v_reset) = (c.theta, c.v_reset);
         // Branch-free, so that the loop runs on vector units: the
         // propagation is computed for refractory neurons too and discarded
         // (the same IEEE operations in the same order either way); spikes
@@ -132,14 +130,13 @@ impl State {
         for b in (0..n).step_by(64) {
             let m = 64.min(n - b);
             let f = &mut flags[..m];
-            let v_m = &mut v_m[b..b + m];
+            let v_rel = &mut v_rel[b..b + m];
             let i_ex = &mut i_ex[b..b + m];
             let i_in = &mut i_in[b..b + m];
             let r_ref = &mut r_ref[b..b + m];
             let (in_ex, in_in) = (&in_ex[b..b + m], &in_in[b..b + m]);
             for k in 0..m {
-                // relative to E_L, as NEST's state
-                let v0 = v_m[k] - e_l;
+                let v0 = v_rel[k];
                 let (ie0, ii0, r0) = (i_ex[k], i_in[k], r_ref[k]);
                 let propagated = v0 * p22 + ie0 * p21_ex + ii0 * p21_in + i_e * p20;
                 let free = r0 == 0;
@@ -148,7 +145,7 @@ impl State {
                 let ie = ie0 * p11_ex + in_ex[k];
                 let ii = ii0 * p11_in + in_in[k];
                 let spike = v >= theta;
-                v_m[k] = if spike { v_reset } else { v } + e_l;
+                v_rel[k] = if spike { v_reset } else { v };
                 r_ref[k] = if spike { c.refractory_steps } else { r };
                 i_ex[k] = ie;
                 i_in[k] = ii;
@@ -170,27 +167,28 @@ mod tests {
             ..ModelParams::default()
         };
         let c = consts(&p, 0.1);
-        let mut s = State::new(3, |_| -70.0);
+        // At rest (E_L = -70 mV).
+        let mut s = State::new(3, |_| 0.0);
         let mut spikes = Vec::new();
         let zero = [0.0; 3];
         for _ in 0..2000 {
             s.step(&c, 0..3, &zero, &zero, &mut spikes);
         }
         assert!(spikes.is_empty());
-        assert!((s.v_m(1) - -58.0).abs() < 1e-6, "{}", s.v_m(1));
+        assert!((s.v_rel(1) - 12.0).abs() < 1e-6, "{}", s.v_rel(1));
         // Above rheobase it fires, with at least t_ref between spikes.
         p.I_e = 1000.0;
         let c = consts(&p, 0.1);
-        let mut s = State::new(1, |_| -70.0);
+        let mut s = State::new(1, |_| 0.0);
         let mut steps = Vec::new();
         for t in 0..1000u32 {
             spikes.clear();
             s.step(&c, 0..1, &zero, &zero, &mut spikes);
             if !spikes.is_empty() {
                 steps.push(t);
-                assert_eq!(s.v_m(0), -70.0);
+                assert_eq!(s.v_rel(0), 0.0);
             }
-            assert!(s.v_m(0) < -55.0);
+            assert!(s.v_rel(0) < 15.0);
         }
         assert!(steps.len() > 5);
         for w in steps.windows(2) {
@@ -201,7 +199,7 @@ mod tests {
     #[test]
     fn refractory_clamps_v_but_currents_evolve() {
         let c = consts(&ModelParams::default(), 0.1);
-        let mut s = State::new(1, |_| -54.0); // above threshold
+        let mut s = State::new(1, |_| 16.0); // above threshold (-54 mV)
         let mut spikes = Vec::new();
         s.step(&c, 0..1, &[0.0], &[0.0], &mut spikes);
         assert_eq!(spikes, vec![0]);
@@ -210,11 +208,11 @@ mod tests {
         for k in 0..20 {
             let w = if k == 0 { 1000.0 } else { 0.0 };
             s.step(&c, 0..1, &[w], &[0.0], &mut spikes);
-            assert_eq!(s.v_m(0), -70.0, "step {k}");
+            assert_eq!(s.v_rel(0), 0.0, "step {k}");
         }
         assert!(s.i_syn_ex[0] > 0.0 && s.i_syn_ex[0] < 1000.0);
         s.step(&c, 0..1, &[0.0], &[0.0], &mut spikes);
-        assert!(s.v_m(0) > -70.0);
+        assert!(s.v_rel(0) > 0.0);
         let s2 = State::new(3, |i| i as f64);
         assert_eq!(State::from_bytes(&s2.to_bytes()), Some(s2));
     }
