@@ -345,6 +345,14 @@ fn dry_run(a: BuildArgs) -> Result<()> {
 fn info(dir: &std::path::Path, json: bool) -> Result<()> {
     let net = NetworkDir::open(dir)?;
     let m = &net.manifest;
+    // The resolved model of the embedded config: the parameters as the
+    // simulator uses them.
+    let model = m.model(&dir.join(snn_formats::manifest::MANIFEST_FILE))?;
+    let resolved: Vec<Resolved> = model
+        .populations
+        .iter()
+        .map(|p| Resolved::new(&model, p))
+        .collect();
     let shard_bytes: u64 = m.shards.iter().map(|s| s.bytes).sum();
     let bps = if m.total_synapses > 0 {
         shard_bytes as f64 / m.total_synapses as f64
@@ -366,7 +374,20 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
             "shard_bytes": shard_bytes,
             "bytes_per_synapse": bps,
             "compressed": m.compressed,
-            "populations": m.populations,
+            "populations": m
+                .populations
+                .iter()
+                .zip(&resolved)
+                .map(|(p, r)| {
+                    let mut v = serde_json::to_value(p)?;
+                    if let serde_json::Value::Object(o) = &mut v {
+                        o.insert("params".into(), r.params_json());
+                        o.insert("V_m_init".into(), dist_json(&r.v_m_init));
+                        o.insert("poisson".into(), serde_json::to_value(&r.poisson)?);
+                    }
+                    Ok(v)
+                })
+                .collect::<Result<Vec<_>>>()?,
             "projections": m.projections,
             "shards": m.shards,
         });
@@ -410,6 +431,13 @@ fn info(dir: &std::path::Path, json: bool) -> Result<()> {
             "  {:<12} {:>12} {:>12}  {}",
             p.name, p.size, p.first_id, p.model
         )?;
+    }
+    writeln!(
+        out,
+        "\nneurons (as simulated: NEST names and units; I_e with any compensating DC)"
+    )?;
+    for (p, r) in m.populations.iter().zip(&resolved) {
+        writeln!(out, "  {:<12} {}", p.name, r.text())?;
     }
     writeln!(out, "\nprojections")?;
     writeln!(out, "  {:<20} {:<20} {:>14}", "name", "rule", "synapses")?;
@@ -538,6 +566,145 @@ mod mpi_launch {
 }
 
 /// A time in ms with the float noise of `steps * dt` removed.
+/// A distribution as a config writes it: a number, or `{ distribution =
+/// "normal", mean, std, [min], [max], bounds }` / `{ distribution =
+/// "uniform", min, max }` (infinite bounds left out).
+fn dist_json(d: &snn_formats::model::Dist) -> serde_json::Value {
+    use snn_formats::model::Dist;
+    match *d {
+        Dist::Constant(v) => v.into(),
+        Dist::Normal {
+            mean,
+            std,
+            min,
+            max,
+            clip,
+        } => {
+            let mut o = serde_json::json!({
+                "distribution": "normal",
+                "mean": mean,
+                "std": std,
+                "bounds": if clip { "clip" } else { "redraw" },
+            });
+            for (k, v) in [("min", min), ("max", max)] {
+                if v.is_finite() {
+                    o[k] = v.into();
+                }
+            }
+            o
+        }
+        Dist::Uniform { min, max } => {
+            serde_json::json!({ "distribution": "uniform", "min": min, "max": max })
+        }
+    }
+}
+
+/// A population's neuron parameters and drive as the simulator uses them
+/// (`snn-build info`).
+struct Resolved {
+    /// The model's NEST parameters and their values.
+    params: Vec<(&'static str, f64)>,
+    /// Spike times of a generator, ms.
+    spike_times: Vec<f64>,
+    /// The initial membrane potential's distribution, mV.
+    v_m_init: snn_formats::model::Dist,
+    /// The Poisson drive, if the population has one.
+    poisson: Option<PoissonDrive>,
+}
+
+/// A population's Poisson drive (`snn-build info --json`: `poisson`).
+#[derive(serde::Serialize)]
+struct PoissonDrive {
+    /// Total rate of the drive per neuron (the rate of one input times the
+    /// scaled external in-degree), Hz.
+    rate_hz: f64,
+    /// Weight after scaling, pA (mV for `iaf_psc_delta`).
+    weight: f64,
+    /// The weight in the network's fixed point, as it is simulated.
+    weight_simulated: f64,
+    /// Delay, ms.
+    delay_ms: f64,
+}
+
+impl Resolved {
+    fn new(model: &snn_formats::model::Model, p: &snn_formats::model::Population) -> Resolved {
+        let poisson = model
+            .poisson
+            .as_ref()
+            .filter(|_| {
+                p.poisson_rate_hz > 0.0
+                    && p.params.model != snn_formats::model::NeuronModel::SpikeGenerator
+            })
+            .map(|pi| PoissonDrive {
+                rate_hz: p.poisson_rate_hz,
+                weight: pi.weight_pa,
+                weight_simulated: dequantize_weight(
+                    snn_formats::model::quantize_weight(pi.weight_pa, model.weight_frac_bits),
+                    model.weight_frac_bits,
+                ),
+                delay_ms: pi.delay_ms,
+            });
+        Resolved {
+            params: p.params.values(),
+            spike_times: p.params.spike_times.clone(),
+            v_m_init: p.v_m_init.clone(),
+            poisson,
+        }
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        for (k, v) in &self.params {
+            o.insert((*k).into(), (*v).into());
+        }
+        if !self.spike_times.is_empty() {
+            o.insert("spike_times".into(), self.spike_times.clone().into());
+        }
+        o.into()
+    }
+
+    /// One line: the parameters (shortest round-trip decimals, so the
+    /// values can be copied exactly), the initial V_m and the drive.
+    fn text(&self) -> String {
+        use snn_formats::model::Dist;
+        let mut t: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !self.spike_times.is_empty() {
+            t.push(format!("spike_times: {} spikes", self.spike_times.len()));
+        } else {
+            t.push(match &self.v_m_init {
+                Dist::Constant(v) => format!("V_m(0)={v}"),
+                Dist::Normal {
+                    mean,
+                    std,
+                    min,
+                    max,
+                    clip,
+                } => {
+                    let bounds = if min.is_finite() || max.is_finite() {
+                        let how = if *clip { "clipped" } else { "redrawn" };
+                        format!(" {how} into [{min}, {max}]")
+                    } else {
+                        String::new()
+                    };
+                    format!("V_m(0)~normal(mean {mean}, sd {std}){bounds}")
+                }
+                Dist::Uniform { min, max } => format!("V_m(0)~uniform[{min}, {max})"),
+            });
+        }
+        if let Some(d) = &self.poisson {
+            t.push(format!(
+                "poisson {} Hz x {} (simulated {}), delay {} ms",
+                d.rate_hz, d.weight, d.weight_simulated, d.delay_ms
+            ));
+        }
+        t.join("  ")
+    }
+}
+
 fn fmt_ms(x: f64) -> String {
     let s = format!("{x:.9}");
     let s = s.trim_end_matches('0');

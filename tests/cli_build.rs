@@ -574,3 +574,86 @@ fn device_option() {
     let net = snn_formats::NetworkDir::open(&cpu_dir).expect("open");
     assert_eq!(net.manifest.provenance.device, "cpu");
 }
+
+/// `info` reports every population's neuron parameters as simulated: the
+/// resolved model's (the compensating DC in `I_e`), the initial V_m as the
+/// config gives it, and the Poisson drive after scaling (rate `K_ext k
+/// rate_Hz`, weight `w / sqrt(k)`, and the weight in the network's fixed
+/// point), in text and JSON.
+#[test]
+fn info_reports_parameters_as_simulated() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let net = tmp.path().join("net");
+    let k = 0.05;
+    snn_build([
+        p(&shipped_config("microcircuit.toml")),
+        p(Path::new("-o")),
+        p(&net),
+        p(Path::new("--set")),
+        p(Path::new("scale.neurons=0.02")),
+        p(Path::new("--set")),
+        p(Path::new(&format!("scale.indegree={k}"))),
+    ])
+    .expect_ok("build");
+    let ij =
+        json(&snn_build([p(Path::new("info")), p(&net), p(Path::new("--json"))]).expect_ok("info"));
+    let text = snn_build([p(Path::new("info")), p(&net)])
+        .expect_ok("info")
+        .stdout;
+    let cfg_text = std::fs::read_to_string(shipped_config("microcircuit.toml")).expect("config");
+    let cfg: toml::Value = toml::from_str(&cfg_text).expect("toml");
+    let bg = &cfg["poisson_background"];
+    let (rate_hz, w_pa) = (
+        bg["rate_Hz"].as_float().expect("rate"),
+        bg["weight"].as_float().expect("weight"),
+    );
+    let model = snn_formats::NetworkDir::open(&net)
+        .expect("network")
+        .manifest
+        .model(&net)
+        .expect("model");
+    let pops = ij["populations"].as_array().expect("populations");
+    assert_eq!(pops.len(), 8);
+    for ((pj, pm), pc) in pops
+        .iter()
+        .zip(&model.populations)
+        .zip(cfg["populations"].as_array().expect("config populations"))
+    {
+        let name = pm.name.as_str();
+        assert_eq!(pj["name"], name);
+        // Every parameter of the model, exactly as the simulator gets it.
+        let params = pj["params"].as_object().expect("params");
+        assert_eq!(params.len(), 9, "{name}: {params:?}");
+        for (key, v) in pm.params.values() {
+            assert_eq!(params[key].as_f64(), Some(v), "{name}.{key}");
+        }
+        // The compensating DC is in I_e (the config sets none).
+        assert!(pm.params.I_e > 10.0, "{name}: I_e {}", pm.params.I_e);
+        assert!(
+            text.contains(&format!("I_e={}", pm.params.I_e)),
+            "{name}: text lacks I_e"
+        );
+        // Initial V_m as the config writes it.
+        let vi = &pc["V_m_init"];
+        assert_eq!(pj["V_m_init"]["distribution"], "normal");
+        assert_eq!(pj["V_m_init"]["mean"].as_f64(), vi["mean"].as_float());
+        assert_eq!(pj["V_m_init"]["std"].as_f64(), vi["std"].as_float());
+        // The drive after scaling.
+        let k_ext = pc["K_ext"].as_integer().expect("K_ext") as f64;
+        let d = &pj["poisson"];
+        let rate = d["rate_hz"].as_f64().expect("rate");
+        assert!(
+            (rate - k_ext * k * rate_hz).abs() < 1e-9 * rate,
+            "{name}: rate {rate}"
+        );
+        let w = d["weight"].as_f64().expect("weight");
+        assert!((w - w_pa / k.sqrt()).abs() < 1e-9 * w, "{name}: weight {w}");
+        let ws = d["weight_simulated"].as_f64().expect("weight_simulated");
+        let unit = 1.0 / 2f64.powi(model.weight_frac_bits as i32);
+        assert!(
+            (ws - w).abs() <= 0.5 * unit && ws != w,
+            "{name}: {ws} vs {w}"
+        );
+        assert_eq!(d["delay_ms"].as_f64(), bg["delay"].as_float());
+    }
+}

@@ -110,6 +110,33 @@ pub struct NeuronParams {
     pub spike_times: Vec<f64>,
 }
 
+impl NeuronParams {
+    /// The model's NEST parameters ([`NeuronModel::params`], in that order)
+    /// with their resolved values, as the simulator uses them (`I_e` with
+    /// any compensating DC); `spike_times` of a generator is not among them.
+    pub fn values(&self) -> Vec<(&'static str, f64)> {
+        self.model
+            .params()
+            .iter()
+            .filter_map(|&name| {
+                let v = match name {
+                    "C_m" => self.C_m,
+                    "tau_m" => self.tau_m,
+                    "tau_syn_ex" => self.tau_syn_ex,
+                    "tau_syn_in" => self.tau_syn_in,
+                    "t_ref" => self.t_ref,
+                    "E_L" => self.E_L,
+                    "V_th" => self.V_th,
+                    "V_reset" => self.V_reset,
+                    "I_e" => self.I_e,
+                    _ => return None,
+                };
+                Some((name, v))
+            })
+            .collect()
+    }
+}
+
 /// A resolved distribution (bounds are +-inf when absent).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Dist {
