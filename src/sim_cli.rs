@@ -109,6 +109,14 @@ struct Cli {
     /// once a newer one is complete).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     keep: Option<usize>,
+    /// Do not simulate: write the initial membrane potential of every
+    /// neuron for --seed (what a run starts from) to
+    /// OUTPUT/initial_state.h5, a SONATA report with one sample at t = 0 ms
+    /// (replaced only with --force).
+    #[arg(long, conflicts_with_all = [
+        "resume", "resume_from", "t_sim", "t_presim", "checkpoint_every", "walltime", "keep",
+    ])]
+    initial_state: bool,
 }
 
 /// The binary's test hooks (environment variables, for the tests that run
@@ -126,6 +134,33 @@ fn test_hook(var: &str) -> Option<u64> {
     std::env::var(var).ok().and_then(|v| v.parse().ok())
 }
 
+/// `snn-sim --initial-state`: the initial V_m of every neuron, no run.
+fn initial_state(cli: &Cli) -> Result<ExitCode> {
+    std::fs::create_dir_all(&cli.output)
+        .with_context(|| format!("cannot create {}", cli.output.display()))?;
+    let path = cli.output.join("initial_state.h5");
+    let seed = cli.seed.unwrap_or(1);
+    let w = snn_simulate::run::write_initial_state(&cli.network, seed, &path, cli.force)?;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if cli.json {
+        let v = serde_json::json!({
+            "initial_state": w.path,
+            "neurons": w.neurons,
+            "seed": seed,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        writeln!(
+            out,
+            "wrote {}: initial V_m of {} neurons (seed {seed})",
+            w.path.display(),
+            w.neurons
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The `snn-sim` binary: parse the command line, run, report.
 pub fn main() -> ExitCode {
     let started = Instant::now();
@@ -138,6 +173,9 @@ pub fn main() -> ExitCode {
 }
 
 fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
+    if cli.initial_state {
+        return initial_state(&cli);
+    }
     let backend = match cli.backend {
         BackendArg::Cpu => Backend::Cpu,
         BackendArg::Cuda => cuda_backend()?,

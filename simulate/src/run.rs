@@ -907,3 +907,77 @@ fn finish(
     }
     Ok(Some(summary))
 }
+
+/// What [`write_initial_state`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InitialState {
+    /// The report file.
+    pub path: PathBuf,
+    /// Neurons in it (those of every population that is not a generator).
+    pub neurons: u64,
+}
+
+/// Write the initial membrane potential of every neuron of `network` for
+/// simulation seed `seed` (what the engines start from: `V_m_init` drawn
+/// per neuron, see [`crate::input::initial_v_m`]) to `path`, without
+/// simulating: a SONATA report (`/report/<population>/data`, one row,
+/// stamped t = 0 ms; `mapping/node_ids` the population's node ids 0 ..
+/// size) with every neuron of every population that is not a
+/// `spike_generator`. Written to a temporary file beside `path` and renamed
+/// into place, so `path` is either complete or absent; an existing `path`
+/// is replaced only with `force`.
+pub fn write_initial_state(
+    network: &std::path::Path,
+    seed: u64,
+    path: &std::path::Path,
+    force: bool,
+) -> Result<InitialState, SimError> {
+    use snn_formats::model::NeuronModel;
+    use snn_formats::sonata::ReportWriter;
+    let net = NetworkDir::open(network)?;
+    let model = net
+        .manifest
+        .model(&network.join(snn_formats::manifest::MANIFEST_FILE))?;
+    if path.exists() && !force {
+        return Err(SimError::Invalid(format!(
+            "{} exists (use --force to replace it)",
+            path.display()
+        )));
+    }
+    let neurons: Vec<(usize, &snn_formats::model::Population)> = model
+        .populations
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.params.model != NeuronModel::SpikeGenerator)
+        .collect();
+    let n_total: u64 = neurons.iter().map(|(_, p)| p.size).sum();
+    // One row of every neuron: check it fits in memory before drawing it.
+    let bytes = n_total
+        .checked_mul(16)
+        .ok_or_else(|| SimError::Invalid("too many neurons".into()))?;
+    snn_formats::limits::check_fits(bytes, "the initial state").map_err(SimError::Invalid)?;
+    let groups: Vec<(String, Vec<u64>)> = neurons
+        .iter()
+        .map(|(_, p)| (p.name.clone(), (0..p.size).collect()))
+        .collect();
+    let mut row = Vec::with_capacity(n_total as usize);
+    for (pi, p) in &neurons {
+        row.extend((0..p.size).map(|i| crate::input::initial_v_m(seed, *pi, i, &p.v_m_init)));
+    }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| SimError::Invalid(format!("{}: not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.partial", file_name.to_string_lossy()));
+    if tmp.exists() {
+        std::fs::remove_file(&tmp).map_err(crate::io_err(&tmp, "remove"))?;
+    }
+    let mut w = ReportWriter::create(&tmp, &groups, 0.0, model.dt_ms)?;
+    w.show_as(path.to_path_buf());
+    w.push_step(&row)?;
+    w.close()?;
+    std::fs::rename(&tmp, path).map_err(crate::io_err(path, "rename into place"))?;
+    Ok(InitialState {
+        path: path.to_path_buf(),
+        neurons: n_total,
+    })
+}
