@@ -10,6 +10,8 @@
 #                       .venv, for the kernels' compile test; no GPU or CUDA toolkit needed)
 #   SNN_ELEPHANT=0      do not install Elephant (default 1: elephant 1.1.1 and h5py into .venv,
 #                       for the statistics cross-check tests/elephant.rs; also in CI)
+#   SNN_SONATA=0        do not install the SONATA readers (default 1: libsonata and bluepysnap into
+#                       .venv-sonata, for the export test tests/sonata_export.rs; also in CI)
 #   SNN_PYTHON=...      interpreter used to create .venv (default: python3 on PATH)
 set -euo pipefail
 
@@ -144,6 +146,36 @@ else
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${ELEPHANT_PACKAGES[@]}"
     if ! "$VENV/bin/python" -c 'import elephant, neo, quantities, h5py' >/dev/null 2>&1; then
         step "error: 'import elephant' fails in $VENV after the install" >&2
+        exit 1
+    fi
+fi
+
+# ---- 6. SONATA readers for the export test (also in CI) ---------------------------
+# tests/sonata_export.rs opens `snn-build export`'s circuits with libsonata and
+# bluepysnap (tests/reference/sonata_check.py). They need numpy >= 2 and pandas
+# 3, which Elephant 1.1.1 and NEST's numpy < 2 exclude, so they live in a venv
+# of their own.
+SONATA_VENV="$ROOT/.venv-sonata"
+SONATA_PACKAGES=(libsonata==0.2.2 bluepysnap==3.0.8 h5py)
+if [[ "${SNN_SONATA:-1}" != "1" ]]; then
+    step "sonata: skipped (SNN_SONATA=${SNN_SONATA})"
+elif [[ -x "$SONATA_VENV/bin/python" ]] && "$SONATA_VENV/bin/python" - <<'PYEOF' >/dev/null 2>&1
+import importlib.metadata as md, sys
+import libsonata, bluepysnap, h5py
+sys.exit(0 if md.version("libsonata") == "0.2.2" and md.version("bluepysnap") == "3.0.8" else 1)
+PYEOF
+then
+    step "sonata: ${SONATA_PACKAGES[*]} already in $SONATA_VENV"
+else
+    PY="${SNN_PYTHON:-python3}"
+    if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
+    [[ -x "$SONATA_VENV/bin/python" ]] || "$PY" -m venv "$SONATA_VENV"
+    step "sonata: pip install ${SONATA_PACKAGES[*]} into $SONATA_VENV"
+    "$SONATA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${SONATA_PACKAGES[@]}"
+    if ! "$SONATA_VENV/bin/python" -c 'import libsonata, bluepysnap, h5py' >/dev/null 2>&1; then
+        step "error: 'import libsonata, bluepysnap' fails in $SONATA_VENV after the install" >&2
         exit 1
     fi
 fi

@@ -147,6 +147,24 @@ enum Cmd {
         #[arg(long, allow_negative_numbers = true)]
         rank: Option<u32>,
     },
+    /// Write the network as a SONATA circuit (nodes.h5, edges.h5 with
+    /// both indices, node and edge types, the neuron parameters as
+    /// simulated, circuit_config.json) for BMTK, NEST, libsonata and
+    /// bluepysnap.
+    Export {
+        /// Network directory.
+        dir: PathBuf,
+        /// The circuit directory to create.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace an existing circuit directory (one that holds a
+        /// circuit_config.json).
+        #[arg(long)]
+        force: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The `snn-build` binary: parse the command line, run, report.
@@ -157,6 +175,12 @@ pub fn main() -> ExitCode {
         Some(Cmd::Info { dir, json }) => info(&dir, json),
         Some(Cmd::Verify { dir }) => verify(&dir),
         Some(Cmd::Dump { dir, rank }) => dump(&dir, rank),
+        Some(Cmd::Export {
+            dir,
+            output,
+            force,
+            json,
+        }) => export(&dir, &output, force, json),
         None => build(cli.build),
     };
     match result {
@@ -477,6 +501,66 @@ fn verify(dir: &std::path::Path) -> Result<()> {
         "ok: {} shards, {} neurons, {} synapses verified (checksums, structure, synapses, routing tables)",
         report.shards, report.neurons, report.synapses
     )?;
+    Ok(())
+}
+
+fn export(dir: &std::path::Path, out: &std::path::Path, force: bool, json: bool) -> Result<()> {
+    let net = NetworkDir::open(dir)?;
+    let model = net
+        .manifest
+        .model(&dir.join(snn_formats::manifest::MANIFEST_FILE))?;
+    if out.exists() {
+        if !force {
+            bail!("{} exists (use --force to replace it)", out.display());
+        }
+        if !out.join("circuit_config.json").is_file() {
+            bail!(
+                "{} is not a SONATA circuit written by snn-build export (no circuit_config.json): not replaced",
+                out.display()
+            );
+        }
+        std::fs::remove_dir_all(out).with_context(|| format!("cannot remove {}", out.display()))?;
+    }
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(net.manifest.total_synapses.max(1));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} {bar:40} {pos}/{len} synapses",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut progress = |phase: u32, done: u64, _total: u64| {
+        if let Some(pb) = &bar {
+            pb.set_message(if phase == 0 { "edges" } else { "indices" });
+            pb.set_position(done);
+        }
+    };
+    let s = snn_formats::circuit::export_circuit(&net, &model, out, &mut progress)?;
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "circuit": s.dir,
+            "circuit_config": s.dir.join("circuit_config.json"),
+            "nodes": s.nodes,
+            "edges": s.edges,
+            "edge_populations": s.edge_populations,
+        });
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        writeln!(
+            stdout,
+            "wrote {}: {} nodes, {} edges in {} edge populations",
+            s.dir.join("circuit_config.json").display(),
+            s.nodes,
+            s.edges,
+            s.edge_populations
+        )?;
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! * [`checkpoint`]: checkpoints of a run and the run-state file.
 
 pub mod checkpoint;
+pub mod circuit;
 pub mod config;
 pub mod direct;
 pub mod error;

@@ -66,7 +66,7 @@ fn corrupt(path: &Path, message: impl Into<String>) -> FormatError {
 /// An HDF5 failure while writing, as an I/O error naming the file and the
 /// dataset, with the reason cut down to what the user needs (see
 /// [`hdf5_reason`]).
-fn write_err(path: &Path, op: &'static str, what: &str, e: hdf5::Error) -> FormatError {
+pub(crate) fn write_err(path: &Path, op: &'static str, what: &str, e: hdf5::Error) -> FormatError {
     let reason = short_reason(&e);
     let msg = if what.is_empty() {
         reason
@@ -171,7 +171,7 @@ const MAX_ROOT_ATTR_ELEMENTS: usize = 16;
 /// is refused before memory is allocated for it.
 pub const MAX_COMPRESSION_RATIO: u64 = 1100;
 
-fn write_str_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+pub(crate) fn write_str_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
     let v: VarLenUnicode = value
         .parse()
         .map_err(|e| hdf5::Error::from(format!("{e}")))?;
