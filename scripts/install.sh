@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what the project needs on a fresh Debian 12 machine. Idempotent.
 #
-#   scripts/install.sh                 # system packages, cargo-nextest, Python venv (.venv) with NEST 3.10, NVRTC
-#   SNN_SKIP_PYTHON=1 scripts/install.sh   # skip NEST & co. (CI does this); NVRTC and Elephant are still installed
+#   scripts/install.sh                 # system packages, cargo-nextest, Python venv (.venv) with NEST 3.10, NVRTC,
+#                                      # Elephant; .venv-sonata with libsonata and bluepysnap (CI runs this)
+#   SNN_SKIP_PYTHON=1 scripts/install.sh   # skip NEST & co.; NVRTC, Elephant and the SONATA readers are still installed
 #
 # Environment:
-#   SNN_SKIP_PYTHON=1   do not install NEST and the analysis packages (NEST is only needed for bench/)
+#   SNN_SKIP_PYTHON=1   do not install NEST and the analysis packages (NEST: bench/ and the identity
+#                       test tests/nest_identity.rs, which is skipped without it outside CI)
 #   SNN_NVRTC=0         do not install NVRTC (default 1: the pip wheel nvidia-cuda-nvrtc-cu12 into
 #                       .venv, for the kernels' compile test; no GPU or CUDA toolkit needed)
 #   SNN_ELEPHANT=0      do not install Elephant (default 1: elephant 1.1.1 and h5py into .venv,
@@ -63,7 +65,7 @@ else
     cargo install cargo-nextest --locked
 fi
 
-# ---- 3. Python venv with NEST 3.10 (benchmarks only) ----------------------------
+# ---- 3. Python venv with NEST 3.10 (benchmarks, tests/nest_identity.rs) ---------
 VENV="$ROOT/.venv"
 ensure_venv() {
     local PY="${SNN_PYTHON:-python3}"
