@@ -109,6 +109,11 @@ struct Cli {
     /// once a newer one is complete).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     keep: Option<usize>,
+    /// Start the V_m report at t = 0 with the initial state (a sample before
+    /// the first step, then one after every step); needs recording from
+    /// t = 0 (no --t-presim).
+    #[arg(long)]
+    vm_from_start: bool,
     /// Do not simulate: write the initial membrane potential of every
     /// neuron for --seed (what a run starts from) to
     /// OUTPUT/initial_state.h5, a SONATA report with one sample at t = 0 ms
@@ -212,6 +217,7 @@ fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
             CommArg::Collective => CommMode::Collective,
         },
         comm_group_size: cli.comm_group_size,
+        vm_from_start: cli.vm_from_start,
         backend,
     };
     if opts.comm_group_size != 0 && opts.comm != CommMode::Collective {

@@ -33,6 +33,7 @@ fn run(net: &Path, out: &Path, backend: Backend, t_sim_ms: f64) -> RunSummary {
         force: true,
         comm: CommMode::P2p,
         comm_group_size: 0,
+        vm_from_start: false,
         backend,
     };
     match run_ranks_checkpointed(&o, &CheckpointOptions::default(), true, &mut |_| {}).expect("run")
@@ -99,6 +100,7 @@ fn too_small_a_gpu_is_a_clean_error() {
         force: false,
         comm: CommMode::P2p,
         comm_group_size: 0,
+        vm_from_start: false,
         backend: Backend::gpu(DeviceFactory::new("null", |_rank| {
             Ok(Box::new(NullDevice::with_capacity(1 << 20)) as Box<dyn Device>)
         })),

@@ -98,6 +98,7 @@ fn opts(net: &Path, out: &Path, comm: CommMode, group: u32, backend: Backend) ->
         force: true,
         comm,
         comm_group_size: group,
+        vm_from_start: false,
         backend,
     }
 }
@@ -957,4 +958,104 @@ fn copies_per_interval_do_not_grow_with_ranks() {
             );
         }
     }
+}
+
+/// `vm_from_start`: the V_m report starts at t = 0 with the initial state
+/// (what `write_initial_state` writes, held as `V_m - E_L`), then has the
+/// samples of a run without it; the GPU engine writes the same, also
+/// through periodic checkpoints; it cannot follow a presimulation.
+#[test]
+fn vm_report_from_the_initial_state() {
+    if !have_cxx() {
+        return;
+    }
+    let cfg = gen_dc_config();
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    build(&cfg, &net, 2);
+    let with = |dir: &Path, backend: Backend| {
+        let mut o = opts(&net, dir, CommMode::P2p, 0, backend);
+        o.vm_from_start = true;
+        o
+    };
+    let (cpu_dir, gpu_dir, plain_dir) = (
+        tmp.path().join("cpu"),
+        tmp.path().join("gpu"),
+        tmp.path().join("plain"),
+    );
+    let cpu = run(with(&cpu_dir, Backend::Cpu), 0.0, 6.0, Some(2.0));
+    let plain = run(
+        opts(&net, &plain_dir, CommMode::P2p, 0, Backend::Cpu),
+        0.0,
+        6.0,
+        None,
+    );
+    let setup = Setup {
+        order: 3,
+        full_grid: 2,
+        block_size: 3,
+        record_entries: 1,
+        vm_steps: 3,
+    };
+    let g = run(with(&gpu_dir, gpu(setup)), 0.0, 6.0, Some(2.0));
+    same_results("vm_from_start", &cpu_dir, &cpu, &gpu_dir, &g);
+
+    // The initial state of every neuron for the run's seed.
+    let init = tmp.path().join("init.h5");
+    snn_simulate::run::write_initial_state(&net, 5, &init, false).expect("initial state");
+    let initial: Vec<_> = snn_formats::sonata::read_report(&init).expect("report");
+    let model = snn_formats::NetworkDir::open(&net)
+        .expect("net")
+        .manifest
+        .model(&net)
+        .expect("model");
+    let (_, from_start) = outputs(&cpu_dir, &cpu);
+    let (_, after_steps) = outputs(&plain_dir, &plain);
+    let mut checked = 0;
+    for (file, plain_file) in from_start.iter().zip(&after_steps) {
+        for (r, q) in file.iter().zip(plain_file) {
+            assert_eq!(
+                (r.name.as_str(), &r.node_ids),
+                (q.name.as_str(), &q.node_ids)
+            );
+            assert_eq!(
+                (r.t_start_ms, r.n_steps),
+                (0.0, q.n_steps + 1),
+                "{}",
+                r.name
+            );
+            let w = r.node_ids.len();
+            // After the first row, the plain run's samples.
+            for (a, b) in r.data[w..].iter().zip(&q.data) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{}", r.name);
+            }
+            // The first row: the initial state (generators: NaN).
+            let pop = model
+                .populations
+                .iter()
+                .find(|p| p.name == r.name)
+                .expect("pop");
+            for (k, &id) in r.node_ids.iter().enumerate() {
+                let got = r.data[k];
+                match initial.iter().find(|i| i.name == r.name) {
+                    Some(i) => {
+                        let col = i.node_ids.iter().position(|&n| n == id).expect("node");
+                        let e_l = pop.params.E_L;
+                        let want = (i.data[col] - e_l) + e_l;
+                        assert_eq!(got.to_bits(), want.to_bits(), "{} {id}", r.name);
+                    }
+                    None => assert!(got.is_nan(), "generator {} {id}", r.name),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} neurons checked");
+    // Not after a presimulation.
+    let mut o = with(&tmp.path().join("presim"), Backend::Cpu);
+    o.t_presim_ms = 1.0;
+    o.t_sim_ms = 1.0;
+    let e = run_ranks_checkpointed(&o, &CheckpointOptions::default(), true, &mut |_| {})
+        .expect_err("presimulation");
+    assert!(e.to_string().contains("--vm-from-start"), "{e}");
 }

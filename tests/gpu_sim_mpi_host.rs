@@ -118,6 +118,7 @@ fn opts(net: &Path, out: &Path, c: &Case, backend: Backend) -> RunOptions {
         force: true,
         comm: c.comm,
         comm_group_size: c.group,
+        vm_from_start: false,
         backend,
     }
 }

@@ -528,6 +528,7 @@ fn simulate(net: &Path, out: &Path, comm: CommMode, t_presim_ms: f64, t_sim_ms: 
         force: true,
         comm,
         comm_group_size: 0,
+        vm_from_start: false,
         backend: Backend::Cpu,
     };
     run_ranks(&opts, emulate, &mut |_| {}).unwrap();

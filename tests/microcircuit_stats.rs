@@ -47,6 +47,7 @@ fn microcircuit_rates_and_cv_match_nest() {
             force: true,
             comm: CommMode::P2p,
             comm_group_size: 0,
+            vm_from_start: false,
             backend: snn_simulate::run::Backend::Cpu,
         };
         pool.install(|| run_ranks(&opts, false, &mut |_| {}))

@@ -58,6 +58,7 @@ fn sim_groups(
         force: true,
         comm,
         comm_group_size,
+        vm_from_start: false,
         backend: snn_simulate::run::Backend::Cpu,
     };
     pool.install(|| run_ranks(&opts, true, &mut |_| {}))

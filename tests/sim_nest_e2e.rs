@@ -186,6 +186,7 @@ fn simulate(net: &Path, out: &Path, t_presim: f64, t_sim: f64, threads: usize) -
         force: false,
         comm: CommMode::P2p,
         comm_group_size: 0,
+        vm_from_start: false,
         backend: snn_simulate::run::Backend::Cpu,
     };
     let summary = pool

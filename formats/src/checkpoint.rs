@@ -447,6 +447,10 @@ pub struct RunConfig {
     pub total_steps: u64,
     /// Communication mode used (it does not change results).
     pub comm: String,
+    /// The V_m report's first sample is the initial state at t = 0
+    /// (`snn-sim --vm-from-start`).
+    #[serde(default)]
+    pub vm_from_start: bool,
 }
 
 /// Cumulative wall-clock times over the pieces of a run, s.
@@ -884,6 +888,7 @@ mod tests {
                 presim_steps: 0,
                 total_steps: 100,
                 comm: "p2p".into(),
+                vm_from_start: false,
             },
             wall: WallTimes::default(),
             pieces: 1,

@@ -174,6 +174,8 @@ struct Block {
     n: u32,
     /// The neuron model; `None` for spike generators.
     model: Option<ModelId>,
+    /// `E_L`, mV (the state holds `V_m - E_L`).
+    e_l: f64,
 }
 
 impl Block {
@@ -516,9 +518,11 @@ impl GpuEngine {
                 let g = d.local_to_global[a + i].to_native();
                 initial_v_m(seed, pi, g - p.first_id, &p.v_m_init)
             };
+            let mut e_l = 0.0;
             let model_id = match neuron::block(&p.params, dt, n, v0) {
                 Some(b) => {
                     let id = b.model();
+                    e_l = b.e_l();
                     desc.kind = id.kind();
                     desc.consts = b.device_consts();
                     desc.e_l = b.e_l();
@@ -549,6 +553,7 @@ impl GpuEngine {
                 first_local: a as u32,
                 n: n as u32,
                 model: model_id,
+                e_l,
             });
         }
         let dev_ref: &mut dyn Device = dev.as_mut();
@@ -934,6 +939,25 @@ impl RankEngine for GpuEngine {
     fn state_bytes(&self) -> u64 {
         let n = self.n_local as u64;
         n * (2 * 8 * self.slots + 48)
+    }
+
+    fn v_m_now(&mut self, locals: &[usize]) -> Result<Vec<f64>, SimError> {
+        let dev = self.dev.as_mut();
+        let mut out = Vec::with_capacity(locals.len());
+        for &l in locals {
+            let b = self
+                .blocks
+                .iter()
+                .find(|b| b.range().contains(&l))
+                .ok_or_else(|| {
+                    SimError::Internal(format!("V_m of local neuron {l} of {}", self.n_local))
+                })?;
+            out.push(match b.model {
+                None => f64::NAN,
+                Some(_) => self.state.vars.read(dev, l..l + 1)?[0] + b.e_l,
+            });
+        }
+        Ok(out)
     }
 
     fn set_recording(&mut self, from_step: u64, vm_locals: &[usize]) -> Result<(), SimError> {

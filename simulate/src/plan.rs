@@ -156,6 +156,11 @@ fn make_plan(
     let persistent = ck.enabled();
     let fresh = |t_sim_ms: f64, t_presim_ms: f64, seed: u64, force: bool| {
         let presim_steps = ms_to_steps("--t-presim", t_presim_ms, dt)?;
+        if opts.vm_from_start && presim_steps > 0 {
+            return Err(SimError::Invalid(
+                "--vm-from-start records V_m from t = 0: it cannot follow a presimulation (--t-presim)".into(),
+            ));
+        }
         let sim_steps = ms_to_steps("--t-sim", t_sim_ms, dt)?;
         let every = every_steps(ck.every_ms, dt)?;
         let mut inputs = vec![opts.network.as_path()];
@@ -174,6 +179,7 @@ fn make_plan(
                     presim_steps,
                     total_steps: end_step(presim_steps, sim_steps, dt, "--t-presim + --t-sim")?,
                     comm: comm.into(),
+                    vm_from_start: opts.vm_from_start,
                 },
                 candidates: Vec::new(),
                 new_outputs: true,
@@ -382,6 +388,11 @@ fn make_plan(
                 CheckpointStatus::Corrupt(e) => return Err(e.into()),
             };
             check_compatible(from, &mf.model_hash, mf.n_ranks, m, &opts.network)?;
+            if opts.vm_from_start {
+                return Err(SimError::Invalid(
+                    "--vm-from-start records V_m from t = 0: a run branched from a checkpoint starts later".into(),
+                ));
+            }
             let (mut plan, staging) = fresh(
                 opts.t_sim_ms,
                 opts.t_presim_ms,

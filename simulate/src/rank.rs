@@ -65,6 +65,9 @@ pub trait RankEngine: Send {
     /// Record the spikes of steps `>= from_step` and the membrane potential
     /// of local neurons `vm_locals` after every step `s >= from_step`.
     fn set_recording(&mut self, from_step: u64, vm_locals: &[usize]) -> Result<(), SimError>;
+    /// The membrane potential of local neurons `locals` now (NaN for a
+    /// generator), as a recorded row holds it.
+    fn v_m_now(&mut self, locals: &[usize]) -> Result<Vec<f64>, SimError>;
     /// Update `n_steps` steps (at most one interval).
     fn update(&mut self, n_steps: u64) -> Result<(), SimError>;
     /// Point-to-point wire entries of the interval for each of `n_ranks`
@@ -164,6 +167,21 @@ impl RankEngine for CpuRank {
         self.record_from = from_step;
         self.vm_locals = vm_locals.to_vec();
         Ok(())
+    }
+    fn v_m_now(&mut self, locals: &[usize]) -> Result<Vec<f64>, SimError> {
+        let n = self.engine.n_local();
+        locals
+            .iter()
+            .map(|&l| {
+                if l < n {
+                    Ok(self.engine.v_m(l))
+                } else {
+                    Err(SimError::Internal(format!(
+                        "V_m of local neuron {l} of {n}"
+                    )))
+                }
+            })
+            .collect()
     }
     fn update(&mut self, n_steps: u64) -> Result<(), SimError> {
         self.interval_start = self.engine.step();

@@ -95,13 +95,23 @@ impl Outputs<'_> {
         } else {
             let file = format!("vm-rank-{r:05}.h5");
             let vpath = dir.join(&file);
-            // The first sample is taken after the first recorded step.
-            let t0 = (plan.run.presim_steps + 1) as f64 * dt;
+            // The first sample is taken after the first recorded step, or,
+            // with `vm_from_start` (recording from step 0), it is the
+            // initial state at t = 0.
+            let t0 = if plan.run.vm_from_start {
+                0.0
+            } else {
+                (plan.run.presim_steps + 1) as f64 * dt
+            };
             let mut writer = if fresh {
                 if plan.persistent && vpath.exists() {
                     std::fs::remove_file(&vpath).map_err(io_err(&vpath, "remove"))?;
                 }
-                ReportWriter::create(&vpath, &groups, t0, dt)?
+                let mut w = ReportWriter::create(&vpath, &groups, t0, dt)?;
+                if plan.run.vm_from_start {
+                    w.push_step(&engine.v_m_now(&locals)?)?;
+                }
+                w
             } else {
                 let steps = recorder("recorder/vm_steps")?;
                 ReportWriter::reopen_truncated(&vpath, &groups, t0, dt, steps[0] as usize)?

@@ -143,6 +143,10 @@ pub struct RunOptions {
     /// Collective mode: groups of this many consecutive ranks exchange
     /// collectively, point-to-point between groups (0: one group of all).
     pub comm_group_size: u32,
+    /// The V_m report starts at t = 0 with the initial state (a sample
+    /// before the first step; needs recording from t = 0, no
+    /// presimulation), as well as after every step.
+    pub vm_from_start: bool,
     /// The simulation backend.
     pub backend: Backend,
 }
