@@ -194,8 +194,8 @@ fn cpu_block(model: &Model, b: &Block) -> Result<neuron::Block, SimError> {
 
 /// The neuron state of all local neurons: `n_vars` rows of `stride` (the
 /// number of local neurons, at least 1) `f64`s, row `k` holding state
-/// variable `k` of each neuron whose model has one (`v_m` is row 0 for
-/// every model; see `ModelId::state_vars`), and the remaining refractory
+/// variable `k` of each neuron whose model has one (`V_m - E_L` is row 0
+/// for every model; see `ModelId::state_vars`), and the remaining refractory
 /// steps, all indexed by local index. Generators have no state.
 struct NeuronState {
     vars: DevVec<f64>,
