@@ -25,15 +25,17 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::areas::format_area_table;
-use crate::compare::{compare_runs, format_comparison, CompareOptions};
+use crate::compare::{compare_runs, format_comparison, CompareOptions, Tolerances};
 use crate::error::AnalyzeError;
 use crate::report::{analyze_run, format_table, AnalyzeOptions};
 use crate::stats::StatsOptions;
 
 /// The exit statuses, as `--help` shows them.
 pub const EXIT_HELP: &str = "Exit status:
-  0  success (compare: the runs' spikes are identical, or --report-only)
-  1  compare: the runs' spikes differ (the comparison is printed all the same)
+  0  success (compare: the runs' spikes are identical, or with tolerances
+     (--rate-rtol, ...) their statistics agree within them, or --report-only)
+  1  compare: the runs' spikes differ, or with tolerances a statistic lies
+     beyond them (the comparison is printed all the same)
   2  error: a refused command line, a missing, unreadable or invalid input";
 
 /// Exit status of `compare` when the runs' spikes differ.
@@ -160,10 +162,32 @@ pub struct CompareArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Exit with status 0 even when the runs' spikes differ (only report
-    /// it).
+    /// Exit with status 0 even when the runs' spikes differ, or their
+    /// statistics differ beyond the tolerances (only report it).
     #[arg(long)]
     pub report_only: bool,
+    /// Tolerance of the mean rates, relative to A's: with this or any other
+    /// tolerance, the verdict (exit status 1 or 0) is whether every
+    /// population's statistics agree within the tolerances given, not
+    /// whether the spikes are identical.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub rate_rtol: Option<f64>,
+    /// Tolerance of the mean CV ISI (absolute).
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub cv_atol: Option<f64>,
+    /// Tolerance of the mean correlation (absolute).
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub corr_atol: Option<f64>,
+    /// Largest earth mover's distance between the per-neuron rate
+    /// distributions (Hz).
+    #[arg(long, value_name = "HZ", allow_negative_numbers = true)]
+    pub emd_rate_max: Option<f64>,
+    /// Largest EMD between the per-neuron CV ISI distributions.
+    #[arg(long, value_name = "D", allow_negative_numbers = true)]
+    pub emd_cv_max: Option<f64>,
+    /// Largest EMD between the pairwise correlation distributions.
+    #[arg(long, value_name = "D", allow_negative_numbers = true)]
+    pub emd_corr_max: Option<f64>,
     /// Window, bins, pairs and seed.
     #[command(flatten)]
     pub stats: StatsArgs,
@@ -218,6 +242,14 @@ pub fn execute(cli: &Cli) -> Result<Outcome, AnalyzeError> {
                 t_start: c.stats.t_start,
                 t_stop: c.stats.t_stop,
                 stats: c.stats.options(),
+                tolerances: Tolerances {
+                    rate_rtol: c.rate_rtol,
+                    cv_atol: c.cv_atol,
+                    corr_atol: c.corr_atol,
+                    emd_rate_max: c.emd_rate_max,
+                    emd_cv_max: c.emd_cv_max,
+                    emd_corr_max: c.emd_corr_max,
+                },
             })?;
             let text = if c.json {
                 serde_json::to_string_pretty(&cmp)
@@ -228,7 +260,11 @@ pub fn execute(cli: &Cli) -> Result<Outcome, AnalyzeError> {
             };
             out.write_all(text.as_bytes()).map_err(stdout_err)?;
             out.flush().map_err(stdout_err)?;
-            if !cmp.identical && !c.report_only {
+            let differ = match &cmp.beyond_tolerance {
+                Some(v) => !v.is_empty(),
+                None => !cmp.identical,
+            };
+            if differ && !c.report_only {
                 return Ok(Outcome::Differ);
             }
         }

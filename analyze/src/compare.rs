@@ -28,6 +28,131 @@ pub struct CompareOptions {
     pub t_stop: Option<f64>,
     /// Statistics options; the same pairs are sampled in both runs.
     pub stats: StatsOptions,
+    /// Tolerances of the statistics; with any set, the verdict is whether
+    /// the runs agree within them ([`Comparison::beyond_tolerance`]).
+    pub tolerances: Tolerances,
+}
+
+/// How far two runs' statistics may differ (`compare --rate-rtol` ...);
+/// each unset one is not checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tolerances {
+    /// |rate B - rate A| <= rtol * |rate A| (mean rates).
+    pub rate_rtol: Option<f64>,
+    /// |CV B - CV A| <= atol (mean CV ISI).
+    pub cv_atol: Option<f64>,
+    /// |corr B - corr A| <= atol (mean correlation).
+    pub corr_atol: Option<f64>,
+    /// EMD between the per-neuron rate distributions <= this (Hz).
+    pub emd_rate_max: Option<f64>,
+    /// EMD between the per-neuron CV distributions <= this.
+    pub emd_cv_max: Option<f64>,
+    /// EMD between the correlation distributions <= this.
+    pub emd_corr_max: Option<f64>,
+}
+
+impl Tolerances {
+    /// The tolerances with their option names.
+    fn named(&self) -> [(&'static str, Option<f64>); 6] {
+        [
+            ("--rate-rtol", self.rate_rtol),
+            ("--cv-atol", self.cv_atol),
+            ("--corr-atol", self.corr_atol),
+            ("--emd-rate-max", self.emd_rate_max),
+            ("--emd-cv-max", self.emd_cv_max),
+            ("--emd-corr-max", self.emd_corr_max),
+        ]
+    }
+
+    /// Whether any tolerance is set.
+    pub fn any(&self) -> bool {
+        self.named().iter().any(|(_, v)| v.is_some())
+    }
+
+    /// Every set tolerance must be a finite number >= 0.
+    pub fn check(&self) -> Result<(), AnalyzeError> {
+        for (name, v) in self.named() {
+            if let Some(x) = v {
+                if !(x.is_finite() && x >= 0.0) {
+                    return Err(AnalyzeError::Usage(format!(
+                        "{name} must be a finite number >= 0, got {x}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The violations of these tolerances in `c`, one line each: a
+    /// statistic beyond its tolerance, one that only one run has, or a
+    /// population that only one run recorded.
+    pub fn violations(&self, c: &Comparison) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in &c.only_in_a {
+            out.push(format!("{n}: recorded only in A"));
+        }
+        for n in &c.only_in_b {
+            out.push(format!("{n}: recorded only in B"));
+        }
+        for p in &c.populations {
+            let mut check = |what: &str,
+                             a: Option<f64>,
+                             b: Option<f64>,
+                             limit: Option<f64>,
+                             rel: bool| {
+                let Some(limit) = limit else { return };
+                match (a, b) {
+                    (Some(a), Some(b)) => {
+                        let d = (b - a).abs();
+                        let bound = if rel { limit * a.abs() } else { limit };
+                        if d > bound || d.is_nan() {
+                            out.push(format!(
+                                "{}: {what} differs by {d:.6} (A {a:.6}, B {b:.6}; allowed {bound:.6})",
+                                p.name
+                            ));
+                        }
+                    }
+                    (None, None) => {}
+                    _ => out.push(format!("{}: {what} exists in only one run", p.name)),
+                }
+            };
+            check(
+                "mean rate (Hz)",
+                p.rate_mean_a,
+                p.rate_mean_b,
+                self.rate_rtol,
+                true,
+            );
+            check(
+                "mean CV ISI",
+                p.cv_isi_mean_a,
+                p.cv_isi_mean_b,
+                self.cv_atol,
+                false,
+            );
+            check(
+                "mean correlation",
+                p.correlation_mean_a,
+                p.correlation_mean_b,
+                self.corr_atol,
+                false,
+            );
+            // An EMD exists where both runs have the distribution (the
+            // means above tell when only one has it).
+            for (what, emd, limit) in [
+                ("EMD of rates (Hz)", p.emd_rate, self.emd_rate_max),
+                ("EMD of CVs", p.emd_cv_isi, self.emd_cv_max),
+                ("EMD of correlations", p.emd_correlation, self.emd_corr_max),
+            ] {
+                if let (Some(e), Some(l)) = (emd, limit) {
+                    if e > l || e.is_nan() {
+                        out.push(format!("{}: {what} is {e:.6} (allowed {l:.6})", p.name));
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The comparison of one population (differences are B - A).
@@ -91,6 +216,9 @@ pub struct Comparison {
     pub identical: bool,
     /// The first difference found, when not identical.
     pub first_difference: Option<String>,
+    /// With tolerances given: what lies beyond them (empty: the runs agree
+    /// within them); `None` without tolerances.
+    pub beyond_tolerance: Option<Vec<String>>,
 }
 
 /// The first difference between the recorded spikes of two runs, or `None`
@@ -184,6 +312,7 @@ fn checked_window(dir: &std::path::Path, o: &CompareOptions) -> Result<Window, A
 /// Load and compare two runs.
 pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
     check_stats_options(&o.stats)?;
+    o.tolerances.check()?;
     let wa = checked_window(&o.run_a, o)?;
     let wb = checked_window(&o.run_b, o)?;
     // One population of each run at a time (each with half the memory
@@ -251,6 +380,13 @@ pub fn compare_runs(o: &CompareOptions) -> Result<Comparison, AnalyzeError> {
         only_in_b,
         identical: first_difference.is_none(),
         first_difference,
+        beyond_tolerance: None,
+    })
+    .map(|mut c| {
+        if o.tolerances.any() {
+            c.beyond_tolerance = Some(o.tolerances.violations(&c));
+        }
+        c
     })
 }
 
@@ -325,6 +461,17 @@ pub fn format_comparison(c: &Comparison) -> String {
         }
         Some(d) => {
             let _ = writeln!(s, "spikes: differ; first difference: {d}");
+        }
+    }
+    match &c.beyond_tolerance {
+        None => {}
+        Some(v) if v.is_empty() => {
+            let _ = writeln!(s, "statistics: within the tolerances");
+        }
+        Some(v) => {
+            for line in v {
+                let _ = writeln!(s, "beyond tolerance: {line}");
+            }
         }
     }
     s

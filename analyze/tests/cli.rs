@@ -438,6 +438,66 @@ fn compare_reports_identity_and_the_first_difference() {
     assert_eq!(r.stdout, o.stdout);
 }
 
+/// With tolerances (`--rate-rtol` ...), `compare`'s verdict is whether the
+/// statistics agree within them: runs whose rates differ by a factor of 2
+/// (the same spikes over a window twice as long; I: 20 Hz against 10 Hz)
+/// pass `--rate-rtol 0.5` and fail `--rate-rtol 0.4`, which names each
+/// population beyond it; EMD limits likewise; a bad tolerance is a usage
+/// error.
+#[test]
+fn compare_with_tolerances() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    make_run(&a);
+    make_run(&b);
+    let summary = b.join("summary.json");
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    s["t_stop_ms"] = serde_json::json!(2000.0);
+    std::fs::write(&summary, s.to_string()).unwrap();
+    let o = analyze(&[&"compare", &a, &b, &"--rate-rtol", &"0.5", &"--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["beyond_tolerance"], serde_json::json!([]), "{c}");
+    let o = analyze(&[&"compare", &a, &b, &"--rate-rtol", &"0.4"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let t = String::from_utf8_lossy(&o.stdout);
+    for pop in ["E", "I"] {
+        assert!(
+            t.contains(&format!(
+                "beyond tolerance: {pop}: mean rate (Hz) differs by"
+            )),
+            "{t}"
+        );
+    }
+    assert!(
+        t.contains("(A 20.000000, B 10.000000; allowed 8.000000)"),
+        "{t}"
+    );
+    // The EMD of I's rates is 10 Hz.
+    let o = analyze(&[&"compare", &a, &b, &"--emd-rate-max", &"10"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = analyze(&[&"compare", &a, &b, &"--emd-rate-max", &"9.99", &"--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = c["beyond_tolerance"].as_array().unwrap();
+    assert!(
+        v.iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .starts_with("I: EMD of rates (Hz) is 10.000000")),
+        "{c}"
+    );
+    // --report-only: reported, status 0.
+    let o = analyze(&[&"compare", &a, &b, &"--rate-rtol", &"0.4", &"--report-only"]);
+    assert!(o.status.success());
+    // Without tolerances the verdict is spike identity (identical here).
+    let o = analyze(&[&"compare", &a, &b]);
+    assert!(o.status.success());
+    let o = analyze(&[&"compare", &a, &b, &"--cv-atol", &"-1"]);
+    assert_error(&o, &["--cv-atol", ">= 0"]);
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
