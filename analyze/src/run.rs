@@ -116,6 +116,89 @@ pub struct PopulationSpikeData {
     pub trains: SpikeTrains,
 }
 
+/// Whether `f` is a NEST spike recorder ASCII file (`record_to:
+/// "ascii"`, `*.dat`).
+fn is_nest_ascii(f: &Path) -> bool {
+    f.extension().is_some_and(|e| e == "dat")
+}
+
+/// Calls `f(population, population-local id, time ms)` for every spike of
+/// NEST ASCII spike recorder file `path` (`#` comment lines, a header line
+/// naming the tab-separated columns, which must include `sender` and
+/// `time_ms`, then one spike per line); senders are mapped to populations
+/// by `summary`'s `first_id` and `size` (NEST node ids). A sender outside
+/// every population, a malformed line or a non-finite time is an error
+/// naming the file and line.
+fn for_each_nest_spike(
+    path: &Path,
+    summary: &RunSummary,
+    mut f: impl FnMut(usize, u64, f64) -> Result<(), AnalyzeError>,
+) -> Result<(), AnalyzeError> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)
+        .map_err(|e| AnalyzeError::input(path, format!("cannot read: {e}")))?;
+    let mut ranges: Vec<(u64, u64, usize)> = summary
+        .populations
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let first = p.first_id.unwrap_or(0);
+            (first, first.saturating_add(p.size), i)
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut cols: Option<(usize, usize)> = None;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| AnalyzeError::input(path, format!("line {}: {e}", n + 1)))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some((cs, ct)) = cols else {
+            let find = |name: &str| fields.iter().position(|&c| c == name);
+            match (find("sender"), find("time_ms")) {
+                (Some(s), Some(t)) => cols = Some((s, t)),
+                _ => {
+                    return Err(AnalyzeError::input(
+                        path,
+                        format!(
+                            "line {}: columns {line:?}: a NEST spike recorder file needs sender and time_ms (record with time_in_steps = False)",
+                            n + 1
+                        ),
+                    ))
+                }
+            }
+            continue;
+        };
+        let bad =
+            |what: &str| AnalyzeError::input(path, format!("line {}: {what}: {line:?}", n + 1));
+        let sender: u64 = fields
+            .get(cs)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("no sender id"))?;
+        let t: f64 = fields
+            .get(ct)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("no spike time"))?;
+        if !t.is_finite() {
+            return Err(bad("non-finite spike time"));
+        }
+        let k = ranges.partition_point(|r| r.0 <= sender);
+        match k.checked_sub(1).map(|k| ranges[k]) {
+            Some((first, end, p)) if sender < end => f(p, sender - first, t)?,
+            _ => return Err(bad("sender in no population of summary.json")),
+        }
+    }
+    if cols.is_none() {
+        return Err(AnalyzeError::input(
+            path,
+            "no header line (sender, time_ms)",
+        ));
+    }
+    Ok(())
+}
+
 /// A loaded run directory.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -270,11 +353,20 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
         for entry in rd {
             let entry = entry.map_err(|e| AnalyzeError::input(dir, format!("cannot list: {e}")))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("spikes-rank-") && name.ends_with(".h5") {
+            if (name.starts_with("spikes-rank-") && name.ends_with(".h5")) || name.ends_with(".dat")
+            {
                 files.push(entry.path());
             }
         }
         files.sort();
+        let n_dat = files.iter().filter(|f| is_nest_ascii(f)).count();
+        if n_dat > 0 && n_dat < files.len() {
+            return Err(AnalyzeError::input(
+                dir,
+                "holds both spikes-rank-*.h5 (snn) and *.dat (NEST) spike files: one run per directory",
+            ));
+        }
+
         if let Some(n) = summary.n_ranks {
             if files.len() != n {
                 return Err(AnalyzeError::input(
@@ -291,8 +383,21 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
     if files.is_empty() {
         return Err(AnalyzeError::input(
             &summary_path,
-            "no spike files (spike_files is empty and no spikes-rank-*.h5 in the run directory)",
+            "no spike files (spike_files is empty and no spikes-rank-*.h5 or NEST *.dat in the run directory)",
         ));
+    }
+    if files.iter().any(|f| is_nest_ascii(f)) {
+        for (i, p) in summary.populations.iter().enumerate() {
+            if p.first_id.is_none() {
+                return Err(AnalyzeError::input(
+                    &summary_path,
+                    format!(
+                        "populations[{i}].first_id is needed to read NEST .dat files (the NEST node id of {}'s first neuron)",
+                        p.name
+                    ),
+                ));
+            }
+        }
     }
     Ok(files)
 }
@@ -331,6 +436,20 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
     let mut spikes: Vec<Option<u64>> = vec![None; summary.populations.len()];
     let mut files_with_spikes = vec![Vec::new(); summary.populations.len()];
     for (k, f) in files.iter().enumerate() {
+        if is_nest_ascii(f) {
+            let mut counts = vec![0u64; summary.populations.len()];
+            for_each_nest_spike(f, &summary, |p, _, _| {
+                counts[p] += 1;
+                Ok(())
+            })?;
+            for (p, n) in counts.into_iter().enumerate() {
+                spikes[p] = Some(spikes[p].unwrap_or(0).saturating_add(n));
+                if n > 0 {
+                    files_with_spikes[p].push(k);
+                }
+            }
+            continue;
+        }
         for (name, n) in snn_formats::sonata::spike_counts(f)? {
             let Some(p) = summary.populations.iter().position(|q| q.name == name) else {
                 return Err(AnalyzeError::input(
@@ -375,6 +494,25 @@ impl RunFiles {
             .iter()
             .map(|&k| &self.spike_files[k])
         {
+            if is_nest_ascii(f) {
+                for_each_nest_spike(f, &self.summary, |q, id, t| {
+                    if q == p {
+                        read += 1;
+                        if read > max_spikes {
+                            return Err(AnalyzeError::input(
+                                f,
+                                format!(
+                                    "more than {max_spikes} spikes of {}: more than fit in memory",
+                                    info.name
+                                ),
+                            ));
+                        }
+                        spikes.push((id, t));
+                    }
+                    Ok(())
+                })?;
+                continue;
+            }
             let budget = max_spikes.saturating_sub(read);
             let Some(pop) = snn_formats::sonata::read_population_spikes(f, &info.name, budget)?
             else {

@@ -498,6 +498,85 @@ fn compare_with_tolerances() {
     assert_error(&o, &["--cv-atol", ">= 0"]);
 }
 
+/// Writes `trains` (per population, per neuron) as NEST 3.10 spike
+/// recorder ASCII output into `dir` (two files, as two virtual processes
+/// write them; NEST node ids from 1) with the `summary.json` a NEST user
+/// writes (populations with `first_id`, the window).
+fn make_nest_run(dir: &Path, trains: &[Vec<Vec<f64>>], first_ids: [u64; 2]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut files = [String::new(), String::new()];
+    for f in &mut files {
+        *f += "# NEST version: 3.10.0\n# RecordingBackendASCII version: 2\nsender\ttime_ms\n";
+    }
+    for (p, pop) in trains.iter().enumerate() {
+        for (i, tr) in pop.iter().enumerate() {
+            for t in tr {
+                files[i % 2] += &format!("{}\t{t:.3}\n", first_ids[p] + i as u64);
+            }
+        }
+    }
+    for (k, text) in files.iter().enumerate() {
+        std::fs::write(dir.join(format!("spike_recorder-20-{k}.dat")), text).unwrap();
+    }
+    let summary = serde_json::json!({
+        "populations": [
+            {"name": "E", "size": E_SIZE, "first_id": first_ids[0]},
+            {"name": "I", "size": I_SIZE, "first_id": first_ids[1]},
+        ],
+        "t_start_ms": 0.0,
+        "t_stop_ms": T_STOP,
+    });
+    std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+}
+
+/// NEST's ASCII spike recorder output, with a `summary.json` that maps its
+/// node ids to populations, is a run `snn-analyze` reads: analysed, and
+/// compared with the snn run of the same spikes (identical, every
+/// statistic equal); a missing `first_id` or a sender outside the map is
+/// a one-line error naming the file.
+#[test]
+fn nest_ascii_output_is_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snn, nest) = (tmp.path().join("snn"), tmp.path().join("nest"));
+    let trains = make_run(&snn);
+    make_nest_run(&nest, &trains, [1, 1 + E_SIZE]);
+    let o = analyze(&[&"compare", &snn, &nest, &"--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["identical"], true, "{c}");
+    for p in c["populations"].as_array().unwrap() {
+        assert_eq!(p["rate_mean_diff"], 0.0);
+        assert_eq!(p["emd_rate"], 0.0);
+    }
+    let report = tmp.path().join("report");
+    let o = analyze(&[&nest, &"-o", &report]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(report.join("stats.json").is_file());
+    // A map that leaves a sender out.
+    let bad = tmp.path().join("bad");
+    make_nest_run(&bad, &trains, [1, 1 + E_SIZE]);
+    let s = bad.join("summary.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
+    v["populations"][1]["first_id"] = serde_json::json!(2 + E_SIZE);
+    std::fs::write(&s, v.to_string()).unwrap();
+    let o = analyze(&[&"compare", &snn, &bad]);
+    assert_error(
+        &o,
+        &["spike_recorder-20-", ".dat", "sender in no population"],
+    );
+    // No first_id.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
+    v["populations"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("first_id");
+    std::fs::write(&s, v.to_string()).unwrap();
+    let o = analyze(&[&bad, &"-o", &tmp.path().join("r2")]);
+    assert_error(&o, &["summary.json", "populations[1].first_id"]);
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
