@@ -22,6 +22,7 @@ pub mod plots;
 pub mod report;
 pub mod run;
 pub mod sampling;
+pub mod spectrum;
 pub mod stats;
 
 pub use compare::{compare_runs, CompareOptions, Comparison};

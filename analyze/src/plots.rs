@@ -548,6 +548,178 @@ pub fn rate_matrix(
 
 /// Histogram counts of `values` in `n_bins` bins of `width` from `lo`
 /// (values outside go to the first or last bin).
+/// Line plots, one per population, stacked in panels sharing the x axis
+/// (e.g. the PSTH, the power spectrum); `log_y` draws the y axis in
+/// decades (non-positive values are left out).
+pub fn line_panels(
+    path: &Path,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    pops: &[(String, Vec<(f64, f64)>)],
+    log_y: bool,
+    text: bool,
+) -> Result<(), AnalyzeError> {
+    let n = pops.len().max(1);
+    let height = 60 + 150 * n as u64;
+    check_bitmap(path, 1200, height, &format!("{n} populations"))?;
+    let height = u32::try_from(height).unwrap_or(u32::MAX);
+    let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let area = if text {
+        root.titled(title, ("sans-serif", 24))
+            .map_err(|e| plot_err(path, e))?
+    } else {
+        root.margin(30, 0, 0, 0)
+    };
+    let panels = area.split_evenly((n, 1));
+    let x_lo = pops
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.0))
+        .fold(f64::INFINITY, f64::min);
+    let x_hi = pops
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.0))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (x_lo, x_hi) = if x_lo < x_hi {
+        (x_lo, x_hi)
+    } else {
+        (0.0, 1.0)
+    };
+    for (i, ((name, pts), panel)) in pops.iter().zip(panels.iter()).enumerate() {
+        let ys = || {
+            pts.iter()
+                .map(|p| p.1)
+                .filter(|y| y.is_finite() && (!log_y || *y > 0.0))
+        };
+        let y_hi = ys().fold(f64::NEG_INFINITY, f64::max);
+        let y_lo = ys().fold(f64::INFINITY, f64::min);
+        let mut b = ChartBuilder::on(panel);
+        b.margin(8);
+        if text {
+            b.caption(name, ("sans-serif", 15))
+                .x_label_area_size(if i + 1 == n { 35 } else { 0 })
+                .y_label_area_size(70);
+        }
+        let c = color(i);
+        if log_y {
+            let (lo, hi) = if y_lo < y_hi {
+                (y_lo, y_hi * 1.5)
+            } else {
+                (1e-3, 1.0)
+            };
+            let mut chart = b
+                .build_cartesian_2d(x_lo..x_hi, (lo..hi).log_scale())
+                .map_err(|e| plot_err(path, e))?;
+            let mut mesh = chart.configure_mesh();
+            mesh.light_line_style(WHITE).y_labels(4);
+            if text {
+                mesh.y_desc(y_desc);
+                if i + 1 == n {
+                    mesh.x_desc(x_desc);
+                }
+            } else {
+                mesh.x_labels(0).y_labels(0);
+            }
+            mesh.draw().map_err(|e| plot_err(path, e))?;
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().copied().filter(|p| p.1 > 0.0),
+                    c.stroke_width(1),
+                ))
+                .map_err(|e| plot_err(path, e))?;
+        } else {
+            let hi = if y_hi > 0.0 { y_hi * 1.1 } else { 1.0 };
+            let mut chart = b
+                .build_cartesian_2d(x_lo..x_hi, 0.0..hi)
+                .map_err(|e| plot_err(path, e))?;
+            let mut mesh = chart.configure_mesh();
+            mesh.light_line_style(WHITE).y_labels(4);
+            if text {
+                mesh.y_desc(y_desc);
+                if i + 1 == n {
+                    mesh.x_desc(x_desc);
+                }
+            } else {
+                mesh.x_labels(0).y_labels(0);
+            }
+            mesh.draw().map_err(|e| plot_err(path, e))?;
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
+                .map_err(|e| plot_err(path, e))?;
+        }
+    }
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+/// Horizontal boxplots of per-population values (median, quartiles,
+/// whiskers at 1.5 IQR), one row per population from the top, as the
+/// microcircuit paper shows firing rates.
+pub fn boxplots(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    pops: &[(String, Vec<f64>)],
+    text: bool,
+) -> Result<(), AnalyzeError> {
+    let n = pops.len().max(1);
+    let height = 100 + 40 * n as u64;
+    check_bitmap(path, 1000, height, &format!("{n} populations"))?;
+    let height = u32::try_from(height).unwrap_or(u32::MAX);
+    let root = BitMapBackend::new(path, (1000, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let hi = pops
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.05;
+    let longest = pops.iter().map(|p| p.0.chars().count()).max().unwrap_or(0);
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15);
+    if text {
+        b.caption(title, ("sans-serif", 22))
+            .x_label_area_size(40)
+            .y_label_area_size(20 + 9 * longest as u32);
+    }
+    let names: Vec<String> = pops.iter().map(|p| p.0.clone()).collect();
+    // Quartiles are f32 in plotters.
+    let mut chart = b
+        .build_cartesian_2d(0.0f32..hi as f32, (0..n).into_segmented())
+        .map_err(|e| plot_err(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    let label = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(k) => names.get(n - 1 - *k).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    mesh.disable_y_mesh()
+        .light_line_style(WHITE)
+        .y_label_formatter(&label);
+    if text {
+        mesh.x_desc(x_desc);
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(|e| plot_err(path, e))?;
+    for (i, (_, values)) in pops.iter().enumerate() {
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if finite.is_empty() {
+            continue;
+        }
+        let q = Quartiles::new(&finite);
+        chart
+            .draw_series(std::iter::once(
+                Boxplot::new_horizontal(SegmentValue::CenterOf(n - 1 - i), &q)
+                    .width(20)
+                    .style(color(i).stroke_width(2)),
+            ))
+            .map_err(|e| plot_err(path, e))?;
+    }
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
 fn histogram(values: &[f64], lo: f64, width: f64, n_bins: usize) -> Vec<u64> {
     let mut c = vec![0u64; n_bins];
     for &v in values.iter().filter(|v| v.is_finite()) {
@@ -601,7 +773,11 @@ pub fn distributions(
                 let n = ((max + q / 2.0) / width).floor() as usize + 1;
                 (-q / 2.0, width, n)
             }
-            None => (0.0, hi / 30.0, 30),
+            None => {
+                // Values may be negative (correlations).
+                let lo = finite.iter().copied().fold(0.0f64, f64::min);
+                (lo, (hi - lo) / 30.0, 30)
+            }
         };
         let hi = hi.max(lo + width * n_bins as f64);
         let counts = histogram(&finite, lo, width, n_bins);

@@ -8,8 +8,12 @@
 //!
 //! Every run: `stats.json`, `stats.csv` (one row per population),
 //! `correlations.csv` (the correlation of every sampled pair),
-//! `raster.png` (the first [`RASTER_MS`] of the window), `rates.png`,
-//! `cv.png`. Runs with areas (see [`crate::areas`]) also get `areas` in
+//! `raster.png` (the first [`RASTER_MS`] of the window), `rates.png` and
+//! `rates_boxplot.png` (per-neuron rates), `cv.png`, `correlations.png`
+//! (the sampled pairs' correlations), each titled with the run's name; runs
+//! with at most [`MAX_LINE_POPULATIONS`] populations also `psth.png` (the
+//! population rate in bins of `--bin-ms`) and `spectrum.png` (its power
+//! spectrum, [`crate::spectrum`]). Runs with areas (see [`crate::areas`]) also get `areas` in
 //! `stats.json`, `areas.csv`, `rates_by_area.png`, `raster_areas.png` and
 //! `rasters/AREA.png` (same raster window and neuron sample as
 //! `raster.png`; `raster_areas.png` shows an evenly spaced subset of the
@@ -27,6 +31,11 @@ use crate::limits::{
     check_fits, BYTES_PER_BIN, MAX_BINS, MAX_PAIRS, MAX_PAIR_BINS, MAX_RASTER_NEURONS,
 };
 use crate::plots::{self, RasterArea, RasterPopulation};
+use crate::spectrum;
+
+/// Runs with at most this many recorded populations get `psth.png` and
+/// `spectrum.png` (one panel per population).
+pub const MAX_LINE_POPULATIONS: usize = 16;
 use crate::run::{
     open_run, read_summary, PopulationInfo, PopulationSpikeData, Run, RunFiles, RunSummary,
 };
@@ -360,6 +369,10 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     let mut stats = Vec::with_capacity(recorded.len());
     let mut infos = Vec::with_capacity(recorded.len());
     let mut raster_pops = Vec::with_capacity(recorded.len());
+    // The population rate in 1 ms bins (PSTH, spectrum), for runs with few
+    // enough populations to draw one panel each.
+    let with_activity = recorded.len() <= MAX_LINE_POPULATIONS;
+    let mut activity: Vec<(String, Option<Vec<f64>>)> = Vec::new();
     for &p in &recorded {
         if let Some(b) = &bar {
             b.set_message(run.summary.populations[p].name.clone());
@@ -369,6 +382,13 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         };
         stats.push(population_stats(&pop.info.name, &pop.trains, w, &o.stats));
         raster_pops.push(raster_sample(&pop, rw, o.stats.seed, o.raster_neurons));
+        if with_activity {
+            let n = pop.trains.n_neurons();
+            activity.push((
+                pop.info.name.clone(),
+                spectrum::activity((0..n).map(|i| pop.trains.train(i)), n, w),
+            ));
+        }
         if let Some(b) = &bar {
             b.inc(run.spikes[p].unwrap_or(0));
         }
@@ -409,24 +429,46 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         "correlations.csv",
         "raster.png",
         "rates.png",
+        "rates_boxplot.png",
         "cv.png",
+        "correlations.png",
     ]
     .map(String::from)
     .to_vec();
 
     let text = plots::init_font().is_some();
-    plots::raster(&dir.join("raster.png"), &raster_pops, rw, text)?;
+    // Every plot's title names the run.
+    let run_name = o.run_dir.file_name().map_or_else(
+        || o.run_dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let colors: Vec<usize> = (0..raster_pops.len()).collect();
+    plots::raster_titled(
+        &dir.join("raster.png"),
+        &format!("Spike raster: {run_name}"),
+        &raster_pops,
+        &colors,
+        rw,
+        text,
+    )?;
     let rates: Vec<(String, Vec<f64>)> = stats
         .iter()
         .map(|s| (s.summary.name.clone(), s.rates.clone()))
         .collect();
     plots::distributions(
         &dir.join("rates.png"),
-        "Firing rate per neuron",
+        &format!("Firing rate per neuron: {run_name}"),
         "rate (Hz)",
         &rates,
         1.0,
         Some(1000.0 / w.duration_ms()),
+        text,
+    )?;
+    plots::boxplots(
+        &dir.join("rates_boxplot.png"),
+        &format!("Firing rates: {run_name}"),
+        "rate (Hz)",
+        &rates,
         text,
     )?;
     let cvs: Vec<(String, Vec<f64>)> = stats
@@ -435,13 +477,72 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         .collect();
     plots::distributions(
         &dir.join("cv.png"),
-        "CV of ISI per neuron",
+        &format!("CV of ISI per neuron: {run_name}"),
         "CV ISI",
         &cvs,
         1.5,
         None,
         text,
     )?;
+    let corrs: Vec<(String, Vec<f64>)> = stats
+        .iter()
+        .map(|s| (s.summary.name.clone(), s.correlations.clone()))
+        .collect();
+    plots::distributions(
+        &dir.join("correlations.png"),
+        &format!(
+            "Spike-count correlation per pair ({} ms bins): {run_name}",
+            o.stats.bin_ms
+        ),
+        "correlation coefficient",
+        &corrs,
+        0.1,
+        None,
+        text,
+    )?;
+    if with_activity && activity.iter().all(|(_, a)| a.is_some()) && !activity.is_empty() {
+        // PSTH in bins of --bin-ms (whole multiples of 1 ms).
+        let k = (o.stats.bin_ms / spectrum::ACTIVITY_BIN_MS)
+            .round()
+            .max(1.0) as usize;
+        let width = k as f64 * spectrum::ACTIVITY_BIN_MS;
+        let psth: Vec<(String, Vec<(f64, f64)>)> = activity
+            .iter()
+            .map(|(n, a)| {
+                let r = spectrum::rebin(a.as_deref().unwrap_or(&[]), k);
+                let pts = r
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (w.t_start + (i as f64 + 0.5) * width, v))
+                    .collect();
+                (n.clone(), pts)
+            })
+            .collect();
+        plots::line_panels(
+            &dir.join("psth.png"),
+            &format!("Population rate ({width} ms bins): {run_name}"),
+            ("time (ms)", "rate (Hz)"),
+            &psth,
+            false,
+            text,
+        )?;
+        files.push("psth.png".into());
+        let spectra: Vec<(String, Vec<(f64, f64)>)> = activity
+            .iter()
+            .filter_map(|(n, a)| Some((n.clone(), spectrum::welch_psd(a.as_deref()?)?)))
+            .collect();
+        if spectra.len() == activity.len() {
+            plots::line_panels(
+                &dir.join("spectrum.png"),
+                &format!("Power spectrum of the population rate: {run_name}"),
+                ("frequency (Hz)", "PSD (Hz²/Hz)"),
+                &spectra,
+                true,
+                text,
+            )?;
+            files.push("spectrum.png".into());
+        }
+    }
     if let Some(table) = &file.areas {
         let run_name = o.run_dir.display().to_string();
         let recorded = Recorded {

@@ -308,7 +308,15 @@ fn analyze_writes_stats_and_plots() {
         "{}",
         lines[2]
     );
-    for png in ["raster.png", "rates.png", "cv.png"] {
+    for png in [
+        "raster.png",
+        "rates.png",
+        "rates_boxplot.png",
+        "cv.png",
+        "correlations.png",
+        "psth.png",
+        "spectrum.png",
+    ] {
         assert!(is_png(&report.join(png)), "{png} is not a PNG");
     }
 
@@ -956,9 +964,13 @@ fn runs_without_areas_have_no_area_outputs() {
             names,
             [
                 "correlations.csv",
+                "correlations.png",
                 "cv.png",
+                "psth.png",
                 "raster.png",
                 "rates.png",
+                "rates_boxplot.png",
+                "spectrum.png",
                 "stats.csv",
                 "stats.json"
             ]
