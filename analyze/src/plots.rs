@@ -205,6 +205,92 @@ fn raster_with(
     Ok(())
 }
 
+/// A population's neurons in [`raster_by_id`]: the sampled neurons' global
+/// ids (sorted) and their spike trains in the plotted window.
+#[derive(Debug, Clone)]
+pub struct IdRasterPopulation {
+    /// Population name.
+    pub name: String,
+    /// The population's global ids `[first, end)`.
+    pub id_range: (u64, u64),
+    /// (global id, spike times ms) of each sampled neuron.
+    pub neurons: Vec<(u64, Vec<f64>)>,
+}
+
+/// A spike raster with neuron ids on the y axis (as NEST's microcircuit
+/// example draws it): each population a band as tall as it has neurons,
+/// its sampled neurons at their ids (a sample proportional to its size, so
+/// every band is equally dense), the first population at the top, bands
+/// labelled with the population's name.
+pub fn raster_by_id(
+    path: &Path,
+    title: &str,
+    pops: &[IdRasterPopulation],
+    w: Window,
+    text: bool,
+) -> Result<(), AnalyzeError> {
+    let lo = pops.iter().map(|p| p.id_range.0).min().unwrap_or(0) as f64;
+    let hi = pops.iter().map(|p| p.id_range.1).max().unwrap_or(1) as f64;
+    let hi = if hi > lo { hi } else { lo + 1.0 };
+    let longest = pops
+        .iter()
+        .map(|p| p.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15);
+    if text {
+        // The names go into the right margin.
+        b.caption(title, ("sans-serif", 24))
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .margin_right(20 + 10 * longest as u32);
+    }
+    // Ids grow downwards: the first population at the top.
+    let mut chart = b
+        .build_cartesian_2d(w.t_start..w.t_stop, hi..lo)
+        .map_err(|e| plot_err(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    let id_label = |v: &f64| format!("{v:.0}");
+    mesh.light_line_style(WHITE).y_label_formatter(&id_label);
+    if text {
+        mesh.x_desc("time (ms)").y_desc("neuron id");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(|e| plot_err(path, e))?;
+    // A mark spans about one pixel row of the plot, at least one id.
+    let half = ((hi - lo) / 700.0).max(0.5) * 0.5;
+    for (pi, p) in pops.iter().enumerate() {
+        let c = color(pi);
+        let marks = p.neurons.iter().flat_map(|(id, tr)| {
+            let y = *id as f64 + 0.5;
+            tr.iter()
+                .map(move |&t| Rectangle::new([(t, y - half), (t, y + half)], c.stroke_width(2)))
+        });
+        chart.draw_series(marks).map_err(|e| plot_err(path, e))?;
+        let (a, e) = (p.id_range.0 as f64, p.id_range.1 as f64);
+        if pi + 1 < pops.len() {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(w.t_start, e), (w.t_stop, e)],
+                    BLACK.mix(0.2),
+                )))
+                .map_err(|e| plot_err(path, e))?;
+        }
+        if text {
+            let (px, py) = chart.backend_coord(&(w.t_stop, 0.5 * (a + e)));
+            let style = text_style(16, c, HPos::Left, VPos::Center);
+            root.draw(&Text::new(p.name.clone(), (px + 8, py), style))
+                .map_err(|e| plot_err(path, e))?;
+        }
+    }
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
 /// One area's band of [`area_raster`]: its populations, each with its
 /// colour index (its column in the area x population matrix, so a
 /// population type has one colour in every area).

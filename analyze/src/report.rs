@@ -372,6 +372,15 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     // The population rate in 1 ms bins (PSTH, spectrum), for runs with few
     // enough populations to draw one panel each.
     let with_activity = recorded.len() <= MAX_LINE_POPULATIONS;
+    // raster.png: as many neurons in all as --raster-neurons per
+    // population, shared out in proportion to the populations' sizes.
+    let recorded_size: u64 = recorded
+        .iter()
+        .map(|&p| run.summary.populations[p].size)
+        .sum();
+    let per_neuron = (o.raster_neurons * recorded.len()) as f64 / recorded_size.max(1) as f64;
+    let mut next_first = 0u64;
+    let mut id_raster = Vec::with_capacity(recorded.len());
     let mut activity: Vec<(String, Option<Vec<f64>>)> = Vec::new();
     for &p in &recorded {
         if let Some(b) = &bar {
@@ -382,6 +391,18 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         };
         stats.push(population_stats(&pop.info.name, &pop.trains, w, &o.stats));
         raster_pops.push(raster_sample(&pop, rw, o.stats.seed, o.raster_neurons));
+        let first = pop.info.first_id.unwrap_or(next_first);
+        next_first = first + pop.info.size;
+        let k = ((pop.info.size as f64 * per_neuron).round() as usize)
+            .clamp(1, pop.info.size.max(1) as usize);
+        id_raster.push(plots::IdRasterPopulation {
+            name: pop.info.name.clone(),
+            id_range: (first, first + pop.info.size),
+            neurons: raster_ids(&pop, o.stats.seed, k)
+                .into_iter()
+                .map(|i| (first + i, rw.slice(pop.trains.train(i as usize)).to_vec()))
+                .collect(),
+        });
         if with_activity {
             let n = pop.trains.n_neurons();
             activity.push((
@@ -442,12 +463,10 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         || o.run_dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let colors: Vec<usize> = (0..raster_pops.len()).collect();
-    plots::raster_titled(
+    plots::raster_by_id(
         &dir.join("raster.png"),
         &format!("Spike raster: {run_name}"),
-        &raster_pops,
-        &colors,
+        &id_raster,
         rw,
         text,
     )?;
@@ -563,6 +582,13 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     })
 }
 
+/// The `k` neurons of a population that rasters show: sampled from
+/// (`seed`, its name), as every report of the model samples them.
+fn raster_ids(p: &PopulationSpikeData, seed: u64, k: usize) -> Vec<u64> {
+    let mut rng = stream_rng(seed ^ 0x5241_5354, &p.info.name);
+    sample_indices(p.info.size, k, &mut rng)
+}
+
 /// The raster rows of a population: the window `rw` of the trains of
 /// `neurons` neurons sampled from (`seed`, its name), as every report of
 /// the model samples them.
@@ -572,8 +598,7 @@ fn raster_sample(
     seed: u64,
     neurons: usize,
 ) -> RasterPopulation {
-    let mut rng = stream_rng(seed ^ 0x5241_5354, &p.info.name);
-    let ids = sample_indices(p.info.size, neurons, &mut rng);
+    let ids = raster_ids(p, seed, neurons);
     RasterPopulation {
         name: p.info.name.clone(),
         trains: ids
