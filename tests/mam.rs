@@ -623,6 +623,7 @@ fn mam_dynamics_match_nest() {
                 force: true,
                 stats: Default::default(),
                 raster_neurons: 5,
+                svg: false,
                 progress: false,
             })
             .unwrap();

@@ -60,6 +60,7 @@ fn microcircuit_rates_and_cv_match_nest() {
             force: true,
             stats: Default::default(),
             raster_neurons: 10,
+            svg: false,
             progress: false,
         })
         .unwrap();

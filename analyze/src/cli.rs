@@ -145,6 +145,10 @@ pub struct AnalyzeArgs {
         allow_negative_numbers = true
     )]
     pub raster_neurons: usize,
+    /// Also write the plots as SVG (raster.svg, rates.svg, ...; the
+    /// plots of areas stay PNG).
+    #[arg(long)]
+    pub svg: bool,
     /// Window, bins, pairs and seed.
     #[command(flatten)]
     pub stats: StatsArgs,
@@ -283,6 +287,7 @@ pub fn execute(cli: &Cli) -> Result<Outcome, AnalyzeError> {
                 force: a.force,
                 stats: a.stats.options(),
                 raster_neurons: a.raster_neurons,
+                svg: a.svg,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             })?;
             let mut text = format!(

@@ -18,6 +18,21 @@ use plotters::style::{FontStyle, FontTransform};
 use crate::error::AnalyzeError;
 use crate::stats::Window;
 
+/// Runs `$body` with `$root` the drawing area of `$path` of `$size`
+/// pixels: an SVG file where `$path` ends in `.svg`, else a PNG (the body
+/// is compiled for both backends).
+macro_rules! on_backend {
+    ($path:expr, $size:expr, |$root:ident| $body:block) => {
+        if $path.extension().is_some_and(|e| e == "svg") {
+            let $root = SVGBackend::new($path, $size).into_drawing_area();
+            $body
+        } else {
+            let $root = BitMapBackend::new($path, $size).into_drawing_area();
+            $body
+        }
+    };
+}
+
 /// Font files tried in order (after `$SNN_ANALYZE_FONT`).
 pub const FONT_CANDIDATES: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -147,62 +162,63 @@ fn raster_with(
 ) -> Result<(), AnalyzeError> {
     let total: usize = pops.iter().map(|p| p.trains.len()).sum();
     let rows = total.max(1) as f64;
-    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let mut b = ChartBuilder::on(&root);
-    b.margin(15);
-    if text {
-        b.caption(title, ("sans-serif", 24))
-            .x_label_area_size(45)
-            .y_label_area_size(label_px);
-    }
-    let mut chart = b
-        .build_cartesian_2d(w.t_start..w.t_stop, 0.0..rows)
-        .map_err(|e| plot_err(path, e))?;
-    let mut mesh = chart.configure_mesh();
-    mesh.disable_y_mesh().y_labels(0).light_line_style(WHITE);
-    if text {
-        mesh.x_desc("time (ms)");
-    } else {
-        mesh.x_labels(0);
-    }
-    mesh.draw().map_err(|e| plot_err(path, e))?;
-    let mut row = 0usize;
-    for (pi, p) in pops.iter().enumerate() {
-        let c = color(colors.get(pi).copied().unwrap_or(pi));
-        let first_row = row;
-        let mut marks = Vec::new();
-        for tr in &p.trains {
-            // Row 0 at the top.
-            let y = rows - row as f64 - 0.5;
-            for &t in tr {
-                marks.push(Rectangle::new(
-                    [(t, y - 0.4), (t, y + 0.4)],
-                    c.stroke_width(2),
-                ));
+    on_backend!(path, (1200, 800), |root| {
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut b = ChartBuilder::on(&root);
+        b.margin(15);
+        if text {
+            b.caption(title, ("sans-serif", 24))
+                .x_label_area_size(45)
+                .y_label_area_size(label_px);
+        }
+        let mut chart = b
+            .build_cartesian_2d(w.t_start..w.t_stop, 0.0..rows)
+            .map_err(|e| plot_err(path, e))?;
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_y_mesh().y_labels(0).light_line_style(WHITE);
+        if text {
+            mesh.x_desc("time (ms)");
+        } else {
+            mesh.x_labels(0);
+        }
+        mesh.draw().map_err(|e| plot_err(path, e))?;
+        let mut row = 0usize;
+        for (pi, p) in pops.iter().enumerate() {
+            let c = color(colors.get(pi).copied().unwrap_or(pi));
+            let first_row = row;
+            let mut marks = Vec::new();
+            for tr in &p.trains {
+                // Row 0 at the top.
+                let y = rows - row as f64 - 0.5;
+                for &t in tr {
+                    marks.push(Rectangle::new(
+                        [(t, y - 0.4), (t, y + 0.4)],
+                        c.stroke_width(2),
+                    ));
+                }
+                row += 1;
             }
-            row += 1;
+            chart.draw_series(marks).map_err(|e| plot_err(path, e))?;
+            if text && row > first_row {
+                let mid = rows - (first_row + row) as f64 / 2.0;
+                let (px, py) = chart.backend_coord(&(w.t_start, mid));
+                let style = text_style(16, c, HPos::Right, VPos::Center);
+                root.draw(&Text::new(p.name.clone(), (px - 8, py), style))
+                    .map_err(|e| plot_err(path, e))?;
+            }
+            if row > first_row && pi + 1 < pops.len() {
+                let y = rows - row as f64;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(w.t_start, y), (w.t_stop, y)],
+                        BLACK.mix(0.2),
+                    )))
+                    .map_err(|e| plot_err(path, e))?;
+            }
         }
-        chart.draw_series(marks).map_err(|e| plot_err(path, e))?;
-        if text && row > first_row {
-            let mid = rows - (first_row + row) as f64 / 2.0;
-            let (px, py) = chart.backend_coord(&(w.t_start, mid));
-            let style = text_style(16, c, HPos::Right, VPos::Center);
-            root.draw(&Text::new(p.name.clone(), (px - 8, py), style))
-                .map_err(|e| plot_err(path, e))?;
-        }
-        if row > first_row && pi + 1 < pops.len() {
-            let y = rows - row as f64;
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(w.t_start, y), (w.t_stop, y)],
-                    BLACK.mix(0.2),
-                )))
-                .map_err(|e| plot_err(path, e))?;
-        }
-    }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
+        root.present().map_err(|e| plot_err(path, e))?;
+        Ok(())
+    })
 }
 
 /// A population's neurons in [`raster_by_id`]: the sampled neurons' global
@@ -237,58 +253,60 @@ pub fn raster_by_id(
         .map(|p| p.name.chars().count())
         .max()
         .unwrap_or(0);
-    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let mut b = ChartBuilder::on(&root);
-    b.margin(15);
-    if text {
-        // The names go into the right margin.
-        b.caption(title, ("sans-serif", 24))
-            .x_label_area_size(45)
-            .y_label_area_size(75)
-            .margin_right(20 + 10 * longest as u32);
-    }
-    // Ids grow downwards: the first population at the top.
-    let mut chart = b
-        .build_cartesian_2d(w.t_start..w.t_stop, hi..lo)
-        .map_err(|e| plot_err(path, e))?;
-    let mut mesh = chart.configure_mesh();
-    let id_label = |v: &f64| format!("{v:.0}");
-    mesh.light_line_style(WHITE).y_label_formatter(&id_label);
-    if text {
-        mesh.x_desc("time (ms)").y_desc("neuron id");
-    } else {
-        mesh.x_labels(0).y_labels(0);
-    }
-    mesh.draw().map_err(|e| plot_err(path, e))?;
-    // A mark spans about one pixel row of the plot, at least one id.
-    let half = ((hi - lo) / 700.0).max(0.5) * 0.5;
-    for (pi, p) in pops.iter().enumerate() {
-        let c = color(pi);
-        let marks = p.neurons.iter().flat_map(|(id, tr)| {
-            let y = *id as f64 + 0.5;
-            tr.iter()
-                .map(move |&t| Rectangle::new([(t, y - half), (t, y + half)], c.stroke_width(2)))
-        });
-        chart.draw_series(marks).map_err(|e| plot_err(path, e))?;
-        let (a, e) = (p.id_range.0 as f64, p.id_range.1 as f64);
-        if pi + 1 < pops.len() {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(w.t_start, e), (w.t_stop, e)],
-                    BLACK.mix(0.2),
-                )))
-                .map_err(|e| plot_err(path, e))?;
-        }
+    on_backend!(path, (1200, 800), |root| {
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut b = ChartBuilder::on(&root);
+        b.margin(15);
         if text {
-            let (px, py) = chart.backend_coord(&(w.t_stop, 0.5 * (a + e)));
-            let style = text_style(16, c, HPos::Left, VPos::Center);
-            root.draw(&Text::new(p.name.clone(), (px + 8, py), style))
-                .map_err(|e| plot_err(path, e))?;
+            // The names go into the right margin.
+            b.caption(title, ("sans-serif", 24))
+                .x_label_area_size(45)
+                .y_label_area_size(75)
+                .margin_right(20 + 10 * longest as u32);
         }
-    }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
+        // Ids grow downwards: the first population at the top.
+        let mut chart = b
+            .build_cartesian_2d(w.t_start..w.t_stop, hi..lo)
+            .map_err(|e| plot_err(path, e))?;
+        let mut mesh = chart.configure_mesh();
+        let id_label = |v: &f64| format!("{v:.0}");
+        mesh.light_line_style(WHITE).y_label_formatter(&id_label);
+        if text {
+            mesh.x_desc("time (ms)").y_desc("neuron id");
+        } else {
+            mesh.x_labels(0).y_labels(0);
+        }
+        mesh.draw().map_err(|e| plot_err(path, e))?;
+        // A mark spans about one pixel row of the plot, at least one id.
+        let half = ((hi - lo) / 700.0).max(0.5) * 0.5;
+        for (pi, p) in pops.iter().enumerate() {
+            let c = color(pi);
+            let marks = p.neurons.iter().flat_map(|(id, tr)| {
+                let y = *id as f64 + 0.5;
+                tr.iter().map(move |&t| {
+                    Rectangle::new([(t, y - half), (t, y + half)], c.stroke_width(2))
+                })
+            });
+            chart.draw_series(marks).map_err(|e| plot_err(path, e))?;
+            let (a, e) = (p.id_range.0 as f64, p.id_range.1 as f64);
+            if pi + 1 < pops.len() {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(w.t_start, e), (w.t_stop, e)],
+                        BLACK.mix(0.2),
+                    )))
+                    .map_err(|e| plot_err(path, e))?;
+            }
+            if text {
+                let (px, py) = chart.backend_coord(&(w.t_stop, 0.5 * (a + e)));
+                let style = text_style(16, c, HPos::Left, VPos::Center);
+                root.draw(&Text::new(p.name.clone(), (px + 8, py), style))
+                    .map_err(|e| plot_err(path, e))?;
+            }
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+        Ok(())
+    })
 }
 
 /// One area's band of [`area_raster`]: its populations, each with its
@@ -327,108 +345,109 @@ pub fn area_raster(
     w: Window,
     text: bool,
 ) -> Result<(), AnalyzeError> {
-    let err = |e| plot_err(path, e);
     let band_rows: Vec<usize> = areas
         .iter()
         .map(|a| a.populations.iter().map(|(_, p)| p.trains.len()).sum())
         .collect();
     let rows = band_rows.iter().sum::<usize>().max(1) as f64;
-    let root =
-        BitMapBackend::new(path, (1400, area_raster_height(areas.len()))).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut b = ChartBuilder::on(&root);
-    b.margin(15).margin_right(110);
-    if text {
-        let longest = areas
-            .iter()
-            .map(|a| a.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        b.caption(title, ("sans-serif", 24))
-            .x_label_area_size(45)
-            .y_label_area_size(60.max(10 * longest as u32 + 20));
-    }
-    let mut chart = b
-        .build_cartesian_2d(w.t_start..w.t_stop, 0.0..rows)
-        .map_err(err)?;
-    // Row 0 at the top: row r spans [rows - r - 1, rows - r]. Every other
-    // area's band shaded, under the grid.
-    let mut row = 0usize;
-    for (ai, &n_rows) in band_rows.iter().enumerate() {
-        if ai % 2 == 1 {
+    on_backend!(path, (1400, area_raster_height(areas.len())), |root| {
+        let err = |e| plot_err(path, e);
+        root.fill(&WHITE).map_err(err)?;
+        let mut b = ChartBuilder::on(&root);
+        b.margin(15).margin_right(110);
+        if text {
+            let longest = areas
+                .iter()
+                .map(|a| a.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            b.caption(title, ("sans-serif", 24))
+                .x_label_area_size(45)
+                .y_label_area_size(60.max(10 * longest as u32 + 20));
+        }
+        let mut chart = b
+            .build_cartesian_2d(w.t_start..w.t_stop, 0.0..rows)
+            .map_err(err)?;
+        // Row 0 at the top: row r spans [rows - r - 1, rows - r]. Every other
+        // area's band shaded, under the grid.
+        let mut row = 0usize;
+        for (ai, &n_rows) in band_rows.iter().enumerate() {
+            if ai % 2 == 1 {
+                let (top, bottom) = (rows - row as f64, rows - (row + n_rows) as f64);
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(w.t_start, bottom), (w.t_stop, top)],
+                        RGBColor(236, 236, 236).filled(),
+                    )))
+                    .map_err(err)?;
+            }
+            row += n_rows;
+        }
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_y_mesh()
+            .y_labels(0)
+            .light_line_style(TRANSPARENT);
+        if text {
+            mesh.x_desc("time (ms)");
+        } else {
+            mesh.x_labels(0);
+        }
+        mesh.draw().map_err(err)?;
+        let mut row = 0usize;
+        for (ai, (a, &n_rows)) in areas.iter().zip(&band_rows).enumerate() {
             let (top, bottom) = (rows - row as f64, rows - (row + n_rows) as f64);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(w.t_start, bottom), (w.t_stop, top)],
-                    RGBColor(236, 236, 236).filled(),
-                )))
-                .map_err(err)?;
+            for (ci, p) in &a.populations {
+                let c = color(*ci);
+                let marks = p.trains.iter().enumerate().flat_map(|(k, tr)| {
+                    let y = rows - (row + k) as f64 - 0.5;
+                    tr.iter().map(move |&t| {
+                        Rectangle::new([(t, y - 0.5), (t, y + 0.5)], c.stroke_width(2))
+                    })
+                });
+                chart.draw_series(marks).map_err(err)?;
+                row += p.trains.len();
+            }
+            if ai + 1 < areas.len() {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(w.t_start, bottom), (w.t_stop, bottom)],
+                        BLACK.mix(0.35),
+                    )))
+                    .map_err(err)?;
+            }
+            if text && n_rows > 0 {
+                let (px, py) = chart.backend_coord(&(w.t_start, (top + bottom) / 2.0));
+                let style = text_style(15, BLACK, HPos::Right, VPos::Center);
+                root.draw(&Text::new(a.name.clone(), (px - 8, py), style))
+                    .map_err(err)?;
+            }
         }
-        row += n_rows;
-    }
-    let mut mesh = chart.configure_mesh();
-    mesh.disable_y_mesh()
-        .y_labels(0)
-        .light_line_style(TRANSPARENT);
-    if text {
-        mesh.x_desc("time (ms)");
-    } else {
-        mesh.x_labels(0);
-    }
-    mesh.draw().map_err(err)?;
-    let mut row = 0usize;
-    for (ai, (a, &n_rows)) in areas.iter().zip(&band_rows).enumerate() {
-        let (top, bottom) = (rows - row as f64, rows - (row + n_rows) as f64);
-        for (ci, p) in &a.populations {
-            let c = color(*ci);
-            let marks = p.trains.iter().enumerate().flat_map(|(k, tr)| {
-                let y = rows - (row + k) as f64 - 0.5;
-                tr.iter()
-                    .map(move |&t| Rectangle::new([(t, y - 0.5), (t, y + 0.5)], c.stroke_width(2)))
-            });
-            chart.draw_series(marks).map_err(err)?;
-            row += p.trains.len();
-        }
-        if ai + 1 < areas.len() {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(w.t_start, bottom), (w.t_stop, bottom)],
-                    BLACK.mix(0.35),
-                )))
-                .map_err(err)?;
-        }
-        if text && n_rows > 0 {
-            let (px, py) = chart.backend_coord(&(w.t_start, (top + bottom) / 2.0));
-            let style = text_style(15, BLACK, HPos::Right, VPos::Center);
-            root.draw(&Text::new(a.name.clone(), (px - 8, py), style))
-                .map_err(err)?;
-        }
-    }
-    if text {
-        let (x, y) = chart.backend_coord(&(w.t_stop, rows));
-        root.draw(&Text::new(
-            "population",
-            (x + 15, y),
-            text_style(15, BLACK, HPos::Left, VPos::Top),
-        ))
-        .map_err(err)?;
-        for (k, name) in legend.iter().enumerate() {
-            let yk = y + 24 + 22 * k as i32;
-            root.draw(&Rectangle::new(
-                [(x + 15, yk + 3), (x + 29, yk + 17)],
-                color(k).filled(),
-            ))
-            .map_err(err)?;
+        if text {
+            let (x, y) = chart.backend_coord(&(w.t_stop, rows));
             root.draw(&Text::new(
-                name.clone(),
-                (x + 36, yk + 10),
-                text_style(15, color(k), HPos::Left, VPos::Center),
+                "population",
+                (x + 15, y),
+                text_style(15, BLACK, HPos::Left, VPos::Top),
             ))
             .map_err(err)?;
+            for (k, name) in legend.iter().enumerate() {
+                let yk = y + 24 + 22 * k as i32;
+                root.draw(&Rectangle::new(
+                    [(x + 15, yk + 3), (x + 29, yk + 17)],
+                    color(k).filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Text::new(
+                    name.clone(),
+                    (x + 36, yk + 10),
+                    text_style(15, color(k), HPos::Left, VPos::Center),
+                ))
+                .map_err(err)?;
+            }
         }
-    }
-    root.present().map_err(err)?;
-    Ok(())
+        root.present().map_err(err)?;
+        Ok(())
+    })
 }
 
 /// The viridis colour map (matplotlib's default) at `x` in [0, 1]
@@ -488,7 +507,6 @@ pub fn rate_matrix(
     m: &crate::areas::RateMatrix,
     text: bool,
 ) -> Result<(), AnalyzeError> {
-    let err = |e| plot_err(path, e);
     let (n_rows, n_cols) = (m.areas.len().max(1) as i32, m.columns.len().max(1) as i32);
     let longest = m.areas.iter().map(|a| a.chars().count()).max().unwrap_or(0) as i32;
     let (cw, ch) = (76, 26);
@@ -503,133 +521,135 @@ pub fn rate_matrix(
         height as u64,
         &format!("{n_rows} areas x {n_cols} populations"),
     )?;
-    let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let vmax = m
-        .rates_hz
-        .iter()
-        .flatten()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let (vtop, step) = nice_scale(vmax);
-    for (r, row) in m.rates_hz.iter().enumerate() {
-        for (c, v) in row.iter().enumerate() {
-            let (x0, y0) = (left + c as i32 * cw, top + r as i32 * ch);
-            let fill = v.map_or(ABSENT, |v| viridis(v / vtop));
+    on_backend!(path, (width as u32, height as u32), |root| {
+        let err = |e| plot_err(path, e);
+        root.fill(&WHITE).map_err(err)?;
+        let vmax = m
+            .rates_hz
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max);
+        let (vtop, step) = nice_scale(vmax);
+        for (r, row) in m.rates_hz.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                let (x0, y0) = (left + c as i32 * cw, top + r as i32 * ch);
+                let fill = v.map_or(ABSENT, |v| viridis(v / vtop));
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cw, y0 + ch)],
+                    fill.filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Rectangle::new([(x0, y0), (x0 + cw, y0 + ch)], WHITE))
+                    .map_err(err)?;
+                if text {
+                    let (label, tc) = match v {
+                        Some(v) if v / vtop > 0.55 => (format!("{v:.2}"), BLACK),
+                        Some(v) => (format!("{v:.2}"), WHITE),
+                        None => ("n/a".to_string(), RGBColor(80, 80, 80)),
+                    };
+                    root.draw(&Text::new(
+                        label,
+                        (x0 + cw / 2, y0 + ch / 2),
+                        text_style(13, tc, HPos::Center, VPos::Center),
+                    ))
+                    .map_err(err)?;
+                }
+            }
+        }
+        // Colour bar: 0 Hz at the bottom.
+        let (bar_top, bar_bottom) = (top, top + n_rows * ch);
+        let bar_h = bar_bottom - bar_top;
+        for k in 0..bar_h {
+            let c = viridis((bar_h - k) as f64 / bar_h as f64);
             root.draw(&Rectangle::new(
-                [(x0, y0), (x0 + cw, y0 + ch)],
-                fill.filled(),
+                [(bar_x, bar_top + k), (bar_x + 22, bar_top + k + 1)],
+                c.filled(),
             ))
             .map_err(err)?;
-            root.draw(&Rectangle::new([(x0, y0), (x0 + cw, y0 + ch)], WHITE))
+        }
+        root.draw(&Rectangle::new(
+            [(bar_x, bar_top), (bar_x + 22, bar_bottom)],
+            BLACK,
+        ))
+        .map_err(err)?;
+        // The absent-cell swatch below the bar.
+        let sw_y = bar_bottom + 14;
+        root.draw(&Rectangle::new(
+            [(bar_x, sw_y), (bar_x + 22, sw_y + 16)],
+            ABSENT.filled(),
+        ))
+        .map_err(err)?;
+        if text {
+            root.draw(&Text::new(
+                title,
+                (width / 2, 18),
+                text_style(22, BLACK, HPos::Center, VPos::Top),
+            ))
+            .map_err(err)?;
+            let n_ticks = (vtop / step).round() as i32;
+            for k in 0..=n_ticks {
+                let v = k as f64 * step;
+                let y = bar_bottom - (v / vtop * bar_h as f64).round() as i32;
+                root.draw(&PathElement::new(
+                    vec![(bar_x + 22, y), (bar_x + 27, y)],
+                    BLACK,
+                ))
                 .map_err(err)?;
-            if text {
-                let (label, tc) = match v {
-                    Some(v) if v / vtop > 0.55 => (format!("{v:.2}"), BLACK),
-                    Some(v) => (format!("{v:.2}"), WHITE),
-                    None => ("n/a".to_string(), RGBColor(80, 80, 80)),
-                };
                 root.draw(&Text::new(
-                    label,
-                    (x0 + cw / 2, y0 + ch / 2),
-                    text_style(13, tc, HPos::Center, VPos::Center),
+                    format!("{v}"),
+                    (bar_x + 30, y),
+                    text_style(13, BLACK, HPos::Left, VPos::Center),
                 ))
                 .map_err(err)?;
             }
-        }
-    }
-    // Colour bar: 0 Hz at the bottom.
-    let (bar_top, bar_bottom) = (top, top + n_rows * ch);
-    let bar_h = bar_bottom - bar_top;
-    for k in 0..bar_h {
-        let c = viridis((bar_h - k) as f64 / bar_h as f64);
-        root.draw(&Rectangle::new(
-            [(bar_x, bar_top + k), (bar_x + 22, bar_top + k + 1)],
-            c.filled(),
-        ))
-        .map_err(err)?;
-    }
-    root.draw(&Rectangle::new(
-        [(bar_x, bar_top), (bar_x + 22, bar_bottom)],
-        BLACK,
-    ))
-    .map_err(err)?;
-    // The absent-cell swatch below the bar.
-    let sw_y = bar_bottom + 14;
-    root.draw(&Rectangle::new(
-        [(bar_x, sw_y), (bar_x + 22, sw_y + 16)],
-        ABSENT.filled(),
-    ))
-    .map_err(err)?;
-    if text {
-        root.draw(&Text::new(
-            title,
-            (width / 2, 18),
-            text_style(22, BLACK, HPos::Center, VPos::Top),
-        ))
-        .map_err(err)?;
-        let n_ticks = (vtop / step).round() as i32;
-        for k in 0..=n_ticks {
-            let v = k as f64 * step;
-            let y = bar_bottom - (v / vtop * bar_h as f64).round() as i32;
-            root.draw(&PathElement::new(
-                vec![(bar_x + 22, y), (bar_x + 27, y)],
-                BLACK,
+            let rot = ("sans-serif", 15)
+                .into_font()
+                .transform(FontTransform::Rotate270)
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            root.draw(&Text::new(
+                "mean rate (Hz)",
+                (bar_x + 80, (bar_top + bar_bottom) / 2),
+                rot.clone(),
             ))
             .map_err(err)?;
             root.draw(&Text::new(
-                format!("{v}"),
-                (bar_x + 30, y),
+                "absent",
+                (bar_x + 30, sw_y + 8),
                 text_style(13, BLACK, HPos::Left, VPos::Center),
             ))
             .map_err(err)?;
-        }
-        let rot = ("sans-serif", 15)
-            .into_font()
-            .transform(FontTransform::Rotate270)
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Center));
-        root.draw(&Text::new(
-            "mean rate (Hz)",
-            (bar_x + 80, (bar_top + bar_bottom) / 2),
-            rot.clone(),
-        ))
-        .map_err(err)?;
-        root.draw(&Text::new(
-            "absent",
-            (bar_x + 30, sw_y + 8),
-            text_style(13, BLACK, HPos::Left, VPos::Center),
-        ))
-        .map_err(err)?;
-        for (r, a) in m.areas.iter().enumerate() {
+            for (r, a) in m.areas.iter().enumerate() {
+                root.draw(&Text::new(
+                    a.clone(),
+                    (left - 8, top + r as i32 * ch + ch / 2),
+                    text_style(14, BLACK, HPos::Right, VPos::Center),
+                ))
+                .map_err(err)?;
+            }
+            for (c, name) in m.columns.iter().enumerate() {
+                root.draw(&Text::new(
+                    name.clone(),
+                    (left + c as i32 * cw + cw / 2, bar_bottom + 8),
+                    text_style(14, BLACK, HPos::Center, VPos::Top),
+                ))
+                .map_err(err)?;
+            }
             root.draw(&Text::new(
-                a.clone(),
-                (left - 8, top + r as i32 * ch + ch / 2),
-                text_style(14, BLACK, HPos::Right, VPos::Center),
+                "population",
+                (left + n_cols * cw / 2, bar_bottom + 38),
+                text_style(16, BLACK, HPos::Center, VPos::Top),
             ))
             .map_err(err)?;
+            root.draw(&Text::new("area", (18, (bar_top + bar_bottom) / 2), rot))
+                .map_err(err)?;
         }
-        for (c, name) in m.columns.iter().enumerate() {
-            root.draw(&Text::new(
-                name.clone(),
-                (left + c as i32 * cw + cw / 2, bar_bottom + 8),
-                text_style(14, BLACK, HPos::Center, VPos::Top),
-            ))
-            .map_err(err)?;
-        }
-        root.draw(&Text::new(
-            "population",
-            (left + n_cols * cw / 2, bar_bottom + 38),
-            text_style(16, BLACK, HPos::Center, VPos::Top),
-        ))
-        .map_err(err)?;
-        root.draw(&Text::new("area", (18, (bar_top + bar_bottom) / 2), rot))
-            .map_err(err)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
+        root.present().map_err(err)?;
+        Ok(())
+    })
 }
 
 /// Histogram counts of `values` in `n_bins` bins of `width` from `lo`
@@ -649,93 +669,94 @@ pub fn line_panels(
     let height = 60 + 150 * n as u64;
     check_bitmap(path, 1200, height, &format!("{n} populations"))?;
     let height = u32::try_from(height).unwrap_or(u32::MAX);
-    let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let area = if text {
-        root.titled(title, ("sans-serif", 24))
-            .map_err(|e| plot_err(path, e))?
-    } else {
-        root.margin(30, 0, 0, 0)
-    };
-    let panels = area.split_evenly((n, 1));
-    let x_lo = pops
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|p| p.0))
-        .fold(f64::INFINITY, f64::min);
-    let x_hi = pops
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|p| p.0))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let (x_lo, x_hi) = if x_lo < x_hi {
-        (x_lo, x_hi)
-    } else {
-        (0.0, 1.0)
-    };
-    for (i, ((name, pts), panel)) in pops.iter().zip(panels.iter()).enumerate() {
-        let ys = || {
-            pts.iter()
-                .map(|p| p.1)
-                .filter(|y| y.is_finite() && (!log_y || *y > 0.0))
-        };
-        let y_hi = ys().fold(f64::NEG_INFINITY, f64::max);
-        let y_lo = ys().fold(f64::INFINITY, f64::min);
-        let mut b = ChartBuilder::on(panel);
-        b.margin(8);
-        if text {
-            b.caption(name, ("sans-serif", 15))
-                .x_label_area_size(if i + 1 == n { 35 } else { 0 })
-                .y_label_area_size(70);
-        }
-        let c = color(i);
-        if log_y {
-            let (lo, hi) = if y_lo < y_hi {
-                (y_lo, y_hi * 1.5)
-            } else {
-                (1e-3, 1.0)
-            };
-            let mut chart = b
-                .build_cartesian_2d(x_lo..x_hi, (lo..hi).log_scale())
-                .map_err(|e| plot_err(path, e))?;
-            let mut mesh = chart.configure_mesh();
-            mesh.light_line_style(WHITE).y_labels(4);
-            if text {
-                mesh.y_desc(y_desc);
-                if i + 1 == n {
-                    mesh.x_desc(x_desc);
-                }
-            } else {
-                mesh.x_labels(0).y_labels(0);
-            }
-            mesh.draw().map_err(|e| plot_err(path, e))?;
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().copied().filter(|p| p.1 > 0.0),
-                    c.stroke_width(1),
-                ))
-                .map_err(|e| plot_err(path, e))?;
+    on_backend!(path, (1200, height), |root| {
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let area = if text {
+            root.titled(title, ("sans-serif", 24))
+                .map_err(|e| plot_err(path, e))?
         } else {
-            let hi = if y_hi > 0.0 { y_hi * 1.1 } else { 1.0 };
-            let mut chart = b
-                .build_cartesian_2d(x_lo..x_hi, 0.0..hi)
-                .map_err(|e| plot_err(path, e))?;
-            let mut mesh = chart.configure_mesh();
-            mesh.light_line_style(WHITE).y_labels(4);
+            root.margin(30, 0, 0, 0)
+        };
+        let panels = area.split_evenly((n, 1));
+        let x_lo = pops
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|p| p.0))
+            .fold(f64::INFINITY, f64::min);
+        let x_hi = pops
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|p| p.0))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let (x_lo, x_hi) = if x_lo < x_hi {
+            (x_lo, x_hi)
+        } else {
+            (0.0, 1.0)
+        };
+        for (i, ((name, pts), panel)) in pops.iter().zip(panels.iter()).enumerate() {
+            let ys = || {
+                pts.iter()
+                    .map(|p| p.1)
+                    .filter(|y| y.is_finite() && (!log_y || *y > 0.0))
+            };
+            let y_hi = ys().fold(f64::NEG_INFINITY, f64::max);
+            let y_lo = ys().fold(f64::INFINITY, f64::min);
+            let mut b = ChartBuilder::on(panel);
+            b.margin(8);
             if text {
-                mesh.y_desc(y_desc);
-                if i + 1 == n {
-                    mesh.x_desc(x_desc);
-                }
-            } else {
-                mesh.x_labels(0).y_labels(0);
+                b.caption(name, ("sans-serif", 15))
+                    .x_label_area_size(if i + 1 == n { 35 } else { 0 })
+                    .y_label_area_size(70);
             }
-            mesh.draw().map_err(|e| plot_err(path, e))?;
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
-                .map_err(|e| plot_err(path, e))?;
+            let c = color(i);
+            if log_y {
+                let (lo, hi) = if y_lo < y_hi {
+                    (y_lo, y_hi * 1.5)
+                } else {
+                    (1e-3, 1.0)
+                };
+                let mut chart = b
+                    .build_cartesian_2d(x_lo..x_hi, (lo..hi).log_scale())
+                    .map_err(|e| plot_err(path, e))?;
+                let mut mesh = chart.configure_mesh();
+                mesh.light_line_style(WHITE).y_labels(4);
+                if text {
+                    mesh.y_desc(y_desc);
+                    if i + 1 == n {
+                        mesh.x_desc(x_desc);
+                    }
+                } else {
+                    mesh.x_labels(0).y_labels(0);
+                }
+                mesh.draw().map_err(|e| plot_err(path, e))?;
+                chart
+                    .draw_series(LineSeries::new(
+                        pts.iter().copied().filter(|p| p.1 > 0.0),
+                        c.stroke_width(1),
+                    ))
+                    .map_err(|e| plot_err(path, e))?;
+            } else {
+                let hi = if y_hi > 0.0 { y_hi * 1.1 } else { 1.0 };
+                let mut chart = b
+                    .build_cartesian_2d(x_lo..x_hi, 0.0..hi)
+                    .map_err(|e| plot_err(path, e))?;
+                let mut mesh = chart.configure_mesh();
+                mesh.light_line_style(WHITE).y_labels(4);
+                if text {
+                    mesh.y_desc(y_desc);
+                    if i + 1 == n {
+                        mesh.x_desc(x_desc);
+                    }
+                } else {
+                    mesh.x_labels(0).y_labels(0);
+                }
+                mesh.draw().map_err(|e| plot_err(path, e))?;
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
+                    .map_err(|e| plot_err(path, e))?;
+            }
         }
-    }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
+        root.present().map_err(|e| plot_err(path, e))?;
+        Ok(())
+    })
 }
 
 /// Horizontal boxplots of per-population values (median, quartiles,
@@ -752,58 +773,59 @@ pub fn boxplots(
     let height = 100 + 40 * n as u64;
     check_bitmap(path, 1000, height, &format!("{n} populations"))?;
     let height = u32::try_from(height).unwrap_or(u32::MAX);
-    let root = BitMapBackend::new(path, (1000, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let hi = pops
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(1.0)
-        * 1.05;
-    let longest = pops.iter().map(|p| p.0.chars().count()).max().unwrap_or(0);
-    let mut b = ChartBuilder::on(&root);
-    b.margin(15);
-    if text {
-        b.caption(title, ("sans-serif", 22))
-            .x_label_area_size(40)
-            .y_label_area_size(20 + 9 * longest as u32);
-    }
-    let names: Vec<String> = pops.iter().map(|p| p.0.clone()).collect();
-    // Quartiles are f32 in plotters.
-    let mut chart = b
-        .build_cartesian_2d(0.0f32..hi as f32, (0..n).into_segmented())
-        .map_err(|e| plot_err(path, e))?;
-    let mut mesh = chart.configure_mesh();
-    let label = |v: &SegmentValue<usize>| match v {
-        SegmentValue::CenterOf(k) => names.get(n - 1 - *k).cloned().unwrap_or_default(),
-        _ => String::new(),
-    };
-    mesh.disable_y_mesh()
-        .light_line_style(WHITE)
-        .y_label_formatter(&label);
-    if text {
-        mesh.x_desc(x_desc);
-    } else {
-        mesh.x_labels(0).y_labels(0);
-    }
-    mesh.draw().map_err(|e| plot_err(path, e))?;
-    for (i, (_, values)) in pops.iter().enumerate() {
-        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        if finite.is_empty() {
-            continue;
+    on_backend!(path, (1000, height), |root| {
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let hi = pops
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1.0)
+            * 1.05;
+        let longest = pops.iter().map(|p| p.0.chars().count()).max().unwrap_or(0);
+        let mut b = ChartBuilder::on(&root);
+        b.margin(15);
+        if text {
+            b.caption(title, ("sans-serif", 22))
+                .x_label_area_size(40)
+                .y_label_area_size(20 + 9 * longest as u32);
         }
-        let q = Quartiles::new(&finite);
-        chart
-            .draw_series(std::iter::once(
-                Boxplot::new_horizontal(SegmentValue::CenterOf(n - 1 - i), &q)
-                    .width(20)
-                    .style(color(i).stroke_width(2)),
-            ))
+        let names: Vec<String> = pops.iter().map(|p| p.0.clone()).collect();
+        // Quartiles are f32 in plotters.
+        let mut chart = b
+            .build_cartesian_2d(0.0f32..hi as f32, (0..n).into_segmented())
             .map_err(|e| plot_err(path, e))?;
-    }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
+        let mut mesh = chart.configure_mesh();
+        let label = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(k) => names.get(n - 1 - *k).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        mesh.disable_y_mesh()
+            .light_line_style(WHITE)
+            .y_label_formatter(&label);
+        if text {
+            mesh.x_desc(x_desc);
+        } else {
+            mesh.x_labels(0).y_labels(0);
+        }
+        mesh.draw().map_err(|e| plot_err(path, e))?;
+        for (i, (_, values)) in pops.iter().enumerate() {
+            let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            if finite.is_empty() {
+                continue;
+            }
+            let q = Quartiles::new(&finite);
+            chart
+                .draw_series(std::iter::once(
+                    Boxplot::new_horizontal(SegmentValue::CenterOf(n - 1 - i), &q)
+                        .width(20)
+                        .style(color(i).stroke_width(2)),
+                ))
+                .map_err(|e| plot_err(path, e))?;
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+        Ok(())
+    })
 }
 
 fn histogram(values: &[f64], lo: f64, width: f64, n_bins: usize) -> Vec<u64> {
@@ -840,84 +862,85 @@ pub fn distributions(
     let height = 60 + 240 * grid_rows as u64;
     check_bitmap(path, 1200, height, &format!("{n} populations"))?;
     let height = u32::try_from(height).unwrap_or(u32::MAX);
-    let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let area = if text {
-        root.titled(title, ("sans-serif", 26))
-            .map_err(|e| plot_err(path, e))?
-    } else {
-        root.margin(30, 0, 0, 0)
-    };
-    let panels = area.split_evenly((grid_rows, cols));
-    for (i, ((name, values), panel)) in pops.iter().zip(panels.iter()).enumerate() {
-        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-        let max = finite.iter().copied().fold(0.0f64, f64::max);
-        let hi = (max * 1.05).max(x_floor);
-        let (lo, width, n_bins) = match quantum.filter(|q| q.is_finite() && *q > 0.0) {
-            Some(q) => {
-                let width = ((hi / 30.0) / q).ceil().max(1.0) * q;
-                let n = ((max + q / 2.0) / width).floor() as usize + 1;
-                (-q / 2.0, width, n)
-            }
-            None => {
-                // Values may be negative (correlations).
-                let lo = finite.iter().copied().fold(0.0f64, f64::min);
-                (lo, (hi - lo) / 30.0, 30)
-            }
-        };
-        let hi = hi.max(lo + width * n_bins as f64);
-        let counts = histogram(&finite, lo, width, n_bins);
-        let y_hi = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
-        let mut b = ChartBuilder::on(panel);
-        b.margin(10);
-        if text {
-            let mean = if finite.is_empty() {
-                "n/a".to_string()
-            } else {
-                format!("{:.3}", finite.iter().sum::<f64>() / finite.len() as f64)
-            };
-            b.caption(
-                format!("{name}  (n = {}, mean {mean})", finite.len()),
-                ("sans-serif", 17),
-            )
-            .x_label_area_size(35)
-            .y_label_area_size(50);
-        }
-        let mut chart = b
-            .build_cartesian_2d(lo.min(0.0)..hi, 0.0..y_hi)
-            .map_err(|e| plot_err(path, e))?;
-        let mut mesh = chart.configure_mesh();
-        let int_label = |v: &f64| format!("{v:.0}");
-        mesh.disable_x_mesh()
-            .light_line_style(WHITE)
-            .y_label_formatter(&int_label);
-        if text {
-            mesh.x_desc(x_desc).y_desc("neurons");
+    on_backend!(path, (1200, height), |root| {
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let area = if text {
+            root.titled(title, ("sans-serif", 26))
+                .map_err(|e| plot_err(path, e))?
         } else {
-            mesh.x_labels(0).y_labels(0);
+            root.margin(30, 0, 0, 0)
+        };
+        let panels = area.split_evenly((grid_rows, cols));
+        for (i, ((name, values), panel)) in pops.iter().zip(panels.iter()).enumerate() {
+            let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            let max = finite.iter().copied().fold(0.0f64, f64::max);
+            let hi = (max * 1.05).max(x_floor);
+            let (lo, width, n_bins) = match quantum.filter(|q| q.is_finite() && *q > 0.0) {
+                Some(q) => {
+                    let width = ((hi / 30.0) / q).ceil().max(1.0) * q;
+                    let n = ((max + q / 2.0) / width).floor() as usize + 1;
+                    (-q / 2.0, width, n)
+                }
+                None => {
+                    // Values may be negative (correlations).
+                    let lo = finite.iter().copied().fold(0.0f64, f64::min);
+                    (lo, (hi - lo) / 30.0, 30)
+                }
+            };
+            let hi = hi.max(lo + width * n_bins as f64);
+            let counts = histogram(&finite, lo, width, n_bins);
+            let y_hi = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
+            let mut b = ChartBuilder::on(panel);
+            b.margin(10);
+            if text {
+                let mean = if finite.is_empty() {
+                    "n/a".to_string()
+                } else {
+                    format!("{:.3}", finite.iter().sum::<f64>() / finite.len() as f64)
+                };
+                b.caption(
+                    format!("{name}  (n = {}, mean {mean})", finite.len()),
+                    ("sans-serif", 17),
+                )
+                .x_label_area_size(35)
+                .y_label_area_size(50);
+            }
+            let mut chart = b
+                .build_cartesian_2d(lo.min(0.0)..hi, 0.0..y_hi)
+                .map_err(|e| plot_err(path, e))?;
+            let mut mesh = chart.configure_mesh();
+            let int_label = |v: &f64| format!("{v:.0}");
+            mesh.disable_x_mesh()
+                .light_line_style(WHITE)
+                .y_label_formatter(&int_label);
+            if text {
+                mesh.x_desc(x_desc).y_desc("neurons");
+            } else {
+                mesh.x_labels(0).y_labels(0);
+            }
+            mesh.draw().map_err(|e| plot_err(path, e))?;
+            let c = color(i);
+            chart
+                .draw_series(
+                    counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &k)| k > 0)
+                        .map(|(k, &cnt)| {
+                            Rectangle::new(
+                                [
+                                    (lo + k as f64 * width, 0.0),
+                                    (lo + (k + 1) as f64 * width, cnt as f64),
+                                ],
+                                c.mix(0.8).filled(),
+                            )
+                        }),
+                )
+                .map_err(|e| plot_err(path, e))?;
         }
-        mesh.draw().map_err(|e| plot_err(path, e))?;
-        let c = color(i);
-        chart
-            .draw_series(
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &k)| k > 0)
-                    .map(|(k, &cnt)| {
-                        Rectangle::new(
-                            [
-                                (lo + k as f64 * width, 0.0),
-                                (lo + (k + 1) as f64 * width, cnt as f64),
-                            ],
-                            c.mix(0.8).filled(),
-                        )
-                    }),
-            )
-            .map_err(|e| plot_err(path, e))?;
-    }
-    root.present().map_err(|e| plot_err(path, e))?;
-    Ok(())
+        root.present().map_err(|e| plot_err(path, e))?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

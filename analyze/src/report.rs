@@ -62,6 +62,9 @@ pub struct AnalyzeOptions {
     pub stats: StatsOptions,
     /// Neurons per population in the raster plot.
     pub raster_neurons: usize,
+    /// Also write the plots as SVG (`raster.svg` ...; the plots of areas
+    /// stay PNG).
+    pub svg: bool,
     /// Show a progress bar on stderr (a terminal) while reading.
     pub progress: bool,
 }
@@ -463,104 +466,119 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         || o.run_dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    plots::raster_by_id(
-        &dir.join("raster.png"),
-        &format!("Spike raster: {run_name}"),
-        &id_raster,
-        rw,
-        text,
-    )?;
-    let rates: Vec<(String, Vec<f64>)> = stats
-        .iter()
-        .map(|s| (s.summary.name.clone(), s.rates.clone()))
-        .collect();
-    plots::distributions(
-        &dir.join("rates.png"),
-        &format!("Firing rate per neuron: {run_name}"),
-        "rate (Hz)",
-        &rates,
-        1.0,
-        Some(1000.0 / w.duration_ms()),
-        text,
-    )?;
-    plots::boxplots(
-        &dir.join("rates_boxplot.png"),
-        &format!("Firing rates: {run_name}"),
-        "rate (Hz)",
-        &rates,
-        text,
-    )?;
-    let cvs: Vec<(String, Vec<f64>)> = stats
-        .iter()
-        .map(|s| (s.summary.name.clone(), s.cvs.clone()))
-        .collect();
-    plots::distributions(
-        &dir.join("cv.png"),
-        &format!("CV of ISI per neuron: {run_name}"),
-        "CV ISI",
-        &cvs,
-        1.5,
-        None,
-        text,
-    )?;
-    let corrs: Vec<(String, Vec<f64>)> = stats
-        .iter()
-        .map(|s| (s.summary.name.clone(), s.correlations.clone()))
-        .collect();
-    plots::distributions(
-        &dir.join("correlations.png"),
-        &format!(
-            "Spike-count correlation per pair ({} ms bins): {run_name}",
-            o.stats.bin_ms
-        ),
-        "correlation coefficient",
-        &corrs,
-        0.1,
-        None,
-        text,
-    )?;
-    if with_activity && activity.iter().all(|(_, a)| a.is_some()) && !activity.is_empty() {
-        // PSTH in bins of --bin-ms (whole multiples of 1 ms).
-        let k = (o.stats.bin_ms / spectrum::ACTIVITY_BIN_MS)
-            .round()
-            .max(1.0) as usize;
-        let width = k as f64 * spectrum::ACTIVITY_BIN_MS;
-        let psth: Vec<(String, Vec<(f64, f64)>)> = activity
-            .iter()
-            .map(|(n, a)| {
-                let r = spectrum::rebin(a.as_deref().unwrap_or(&[]), k);
-                let pts = r
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| (w.t_start + (i as f64 + 0.5) * width, v))
-                    .collect();
-                (n.clone(), pts)
-            })
-            .collect();
-        plots::line_panels(
-            &dir.join("psth.png"),
-            &format!("Population rate ({width} ms bins): {run_name}"),
-            ("time (ms)", "rate (Hz)"),
-            &psth,
-            false,
+    // PNG, and SVG with --svg.
+    let exts: &[&str] = if o.svg { &["png", "svg"] } else { &["png"] };
+    for &ext in exts {
+        plots::raster_by_id(
+            &dir.join(format!("raster.{ext}")),
+            &format!("Spike raster: {run_name}"),
+            &id_raster,
+            rw,
             text,
         )?;
-        files.push("psth.png".into());
-        let spectra: Vec<(String, Vec<(f64, f64)>)> = activity
+        let rates: Vec<(String, Vec<f64>)> = stats
             .iter()
-            .filter_map(|(n, a)| Some((n.clone(), spectrum::welch_psd(a.as_deref()?)?)))
+            .map(|s| (s.summary.name.clone(), s.rates.clone()))
             .collect();
-        if spectra.len() == activity.len() {
+        plots::distributions(
+            &dir.join(format!("rates.{ext}")),
+            &format!("Firing rate per neuron: {run_name}"),
+            "rate (Hz)",
+            &rates,
+            1.0,
+            Some(1000.0 / w.duration_ms()),
+            text,
+        )?;
+        plots::boxplots(
+            &dir.join(format!("rates_boxplot.{ext}")),
+            &format!("Firing rates: {run_name}"),
+            "rate (Hz)",
+            &rates,
+            text,
+        )?;
+        let cvs: Vec<(String, Vec<f64>)> = stats
+            .iter()
+            .map(|s| (s.summary.name.clone(), s.cvs.clone()))
+            .collect();
+        plots::distributions(
+            &dir.join(format!("cv.{ext}")),
+            &format!("CV of ISI per neuron: {run_name}"),
+            "CV ISI",
+            &cvs,
+            1.5,
+            None,
+            text,
+        )?;
+        let corrs: Vec<(String, Vec<f64>)> = stats
+            .iter()
+            .map(|s| (s.summary.name.clone(), s.correlations.clone()))
+            .collect();
+        plots::distributions(
+            &dir.join(format!("correlations.{ext}")),
+            &format!(
+                "Spike-count correlation per pair ({} ms bins): {run_name}",
+                o.stats.bin_ms
+            ),
+            "correlation coefficient",
+            &corrs,
+            0.1,
+            None,
+            text,
+        )?;
+        if with_activity && activity.iter().all(|(_, a)| a.is_some()) && !activity.is_empty() {
+            // PSTH in bins of --bin-ms (whole multiples of 1 ms).
+            let k = (o.stats.bin_ms / spectrum::ACTIVITY_BIN_MS)
+                .round()
+                .max(1.0) as usize;
+            let width = k as f64 * spectrum::ACTIVITY_BIN_MS;
+            let psth: Vec<(String, Vec<(f64, f64)>)> = activity
+                .iter()
+                .map(|(n, a)| {
+                    let r = spectrum::rebin(a.as_deref().unwrap_or(&[]), k);
+                    let pts = r
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| (w.t_start + (i as f64 + 0.5) * width, v))
+                        .collect();
+                    (n.clone(), pts)
+                })
+                .collect();
             plots::line_panels(
-                &dir.join("spectrum.png"),
-                &format!("Power spectrum of the population rate: {run_name}"),
-                ("frequency (Hz)", "PSD (Hz²/Hz)"),
-                &spectra,
-                true,
+                &dir.join(format!("psth.{ext}")),
+                &format!("Population rate ({width} ms bins): {run_name}"),
+                ("time (ms)", "rate (Hz)"),
+                &psth,
+                false,
                 text,
             )?;
-            files.push("spectrum.png".into());
+            if ext == "png" {
+                files.push("psth.png".into());
+            }
+            let spectra: Vec<(String, Vec<(f64, f64)>)> = activity
+                .iter()
+                .filter_map(|(n, a)| Some((n.clone(), spectrum::welch_psd(a.as_deref()?)?)))
+                .collect();
+            if spectra.len() == activity.len() {
+                plots::line_panels(
+                    &dir.join(format!("spectrum.{ext}")),
+                    &format!("Power spectrum of the population rate: {run_name}"),
+                    ("frequency (Hz)", "PSD (Hz²/Hz)"),
+                    &spectra,
+                    true,
+                    text,
+                )?;
+                if ext == "png" {
+                    files.push("spectrum.png".into());
+                }
+            }
         }
+    }
+    if o.svg {
+        let svgs: Vec<String> = files
+            .iter()
+            .filter_map(|f| f.strip_suffix(".png").map(|s| format!("{s}.svg")))
+            .collect();
+        files.extend(svgs);
     }
     if let Some(table) = &file.areas {
         let run_name = o.run_dir.display().to_string();

@@ -585,6 +585,51 @@ fn nest_ascii_output_is_a_run() {
     assert_error(&o, &["summary.json", "populations[1].first_id"]);
 }
 
+/// `--svg`: every plot of the report also as SVG, with its text (title
+/// naming the run, axis labels with units) as SVG text.
+#[test]
+fn plots_as_svg_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("myrun");
+    make_run(&run);
+    let report = tmp.path().join("report");
+    let o = analyze(&[&run, &"-o", &report, &"--svg"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Text needs a font (CI installs DejaVu; without one plots have none).
+    let text = snn_analysis::plots::init_font().is_some();
+    for name in [
+        "raster",
+        "rates",
+        "rates_boxplot",
+        "cv",
+        "correlations",
+        "psth",
+        "spectrum",
+    ] {
+        assert!(is_png(&report.join(format!("{name}.png"))), "{name}.png");
+        let svg = std::fs::read_to_string(report.join(format!("{name}.svg"))).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}.svg"
+        );
+        assert!(
+            !text || svg.contains("myrun"),
+            "{name}.svg: no title naming the run"
+        );
+    }
+    if text {
+        let raster = std::fs::read_to_string(report.join("raster.svg")).unwrap();
+        assert!(raster.contains("time (ms)") && raster.contains("neuron id"));
+        let spectrum = std::fs::read_to_string(report.join("spectrum.svg")).unwrap();
+        assert!(spectrum.contains("frequency (Hz)"));
+    }
+    // Without --svg, PNG only.
+    let png_only = tmp.path().join("png");
+    let o = analyze(&[&run, &"-o", &png_only]);
+    assert!(o.status.success());
+    assert!(!png_only.join("raster.svg").exists());
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
