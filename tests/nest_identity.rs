@@ -9,7 +9,9 @@
 //! the same network from the export's arrays and the initial state
 //! (`tests/reference/nest_identity.py`) and simulates it for 1 s. Every
 //! spike of every population (node, time step) and every V_m sample of two
-//! neurons per population must be the same. Skipped with a note where NEST
+//! neurons per population must be the same, and `snn-analyze compare` of
+//! the snn run with NEST's (its events saved as `.npz`) must find the
+//! spikes identical. Skipped with a note where NEST
 //! is missing, except in CI (or with `SNN_REQUIRE_NEST=1`).
 
 mod support;
@@ -94,6 +96,7 @@ fn microcircuit_dc_identical_to_nest() {
     // The initial state lives beside the run's files; the run itself goes
     // into a directory of its own.
     let initial = tmp.path().join("initial_state.h5");
+    let nest_run = tmp.path().join("nest_run");
     std::fs::rename(run_dir.join("initial_state.h5"), &initial).expect("move");
     std::fs::remove_dir_all(&run_dir).expect("remove");
     sim(&["--t-sim", &T_SIM_MS.to_string()]).expect_ok("snn-sim");
@@ -104,7 +107,8 @@ fn microcircuit_dc_identical_to_nest() {
         .arg(&circ)
         .arg(&initial)
         .arg(T_SIM_MS.to_string())
-        .arg(serde_json::to_string(&vm_neurons).expect("JSON")))
+        .arg(serde_json::to_string(&vm_neurons).expect("JSON"))
+        .arg(&nest_run))
     .expect_ok("nest_identity.py");
     // NEST's banner may precede the JSON on stdout.
     let text = &nest_out.stdout[nest_out.stdout.find("{\"spikes\"").expect("NEST's JSON")..];
@@ -198,5 +202,17 @@ fn microcircuit_dc_identical_to_nest() {
         samples += mine.len();
     }
     assert_eq!(samples, vm_neurons.len() * (T_SIM_MS / dt) as usize);
+
+    // NEST's run as snn-analyze reads NEST output (the recorder's events as
+    // .npz, a summary.json mapping node ids): the same spikes, bit for bit
+    // (NEST and snn stamp a spike with the same double).
+    let cmp = run(Command::new(bin("snn-analyze"))
+        .arg("compare")
+        .arg(&run_dir)
+        .arg(&nest_run)
+        .arg("--json"))
+    .expect_ok("snn-analyze compare");
+    let c: serde_json::Value = serde_json::from_str(&cmp.stdout).expect("JSON");
+    assert_eq!(c["identical"], true, "{}", c["first_difference"]);
     println!("{total} spikes and {samples} V_m samples identical to NEST's");
 }

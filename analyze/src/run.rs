@@ -116,10 +116,146 @@ pub struct PopulationSpikeData {
     pub trains: SpikeTrains,
 }
 
-/// Whether `f` is a NEST spike recorder ASCII file (`record_to:
-/// "ascii"`, `*.dat`).
+/// Whether `f` is NEST spike recorder output: an ASCII file (`record_to:
+/// "ascii"`, `*.dat`) or the recorder's events saved by NumPy (`*.npz`
+/// with arrays `senders` and `times`).
 fn is_nest_ascii(f: &Path) -> bool {
-    f.extension().is_some_and(|e| e == "dat")
+    f.extension().is_some_and(|e| e == "dat" || e == "npz")
+}
+
+/// The arrays `senders` and `times` of a NEST recorder's events saved with
+/// `numpy.savez` (or `savez_compressed`): 1-D, little-endian integers and
+/// floats of the same length, at most `max` of them.
+fn read_npz_events(path: &Path, max: u64) -> Result<(Vec<u64>, Vec<f64>), AnalyzeError> {
+    let bad = |m: String| AnalyzeError::input(path, m);
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| bad(format!("not an .npz (zip) archive: {e}")))?;
+    let mut array = |name: &str| -> Result<(String, Vec<u8>), AnalyzeError> {
+        let mut entry = zip
+            .by_name(&format!("{name}.npy"))
+            .map_err(|_| bad(format!("no array {name} (save the recorder's events with numpy.savez(path, senders=..., times=...))")))?;
+        use std::io::Read;
+        let mut magic = [0u8; 8];
+        entry
+            .read_exact(&mut magic)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        if &magic[..6] != b"\x93NUMPY" {
+            return Err(bad(format!("{name}: not a .npy array")));
+        }
+        let header_len = if magic[6] == 1 {
+            let mut l = [0u8; 2];
+            entry
+                .read_exact(&mut l)
+                .map_err(|e| bad(format!("{name}: {e}")))?;
+            u16::from_le_bytes(l) as usize
+        } else {
+            let mut l = [0u8; 4];
+            entry
+                .read_exact(&mut l)
+                .map_err(|e| bad(format!("{name}: {e}")))?;
+            u32::from_le_bytes(l) as usize
+        };
+        if header_len > 1 << 16 {
+            return Err(bad(format!("{name}: header of {header_len} bytes")));
+        }
+        let mut header = vec![0u8; header_len];
+        entry
+            .read_exact(&mut header)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        let header = String::from_utf8_lossy(&header).into_owned();
+        let field = |key: &str| -> Option<String> {
+            let rest = &header[header.find(&format!("'{key}':"))? + key.len() + 3..];
+            Some(rest.trim_start().to_string())
+        };
+        let descr = field("descr")
+            .and_then(|r| {
+                r.strip_prefix('\'')
+                    .and_then(|r| r.split('\'').next())
+                    .map(String::from)
+            })
+            .ok_or_else(|| bad(format!("{name}: no descr in the .npy header")))?;
+        let shape = field("shape")
+            .and_then(|r| {
+                let inner = r.strip_prefix('(')?.split(')').next()?.to_string();
+                let dims: Vec<&str> = inner
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .collect();
+                (dims.len() == 1)
+                    .then(|| dims[0].parse::<u64>().ok())
+                    .flatten()
+            })
+            .ok_or_else(|| bad(format!("{name}: not a 1-D array")))?;
+        if shape > max {
+            return Err(bad(format!(
+                "{name}: {shape} events, more than the {max} that fit in memory"
+            )));
+        }
+        let width = match descr.as_str() {
+            "<i8" | "<u8" | "<f8" => 8,
+            "<i4" | "<u4" | "<f4" => 4,
+            d => {
+                return Err(bad(format!(
+                    "{name}: dtype {d} (expected little-endian int or float)"
+                )))
+            }
+        };
+        let mut data = vec![0u8; shape as usize * width];
+        entry
+            .read_exact(&mut data)
+            .map_err(|e| bad(format!("{name}: truncated ({e})")))?;
+        Ok((descr, data))
+    };
+    let (sd, sb) = array("senders")?;
+    let (td, tb) = array("times")?;
+    let senders: Vec<u64> = match sd.as_str() {
+        "<i8" | "<u8" => sb
+            .chunks_exact(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                u64::from_le_bytes(w)
+            })
+            .collect(),
+        "<i4" | "<u4" => sb
+            .chunks_exact(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w.copy_from_slice(c);
+                u32::from_le_bytes(w) as u64
+            })
+            .collect(),
+        d => return Err(bad(format!("senders: dtype {d} (expected integers)"))),
+    };
+    let times: Vec<f64> = match td.as_str() {
+        "<f8" => tb
+            .chunks_exact(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                f64::from_le_bytes(w)
+            })
+            .collect(),
+        "<f4" => tb
+            .chunks_exact(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w.copy_from_slice(c);
+                f32::from_le_bytes(w) as f64
+            })
+            .collect(),
+        d => return Err(bad(format!("times: dtype {d} (expected floats)"))),
+    };
+    if senders.len() != times.len() {
+        return Err(bad(format!(
+            "{} senders but {} times",
+            senders.len(),
+            times.len()
+        )));
+    }
+    Ok((senders, times))
 }
 
 /// Calls `f(population, population-local id, time ms)` for every spike of
@@ -132,11 +268,10 @@ fn is_nest_ascii(f: &Path) -> bool {
 fn for_each_nest_spike(
     path: &Path,
     summary: &RunSummary,
+    max_events: u64,
     mut f: impl FnMut(usize, u64, f64) -> Result<(), AnalyzeError>,
 ) -> Result<(), AnalyzeError> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path)
-        .map_err(|e| AnalyzeError::input(path, format!("cannot read: {e}")))?;
     let mut ranges: Vec<(u64, u64, usize)> = summary
         .populations
         .iter()
@@ -147,6 +282,32 @@ fn for_each_nest_spike(
         })
         .collect();
     ranges.sort_unstable();
+    let locate = |sender: u64| -> Option<(usize, u64)> {
+        let k = ranges.partition_point(|r| r.0 <= sender).checked_sub(1)?;
+        let (first, end, p) = ranges[k];
+        (sender < end).then_some((p, sender - first))
+    };
+    if path.extension().is_some_and(|e| e == "npz") {
+        let (senders, times) = read_npz_events(path, max_events)?;
+        for (k, (&s, &t)) in senders.iter().zip(&times).enumerate() {
+            if !t.is_finite() {
+                return Err(AnalyzeError::input(
+                    path,
+                    format!("event {k}: non-finite time {t}"),
+                ));
+            }
+            let (p, id) = locate(s).ok_or_else(|| {
+                AnalyzeError::input(
+                    path,
+                    format!("event {k}: sender {s} in no population of summary.json"),
+                )
+            })?;
+            f(p, id, t)?;
+        }
+        return Ok(());
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| AnalyzeError::input(path, format!("cannot read: {e}")))?;
     let mut cols: Option<(usize, usize)> = None;
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| AnalyzeError::input(path, format!("line {}: {e}", n + 1)))?;
@@ -184,10 +345,9 @@ fn for_each_nest_spike(
         if !t.is_finite() {
             return Err(bad("non-finite spike time"));
         }
-        let k = ranges.partition_point(|r| r.0 <= sender);
-        match k.checked_sub(1).map(|k| ranges[k]) {
-            Some((first, end, p)) if sender < end => f(p, sender - first, t)?,
-            _ => return Err(bad("sender in no population of summary.json")),
+        match locate(sender) {
+            Some((p, id)) => f(p, id, t)?,
+            None => return Err(bad("sender in no population of summary.json")),
         }
     }
     if cols.is_none() {
@@ -353,7 +513,9 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
         for entry in rd {
             let entry = entry.map_err(|e| AnalyzeError::input(dir, format!("cannot list: {e}")))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if (name.starts_with("spikes-rank-") && name.ends_with(".h5")) || name.ends_with(".dat")
+            if (name.starts_with("spikes-rank-") && name.ends_with(".h5"))
+                || name.ends_with(".dat")
+                || name.ends_with(".npz")
             {
                 files.push(entry.path());
             }
@@ -363,7 +525,7 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
         if n_dat > 0 && n_dat < files.len() {
             return Err(AnalyzeError::input(
                 dir,
-                "holds both spikes-rank-*.h5 (snn) and *.dat (NEST) spike files: one run per directory",
+                "holds both spikes-rank-*.h5 (snn) and *.dat / *.npz (NEST) spike files: one run per directory",
             ));
         }
 
@@ -392,7 +554,7 @@ fn spike_files(dir: &Path, summary: &RunSummary) -> Result<Vec<PathBuf>, Analyze
                 return Err(AnalyzeError::input(
                     &summary_path,
                     format!(
-                        "populations[{i}].first_id is needed to read NEST .dat files (the NEST node id of {}'s first neuron)",
+                        "populations[{i}].first_id is needed to read NEST output (.dat, .npz; the NEST node id of {}'s first neuron)",
                         p.name
                     ),
                 ));
@@ -438,7 +600,7 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
     for (k, f) in files.iter().enumerate() {
         if is_nest_ascii(f) {
             let mut counts = vec![0u64; summary.populations.len()];
-            for_each_nest_spike(f, &summary, |p, _, _| {
+            for_each_nest_spike(f, &summary, max_spikes, |p, _, _| {
                 counts[p] += 1;
                 Ok(())
             })?;
@@ -495,7 +657,7 @@ impl RunFiles {
             .map(|&k| &self.spike_files[k])
         {
             if is_nest_ascii(f) {
-                for_each_nest_spike(f, &self.summary, |q, id, t| {
+                for_each_nest_spike(f, &self.summary, max_spikes, |q, id, t| {
                     if q == p {
                         read += 1;
                         if read > max_spikes {

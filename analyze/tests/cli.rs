@@ -583,6 +583,84 @@ fn nest_ascii_output_is_a_run() {
     std::fs::write(&s, v.to_string()).unwrap();
     let o = analyze(&[&bad, &"-o", &tmp.path().join("r2")]);
     assert_error(&o, &["summary.json", "populations[1].first_id"]);
+
+    // The recorder's events saved by numpy.savez: the same run.
+    let npz = tmp.path().join("npz");
+    make_nest_run(&npz, &trains, [1, 1 + E_SIZE]);
+    let (mut senders, mut times) = (Vec::new(), Vec::new());
+    for (p, pop) in trains.iter().enumerate() {
+        for (i, tr) in pop.iter().enumerate() {
+            for &t in tr {
+                senders.push(1 + p as u64 * E_SIZE + i as u64);
+                times.push(t);
+            }
+        }
+    }
+    for k in 0..2 {
+        std::fs::remove_file(npz.join(format!("spike_recorder-20-{k}.dat"))).unwrap();
+    }
+    write_npz(&npz.join("events.npz"), &senders, &times);
+    let o = analyze(&[&"compare", &snn, &npz, &"--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["identical"], true, "{c}");
+    // An archive without `times`.
+    let broken = tmp.path().join("broken");
+    make_nest_run(&broken, &trains, [1, 1 + E_SIZE]);
+    for k in 0..2 {
+        std::fs::remove_file(broken.join(format!("spike_recorder-20-{k}.dat"))).unwrap();
+    }
+    let f = std::fs::File::create(broken.join("events.npz")).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    z.start_file("senders.npy", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(
+        &mut z,
+        &npy(
+            "<i8",
+            &senders
+                .iter()
+                .flat_map(|s| s.to_le_bytes())
+                .collect::<Vec<u8>>(),
+            senders.len(),
+        ),
+    )
+    .unwrap();
+    z.finish().unwrap();
+    let o = analyze(&[&broken, &"-o", &tmp.path().join("r3")]);
+    assert_error(&o, &["events.npz", "no array times"]);
+}
+
+/// A `.npy` file (version 1.0) of a 1-D array.
+fn npy(descr: &str, data: &[u8], n: usize) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n},), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// An `.npz` as `numpy.savez(path, senders=..., times=...)` writes it
+/// (deflated here, as `savez_compressed`).
+fn write_npz(path: &Path, senders: &[u64], times: &[f64]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    let opts = zip::write::SimpleFileOptions::default();
+    z.start_file("senders.npy", opts).unwrap();
+    let s: Vec<u8> = senders
+        .iter()
+        .flat_map(|v| (*v as i64).to_le_bytes())
+        .collect();
+    std::io::Write::write_all(&mut z, &npy("<i8", &s, senders.len())).unwrap();
+    z.start_file("times.npy", opts).unwrap();
+    let t: Vec<u8> = times.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::io::Write::write_all(&mut z, &npy("<f8", &t, times.len())).unwrap();
+    z.finish().unwrap();
 }
 
 /// `--svg`: every plot of the report also as SVG, with its text (title

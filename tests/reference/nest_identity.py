@@ -2,7 +2,7 @@
 """Simulate an snn SONATA export in NEST 3.10 and print what NEST records,
 for tests/nest_identity.rs.
 
-Usage: nest_identity.py CIRCUIT_DIR INITIAL_STATE T_SIM_MS VM_NEURONS
+Usage: nest_identity.py CIRCUIT_DIR INITIAL_STATE T_SIM_MS VM_NEURONS [NEST_RUN_DIR]
 
 CIRCUIT_DIR is what `snn-build export` wrote, INITIAL_STATE the report of
 `snn-sim --initial-state` (the initial V_m of every neuron for the run's
@@ -14,6 +14,11 @@ node_types.csv and the parameter files), V_m set from INITIAL_STATE, one
 one_to_one Connect of arrays per edge population (weights and delays as
 stored). No random numbers are drawn: the network must be driven by DC
 only (I_e).
+
+With NEST_RUN_DIR, the spike recorders' events are also saved there as
+`snn-analyze` reads NEST output: `events.npz` (numpy.savez of senders and
+times) and `summary.json` (the populations' names, sizes and first node
+ids, and the window).
 
 Prints JSON: {"spikes": {population: [[node id, time ms], ...]},
 "vm": [[population, node id, [values (repr)]], ...]}, both up to T_SIM_MS.
@@ -95,6 +100,28 @@ def main():
         out["spikes"][name] = [
             [int(s) - first, repr(float(t))] for s, t in zip(ev["senders"], ev["times"]) if t < end
         ]
+    if len(sys.argv) > 5:
+        run_dir = sys.argv[5]
+        os.makedirs(run_dir, exist_ok=True)
+        senders, times = [], []
+        for name, r in rec.items():
+            ev = r.events
+            keep = ev["times"] < end
+            senders.append(ev["senders"][keep])
+            times.append(ev["times"][keep])
+        np.savez(os.path.join(run_dir, "events.npz"), senders=np.concatenate(senders), times=np.concatenate(times))
+        with open(os.path.join(run_dir, "summary.json"), "w") as f:
+            json.dump(
+                {
+                    "populations": [
+                        {"name": name, "size": len(nodes), "first_id": nodes[0].global_id}
+                        for name, nodes in pops.items()
+                    ],
+                    "t_start_ms": 0.0,
+                    "t_stop_ms": t_sim,
+                },
+                f,
+            )
     for name, i, m in meters:
         ev = m.events
         out["vm"].append([name, i, [repr(float(v)) for v, t in zip(ev["V_m"], ev["times"]) if t < end]])
