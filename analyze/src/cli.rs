@@ -145,8 +145,7 @@ pub struct AnalyzeArgs {
         allow_negative_numbers = true
     )]
     pub raster_neurons: usize,
-    /// Also write the plots as SVG (raster.svg, rates.svg, ...; the
-    /// plots of areas stay PNG).
+    /// Also write the plots as SVG (raster.svg, rates.svg, ...).
     #[arg(long)]
     pub svg: bool,
     /// Window, bins, pairs and seed.
@@ -210,7 +209,7 @@ fn files_line(files: &[String]) -> String {
         match f.split_once('/') {
             Some((d, rest)) => {
                 let ext = rest.rsplit_once('.').map_or("", |(_, e)| e);
-                match dirs.iter_mut().find(|(x, _, _)| *x == d) {
+                match dirs.iter_mut().find(|(x, y, _)| *x == d && *y == ext) {
                     Some(e) => e.2 += 1,
                     None => dirs.push((d, ext, 1)),
                 }

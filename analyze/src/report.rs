@@ -62,8 +62,7 @@ pub struct AnalyzeOptions {
     pub stats: StatsOptions,
     /// Neurons per population in the raster plot.
     pub raster_neurons: usize,
-    /// Also write the plots as SVG (`raster.svg` ...; the plots of areas
-    /// stay PNG).
+    /// Also write the plots as SVG (`raster.svg` ...).
     pub svg: bool,
     /// Show a progress bar on stderr (a terminal) while reading.
     pub progress: bool,
@@ -588,7 +587,7 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
             raster: &raster_pops,
         };
         files.extend(write_area_outputs(
-            &dir, &run_name, table, &recorded, rw, text,
+            &dir, &run_name, table, &recorded, rw, text, exts,
         )?);
     }
     let report_dir = staging.commit()?;
@@ -649,8 +648,9 @@ struct Recorded<'a> {
 }
 
 /// The outputs of a run with areas: `areas.csv`, `rates_by_area.png`,
-/// `raster_areas.png` and `rasters/AREA.png`, written into `dir`; the
-/// rasters cover `rw`. Returns the names written.
+/// `raster_areas.png` and `rasters/AREA.png` (and `.svg` of each plot
+/// where `exts` has it), written into `dir`; the rasters cover `rw`.
+/// Returns the names written.
 fn write_area_outputs(
     dir: &Path,
     run_name: &str,
@@ -658,6 +658,7 @@ fn write_area_outputs(
     rec: &Recorded,
     rw: Window,
     text: bool,
+    exts: &[&str],
 ) -> Result<Vec<String>, AnalyzeError> {
     let (infos, raster_pops) = (rec.infos, rec.raster);
     let mut files = Vec::new();
@@ -665,13 +666,16 @@ fn write_area_outputs(
     files.push("areas.csv".to_string());
 
     let matrix = areas::rate_matrix(infos, rec.stats);
-    plots::rate_matrix(
-        &dir.join("rates_by_area.png"),
-        &format!("Mean rate by area and population: {run_name}"),
-        &matrix,
-        text,
-    )?;
-    files.push("rates_by_area.png".to_string());
+    for ext in exts {
+        let name = format!("rates_by_area.{ext}");
+        plots::rate_matrix(
+            &dir.join(&name),
+            &format!("Mean rate by area and population: {run_name}"),
+            &matrix,
+            text,
+        )?;
+        files.push(name);
+    }
 
     // Populations coloured by their column in the matrix.
     let column = |i: usize| {
@@ -692,15 +696,18 @@ fn write_area_outputs(
                 .collect(),
         })
         .collect();
-    plots::area_raster(
-        &dir.join("raster_areas.png"),
-        &format!("Spike raster by area: {run_name}"),
-        &bands,
-        &matrix.columns,
-        rw,
-        text,
-    )?;
-    files.push("raster_areas.png".to_string());
+    for ext in exts {
+        let name = format!("raster_areas.{ext}");
+        plots::area_raster(
+            &dir.join(&name),
+            &format!("Spike raster by area: {run_name}"),
+            &bands,
+            &matrix.columns,
+            rw,
+            text,
+        )?;
+        files.push(name);
+    }
 
     let sub = dir.join("rasters");
     std::fs::create_dir(&sub).map_err(|e| AnalyzeError::io(&sub, "create directory", e))?;
@@ -712,16 +719,18 @@ fn write_area_outputs(
             .map(|&i| raster_pops[i].clone())
             .collect();
         let colors: Vec<usize> = g.populations.iter().map(|&i| column(i)).collect();
-        let name = format!("rasters/{file_name}.png");
-        plots::raster_titled(
-            &dir.join(&name),
-            &format!("Spike raster of area {}: {run_name}", g.name),
-            &members,
-            &colors,
-            rw,
-            text,
-        )?;
-        files.push(name);
+        for ext in exts {
+            let name = format!("rasters/{file_name}.{ext}");
+            plots::raster_titled(
+                &dir.join(&name),
+                &format!("Spike raster of area {}: {run_name}", g.name),
+                &members,
+                &colors,
+                rw,
+                text,
+            )?;
+            files.push(name);
+        }
     }
     Ok(files)
 }

@@ -708,6 +708,89 @@ fn plots_as_svg_on_request() {
     assert!(!png_only.join("raster.svg").exists());
 }
 
+/// `--svg` on a run with areas: the area plots as SVG too.
+#[test]
+fn area_plots_as_svg_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let areas: [(&str, &[&str]); 2] = [("V1", &["23E", "23I"]), ("TH", &["23E"])];
+    make_area_run(&run, &areas);
+    let report = tmp.path().join("report");
+    let o = analyze(&[&run, &"-o", &report, &"--svg"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in [
+        "rates_by_area",
+        "raster_areas",
+        "rasters/V1",
+        "rasters/TH",
+        "raster",
+    ] {
+        let svg = std::fs::read_to_string(report.join(format!("{name}.svg")))
+            .unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        assert!(svg.contains("<svg"), "{name}.svg");
+        assert!(is_png(&report.join(format!("{name}.png"))), "{name}.png");
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("rasters/*.png (2 files)") && out.contains("rasters/*.svg (2 files)"),
+        "{out}"
+    );
+}
+
+/// A SONATA spike file written by another tool (BMTK's layout: one group
+/// per population under `/spikes` with `node_ids` and `timestamps`, a
+/// string `sorting` attribute, no `magic`), listed in a `summary.json` that
+/// gives the populations' sizes, is a run: its statistics are those of the
+/// same spikes in snn's own files.
+#[test]
+fn spike_files_of_other_tools_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snn, bmtk) = (tmp.path().join("snn"), tmp.path().join("bmtk"));
+    let trains = make_run(&snn);
+    std::fs::create_dir_all(&bmtk).unwrap();
+    {
+        let _files = file_lock();
+        let f = hdf5::File::create(bmtk.join("spikes.h5")).unwrap();
+        for (p, name) in ["E", "I"].iter().enumerate() {
+            let g = f.create_group(&format!("spikes/{name}")).unwrap();
+            let v: hdf5::types::VarLenUnicode = "by_time".parse().unwrap();
+            g.new_attr::<hdf5::types::VarLenUnicode>()
+                .shape(())
+                .create("sorting")
+                .unwrap()
+                .write_scalar(&v)
+                .unwrap();
+            let mut spikes: Vec<(f64, u64)> = trains[p]
+                .iter()
+                .enumerate()
+                .flat_map(|(i, tr)| tr.iter().map(move |&t| (t, i as u64)))
+                .collect();
+            spikes.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let ids: Vec<u64> = spikes.iter().map(|s| s.1).collect();
+            let ts: Vec<f64> = spikes.iter().map(|s| s.0).collect();
+            g.new_dataset_builder()
+                .with_data(&ids)
+                .create("node_ids")
+                .unwrap();
+            g.new_dataset_builder()
+                .with_data(&ts)
+                .create("timestamps")
+                .unwrap();
+        }
+    }
+    let summary = serde_json::json!({
+        "populations": [{"name": "E", "size": E_SIZE}, {"name": "I", "size": I_SIZE}],
+        "t_start_ms": 0.0,
+        "t_stop_ms": T_STOP,
+        "spike_files": ["spikes.h5"],
+    });
+    std::fs::write(bmtk.join("summary.json"), summary.to_string()).unwrap();
+    let o = analyze(&[&"compare", &snn, &bmtk, &"--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["identical"], true, "{c}");
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
