@@ -137,7 +137,9 @@ pub struct AnalyzeArgs {
     /// Replace an existing report directory.
     #[arg(long)]
     pub force: bool,
-    /// Neurons per population shown in raster.png (and rasters/AREA.png).
+    /// Neurons per population in the rasters: in raster.png this many per
+    /// population on average, shared out in proportion to the populations'
+    /// sizes; in rasters/AREA.png this many of each population.
     #[arg(
         long,
         value_name = "N",

@@ -123,21 +123,9 @@ pub struct RasterPopulation {
     pub trains: Vec<Vec<f64>>,
 }
 
-/// Draw a spike raster: populations from top to bottom, one row per sampled
-/// neuron, coloured (population `i` in [`color`]`(i)`) and labelled per
-/// population.
-pub fn raster(
-    path: &Path,
-    pops: &[RasterPopulation],
-    w: Window,
-    text: bool,
-) -> Result<(), AnalyzeError> {
-    let colors: Vec<usize> = (0..pops.len()).collect();
-    raster_with(path, "Spike raster", pops, &colors, 80, w, text)
-}
-
-/// [`raster`] with a title, population `i` in [`color`]`(colors[i])` and
-/// the y label area as wide as the longest name needs.
+/// Draw a spike raster titled `title`: populations from top to bottom, one
+/// row per sampled neuron, population `i` in [`color`]`(colors[i])` and
+/// labelled, the y label area as wide as the longest name needs.
 pub fn raster_titled(
     path: &Path,
     title: &str,
@@ -707,51 +695,42 @@ pub fn line_panels(
                     .y_label_area_size(70);
             }
             let c = color(i);
+            // The same panel for either y axis (their coordinate types
+            // differ).
+            macro_rules! panel {
+                ($y_range:expr, $points:expr) => {{
+                    let mut chart = b
+                        .build_cartesian_2d(x_lo..x_hi, $y_range)
+                        .map_err(|e| plot_err(path, e))?;
+                    let mut mesh = chart.configure_mesh();
+                    mesh.light_line_style(WHITE).y_labels(4);
+                    if text {
+                        mesh.y_desc(y_desc);
+                        if i + 1 == n {
+                            mesh.x_desc(x_desc);
+                        }
+                    } else {
+                        mesh.x_labels(0).y_labels(0);
+                    }
+                    mesh.draw().map_err(|e| plot_err(path, e))?;
+                    chart
+                        .draw_series(LineSeries::new($points, c.stroke_width(1)))
+                        .map_err(|e| plot_err(path, e))?;
+                }};
+            }
             if log_y {
                 let (lo, hi) = if y_lo < y_hi {
                     (y_lo, y_hi * 1.5)
                 } else {
                     (1e-3, 1.0)
                 };
-                let mut chart = b
-                    .build_cartesian_2d(x_lo..x_hi, (lo..hi).log_scale())
-                    .map_err(|e| plot_err(path, e))?;
-                let mut mesh = chart.configure_mesh();
-                mesh.light_line_style(WHITE).y_labels(4);
-                if text {
-                    mesh.y_desc(y_desc);
-                    if i + 1 == n {
-                        mesh.x_desc(x_desc);
-                    }
-                } else {
-                    mesh.x_labels(0).y_labels(0);
-                }
-                mesh.draw().map_err(|e| plot_err(path, e))?;
-                chart
-                    .draw_series(LineSeries::new(
-                        pts.iter().copied().filter(|p| p.1 > 0.0),
-                        c.stroke_width(1),
-                    ))
-                    .map_err(|e| plot_err(path, e))?;
+                panel!(
+                    (lo..hi).log_scale(),
+                    pts.iter().copied().filter(|p| p.1 > 0.0)
+                );
             } else {
                 let hi = if y_hi > 0.0 { y_hi * 1.1 } else { 1.0 };
-                let mut chart = b
-                    .build_cartesian_2d(x_lo..x_hi, 0.0..hi)
-                    .map_err(|e| plot_err(path, e))?;
-                let mut mesh = chart.configure_mesh();
-                mesh.light_line_style(WHITE).y_labels(4);
-                if text {
-                    mesh.y_desc(y_desc);
-                    if i + 1 == n {
-                        mesh.x_desc(x_desc);
-                    }
-                } else {
-                    mesh.x_labels(0).y_labels(0);
-                }
-                mesh.draw().map_err(|e| plot_err(path, e))?;
-                chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
-                    .map_err(|e| plot_err(path, e))?;
+                panel!(0.0..hi, pts.iter().copied());
             }
         }
         root.present().map_err(|e| plot_err(path, e))?;
@@ -971,7 +950,7 @@ mod tests {
             },
         ];
         let r = dir.path().join("raster.png");
-        raster(&r, &pops, w, false).unwrap();
+        raster_titled(&r, "raster", &pops, &[0, 1], w, false).unwrap();
         assert!(is_png(&r));
         let h = dir.path().join("h.png");
         let data = vec![
@@ -998,7 +977,7 @@ mod tests {
             trains: vec![vec![1.0, 50.0], vec![3.0]],
         }];
         let r = dir.path().join("raster.png");
-        raster(&r, &pops, w, true).unwrap();
+        raster_titled(&r, "raster", &pops, &[0], w, true).unwrap();
         assert!(is_png(&r));
         let h = dir.path().join("h.png");
         let data: Vec<(String, Vec<f64>)> = (0..9)

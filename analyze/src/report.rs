@@ -13,11 +13,12 @@
 //! (the sampled pairs' correlations), each titled with the run's name; runs
 //! with at most [`MAX_LINE_POPULATIONS`] populations also `psth.png` (the
 //! population rate in bins of `--bin-ms`) and `spectrum.png` (its power
-//! spectrum, [`crate::spectrum`]). Runs with areas (see [`crate::areas`]) also get `areas` in
-//! `stats.json`, `areas.csv`, `rates_by_area.png`, `raster_areas.png` and
-//! `rasters/AREA.png` (same raster window and neuron sample as
-//! `raster.png`; `raster_areas.png` shows an evenly spaced subset of the
-//! sample, as many rows as fit its height).
+//! spectrum, [`crate::spectrum`]). Runs with areas (see [`crate::areas`])
+//! also get `areas` in `stats.json`, `areas.csv`, `rates_by_area.png`,
+//! `raster_areas.png` and `rasters/AREA.png` (the raster window of
+//! `raster.png`, `--raster-neurons` sampled neurons of every population;
+//! `raster_areas.png` shows an evenly spaced subset of that sample, as many
+//! rows as fit its height).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -60,7 +61,8 @@ pub struct AnalyzeOptions {
     pub force: bool,
     /// Statistics options (bin width, pairs, seed).
     pub stats: StatsOptions,
-    /// Neurons per population in the raster plot.
+    /// Neurons per population in the rasters (`raster.png`: on average,
+    /// in proportion to the populations' sizes; the area rasters: each).
     pub raster_neurons: usize,
     /// Also write the plots as SVG (`raster.svg` ...).
     pub svg: bool,
@@ -370,7 +372,9 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
     let bar = o.progress.then(|| progress_bar(&run, &recorded));
     let mut stats = Vec::with_capacity(recorded.len());
     let mut infos = Vec::with_capacity(recorded.len());
-    let mut raster_pops = Vec::with_capacity(recorded.len());
+    // The rows of the area rasters (runs with areas only).
+    let with_areas = areas::has_areas(&run.summary.populations);
+    let mut raster_pops = Vec::new();
     // The population rate in 1 ms bins (PSTH, spectrum), for runs with few
     // enough populations to draw one panel each.
     let with_activity = recorded.len() <= MAX_LINE_POPULATIONS;
@@ -392,7 +396,9 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
             continue;
         };
         stats.push(population_stats(&pop.info.name, &pop.trains, w, &o.stats));
-        raster_pops.push(raster_sample(&pop, rw, o.stats.seed, o.raster_neurons));
+        if with_areas {
+            raster_pops.push(raster_sample(&pop, rw, o.stats.seed, o.raster_neurons));
+        }
         let first = pop.info.first_id.unwrap_or(next_first);
         next_first = first + pop.info.size;
         let k = ((pop.info.size as f64 * per_neuron).round() as usize)
@@ -421,8 +427,7 @@ pub fn analyze_run(o: &AnalyzeOptions) -> Result<AnalysisReport, AnalyzeError> {
         b.finish_and_clear();
     }
     let summaries: Vec<PopulationSummary> = stats.iter().map(|s| s.summary.clone()).collect();
-    let area_table = areas::has_areas(&run.summary.populations)
-        .then(|| areas::area_summaries(&infos, &summaries, w));
+    let area_table = with_areas.then(|| areas::area_summaries(&infos, &summaries, w));
     let file = StatsFile {
         run_dir: o.run_dir.display().to_string(),
         t_start_ms: w.t_start,
@@ -643,7 +648,7 @@ fn progress_bar(run: &RunFiles, recorded: &[usize]) -> indicatif::ProgressBar {
 struct Recorded<'a> {
     infos: &'a [PopulationInfo],
     stats: &'a [PopulationSummary],
-    /// Its rows of `raster.png`.
+    /// Its rows of the area rasters.
     raster: &'a [RasterPopulation],
 }
 
