@@ -152,19 +152,22 @@ else
     fi
 fi
 
-# ---- 6. SONATA readers for the export test (also in CI) ---------------------------
+# ---- 6. SONATA readers and BMTK (also in CI) -------------------------------------
 # tests/sonata_export.rs opens `snn-build export`'s circuits with libsonata and
-# bluepysnap (tests/reference/sonata_check.py). They need numpy >= 2 and pandas
-# 3, which Elephant 1.1.1 and NEST's numpy < 2 exclude, so they live in a venv
-# of their own.
+# bluepysnap (tests/reference/sonata_check.py); tests/bmtk_spikes.rs has BMTK
+# write spike files for snn-analyze (tests/reference/bmtk_spikes.py). They
+# need numpy >= 2 and pandas 3, which Elephant 1.1.1 and NEST's numpy < 2
+# exclude, so they live in a venv of their own.
 SONATA_VENV="$ROOT/.venv-sonata"
-SONATA_PACKAGES=(libsonata==0.2.2 bluepysnap==3.0.8 h5py)
+SONATA_PACKAGES=(libsonata==0.2.2 bluepysnap==3.0.8 bmtk==1.2.0 h5py)
 if [[ "${SNN_SONATA:-1}" != "1" ]]; then
     step "sonata: skipped (SNN_SONATA=${SNN_SONATA})"
 elif [[ -x "$SONATA_VENV/bin/python" ]] && "$SONATA_VENV/bin/python" - <<'PYEOF' >/dev/null 2>&1
 import importlib.metadata as md, sys
 import libsonata, bluepysnap, h5py
-sys.exit(0 if md.version("libsonata") == "0.2.2" and md.version("bluepysnap") == "3.0.8" else 1)
+import bmtk.utils.reports.spike_trains
+sys.exit(0 if md.version("libsonata") == "0.2.2" and md.version("bluepysnap") == "3.0.8"
+         and md.version("bmtk") == "1.2.0" else 1)
 PYEOF
 then
     step "sonata: ${SONATA_PACKAGES[*]} already in $SONATA_VENV"
@@ -176,8 +179,8 @@ else
     [[ -x "$SONATA_VENV/bin/python" ]] || "$PY" -m venv "$SONATA_VENV"
     step "sonata: pip install ${SONATA_PACKAGES[*]} into $SONATA_VENV"
     "$SONATA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${SONATA_PACKAGES[@]}"
-    if ! "$SONATA_VENV/bin/python" -c 'import libsonata, bluepysnap, h5py' >/dev/null 2>&1; then
-        step "error: 'import libsonata, bluepysnap' fails in $SONATA_VENV after the install" >&2
+    if ! "$SONATA_VENV/bin/python" -c 'import libsonata, bluepysnap, h5py, bmtk.utils.reports.spike_trains' >/dev/null 2>&1; then
+        step "error: 'import libsonata, bluepysnap, bmtk' fails in $SONATA_VENV after the install" >&2
         exit 1
     fi
 fi

@@ -863,6 +863,33 @@ fn bad_input_is_one_line_and_exit_2() {
     .unwrap();
     let o = analyze(&[&js, &"-o", &out]);
     assert_error(&o, &["/spikes/E/node_ids", "population size 3"]);
+    // A negative node id in signed ids (as BMTK writes them): refused, not
+    // clipped to 0 by HDF5's conversion.
+    let neg = tmp.path().join("neg");
+    std::fs::create_dir_all(&neg).unwrap();
+    {
+        let _files = file_lock();
+        let f = hdf5::File::create(neg.join("spikes.h5")).unwrap();
+        let g = f.create_group("spikes/E").unwrap();
+        g.new_dataset_builder()
+            .with_data(&[2i64, -1, 0][..])
+            .create("node_ids")
+            .unwrap();
+        g.new_dataset_builder()
+            .with_data(&[1.0f64, 2.0, 3.0][..])
+            .create("timestamps")
+            .unwrap();
+    }
+    std::fs::write(
+        neg.join("summary.json"),
+        r#"{"populations": [{"name": "E", "size": 3}], "t_stop_ms": 10, "spike_files": ["spikes.h5"]}"#,
+    )
+    .unwrap();
+    let o = analyze(&[&neg, &"-o", &out]);
+    assert_error(
+        &o,
+        &["spikes.h5", "/spikes/E/node_ids", "negative node id -1"],
+    );
 
     // Nothing was created for any of these.
     assert!(!out.exists());

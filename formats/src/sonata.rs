@@ -643,7 +643,12 @@ fn check_1d(path: &Path, ds: &Dataset, what: &str, class: &str) -> Result<usize,
         )
     })?;
     let ok = match class {
-        "integer" => matches!(td, TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)),
+        // An empty dataset of floats is accepted as integers: BMTK writes
+        // the node ids of a population without spikes as float64.
+        "integer" => {
+            matches!(td, TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_))
+                || (shape[0] == 0 && matches!(td, TypeDescriptor::Float(_)))
+        }
         _ => matches!(td, TypeDescriptor::Float(_)),
     };
     if !ok {
@@ -835,9 +840,30 @@ fn read_spikes_where(
                 format!("dataset {what}: unreadable: {}", short_reason(&e)),
             )
         };
-        let node_ids = ids_ds
-            .read_raw::<u64>()
-            .map_err(|e| unreadable(&ids_what, e))?;
+        let signed = matches!(
+            ids_ds.dtype().and_then(|t| t.to_descriptor()),
+            Ok(TypeDescriptor::Integer(_))
+        );
+        let node_ids = if n_ids == 0 {
+            Vec::new()
+        } else if signed {
+            // Signed ids (BMTK writes int64): read as such, since HDF5
+            // would clip a negative id to 0 when converting to unsigned.
+            let ids = ids_ds
+                .read_raw::<i64>()
+                .map_err(|e| unreadable(&ids_what, e))?;
+            if let Some(bad) = ids.iter().find(|&&id| id < 0) {
+                return Err(corrupt(
+                    path,
+                    format!("dataset {ids_what}: negative node id {bad}"),
+                ));
+            }
+            ids.into_iter().map(|id| id as u64).collect()
+        } else {
+            ids_ds
+                .read_raw::<u64>()
+                .map_err(|e| unreadable(&ids_what, e))?
+        };
         let mut timestamps_ms = t_ds.read_raw::<f64>().map_err(|e| unreadable(&t_what, e))?;
         if scale != 1.0 {
             timestamps_ms.iter_mut().for_each(|t| *t *= scale);
