@@ -364,7 +364,8 @@ fn consistent_looking_but_wrong_manifests_fail_verify() {
         (
             "embedded config: a weight",
             Box::new(|m| {
-                m.config.projections[4].weight = snn_formats::config::Distribution::Constant(-1.0);
+                m.config.projections[4].weight =
+                    Some(snn_formats::config::Distribution::Constant(-1.0));
             }),
         ),
         (

@@ -547,3 +547,64 @@ fn mpi_gpu_build_shards_identical() {
     let net = snn_formats::NetworkDir::open(&gpu_dir).expect("open");
     assert_eq!(net.manifest.provenance.device, "host stand-in");
 }
+
+/// The GPU builder draws synapses: a network with synapses read from a
+/// SONATA edge file (rule `sonata_edges`) is refused before any device is
+/// opened, with an error naming the projection, and nothing is written.
+#[test]
+fn sonata_edges_are_refused_by_the_gpu_builder() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let t = tmp.path();
+    let cfg = load(
+        &snn_test_support::repo().join("tests/fixtures/sim_small.toml"),
+        &[],
+    );
+    let net_dir = t.join("net");
+    build_network(&cfg, "sim_small.toml", &net_dir, &BuildOptions::default()).expect("build");
+    let net = snn_formats::NetworkDir::open(&net_dir).expect("open");
+    let model = snn_formats::Model::resolve(&cfg, "sim_small.toml").expect("model");
+    snn_formats::circuit::export_circuit(&net, &model, &t.join("circuit"), &mut |_, _, _| {})
+        .expect("export");
+    let toml = t.join("edges.toml");
+    std::fs::write(
+        &toml,
+        r#"
+[network]
+name = "from_file"
+
+[[populations]]
+name = "E"
+size = 240
+
+[[populations]]
+name = "I"
+size = 60
+
+[[projections]]
+source = "E"
+target = "I"
+rule = "sonata_edges"
+edges = { file = "circuit/network/edges.h5", population = "E_to_I" }
+"#,
+    )
+    .expect("write");
+    let cfg = load(&toml, &[]);
+    let never = DeviceFactory::new("unopenable", |_rank| {
+        Err(DeviceError::NoDevice("must not be opened".into()))
+    });
+    let out = t.join("gpu");
+    let opts = BuildOptions {
+        device: BuildDevice::Gpu(never),
+        ..Default::default()
+    };
+    let err = build_network(&cfg, "edges.toml", &out, &opts)
+        .expect_err("the GPU builder builds no sonata_edges")
+        .to_string();
+    assert!(
+        err.contains("projections[0]") && err.contains("sonata_edges") && err.contains("CPU"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // The CPU builds it.
+    build_network(&cfg, "edges.toml", &out, &BuildOptions::default()).expect("CPU build");
+}

@@ -964,6 +964,7 @@ fn connect_kernel_matches_for_each_synapse() {
             seed: g.next_u64(),
             frac_bits: [0, 8, 16, 20][(c % 4) as usize],
             dt_ms: [0.1, 0.05, 0.25][(c % 3) as usize],
+            explicit: None,
         };
         let targets: Vec<u32> = (0..n_tgt as u32).filter(|_| g.below(4) != 0).collect();
         let indeg: Vec<u64> = targets.iter().map(|_| g.below(60)).collect();

@@ -203,9 +203,9 @@ fn dc_and_weights_of_both_states_match_the_spec() {
         for pr in &cfg.projections {
             let i = pops.iter().position(|&n| n == pr.target).unwrap();
             let j = pops.iter().position(|&n| n == pr.source).unwrap();
-            let snn_formats::config::Distribution::Random(
+            let Some(snn_formats::config::Distribution::Random(
                 snn_formats::config::RandomDistribution::Normal { mean, std, .. },
-            ) = &pr.weight
+            )) = &pr.weight
             else {
                 panic!("weights are normal")
             };

@@ -25,6 +25,7 @@
 //! * `Bernoulli(p, t, 0)`: geometric gaps between connected sources.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use snn_formats::model::{
     delay_to_steps, quantize_weight, Dist, Model, Projection, Rule, Variates,
@@ -132,6 +133,132 @@ pub struct ProjPlan {
     pub frac_bits: u32,
     /// dt.
     pub dt_ms: f64,
+    /// Rule `sonata_edges`: the edges of the rank's own targets.
+    pub explicit: Option<Arc<ExplicitEdges>>,
+}
+
+/// The synapses of a `sonata_edges` projection onto some of its targets,
+/// read from the edge file: per target (population index) its edges in
+/// file order (CSR).
+#[derive(Clone, Debug, Default)]
+pub struct ExplicitEdges {
+    /// Per target `t`, its edges are `offsets[t] .. offsets[t + 1]`.
+    offsets: Vec<u64>,
+    /// Source (population index) of each edge.
+    source: Vec<u32>,
+    /// Stored weight of each edge (empty when the projection gives them).
+    weight_fixed: Vec<i32>,
+    /// Delay of each edge, steps (empty when the projection gives them).
+    delay_steps: Vec<u32>,
+}
+
+impl ExplicitEdges {
+    /// Read the edges of projection `proj` of `model` onto the targets for
+    /// which `own(target index)` holds, checking that the file still holds
+    /// the edges the config was loaded with (number and checksum).
+    pub fn load(
+        model: &Model,
+        proj: &Projection,
+        own: &dyn Fn(u64) -> bool,
+    ) -> Result<ExplicitEdges, crate::BuildError> {
+        use snn_formats::sonata_edges::{EdgeReader, EdgeSelection};
+        let Some(src) = &proj.edges else {
+            return Err(crate::BuildError::Internal(format!(
+                "projection {} has rule sonata_edges but no edges",
+                proj.index
+            )));
+        };
+        let n_src = model.populations[proj.source].size;
+        let n_tgt = model.populations[proj.target].size;
+        let sel = EdgeSelection {
+            file: src.file.clone(),
+            population: src.population.clone(),
+            edge_type_id: src.edge_type_id,
+            source_population: model.populations[proj.source].name.clone(),
+            target_population: model.populations[proj.target].name.clone(),
+            weight_per_edge: src.weight_per_edge,
+            delay_per_edge: src.delay_per_edge,
+            syn_weight: src.syn_weight,
+            nsyns: src.nsyns,
+        };
+        let reader = EdgeReader::open(&sel)?;
+        let frac = model.weight_frac_bits;
+        let dt = model.dt_ms;
+        // (target, source, weight, delay) of the own targets' edges.
+        let mut kept: Vec<(u32, u32, i32, u32)> = Vec::new();
+        let changed = |what: String| {
+            snn_formats::FormatError::Mismatch {
+                path: src.file.clone(),
+                message: format!(
+                    "/edges/{}: {what}: the file changed since the config was loaded (build from the config again)",
+                    src.population
+                ),
+            }
+        };
+        let (n, checksum) = reader.for_each_block(|b| {
+            for i in 0..b.source.len() {
+                let (s, t) = (b.source[i], b.target[i]);
+                if s >= n_src || t >= n_tgt {
+                    return Err(changed(format!("edge with node ids {s} -> {t}")));
+                }
+                if !own(t) {
+                    continue;
+                }
+                let w = b.weight.get(i).map_or(0, |&w| quantize_weight(w, frac));
+                let d = b.delay.get(i).map_or(0, |&d| delay_to_steps(d, dt));
+                kept.push((t as u32, s as u32, w, d));
+            }
+            Ok(())
+        })?;
+        if n != src.n || checksum != src.checksum {
+            return Err(changed(format!(
+                "{n} edges with checksum {checksum:016x}, not {} with {:016x}",
+                src.n, src.checksum
+            ))
+            .into());
+        }
+        // Counting sort by target, stable: file order within a target.
+        let mut offsets = vec![0u64; n_tgt as usize + 1];
+        for e in &kept {
+            offsets[e.0 as usize + 1] += 1;
+        }
+        for t in 0..n_tgt as usize {
+            offsets[t + 1] += offsets[t];
+        }
+        let mut next = offsets.clone();
+        let m = kept.len();
+        let mut source = vec![0u32; m];
+        let mut weight_fixed = vec![0i32; if src.weight_per_edge { m } else { 0 }];
+        let mut delay_steps = vec![0u32; if src.delay_per_edge { m } else { 0 }];
+        for (t, s, w, d) in kept {
+            let k = next[t as usize] as usize;
+            next[t as usize] += 1;
+            source[k] = s;
+            if let Some(x) = weight_fixed.get_mut(k) {
+                *x = w;
+            }
+            if let Some(x) = delay_steps.get_mut(k) {
+                *x = d;
+            }
+        }
+        Ok(ExplicitEdges {
+            offsets,
+            source,
+            weight_fixed,
+            delay_steps,
+        })
+    }
+
+    /// Bytes held per edge while loading and after.
+    pub const BYTES_PER_EDGE: f64 = 28.0;
+
+    fn range(&self, t: u64) -> std::ops::Range<usize> {
+        let t = t as usize;
+        match (self.offsets.get(t), self.offsets.get(t + 1)) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        }
+    }
 }
 
 impl ProjPlan {
@@ -141,6 +268,7 @@ impl ProjPlan {
         let t = &model.populations[proj.target];
         let mode = match proj.rule {
             Rule::FixedTotalNumber { .. } => SourceMode::PerSynapse,
+            Rule::SonataEdges { .. } => SourceMode::Listed,
             Rule::FixedIndegree { .. } if proj.allow_multapses => SourceMode::PerSynapse,
             _ => SourceMode::Listed,
         };
@@ -160,6 +288,7 @@ impl ProjPlan {
             seed: model.seed,
             frac_bits: model.weight_frac_bits,
             dt_ms: model.dt_ms,
+            explicit: None,
         }
     }
 
@@ -269,6 +398,11 @@ impl ProjPlan {
                 }
             }
             Rule::FixedTotalNumber { .. } => {}
+            Rule::SonataEdges { .. } => {
+                if let Some(e) = &self.explicit {
+                    out.extend(e.source[e.range(t)].iter().map(|&s| s as u64));
+                }
+            }
         }
     }
 
@@ -307,8 +441,8 @@ impl ProjPlan {
     ) {
         let w = &self.proj.weight_pa;
         let d = &self.proj.delay_ms;
-        match self.mode {
-            SourceMode::PerSynapse => {
+        match (self.mode, self.explicit.as_deref()) {
+            (SourceMode::PerSynapse, _) => {
                 self.for_each_stream(t, indegree, |_, rng| {
                     let s = self.draw_source(rng, t);
                     let mut z = Normals::new(rng);
@@ -317,7 +451,33 @@ impl ProjPlan {
                     f(s, wq, ds);
                 });
             }
-            SourceMode::Listed => {
+            (SourceMode::Listed, Some(e)) => {
+                let range = e.range(t);
+                let (w_file, d_file) = (!e.weight_fixed.is_empty(), !e.delay_steps.is_empty());
+                if w_file && d_file {
+                    for k in range {
+                        f(e.source[k] as u64, e.weight_fixed[k], e.delay_steps[k]);
+                    }
+                    return;
+                }
+                let first = range.start;
+                self.for_each_stream(t, range.len() as u64, |k, rng| {
+                    let k = first + k as usize;
+                    let mut z = Normals::new(rng);
+                    let wq = if w_file {
+                        e.weight_fixed[k]
+                    } else {
+                        quantize_weight(draw(w, &mut z), self.frac_bits)
+                    };
+                    let ds = if d_file {
+                        e.delay_steps[k]
+                    } else {
+                        delay_to_steps(draw(d, &mut z), self.dt_ms)
+                    };
+                    f(e.source[k] as u64, wq, ds);
+                });
+            }
+            (SourceMode::Listed, None) => {
                 self.listed_sources(t, scratch);
                 self.for_each_stream(t, scratch.len() as u64, |k, rng| {
                     let mut z = Normals::new(rng);

@@ -183,7 +183,8 @@ impl<'a> GpuRank<'a> {
                 "{n_neurons} neurons: the GPU builder handles fewer than 2^32 - 1"
             )));
         }
-        let plan = RankPlan::new(model, placement, rank, 1);
+        check_buildable(model)?;
+        let plan = RankPlan::new(model, placement, rank, 1)?;
         let n_local = plan.owned.len();
         let target_bits = bits_for(n_local as u64);
 
@@ -215,6 +216,7 @@ impl<'a> GpuRank<'a> {
                         any_distinct = true;
                         k.min(pp.n_src - excl)
                     }
+                    Rule::SonataEdges { .. } => return Err(sonata_on_gpu(&pp.proj)),
                 };
                 tgt_index.push(u32::try_from(t).map_err(|_| too_large("population index"))?);
                 tgt_local.push(l as u32);
@@ -618,4 +620,25 @@ pub fn send_tables(placement: &Placement, rank: u32, images_of: &[Vec<Vec<u64>>]
                 .unwrap_or_default()
         })
         .collect()
+}
+
+/// Refuse, before any device is opened, a model the GPU builder cannot
+/// build: one with synapses read from files (rule `sonata_edges`).
+pub fn check_buildable(model: &Model) -> Result<(), BuildError> {
+    match model
+        .projections
+        .iter()
+        .find(|p| matches!(p.rule, Rule::SonataEdges { .. }))
+    {
+        Some(p) => Err(sonata_on_gpu(p)),
+        None => Ok(()),
+    }
+}
+
+/// The GPU builder draws synapses; it does not read them from files.
+fn sonata_on_gpu(p: &snn_formats::model::Projection) -> BuildError {
+    BuildError::Invalid(format!(
+        "projections[{}] ('{}'): rule sonata_edges reads its synapses from a file; build it on the CPU (--backend cpu)",
+        p.index, p.name
+    ))
 }

@@ -10,9 +10,10 @@
 
 use snn_formats::config::PlacementScheme;
 use snn_formats::limits::{available_bytes, human_bytes};
-use snn_formats::model::Model;
+use snn_formats::model::{Model, Rule};
 use snn_formats::placement::Placement;
 
+use crate::connect::ExplicitEdges;
 use crate::rank::BLOCK_SYNAPSES;
 use crate::BuildError;
 
@@ -78,9 +79,24 @@ pub fn estimate(model: &Model, placement: &Placement, threads: usize, job: Job) 
     // A rank's own lists: images and send tables per rank, its neurons.
     let lists = |r: u32| 2.0 * VEC_BYTES as f64 * n + 16.0 * placement.n_local(r) as f64;
     let chunks = threads.max(1) as f64;
+    // Rule sonata_edges: the edges onto the rank's targets, read from the
+    // file and held while the rank is built (and their per-target offsets).
+    let explicit = |r: u32| -> f64 {
+        model
+            .projections
+            .iter()
+            .filter(|p| matches!(p.rule, Rule::SonataEdges { .. }))
+            .map(|p| {
+                placement.count_in(p.target, r) as f64
+                    * p.expected_indegree(model)
+                    * ExplicitEdges::BYTES_PER_EDGE
+                    + 8.0 * (model.populations[p.target].size as f64 + 1.0)
+            })
+            .sum()
+    };
     let rank_bytes = |r: u32, store: bool| {
         if !store {
-            return counters + lists(r);
+            return counters + lists(r) + explicit(r);
         }
         let syn = synapses_of(r);
         // The fill pass: 8 bytes per synapse, per thread a write buffer
@@ -89,7 +105,7 @@ pub fn estimate(model: &Model, placement: &Placement, threads: usize, job: Job) 
         // (twice) and source.
         let block = ((syn / chunks).min(BLOCK_SYNAPSES as f64) + 4096.0) * 28.0;
         let rows = placement.n_local(r) as f64;
-        8.0 * syn + chunks * (block + 8.0 * rows) + 32.0 * rows + counters + lists(r)
+        8.0 * syn + chunks * (block + 8.0 * rows) + 32.0 * rows + counters + lists(r) + explicit(r)
     };
     let common = placement_bytes(model, n_ranks);
     let pick = |ranks: &mut dyn Iterator<Item = u32>, store: bool| -> (f64, u32) {

@@ -119,6 +119,10 @@ pub fn build_network_mpi<C: Communicator>(
     let rank = world.rank() as u32;
     let n_ranks = world.size() as u32;
     let model = Model::resolve(cfg, origin)?;
+    // The same on every rank: all refuse before the first collective.
+    if let BuildDevice::Gpu(_) = &opts.device {
+        crate::gpu::check_buildable(&model)?;
+    }
     let placement = Placement::new(&model, n_ranks)?;
     // Rank 0 creates the staging directory (checking --force) and tells the
     // others where it is; an empty path means it failed.
@@ -154,11 +158,20 @@ pub fn build_network_mpi<C: Communicator>(
     let local = (|| -> Result<RankResult, BuildError> {
         let shard = match &opts.device {
             BuildDevice::Cpu => {
-                let plan = RankPlan::new(&model, &placement, rank, threads);
-                let counts = plan.count(&progress);
-                let images = plan.images(&counts);
+                // A failure before the exchange (reading a sonata_edges
+                // file) still takes part in it, with no needs.
+                let planned = RankPlan::new(&model, &placement, rank, threads).map(|plan| {
+                    let counts = plan.count(&progress);
+                    let images = plan.images(&counts);
+                    (plan, counts, images)
+                });
+                let empty = vec![Vec::new(); n_ranks as usize];
                 // The one collective exchange of routing needs.
-                let needs = alltoallv_u64(world, &images);
+                let needs = alltoallv_u64(
+                    world,
+                    planned.as_ref().map_or(&empty, |(_, _, images)| images),
+                );
+                let (plan, counts, images) = planned?;
                 let send: Vec<Vec<u32>> = needs
                     .iter()
                     .map(|v| v.iter().map(|&g| placement.locate(g).1).collect())

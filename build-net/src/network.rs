@@ -236,6 +236,9 @@ pub fn build_network(
             ),
         )?;
     }
+    if let BuildDevice::Gpu(_) = &opts.device {
+        crate::gpu::check_buildable(&model)?;
+    }
     let inputs: Vec<&Path> = opts.inputs.iter().map(|p| p.as_path()).collect();
     let staging = Staging::new_guarded(dest, opts.force, &inputs)?;
     let hash = model_hash(cfg);
@@ -254,18 +257,18 @@ pub fn build_network(
     let all_images: Vec<Vec<Vec<u64>>> = if n_ranks > 1 {
         (0..n_ranks)
             .map(|r| {
-                let plan = RankPlan::new(&model, &placement, r, threads);
+                let plan = RankPlan::new(&model, &placement, r, threads)?;
                 let counts = plan.count(progress);
-                plan.images(&counts)
+                Ok(plan.images(&counts))
             })
-            .collect()
+            .collect::<Result<_, BuildError>>()?
     } else {
         vec![vec![Vec::new()]]
     };
 
     let mut results = Vec::with_capacity(n_ranks as usize);
     for r in 0..n_ranks {
-        let plan = RankPlan::new(&model, &placement, r, threads);
+        let plan = RankPlan::new(&model, &placement, r, threads)?;
         let counts = plan.count(progress);
         let send: Vec<Vec<u32>> = (0..n_ranks as usize)
             .map(|d| {
@@ -286,17 +289,23 @@ pub fn build_network(
 /// (again) the sources of the other ranks' synapses from `from`'s
 /// populations. What the routing exchange of an MPI build delivers, made
 /// here without the other ranks.
-pub fn send_tables_of(model: &Model, placement: &Placement, from: u32) -> Vec<Vec<u32>> {
+pub fn send_tables_of(
+    model: &Model,
+    placement: &Placement,
+    from: u32,
+) -> Result<Vec<Vec<u32>>, BuildError> {
     let threads = rayon::current_num_threads();
     (0..placement.n_ranks())
         .map(|d| {
             if d == from {
-                return Vec::new();
+                return Ok(Vec::new());
             }
-            RankPlan::with_projections(model, placement, d, threads, |p| {
-                placement.count_in(p.source, from) > 0
-            })
-            .needs_of(from)
+            Ok(
+                RankPlan::with_projections(model, placement, d, threads, |p| {
+                    placement.count_in(p.source, from) > 0
+                })?
+                .needs_of(from),
+            )
         })
         .collect()
 }
@@ -321,12 +330,12 @@ fn build_some_ranks(
     let mut results = Vec::with_capacity(ranks.len());
     let mut routing_seconds = 0.0;
     for &r in &ranks {
-        let plan = RankPlan::new(model, placement, r, threads);
+        let plan = RankPlan::new(model, placement, r, threads)?;
         let counts = plan.count(progress);
         let images = plan.images(&counts);
         let tr = Instant::now();
         let send = if placement.n_ranks() > 1 {
-            send_tables_of(model, placement, r)
+            send_tables_of(model, placement, r)?
         } else {
             vec![Vec::new()]
         };
@@ -723,7 +732,7 @@ pub fn dry_run(
     let mut ranks = Vec::with_capacity(sample.len());
     for &r in sample {
         let t = Instant::now();
-        let plan = RankPlan::new(&model, &placement, r, threads);
+        let plan = RankPlan::new(&model, &placement, r, threads)?;
         let counts = plan.count(&progress);
         let synapses: u64 = counts.per_projection.iter().sum();
         let images = plan.images(&counts);
@@ -738,7 +747,7 @@ pub fn dry_run(
         });
         let (mut send_partners, mut send_entries, mut sent) = (None, None, None);
         if routing && n_ranks > 1 {
-            let send = send_tables_of(&model, &placement, r);
+            let send = send_tables_of(&model, &placement, r)?;
             send_partners = Some(send.iter().filter(|v| !v.is_empty()).count() as u32);
             send_entries = Some(send.iter().map(|v| v.len() as u64).sum());
             let owned = placement.owned(r);

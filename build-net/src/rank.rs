@@ -21,7 +21,7 @@ use snn_formats::model::{Model, Projection, Rule};
 use snn_formats::placement::Placement;
 use snn_formats::shard::ShardData;
 
-use crate::connect::{split_total_number, ProjPlan};
+use crate::connect::{split_total_number, ExplicitEdges, ProjPlan};
 use crate::memory::zeroed;
 use crate::BuildError;
 
@@ -78,7 +78,7 @@ impl<'a> RankPlan<'a> {
         placement: &'a Placement,
         rank: u32,
         n_chunks: usize,
-    ) -> RankPlan<'a> {
+    ) -> Result<RankPlan<'a>, BuildError> {
         Self::with_projections(model, placement, rank, n_chunks, |_| true)
     }
 
@@ -91,7 +91,7 @@ impl<'a> RankPlan<'a> {
         rank: u32,
         n_chunks: usize,
         keep: impl Fn(&Projection) -> bool,
-    ) -> RankPlan<'a> {
+    ) -> Result<RankPlan<'a>, BuildError> {
         let owned = placement.owned(rank);
         let mut pop_local = Vec::with_capacity(model.populations.len());
         for p in &model.populations {
@@ -99,11 +99,24 @@ impl<'a> RankPlan<'a> {
             let b = owned.partition_point(|&g| g < p.first_id + p.size);
             pop_local.push((a, b));
         }
-        let projs: Vec<ProjPlan> = model
+        let mut projs: Vec<ProjPlan> = model
             .projections
             .iter()
             .map(|p| ProjPlan::new(model, p))
             .collect();
+        // Rule sonata_edges: the edges onto own targets, from the file.
+        for pp in projs.iter_mut() {
+            if !matches!(pp.proj.rule, Rule::SonataEdges { .. }) || !keep(&pp.proj) {
+                continue;
+            }
+            let (a, b) = pop_local[pp.proj.target];
+            let own = &owned[a..b];
+            let first = pp.tgt_first;
+            let is_own = |t: u64| own.binary_search(&(first + t)).is_ok();
+            pp.explicit = Some(std::sync::Arc::new(ExplicitEdges::load(
+                model, &pp.proj, &is_own,
+            )?));
+        }
         let mut by_target = vec![Vec::new(); model.populations.len()];
         for (i, p) in projs.iter().enumerate() {
             if keep(&p.proj) {
@@ -162,7 +175,7 @@ impl<'a> RankPlan<'a> {
             }
         }
         chunks.push((start, owned.len()));
-        RankPlan {
+        Ok(RankPlan {
             model,
             placement,
             rank,
@@ -172,7 +185,7 @@ impl<'a> RankPlan<'a> {
             by_target,
             split_indeg,
             chunks,
-        }
+        })
     }
 
     /// Own neurons.

@@ -58,7 +58,7 @@ use hdf5::{Dataset, File, Group};
 
 use crate::error::FormatError;
 use crate::manifest::NetworkDir;
-use crate::model::{dequantize_weight, Model, NeuronModel};
+use crate::model::{dequantize_weight, quantize_weight, Model, NeuronModel};
 use crate::shard::Check;
 use crate::sonata::{write_err, write_str_attr, SONATA_MAGIC, SONATA_VERSION};
 
@@ -491,14 +491,7 @@ fn write_circuit(
                 "populations": edge_pops,
             }],
         },
-        "snn": {
-            "model": m.model_name,
-            "model_hash": m.model_hash,
-            "dt_ms": m.dt_ms,
-            "weight_frac_bits": m.weight_frac_bits,
-            "n_neurons": m.n_neurons,
-            "total_synapses": m.total_synapses,
-        },
+        "snn": snn_section(net, model),
     });
     let text = serde_json::to_string_pretty(&config).map_err(|e| FormatError::Mismatch {
         path: dir.join("circuit_config.json"),
@@ -511,6 +504,66 @@ fn write_circuit(
         edges: done,
         edge_populations: pair_index.iter().filter(|&&e| e != usize::MAX).count(),
     })
+}
+
+/// The circuit config's `snn` section: what builds the same network from
+/// the circuit and runs it as snn does (see `crate::sonata_import`): the
+/// time step, seed and weight fraction bits, each population's initial
+/// V_m distribution, Poisson rate and area, the Poisson drive's weight
+/// (exactly as stored) and delay, and the recording.
+fn snn_section(net: &NetworkDir, model: &Model) -> serde_json::Value {
+    let m = &net.manifest;
+    let pops = &model.populations;
+    let mut populations = serde_json::Map::new();
+    for p in pops {
+        let mut e = serde_json::json!({
+            "V_m_init": p.v_m_init.to_config(),
+            "area": model.areas[p.area],
+        });
+        if p.poisson_rate_hz > 0.0 {
+            e["poisson_rate_Hz"] = p.poisson_rate_hz.into();
+        }
+        populations.insert(p.name.clone(), e);
+    }
+    let mut s = serde_json::json!({
+        "model": m.model_name,
+        "model_hash": m.model_hash,
+        "dt_ms": m.dt_ms,
+        "seed": model.seed,
+        "weight_frac_bits": m.weight_frac_bits,
+        "n_neurons": m.n_neurons,
+        "total_synapses": m.total_synapses,
+        "populations": populations,
+        "recording": {
+            "spikes": model.recording.spike_populations.iter().map(|&i| pops[i].name.clone()).collect::<Vec<_>>(),
+            "V_m": vm_recording(model),
+        },
+    });
+    if let Some(p) = &model.poisson {
+        let w = dequantize_weight(
+            quantize_weight(p.weight_pa, model.weight_frac_bits),
+            model.weight_frac_bits,
+        );
+        s["poisson"] = serde_json::json!({ "weight": w, "delay": p.delay_ms });
+    }
+    s
+}
+
+/// The V_m recording as the config's `[[recording.V_m]]` entries.
+fn vm_recording(model: &Model) -> Vec<serde_json::Value> {
+    let mut by_pop: Vec<(usize, Vec<u64>)> = Vec::new();
+    for &(p, n) in &model.recording.v_m {
+        match by_pop.last_mut() {
+            Some((q, v)) if *q == p => v.push(n),
+            _ => by_pop.push((p, vec![n])),
+        }
+    }
+    by_pop
+        .into_iter()
+        .map(|(p, neurons)| {
+            serde_json::json!({ "population": model.populations[p].name, "neurons": neurons })
+        })
+        .collect()
 }
 
 /// A per-element string attribute `name` of group `g0` whose elements all

@@ -95,12 +95,19 @@ pub struct NetworkSection {
     /// Seed of the network's connectivity (simulation seeds are separate).
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Fraction bits of the stored fixed-point weights (a weight is stored
+    /// as a multiple of `2^-weight_frac_bits` pA). Default: the most that
+    /// leave the largest weight one bit of headroom in an `i32`; given, at
+    /// most that (e.g. to store the weights of an exported network exactly
+    /// as its source did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_frac_bits: Option<u32>,
 }
 
 fn default_dt() -> f64 {
     0.1
 }
-fn default_seed() -> u64 {
+pub(crate) fn default_seed() -> u64 {
     55
 }
 fn default_one() -> f64 {
@@ -390,6 +397,10 @@ pub enum RuleName {
     OneToOne,
     /// Every source to every target.
     AllToAll,
+    /// The synapses listed in a SONATA edge population (`edges`): sources,
+    /// targets, and per-edge `syn_weight` and `delay` unless `weight` and
+    /// `delay` are given.
+    SonataEdges,
 }
 
 /// One `[[projections]]` entry.
@@ -427,9 +438,69 @@ pub struct ProjectionRaw {
     #[serde(default = "default_true")]
     pub allow_multapses: bool,
     /// Weight, pA (sign selects the excitatory or inhibitory receptor).
-    pub weight: Distribution,
-    /// Delay, ms (rounded to steps, at least one step).
-    pub delay: Distribution,
+    /// Required, except by rule `sonata_edges`, where it replaces the
+    /// file's per-edge `syn_weight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Distribution>,
+    /// Delay, ms (rounded to steps, at least one step). Required, except by
+    /// rule `sonata_edges`, where it replaces the file's per-edge `delay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Distribution>,
+    /// Rule `sonata_edges`: the edge population to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<EdgesRaw>,
+}
+
+/// `edges` of a `sonata_edges` projection: which edges of which SONATA
+/// edge file, and what loading the config found in them (filled in by
+/// [`load_config`] when absent, checked again by every build that reads
+/// the file, so a network's config and model hash name its edges).
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EdgesRaw {
+    /// The edges file (`edges.h5`), relative to the config file or absolute.
+    pub file: String,
+    /// The edge population (`/edges/<population>`).
+    pub population: String,
+    /// Only the edges of this `edge_type_id` (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_type_id: Option<i64>,
+    /// The weight (pA) of the edges that have no `syn_weight` of their own
+    /// (an edge type's `syn_weight`); unused when the projection gives a
+    /// `weight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_weight: Option<f64>,
+    /// Synapses per edge of the edges that have no `nsyns` of their own (an
+    /// edge type's; default 1): an edge's weight is `nsyns * syn_weight`,
+    /// as in BMTK's point networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsyns: Option<f64>,
+    /// Number of edges selected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub N: Option<u64>,
+    /// xxh3-64 of the selected edges (source id, target id, weight and
+    /// delay bits, in file order), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Smallest and largest weight read, pA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_range: Option<[f64; 2]>,
+    /// Smallest and largest delay read, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_range: Option<[f64; 2]>,
+    /// Largest source and target node id (population-local).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_node_ids: Option<[u64; 2]>,
+}
+
+impl EdgesRaw {
+    /// Whether loading the config has filled in what the edges hold.
+    pub fn scanned(&self) -> bool {
+        self.N.is_some()
+            && self.checksum.is_some()
+            && (self.N == Some(0) || self.max_node_ids.is_some())
+    }
 }
 
 /// `[poisson_background]`: every neuron of a population with `K_ext` gets an
@@ -500,12 +571,62 @@ pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Co
         })?;
     }
     let mut cfg = config_from_tree(tree, origin)?;
+    // Data files are named relative to the config file.
+    let base = Path::new(origin).parent().unwrap_or(Path::new(""));
     if cfg.mam.is_some() {
-        // Data files are named relative to the config file.
-        let base = Path::new(origin).parent().unwrap_or(Path::new(""));
         crate::mam::expand(&mut cfg, base, origin)?;
     }
+    read_sonata_edges(&mut cfg, base, origin)?;
     Ok(cfg)
+}
+
+/// Fill in what the edges of each `sonata_edges` projection hold (number,
+/// checksum, ranges, largest ids; see [`EdgesRaw`]) where the config does
+/// not give it, reading each edge population once, with its file named by
+/// an absolute path.
+pub fn read_sonata_edges(cfg: &mut Config, base: &Path, origin: &str) -> Result<(), ConfigError> {
+    for (i, pr) in cfg.projections.iter_mut().enumerate() {
+        let Some(e) = pr.edges.as_mut() else {
+            continue;
+        };
+        if pr.rule != RuleName::SonataEdges {
+            continue;
+        }
+        let field = format!("projections[{i}].edges");
+        let file = base.join(&e.file);
+        let file = std::fs::canonicalize(&file).map_err(|err| ConfigError::Field {
+            file: origin.to_string(),
+            field: format!("{field}.file"),
+            message: format!("{}: {err}", file.display()),
+        })?;
+        if e.scanned() {
+            e.file = file.display().to_string();
+            continue;
+        }
+        let sel = crate::sonata_edges::EdgeSelection {
+            file: file.clone(),
+            population: e.population.clone(),
+            edge_type_id: e.edge_type_id,
+            source_population: pr.source.clone(),
+            target_population: pr.target.clone(),
+            weight_per_edge: pr.weight.is_none(),
+            delay_per_edge: pr.delay.is_none(),
+            syn_weight: e.syn_weight,
+            nsyns: e.nsyns,
+        };
+        let facts = crate::sonata_edges::scan(&sel).map_err(|err| ConfigError::Field {
+            file: origin.to_string(),
+            field: field.clone(),
+            message: err.to_string(),
+        })?;
+        e.file = file.display().to_string();
+        e.N = Some(facts.n);
+        e.checksum = Some(format!("{:016x}", facts.checksum));
+        e.weight_range = facts.weight_range;
+        e.delay_range = facts.delay_range;
+        e.max_node_ids = facts.max_node_ids;
+    }
+    Ok(())
 }
 
 /// Deserialise an already-parsed tree (e.g. a manifest's config copy).
@@ -537,6 +658,25 @@ fn one_line(message: &str) -> String {
 /// Read and parse a config file.
 pub fn load_config(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
+    if path.extension().is_some_and(|e| e == "json") {
+        // A SONATA circuit config.
+        let cfg = crate::sonata_import::circuit_config(path)?;
+        let mut tree = toml::Value::try_from(&cfg).map_err(|e| ConfigError::Field {
+            file: origin.clone(),
+            field: "(top level)".into(),
+            message: e.to_string(),
+        })?;
+        for ov in overrides {
+            apply_override(&mut tree, ov).map_err(|message| ConfigError::Override {
+                file: origin.clone(),
+                setting: ov.clone(),
+                message,
+            })?;
+        }
+        let mut cfg = config_from_tree(tree, &origin)?;
+        read_sonata_edges(&mut cfg, Path::new(""), &origin)?;
+        return Ok(cfg);
+    }
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
         file: origin.clone(),
         message: e.to_string(),
@@ -545,10 +685,14 @@ pub fn load_config(path: &Path, overrides: &[String]) -> Result<Config, ConfigEr
 }
 
 /// The data files a config file reads besides itself (the `[mam]` table's
-/// `spec` and `rates`, relative to the config's directory), with the
+/// `spec` and `rates` and the edge files of `sonata_edges` projections,
+/// relative to the config's directory; a SONATA circuit's files), with the
 /// overrides applied; empty when it has none or does not parse (loading it
 /// reports that). A build may not write over any of them.
 pub fn data_files(path: &Path, overrides: &[String]) -> Vec<PathBuf> {
+    if path.extension().is_some_and(|e| e == "json") {
+        return crate::sonata_import::circuit_files(path);
+    }
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
@@ -559,9 +703,16 @@ pub fn data_files(path: &Path, overrides: &[String]) -> Vec<PathBuf> {
         let _ = apply_override(&mut tree, o);
     }
     let base = path.parent().unwrap_or(Path::new(""));
+    let edges = tree
+        .get("projections")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("edges")?.get("file")?.as_str());
     ["spec", "rates"]
         .iter()
         .filter_map(|k| tree.get("mam")?.get(k)?.as_str())
+        .chain(edges)
         .map(|f| base.join(f))
         .collect()
 }

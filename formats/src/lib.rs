@@ -8,7 +8,9 @@
 //! * [`direct`]: writing large files past the page cache;
 //! * [`manifest`]: `manifest.json` and opening a network directory;
 //! * [`output`]: staging directories renamed into place;
-//! * [`checkpoint`]: checkpoints of a run and the run-state file.
+//! * [`checkpoint`]: checkpoints of a run and the run-state file;
+//! * [`sonata`], [`sonata_edges`], [`circuit`]: SONATA spike files and
+//!   reports, edge populations read as synapses, circuits written and read.
 
 pub mod checkpoint;
 pub mod circuit;
@@ -23,6 +25,8 @@ pub mod output;
 pub mod placement;
 pub mod shard;
 pub mod sonata;
+pub mod sonata_edges;
+pub mod sonata_import;
 
 pub use config::{load_config, parse_config, Config};
 pub use error::{ConfigError, FormatError};

@@ -411,20 +411,21 @@ pub fn expand(cfg: &mut Config, base: &Path, origin: &str) -> Result<(), ConfigE
                 p: None,
                 allow_autapses: true,
                 allow_multapses: true,
-                weight: Distribution::Random(RandomDistribution::Normal {
+                weight: Some(Distribution::Random(RandomDistribution::Normal {
                     mean,
                     std: sd,
                     min,
                     max,
                     bounds: Default::default(),
-                }),
-                delay: Distribution::Random(RandomDistribution::Normal {
+                })),
+                delay: Some(Distribution::Random(RandomDistribution::Normal {
                     mean: spec.delay_mean[i][j],
                     std: spec.delay_sd[i][j],
                     min: Some(dt),
                     max: None,
                     bounds: Default::default(),
-                }),
+                })),
+                edges: None,
             });
         }
     }

@@ -1,11 +1,13 @@
 //! The resolved model: a validated [`Config`] with scaling applied, in the
 //! units the builder and the simulator use.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Bounds, Config, Distribution, NeuronParamsRaw, PlacementScheme, PlacementSection,
-    RandomDistribution, Rounding, RuleName,
+    ProjectionRaw, RandomDistribution, Rounding, RuleName,
 };
 use crate::error::ConfigError;
 
@@ -162,6 +164,32 @@ pub enum Dist {
         /// Upper end.
         max: f64,
     },
+}
+
+impl Dist {
+    /// The config's form of the distribution (resolving it gives it back).
+    pub fn to_config(&self) -> Distribution {
+        let bound = |x: f64| x.is_finite().then_some(x);
+        match *self {
+            Dist::Constant(v) => Distribution::Constant(v),
+            Dist::Normal {
+                mean,
+                std,
+                min,
+                max,
+                clip,
+            } => Distribution::Random(RandomDistribution::Normal {
+                mean,
+                std,
+                min: bound(min),
+                max: bound(max),
+                bounds: if clip { Bounds::Clip } else { Bounds::Redraw },
+            }),
+            Dist::Uniform { min, max } => {
+                Distribution::Random(RandomDistribution::Uniform { min, max })
+            }
+        }
+    }
 }
 
 /// A source of the variates a [`Dist`] is drawn from: standard normals and
@@ -336,6 +364,12 @@ pub enum Rule {
     OneToOne,
     /// All pairs.
     AllToAll,
+    /// The `n` synapses listed in a SONATA edge population
+    /// ([`Projection::edges`]).
+    SonataEdges {
+        /// Number of synapses.
+        n: u64,
+    },
 }
 
 impl Rule {
@@ -347,6 +381,7 @@ impl Rule {
             Rule::PairwiseBernoulli { .. } => "pairwise_bernoulli",
             Rule::OneToOne => "one_to_one",
             Rule::AllToAll => "all_to_all",
+            Rule::SonataEdges { .. } => "sonata_edges",
         }
     }
 }
@@ -367,6 +402,7 @@ impl Projection {
             Rule::PairwiseBernoulli { p } => p * n_src as f64,
             Rule::OneToOne => 1.0,
             Rule::AllToAll => n_src as f64,
+            Rule::SonataEdges { n } => n as f64 / n_tgt.max(1) as f64,
         }
     }
 
@@ -382,6 +418,7 @@ impl Projection {
             Rule::PairwiseBernoulli { .. } => None,
             Rule::OneToOne => Some(if own == 1 { 0 } else { n_tgt }),
             Rule::AllToAll => Some(n_tgt * n_src.saturating_sub(own)),
+            Rule::SonataEdges { n } => Some(n),
         }
     }
 }
@@ -403,10 +440,44 @@ pub struct Projection {
     pub allow_autapses: bool,
     /// Multapses allowed.
     pub allow_multapses: bool,
-    /// Weight, pA (after in-degree compensation).
+    /// Weight, pA (after in-degree compensation). For rule `sonata_edges`
+    /// with the file's per-edge weights: `Uniform` over the range of those
+    /// weights, which are read, not drawn.
     pub weight_pa: Dist,
-    /// Delay, ms.
+    /// Delay, ms. For rule `sonata_edges` with the file's per-edge delays:
+    /// `Uniform` over their range, as `weight_pa`.
     pub delay_ms: Dist,
+    /// Rule `sonata_edges`: where the synapses are read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<EdgeSource>,
+}
+
+/// The edges of a `sonata_edges` projection, as the builder reads them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSource {
+    /// The SONATA edges file.
+    pub file: PathBuf,
+    /// The edge population in it.
+    pub population: String,
+    /// Only edges of this type, if given.
+    pub edge_type_id: Option<i64>,
+    /// Number of edges selected.
+    pub n: u64,
+    /// xxh3-64 of the selected edges ([`crate::sonata_edges`]).
+    pub checksum: u64,
+    /// Weights from the file's `syn_weight` (else the projection's constant
+    /// or distribution).
+    pub weight_per_edge: bool,
+    /// Delays from the file's `delay` (else the projection's).
+    pub delay_per_edge: bool,
+    /// The weight of edges without `syn_weight`
+    /// ([`crate::config::EdgesRaw::syn_weight`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_weight: Option<f64>,
+    /// Synapses per edge without `nsyns`
+    /// ([`crate::config::EdgesRaw::nsyns`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsyns: Option<f64>,
 }
 
 /// Resolved Poisson background.
@@ -981,6 +1052,13 @@ impl Model {
                     Ok(())
                 }
             };
+            if pr.rule != RuleName::SonataEdges && pr.edges.is_some() {
+                return Err(ctx.err(
+                    format!("{field}.edges"),
+                    format!("not used by rule '{}'", rule_name(pr.rule)),
+                ));
+            }
+            let mut sonata: Option<SonataResolved> = None;
             // Full-scale mean in-degree, for the compensation.
             let (rule, k_full) = match pr.rule {
                 RuleName::FixedIndegree => {
@@ -1123,6 +1201,25 @@ impl Model {
                     forbid("connection_probability", pr.connection_probability)?;
                     (Rule::AllToAll, full_size(s))
                 }
+                RuleName::SonataEdges => {
+                    forbid("indegree", pr.indegree)?;
+                    forbid("N", pr.N)?;
+                    forbid("p", pr.p)?;
+                    forbid("connection_probability", pr.connection_probability)?;
+                    let e = sonata_edges_of(&ctx, &field, pr, (n_s, n_t), net.dt_ms)?;
+                    if sc.neurons != 1.0 || sc.indegree != 1.0 {
+                        return Err(ctx.err(
+                            format!("{field}.rule"),
+                            format!(
+                                "the synapses of rule 'sonata_edges' cannot be scaled (scale.neurons = {}, scale.indegree = {}: both must be 1)",
+                                sc.neurons, sc.indegree
+                            ),
+                        ));
+                    }
+                    let n = e.n;
+                    sonata = Some(e);
+                    (Rule::SonataEdges { n }, n as f64 / full_size(t).max(1.0))
+                }
             };
             // Guard against typos such as N = 1e15: a projection may hold at
             // most 2^40 synapses (about 1.1e12, far beyond one network
@@ -1133,6 +1230,7 @@ impl Model {
                 Rule::PairwiseBernoulli { p } => p * n_s as f64 * n_t as f64,
                 Rule::OneToOne => n_t as f64,
                 Rule::AllToAll => n_s as f64 * n_t as f64,
+                Rule::SonataEdges { n } => n as f64,
             };
             let per_target = match rule {
                 Rule::FixedIndegree { k } => k as f64,
@@ -1144,8 +1242,16 @@ impl Model {
                     format!("{total:.3e} synapses requested; at most 2^40 per projection and 2^32-1 per target"),
                 ));
             }
-            let weight_full = resolve_dist(&ctx, &format!("{field}.weight"), &pr.weight)?;
-            let delay_ms = resolve_dist(&ctx, &format!("{field}.delay"), &pr.delay)?;
+            let weight_full = match (&pr.weight, &sonata) {
+                (Some(w), _) => resolve_dist(&ctx, &format!("{field}.weight"), w)?,
+                (None, Some(e)) => e.weight_range.clone(),
+                (None, None) => return Err(ctx.err(format!("{field}.weight"), "missing")),
+            };
+            let delay_ms = match (&pr.delay, &sonata) {
+                (Some(d), _) => resolve_dist(&ctx, &format!("{field}.delay"), d)?,
+                (None, Some(e)) => e.delay_range.clone(),
+                (None, None) => return Err(ctx.err(format!("{field}.delay"), "missing")),
+            };
             check_delay(&ctx, &format!("{field}.delay"), &delay_ms, net.dt_ms)?;
             if compensate {
                 let w = weight_full.mean();
@@ -1175,6 +1281,11 @@ impl Model {
                 allow_multapses: pr.allow_multapses,
                 weight_pa: weight_full.scaled(w_factor, sc.scale_weight_std),
                 delay_ms,
+                edges: sonata.map(|e| EdgeSource {
+                    weight_per_edge: pr.weight.is_none(),
+                    delay_per_edge: pr.delay.is_none(),
+                    ..e.source
+                }),
             });
         }
         let poisson = match &cfg.poisson_background {
@@ -1295,6 +1406,17 @@ impl Model {
         while frac_bits < 40 && max_abs * (2f64).powi(frac_bits as i32 + 1) <= (1u64 << 30) as f64 {
             frac_bits += 1;
         }
+        if let Some(given) = net.weight_frac_bits {
+            if given > frac_bits {
+                return Err(ctx.err(
+                    "network.weight_frac_bits",
+                    format!(
+                        "{given} fraction bits leave no room for weights up to {max_abs:e} pA: at most {frac_bits}"
+                    ),
+                ));
+            }
+            frac_bits = given;
+        }
         check_weights(&ctx, &projections, poisson.as_ref(), max_abs, frac_bits)?;
         Ok(Model {
             name: net.name.clone(),
@@ -1329,12 +1451,117 @@ fn rule_name(r: RuleName) -> &'static str {
         RuleName::PairwiseBernoulli => "pairwise_bernoulli",
         RuleName::OneToOne => "one_to_one",
         RuleName::AllToAll => "all_to_all",
+        RuleName::SonataEdges => "sonata_edges",
     }
 }
 
 /// Refuse weights the stored fixed point cannot hold: beyond
 /// [`MAX_WEIGHT_PA`], or (set by a much larger weight elsewhere) stored in
 /// steps coarser than [`WEIGHT_PRECISION_BITS`] allow.
+/// A `sonata_edges` projection's edges as loading the config found them.
+struct SonataResolved {
+    n: u64,
+    source: EdgeSource,
+    /// `Uniform` over the file's weights (constant 0 without edges).
+    weight_range: Dist,
+    /// `Uniform` over the file's delays (one step without edges).
+    delay_range: Dist,
+}
+
+/// The `edges` table of `sonata_edges` projection `pr` (`field`), checked
+/// against the sizes of its source and target populations.
+fn sonata_edges_of(
+    ctx: &Ctx,
+    field: &str,
+    pr: &ProjectionRaw,
+    (n_s, n_t): (u64, u64),
+    dt_ms: f64,
+) -> Result<SonataResolved, ConfigError> {
+    let e = pr.edges.as_ref().ok_or_else(|| {
+        ctx.err(
+            format!("{field}.edges"),
+            "rule 'sonata_edges' needs an edges table { file, population }",
+        )
+    })?;
+    let (Some(n), Some(sum)) = (e.N, e.checksum.as_deref()) else {
+        return Err(ctx.err(
+            format!("{field}.edges"),
+            "the edges have not been read (N and checksum are filled in when the config is loaded)",
+        ));
+    };
+    if !e.scanned() {
+        return Err(ctx.err(
+            format!("{field}.edges"),
+            "weight_range, delay_range and max_node_ids are missing",
+        ));
+    }
+    let checksum = u64::from_str_radix(sum, 16).map_err(|_| {
+        ctx.err(
+            format!("{field}.edges.checksum"),
+            format!("'{sum}' is not a hexadecimal checksum"),
+        )
+    })?;
+    if let Some([s, t]) = e.max_node_ids {
+        for (id, size, role, pop) in [
+            (s, n_s, "source", &pr.source),
+            (t, n_t, "target", &pr.target),
+        ] {
+            if n > 0 && id >= size {
+                return Err(ctx.err(
+                    format!("{field}.edges"),
+                    format!(
+                        "{}: edge population '{}' has {role} node id {id}, beyond population '{pop}' of {size} neurons",
+                        e.file, e.population
+                    ),
+                ));
+            }
+        }
+    }
+    let range = |name: &str, r: Option<[f64; 2]>| -> Result<Dist, ConfigError> {
+        match r {
+            None => Ok(Dist::Constant(0.0)),
+            Some([lo, hi]) if lo.is_finite() && hi.is_finite() && lo <= hi => Ok(if lo == hi {
+                Dist::Constant(lo)
+            } else {
+                Dist::Uniform { min: lo, max: hi }
+            }),
+            Some([lo, hi]) => Err(ctx.err(
+                format!("{field}.edges.{name}"),
+                format!("[{lo}, {hi}] is not a range of finite numbers"),
+            )),
+        }
+    };
+    for (name, given, r) in [
+        ("weight_range", pr.weight.is_some(), e.weight_range),
+        ("delay_range", pr.delay.is_some(), e.delay_range),
+    ] {
+        if n > 0 && !given && r.is_none() {
+            return Err(ctx.err(format!("{field}.edges.{name}"), "missing"));
+        }
+    }
+    let weight_range = range("weight_range", e.weight_range)?;
+    let delay_range = match e.delay_range {
+        None => Dist::Constant(dt_ms),
+        r => range("delay_range", r)?,
+    };
+    Ok(SonataResolved {
+        n,
+        source: EdgeSource {
+            file: PathBuf::from(&e.file),
+            population: e.population.clone(),
+            edge_type_id: e.edge_type_id,
+            n,
+            checksum,
+            weight_per_edge: true,
+            delay_per_edge: true,
+            syn_weight: e.syn_weight,
+            nsyns: e.nsyns,
+        },
+        weight_range,
+        delay_range,
+    })
+}
+
 fn check_weights(
     ctx: &Ctx,
     projections: &[Projection],

@@ -59,7 +59,7 @@ enum Sorting {
     by_time = 2,
 }
 
-fn corrupt(path: &Path, message: impl Into<String>) -> FormatError {
+pub(crate) fn corrupt(path: &Path, message: impl Into<String>) -> FormatError {
     FormatError::corrupt(path, message)
 }
 
@@ -112,7 +112,7 @@ fn hdf5_reason(e: &hdf5::Error) -> String {
 
 /// Open `path` as HDF5 (read-only or read-write) with a clear error for a
 /// missing file or a file that is not HDF5.
-fn open_h5(path: &Path, write: bool) -> Result<File, FormatError> {
+pub(crate) fn open_h5(path: &Path, write: bool) -> Result<File, FormatError> {
     if let Err(e) = std::fs::metadata(path) {
         return Err(FormatError::io(path, "open", e));
     }
@@ -136,7 +136,7 @@ fn open_h5(path: &Path, write: bool) -> Result<File, FormatError> {
 /// else the innermost entry of the error stack (what the library found
 /// wrong, e.g. `truncated file: eof = 268197, ...`), at most
 /// [`MAX_REASON_CHARS`] characters on one line.
-fn short_reason(e: &hdf5::Error) -> String {
+pub(crate) fn short_reason(e: &hdf5::Error) -> String {
     let text = e.to_string();
     let innermost = match e {
         hdf5::Error::HDF5(stack) if !text.contains("errno = ") => stack
@@ -184,7 +184,7 @@ pub(crate) fn write_str_attr(loc: &Location, name: &str, value: &str) -> hdf5::R
 
 /// Read a string attribute of any common HDF5 string type; `None` if absent
 /// or not a string.
-fn read_str_attr(loc: &Location, name: &str) -> Option<String> {
+pub(crate) fn read_str_attr(loc: &Location, name: &str) -> Option<String> {
     let attr = loc.attr(name).ok()?;
     let td = attr.dtype().ok()?.to_descriptor().ok()?;
     match td {
@@ -253,7 +253,7 @@ fn group_with_members(
     Ok(group)
 }
 
-fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
+pub(crate) fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
     // A root attribute's values, refused before reading when it claims more
     // than such an attribute ever holds.
     let read_small = |name: &str, attr: &hdf5::Attribute| {
@@ -278,7 +278,7 @@ fn check_magic(path: &Path, file: &File) -> Result<(), FormatError> {
         if magic.as_slice() != [SONATA_MAGIC] {
             return Err(corrupt(
                 path,
-                format!("root attribute magic is {magic:?}, expected 0x{SONATA_MAGIC:04X}: not a SONATA spike file"),
+                format!("root attribute magic is {magic:?}, expected 0x{SONATA_MAGIC:04X}: not a SONATA file"),
             ));
         }
     }
@@ -628,7 +628,12 @@ pub struct PopulationSpikes {
 }
 
 /// Check that `ds` is 1-D with a type in `class` ("integer" or "float").
-fn check_1d(path: &Path, ds: &Dataset, what: &str, class: &str) -> Result<usize, FormatError> {
+pub(crate) fn check_1d(
+    path: &Path,
+    ds: &Dataset,
+    what: &str,
+    class: &str,
+) -> Result<usize, FormatError> {
     let shape = ds.shape();
     if shape.len() != 1 {
         return Err(corrupt(
@@ -666,7 +671,7 @@ fn check_1d(path: &Path, ds: &Dataset, what: &str, class: &str) -> Result<usize,
 /// more than [`MAX_COMPRESSION_RATIO`]. A dataset extended without data
 /// (HDF5 reads unwritten chunks as fill values) or a forged size is
 /// refused, whatever `n` it claims.
-fn check_stored(
+pub(crate) fn check_stored(
     path: &Path,
     ds: &Dataset,
     what: &str,
