@@ -184,17 +184,44 @@ impl ExplicitEdges {
         let reader = EdgeReader::open(&sel)?;
         let frac = model.weight_frac_bits;
         let dt = model.dt_ms;
-        // (target, source, weight, delay) of the own targets' edges.
-        let mut kept: Vec<(u32, u32, i32, u32)> = Vec::new();
         let changed = |what: String| {
             snn_formats::FormatError::Mismatch {
-                path: src.file.clone(),
-                message: format!(
-                    "/edges/{}: {what}: the file changed since the config was loaded (build from the config again)",
-                    src.population
-                ),
-            }
+            path: src.file.clone(),
+            message: format!(
+                "/edges/{}: {what}: the file changed since the config was loaded (build from the config again)",
+                src.population
+            ),
+        }
         };
+        // Pass 1, targets only: the own targets' edge counts.
+        let mut offsets = vec![0u64; n_tgt as usize + 1];
+        reader.for_each_target_block(|targets| {
+            for &t in targets {
+                if t >= n_tgt {
+                    return Err(changed(format!("an edge onto node {t}")));
+                }
+                if own(t) {
+                    offsets[t as usize + 1] += 1;
+                }
+            }
+            Ok(())
+        })?;
+        for t in 0..n_tgt as usize {
+            offsets[t + 1] += offsets[t];
+        }
+        // Pass 2: every edge onto an own target, in file order within its
+        // target (a stable counting sort).
+        let m = offsets[n_tgt as usize] as usize;
+        let mut next = offsets.clone();
+        let mut source = crate::memory::zeroed::<u32>(m, "the sources of the file's edges")?;
+        let mut weight_fixed = crate::memory::zeroed::<i32>(
+            if src.weight_per_edge { m } else { 0 },
+            "the weights of the file's edges",
+        )?;
+        let mut delay_steps = crate::memory::zeroed::<u32>(
+            if src.delay_per_edge { m } else { 0 },
+            "the delays of the file's edges",
+        )?;
         let (n, checksum) = reader.for_each_block(|b| {
             for i in 0..b.source.len() {
                 let (s, t) = (b.source[i], b.target[i]);
@@ -204,9 +231,18 @@ impl ExplicitEdges {
                 if !own(t) {
                     continue;
                 }
-                let w = b.weight.get(i).map_or(0, |&w| quantize_weight(w, frac));
-                let d = b.delay.get(i).map_or(0, |&d| delay_to_steps(d, dt));
-                kept.push((t as u32, s as u32, w, d));
+                let k = next[t as usize] as usize;
+                if k >= offsets[t as usize + 1] as usize {
+                    return Err(changed(format!("more edges onto node {t}")));
+                }
+                next[t as usize] += 1;
+                source[k] = s as u32;
+                if let Some(x) = weight_fixed.get_mut(k) {
+                    *x = b.weight.get(i).map_or(0, |&w| quantize_weight(w, frac));
+                }
+                if let Some(x) = delay_steps.get_mut(k) {
+                    *x = b.delay.get(i).map_or(0, |&d| delay_to_steps(d, dt));
+                }
             }
             Ok(())
         })?;
@@ -217,30 +253,6 @@ impl ExplicitEdges {
             ))
             .into());
         }
-        // Counting sort by target, stable: file order within a target.
-        let mut offsets = vec![0u64; n_tgt as usize + 1];
-        for e in &kept {
-            offsets[e.0 as usize + 1] += 1;
-        }
-        for t in 0..n_tgt as usize {
-            offsets[t + 1] += offsets[t];
-        }
-        let mut next = offsets.clone();
-        let m = kept.len();
-        let mut source = vec![0u32; m];
-        let mut weight_fixed = vec![0i32; if src.weight_per_edge { m } else { 0 }];
-        let mut delay_steps = vec![0u32; if src.delay_per_edge { m } else { 0 }];
-        for (t, s, w, d) in kept {
-            let k = next[t as usize] as usize;
-            next[t as usize] += 1;
-            source[k] = s;
-            if let Some(x) = weight_fixed.get_mut(k) {
-                *x = w;
-            }
-            if let Some(x) = delay_steps.get_mut(k) {
-                *x = d;
-            }
-        }
         Ok(ExplicitEdges {
             offsets,
             source,
@@ -249,8 +261,8 @@ impl ExplicitEdges {
         })
     }
 
-    /// Bytes held per edge while loading and after.
-    pub const BYTES_PER_EDGE: f64 = 28.0;
+    /// Bytes held per edge (source, weight, delay).
+    pub const BYTES_PER_EDGE: f64 = 12.0;
 
     fn range(&self, t: u64) -> std::ops::Range<usize> {
         let t = t as usize;

@@ -361,6 +361,45 @@ impl EdgeReader {
         Ok(v.to_vec())
     }
 
+    /// Which of edges `a..b` the selection keeps (`None`: all).
+    fn selected(&self, a: usize, b: usize) -> Result<Option<Vec<bool>>, FormatError> {
+        match (&self.types, self.sel.edge_type_id) {
+            (Some(ds), Some(want)) => {
+                let what = format!("/edges/{}/edge_type_id", self.sel.population);
+                let t = ds.read_slice_1d::<i64, _>(a..b).map_err(|e| {
+                    err(
+                        &self.sel.file,
+                        format!("dataset {what}: unreadable: {}", short_reason(&e)),
+                    )
+                })?;
+                Ok(Some(t.iter().map(|&x| x == want).collect()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Call `f` with the target ids of each block of selected edges, in
+    /// file order (a cheap first pass: only the targets are read).
+    pub fn for_each_target_block(
+        &self,
+        mut f: impl FnMut(&[u64]) -> Result<(), FormatError>,
+    ) -> Result<(), FormatError> {
+        let mut a = 0usize;
+        while a < self.n {
+            let b = (a + BLOCK).min(self.n);
+            let t = self.ids(&self.tgt, "target_node_id", a, b)?;
+            match self.selected(a, b)? {
+                None => f(&t)?,
+                Some(k) => {
+                    let t: Vec<u64> = t.into_iter().zip(k).filter(|x| x.1).map(|x| x.0).collect();
+                    f(&t)?
+                }
+            }
+            a = b;
+        }
+        Ok(())
+    }
+
     /// Call `f` for each block of selected edges, in file order; returns
     /// the number of edges selected and their checksum (xxh3-64 over each
     /// edge's source id, target id, and the bits of its weight and delay
@@ -410,19 +449,7 @@ impl EdgeReader {
                     ));
                 }
             }
-            let keep: Option<Vec<bool>> = match (&self.types, self.sel.edge_type_id) {
-                (Some(ds), Some(want)) => {
-                    let what = format!("/edges/{pname}/edge_type_id");
-                    let t = ds.read_slice_1d::<i64, _>(a..b).map_err(|e| {
-                        err(
-                            path,
-                            format!("dataset {what}: unreadable: {}", short_reason(&e)),
-                        )
-                    })?;
-                    Some(t.iter().map(|&x| x == want).collect())
-                }
-                _ => None,
-            };
+            let keep = self.selected(a, b)?;
             let select = |v: Vec<u64>| -> Vec<u64> {
                 match &keep {
                     None => v,
