@@ -22,22 +22,13 @@ use support::{bin, fixture, json, p, repo, run, snn_build};
 
 #[test]
 fn spike_files_written_by_bmtk_compare_identical() {
-    let py = repo().join(".venv-sonata/bin/python");
-    let has_bmtk = Command::new(&py)
-        .args(["-c", "import bmtk.utils.reports.spike_trains"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_bmtk {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var_os("SNN_REQUIRE_SONATA").is_some_and(|v| v == "1");
-        assert!(
-            !required,
-            "BMTK missing from {} (scripts/install.sh installs it)",
-            py.display()
-        );
-        println!("NOTE: no BMTK in {}: check skipped", py.display());
+    let Some(py) = support::python_with(
+        ".venv-sonata",
+        "bmtk.utils.reports.spike_trains",
+        "SNN_REQUIRE_SONATA",
+    ) else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let (net, snn_run, bmtk) = (
         tmp.path().join("net"),

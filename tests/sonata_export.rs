@@ -20,22 +20,13 @@ type Edge = (String, u64, String, u64, u64, u64);
 
 #[test]
 fn export_reads_back_in_libsonata_and_bluepysnap() {
-    let py = repo().join(".venv-sonata/bin/python");
-    let has_readers = Command::new(&py)
-        .args(["-c", "import libsonata, bluepysnap"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_readers {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var_os("SNN_REQUIRE_SONATA").is_some_and(|v| v == "1");
-        assert!(
-            !required,
-            "libsonata/bluepysnap missing from {} (scripts/install.sh installs them)",
-            py.display()
-        );
-        println!("NOTE: no SONATA readers in {}: check skipped", py.display());
+    let Some(py) = support::python_with(
+        ".venv-sonata",
+        "libsonata, bluepysnap",
+        "SNN_REQUIRE_SONATA",
+    ) else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let net = tmp.path().join("net");
     build_small(&net, &["--ranks", "3"]).expect_ok("build");

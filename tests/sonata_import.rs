@@ -483,18 +483,10 @@ fn nsyns_multiplies_the_weight() {
 /// `SNN_REQUIRE_SONATA=1`).
 #[test]
 fn bmtk_built_network_imports() {
-    let py = support::repo().join(".venv-sonata/bin/python");
-    let has_bmtk = Command::new(&py)
-        .args(["-c", "import bmtk.builder"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_bmtk {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var_os("SNN_REQUIRE_SONATA").is_some_and(|v| v == "1");
-        assert!(!required, "BMTK missing from {}", py.display());
-        println!("NOTE: no BMTK in {}: check skipped", py.display());
+    let Some(py) = support::python_with(".venv-sonata", "bmtk.builder", "SNN_REQUIRE_SONATA")
+    else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let circuit = tmp.path().join("bmtk");
     run(Command::new(&py)

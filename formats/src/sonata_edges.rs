@@ -388,13 +388,7 @@ impl EdgeReader {
         while a < self.n {
             let b = (a + BLOCK).min(self.n);
             let t = self.ids(&self.tgt, "target_node_id", a, b)?;
-            match self.selected(a, b)? {
-                None => f(&t)?,
-                Some(k) => {
-                    let t: Vec<u64> = t.into_iter().zip(k).filter(|x| x.1).map(|x| x.0).collect();
-                    f(&t)?
-                }
-            }
+            f(&keep_selected(t, &self.selected(a, b)?))?;
             a = b;
         }
         Ok(())
@@ -450,30 +444,8 @@ impl EdgeReader {
                 }
             }
             let keep = self.selected(a, b)?;
-            let select = |v: Vec<u64>| -> Vec<u64> {
-                match &keep {
-                    None => v,
-                    Some(k) => v
-                        .into_iter()
-                        .zip(k)
-                        .filter(|(_, &k)| k)
-                        .map(|(x, _)| x)
-                        .collect(),
-                }
-            };
-            let select_f = |v: Vec<f64>| -> Vec<f64> {
-                match &keep {
-                    None => v,
-                    Some(k) => v
-                        .into_iter()
-                        .zip(k)
-                        .filter(|(_, &k)| k)
-                        .map(|(x, _)| x)
-                        .collect(),
-                }
-            };
-            block.source = select(self.ids(&self.src, "source_node_id", a, b)?);
-            block.target = select(self.ids(&self.tgt, "target_node_id", a, b)?);
+            block.source = keep_selected(self.ids(&self.src, "source_node_id", a, b)?, &keep);
+            block.target = keep_selected(self.ids(&self.tgt, "target_node_id", a, b)?, &keep);
             block.weight = if self.sel.weight_per_edge {
                 let mut w = match &self.weight {
                     Some(ds) => self.floats(ds, "0/syn_weight", a, b)?,
@@ -493,12 +465,12 @@ impl EdgeReader {
                         }
                     }
                 }
-                select_f(w)
+                keep_selected(w, &keep)
             } else {
                 Vec::new()
             };
             block.delay = match &self.delay {
-                Some(ds) => select_f(self.floats(ds, "0/delay", a, b)?),
+                Some(ds) => keep_selected(self.floats(ds, "0/delay", a, b)?, &keep),
                 None => Vec::new(),
             };
             bytes.clear();
@@ -518,6 +490,14 @@ impl EdgeReader {
             a = b;
         }
         Ok((n_sel, hasher.digest()))
+    }
+}
+
+/// The values of `v` whose `keep` is true (all of them without `keep`).
+fn keep_selected<T>(v: Vec<T>, keep: &Option<Vec<bool>>) -> Vec<T> {
+    match keep {
+        None => v,
+        Some(k) => v.into_iter().zip(k).filter(|x| *x.1).map(|x| x.0).collect(),
     }
 }
 

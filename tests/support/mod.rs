@@ -218,3 +218,32 @@ pub fn build_small(dest: &Path, extra: &[&str]) -> Out {
     args.extend(extra.iter().map(OsString::from));
     snn_build(args)
 }
+
+/// The Python of the project's virtual environment `venv` (`.venv`,
+/// `.venv-sonata`) if `import modules` works in it (with `PYNEST_QUIET`
+/// set); `None` with a note if it does not, where the test is then skipped.
+/// Under CI (`CI` set) or with the variable `require` set to `1`, a missing
+/// module is a failure instead (`scripts/install.sh` installs them).
+pub fn python_with(venv: &str, modules: &str, require: &str) -> Option<PathBuf> {
+    let py = repo().join(venv).join("bin/python");
+    let ok = Command::new(&py)
+        .env("PYNEST_QUIET", "1")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    let required =
+        std::env::var_os("CI").is_some() || std::env::var_os(require).is_some_and(|v| v == "1");
+    assert!(
+        !required,
+        "'import {modules}' fails in {} (scripts/install.sh installs them)",
+        py.display()
+    );
+    println!(
+        "NOTE: 'import {modules}' fails in {}: test skipped",
+        py.display()
+    );
+    None
+}
