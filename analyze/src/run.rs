@@ -584,7 +584,15 @@ pub struct RunFiles {
     /// The most spikes that fit in the memory available (besides the
     /// per-neuron data of the whole run).
     pub max_spikes: u64,
+    /// NEST output (`.dat`, `.npz`), read once when it is opened: each
+    /// population's spikes in file order, kept where they take at most
+    /// half of `max_spikes` (else each population reads the files again).
+    nest_spikes: Option<std::sync::Arc<Vec<NestSpikes>>>,
 }
+
+/// One population's spikes of NEST output: (population-local id, time ms)
+/// in file order.
+type NestSpikes = Vec<(u64, f64)>;
 
 /// Open a run directory: `summary.json` and the list of the spike files'
 /// populations and sizes. A population that `summary.json` does not name
@@ -597,11 +605,21 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
     });
     let mut spikes: Vec<Option<u64>> = vec![None; summary.populations.len()];
     let mut files_with_spikes = vec![Vec::new(); summary.populations.len()];
+    let n_pops = summary.populations.len();
+    let mut nest: Option<Vec<Vec<(u64, f64)>>> = Some(vec![Vec::new(); n_pops]);
+    let mut kept = 0u64;
     for (k, f) in files.iter().enumerate() {
         if is_nest_ascii(f) {
-            let mut counts = vec![0u64; summary.populations.len()];
-            for_each_nest_spike(f, &summary, max_spikes, |p, _, _| {
+            let mut counts = vec![0u64; n_pops];
+            for_each_nest_spike(f, &summary, max_spikes, |p, id, t| {
                 counts[p] += 1;
+                kept += 1;
+                if kept > max_spikes / 2 {
+                    nest = None;
+                }
+                if let Some(n) = nest.as_mut() {
+                    n[p].push((id, t));
+                }
                 Ok(())
             })?;
             for (p, n) in counts.into_iter().enumerate() {
@@ -625,6 +643,7 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
             }
         }
     }
+    let any_nest = files.iter().any(|f| is_nest_ascii(f));
     Ok(RunFiles {
         dir: dir.to_path_buf(),
         summary,
@@ -632,6 +651,7 @@ pub fn open_run(dir: &Path) -> Result<RunFiles, AnalyzeError> {
         spikes,
         files_with_spikes,
         max_spikes,
+        nest_spikes: nest.filter(|_| any_nest).map(std::sync::Arc::new),
     })
 }
 
@@ -652,6 +672,23 @@ impl RunFiles {
         let size = info.size;
         let mut read = 0u64;
         let mut spikes: Vec<(u64, f64)> = Vec::new();
+        if let Some(nest) = &self.nest_spikes {
+            let kept = &nest[p];
+            if kept.len() as u64 > max_spikes {
+                return Err(AnalyzeError::input(
+                    &self.dir,
+                    format!(
+                        "{} spikes of {}: more than the {max_spikes} that fit in memory",
+                        kept.len(),
+                        info.name
+                    ),
+                ));
+            }
+            return Ok(Some(PopulationSpikeData {
+                info: info.clone(),
+                trains: SpikeTrains::from_spikes(size as usize, kept.iter().copied()),
+            }));
+        }
         for f in self.files_with_spikes[p]
             .iter()
             .map(|&k| &self.spike_files[k])
