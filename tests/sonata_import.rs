@@ -382,6 +382,17 @@ fn unsupported_sonata_is_one_line_naming_file_and_field() {
     );
     refused(
         t,
+        "lengths",
+        |c| {
+            let f = hdf5::File::open_rw(c.join("network/edges.h5")).expect("edges");
+            let d = f.dataset("edges/I_to_I/target_node_id").expect("targets");
+            d.resize(d.size() - 1).expect("resize");
+        },
+        &["edges.h5", "/edges/I_to_I/target_node_id", "entries"],
+        &[],
+    );
+    refused(
+        t,
         "notsonata",
         |c| std::fs::write(c.join("network/edges.h5"), b"not HDF5").expect("write"),
         &["edges.h5"],

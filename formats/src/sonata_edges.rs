@@ -171,12 +171,6 @@ impl EdgeReader {
             &format!("/edges/{pname}/source_node_id"),
             "integer",
         )?;
-        let n_t = check_1d(
-            path,
-            &tgt,
-            &format!("/edges/{pname}/target_node_id"),
-            "integer",
-        )?;
         let check_len = |ds: &Dataset, name: &str, class: &str| -> Result<(), FormatError> {
             let what = format!("/edges/{pname}/{name}");
             let m = check_1d(path, ds, &what, class)?;
@@ -188,9 +182,8 @@ impl EdgeReader {
             }
             check_stored(path, ds, &what, m, file_len)
         };
-        check_len(&tgt, "target_node_id", "integer")?;
-        let _ = n_t;
         check_len(&src, "source_node_id", "integer")?;
+        check_len(&tgt, "target_node_id", "integer")?;
         for (ds, name, want) in [
             (&src, "source_node_id", &sel.source_population),
             (&tgt, "target_node_id", &sel.target_population),
