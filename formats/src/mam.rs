@@ -122,6 +122,11 @@ impl DataFile {
             file: self.file.clone(),
             message: e.to_string(),
         })?;
+        // The common case, a valid file, without tracking the path (about
+        // twice as fast on the 7.6 MB spec); again with it for the error.
+        if let Ok(value) = serde_json::from_str(&text) {
+            return Ok(value);
+        }
         let mut de = serde_json::Deserializer::from_str(&text);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = e.path().to_string();

@@ -152,10 +152,13 @@ pub fn model_hash(cfg: &Config) -> [u8; 16] {
 }
 
 impl Manifest {
-    fn compute_checksum(&self) -> String {
-        let mut copy = self.clone();
-        copy.checksum.clear();
-        let text = serde_json::to_string(&copy).unwrap_or_default();
+    /// The checksum of the manifest: xxh3-64 of its compact JSON with an
+    /// empty `checksum` (the field is emptied for it and put back, not
+    /// copied with the rest: a manifest holds its whole config).
+    fn compute_checksum(&mut self) -> String {
+        let kept = std::mem::take(&mut self.checksum);
+        let text = serde_json::to_string(&*self).unwrap_or_default();
+        self.checksum = kept;
         format!("{:016x}", xxh3_64(text.as_bytes()))
     }
 
@@ -169,7 +172,7 @@ impl Manifest {
 
     /// Parse and verify a manifest's text.
     pub fn from_json(path: &Path, text: &str) -> Result<Manifest, FormatError> {
-        let m: Manifest = serde_json::from_str(text).map_err(|e| {
+        let mut m: Manifest = serde_json::from_str(text).map_err(|e| {
             FormatError::corrupt(path, format!("not a valid network manifest: {e}"))
         })?;
         if m.format != MANIFEST_FORMAT {
