@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Args, Debug)]
 struct BuildArgs {
-    /// Model config (TOML), e.g. configs/microcircuit.toml.
+    /// Model config (TOML), e.g. configs/microcircuit.toml, or a SONATA
+    /// circuit config (`circuit_config.json`: its network, any rank count).
     #[arg(required = true)]
     config: Option<PathBuf>,
     /// Output network directory.
