@@ -270,6 +270,17 @@ delay = 1.0
     let frozen = t.join("frozen.toml");
     std::fs::write(&frozen, toml::to_string(&loaded).expect("TOML")).expect("write");
     build(&frozen, &t.join("again"), 1, &[]);
+    // A config whose recorded delay range is narrower than the file's is
+    // refused (the range decides what the build assumes of the delays).
+    let mut narrow = loaded.clone();
+    narrow["projections"][0]["edges"]["delay_range"] =
+        toml::Value::try_from([0.1, 0.2]).expect("range");
+    let narrowed = t.join("narrow.toml");
+    std::fs::write(&narrowed, toml::to_string(&narrow).expect("TOML")).expect("write");
+    snn_build([p(&narrowed), p(Path::new("-o")), p(&t.join("narrow"))]).expect_clean_error(
+        "narrowed delay range",
+        &["edges.h5", "E_to_I", "delay_range"],
+    );
     {
         let f = hdf5::File::open_rw(t.join("circuit/network/edges.h5")).expect("open edges");
         let d = f.dataset("edges/E_to_I/0/delay").expect("delay");

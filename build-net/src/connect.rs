@@ -222,11 +222,28 @@ impl ExplicitEdges {
             if src.delay_per_edge { m } else { 0 },
             "the delays of the file's edges",
         )?;
+        // The ranges the model was resolved with (the weights' fixed point,
+        // the delays' fit next to the targets): every value read must lie
+        // in them, whatever the config claimed.
+        let range = |d: &Dist| match *d {
+            Dist::Constant(v) => (v, v),
+            Dist::Uniform { min, max } => (min, max),
+            Dist::Normal { min, max, .. } => (min, max),
+        };
+        let (w_range, d_range) = (range(&proj.weight_pa), range(&proj.delay_ms));
+        let outside = |x: f64, (lo, hi): (f64, f64)| !(x >= lo && x <= hi);
         let (n, checksum) = reader.for_each_block(|b| {
             for i in 0..b.source.len() {
                 let (s, t) = (b.source[i], b.target[i]);
                 if s >= n_src || t >= n_tgt {
                     return Err(changed(format!("edge with node ids {s} -> {t}")));
+                }
+                if b.weight.get(i).is_some_and(|&w| outside(w, w_range))
+                    || b.delay.get(i).is_some_and(|&d| outside(d, d_range))
+                {
+                    return Err(changed(format!(
+                        "edge {s} -> {t} has a weight or delay outside the config's weight_range {w_range:?} or delay_range {d_range:?}"
+                    )));
                 }
                 if !own(t) {
                     continue;
