@@ -174,7 +174,10 @@ impl DataFile {
                 ));
             }
             for (j, &v) in row.iter().enumerate() {
-                self.number(&format!("{name}[{i}][{j}]"), v, non_negative)?;
+                // The field's name is made only for an error.
+                if !v.is_finite() || (non_negative && v < 0.0) {
+                    self.number(&format!("{name}[{i}][{j}]"), v, non_negative)?;
+                }
             }
         }
         Ok(())
