@@ -404,6 +404,18 @@ fn unsupported_sonata_is_one_line_naming_file_and_field() {
     );
     refused(
         t,
+        "forged",
+        |c| {
+            // A size no data backs (HDF5 would read fill values).
+            let f = hdf5::File::open_rw(c.join("network/edges.h5")).expect("edges");
+            let d = f.dataset("edges/E_to_E/edge_type_id").expect("types");
+            d.resize(1usize << 31).expect("resize");
+        },
+        &["edges.h5", "/edges/E_to_E/edge_type_id", "claims"],
+        &[],
+    );
+    refused(
+        t,
         "notsonata",
         |c| std::fs::write(c.join("network/edges.h5"), b"not HDF5").expect("write"),
         &["edges.h5"],

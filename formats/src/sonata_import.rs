@@ -36,7 +36,7 @@ use crate::config::{
 };
 use crate::error::ConfigError;
 use crate::model::NeuronModel;
-use crate::sonata::{check_1d, check_magic, open_h5, read_str_attr};
+use crate::sonata::{check_1d, check_magic, check_stored, open_h5, read_str_attr};
 
 /// The edges of an edge population that become one projection: those of
 /// one type (`type_id`; all when `None`) with the type's values where the
@@ -175,7 +175,12 @@ impl TypesCsv {
 /// Read a whole integer dataset `what` of group `g` (small: one value per
 /// node, or edge types), with the file's length checked.
 fn read_ints(file: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<i64>, ConfigError> {
-    check_1d(file, ds, what, "integer").map_err(|e| from_format(file, what, e))?;
+    let n = check_1d(file, ds, what, "integer").map_err(|e| from_format(file, what, e))?;
+    // The entries it claims must be in the file before they are read.
+    let file_len = std::fs::metadata(file)
+        .map_err(|e| bad(file, what, format!("cannot read: {e}")))?
+        .len();
+    check_stored(file, ds, what, n, file_len).map_err(|e| from_format(file, what, e))?;
     ds.read_raw::<i64>()
         .map_err(|e| bad(file, what, format!("unreadable: {e}")))
 }
@@ -187,6 +192,10 @@ fn distinct_ints(
     what: &str,
 ) -> Result<BTreeSet<i64>, ConfigError> {
     let n = check_1d(file, ds, what, "integer").map_err(|e| from_format(file, what, e))?;
+    let file_len = std::fs::metadata(file)
+        .map_err(|e| bad(file, what, format!("cannot read: {e}")))?
+        .len();
+    check_stored(file, ds, what, n, file_len).map_err(|e| from_format(file, what, e))?;
     let mut out = BTreeSet::new();
     let mut a = 0;
     while a < n {
