@@ -120,6 +120,36 @@ fn err(path: &Path, message: String) -> FormatError {
     corrupt(path, message)
 }
 
+/// The edge group of edge population `g` (`/edges/<pname>` of `path`):
+/// its name (`0` when there is none) and the group, if any; more than one
+/// is an error (only one edge group is supported).
+pub(crate) fn edge_group(
+    path: &Path,
+    g: &Group,
+    pname: &str,
+) -> Result<(String, Option<Group>), FormatError> {
+    let groups: Vec<String> = g
+        .member_names()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m != "indices" && g.group(m).is_ok())
+        .collect();
+    if groups.len() > 1 {
+        return Err(err(
+            path,
+            format!(
+                "/edges/{pname}: {} edge groups ({}): only one edge group is supported",
+                groups.len(),
+                groups.join(", ")
+            ),
+        ));
+    }
+    Ok(match groups.first() {
+        Some(name) => (name.clone(), g.group(name).ok()),
+        None => ("0".into(), None),
+    })
+}
+
 /// Whether a dataset holds signed integers (read as `i64` and checked for
 /// negative values: HDF5 would clip them to 0 converting to unsigned).
 fn is_signed(ds: &Dataset) -> bool {
@@ -214,23 +244,7 @@ impl EdgeReader {
             check_len(d, "edge_group_index", "integer")?;
         }
         // The edge group: the one member group (`0` in practice).
-        let groups: Vec<String> = g
-            .member_names()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m != "indices" && g.group(m).is_ok())
-            .collect();
-        if groups.len() > 1 {
-            return Err(err(
-                path,
-                format!(
-                    "/edges/{pname}: {} edge groups ({}): only one edge group is supported",
-                    groups.len(),
-                    groups.join(", ")
-                ),
-            ));
-        }
-        let eg = groups.first().and_then(|name| g.group(name).ok());
+        let (gname, eg) = edge_group(path, &g, pname)?;
         let attr = |name: &str| -> Option<Dataset> {
             let eg = eg.as_ref()?;
             if eg.link_exists(name) {
@@ -239,7 +253,6 @@ impl EdgeReader {
                 None
             }
         };
-        let gname = groups.first().cloned().unwrap_or_else(|| "0".into());
         let per_edge = |name: &str, wanted: bool| -> Result<Option<Dataset>, FormatError> {
             if !wanted {
                 return Ok(None);

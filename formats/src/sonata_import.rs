@@ -61,8 +61,11 @@ fn bad(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Con
 /// A file's error as a config error naming `file` and `field` once.
 fn from_format(file: &Path, field: &str, e: crate::error::FormatError) -> ConfigError {
     let text = e.to_string();
-    let prefix = format!("{}: ", file.display());
-    bad(file, field, text.strip_prefix(&prefix).unwrap_or(&text))
+    let text = text
+        .strip_prefix(&format!("{}: ", file.display()))
+        .unwrap_or(&text);
+    let text = text.strip_prefix(&format!("{field}: ")).unwrap_or(text);
+    bad(file, field, text)
 }
 
 /// The manifest's variables substituted into `s` (`$NAME` anywhere).
@@ -172,15 +175,73 @@ impl TypesCsv {
     }
 }
 
-/// Read a whole integer dataset `what` of group `g` (small: one value per
-/// node, or edge types), with the file's length checked.
-fn read_ints(file: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<i64>, ConfigError> {
+/// The length of the 1-D integer dataset `what`, whose entries must be in
+/// the file before anything is read (a forged size is refused).
+fn stored_ints(file: &Path, ds: &hdf5::Dataset, what: &str) -> Result<usize, ConfigError> {
     let n = check_1d(file, ds, what, "integer").map_err(|e| from_format(file, what, e))?;
-    // The entries it claims must be in the file before they are read.
     let file_len = std::fs::metadata(file)
         .map_err(|e| bad(file, what, format!("cannot read: {e}")))?
         .len();
     check_stored(file, ds, what, n, file_len).map_err(|e| from_format(file, what, e))?;
+    Ok(n)
+}
+
+/// A circuit config's path field (its name, its value) as a path.
+type PathOf<'a> = dyn Fn(&str, Option<&Value>) -> Result<PathBuf, ConfigError> + 'a;
+
+/// One entry of the circuit config's `networks.nodes` or `networks.edges`:
+/// its HDF5 file (magic checked) with the top group (`/nodes`, `/edges`)
+/// and its populations' names, sorted, and its types CSV.
+struct Listed {
+    h5: PathBuf,
+    csv_path: PathBuf,
+    types: TypesCsv,
+    _file: hdf5::File,
+    top: hdf5::Group,
+    names: Vec<String>,
+}
+
+impl Listed {
+    /// Open `entry` (config field `field`) of `kind` `nodes` or `edges`,
+    /// its paths made by `path_of`.
+    fn open(
+        path_of: &PathOf,
+        entry: &Value,
+        field: &str,
+        kind: &str,
+    ) -> Result<Listed, ConfigError> {
+        let one = &kind[..kind.len() - 1];
+        let file_key = format!("{kind}_file");
+        let types_key = format!("{one}_types_file");
+        let h5 = path_of(&format!("{field}.{file_key}"), entry.get(&file_key))?;
+        let csv_path = path_of(&format!("{field}.{types_key}"), entry.get(&types_key))?;
+        let types = TypesCsv::read(&csv_path, &types_key)?;
+        let file = open_h5(&h5, false).map_err(|e| from_format(&h5, "/", e))?;
+        check_magic(&h5, &file).map_err(|e| from_format(&h5, "/", e))?;
+        let top = file.group(kind).map_err(|_| {
+            bad(
+                &h5,
+                format!("/{kind}"),
+                format!("missing (not a SONATA {kind} file)"),
+            )
+        })?;
+        let mut names = top.member_names().unwrap_or_default();
+        names.sort();
+        Ok(Listed {
+            h5,
+            csv_path,
+            types,
+            _file: file,
+            top,
+            names,
+        })
+    }
+}
+
+/// Read a whole integer dataset `what` of group `g` (small: one value per
+/// node, or edge types), with the file's length checked.
+fn read_ints(file: &Path, ds: &hdf5::Dataset, what: &str) -> Result<Vec<i64>, ConfigError> {
+    stored_ints(file, ds, what)?;
     ds.read_raw::<i64>()
         .map_err(|e| bad(file, what, format!("unreadable: {e}")))
 }
@@ -191,11 +252,7 @@ fn distinct_ints(
     ds: &hdf5::Dataset,
     what: &str,
 ) -> Result<BTreeSet<i64>, ConfigError> {
-    let n = check_1d(file, ds, what, "integer").map_err(|e| from_format(file, what, e))?;
-    let file_len = std::fs::metadata(file)
-        .map_err(|e| bad(file, what, format!("cannot read: {e}")))?
-        .len();
-    check_stored(file, ds, what, n, file_len).map_err(|e| from_format(file, what, e))?;
+    let n = stored_ints(file, ds, what)?;
     let mut out = BTreeSet::new();
     let mut a = 0;
     while a < n {
@@ -209,6 +266,24 @@ fn distinct_ints(
     Ok(out)
 }
 
+/// The `manifest` variables of circuit config `cc` (from `path`), each
+/// expanded with the others (repeatedly, so their order does not matter).
+fn manifest_vars(path: &Path, cc: &Value) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut vars = BTreeMap::new();
+    if let Some(m) = cc.get("manifest").and_then(Value::as_object) {
+        for _ in 0..m.len().max(1) {
+            for (k, v) in m {
+                let Some(s) = v.as_str() else {
+                    return Err(bad(path, format!("manifest.{k}"), "must be a string"));
+                };
+                let e = substitute(s, &vars);
+                vars.insert(k.clone(), e);
+            }
+        }
+    }
+    Ok(vars)
+}
+
 /// The files of the SONATA circuit `path` (nodes and edges files, their
 /// types files, the neuron models' directory) as far as its config names
 /// them: what a build from it must not replace.
@@ -220,17 +295,9 @@ pub fn circuit_files(path: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let dir = path.parent().unwrap_or(Path::new(""));
-    let mut vars = BTreeMap::new();
-    if let Some(m) = cc.get("manifest").and_then(Value::as_object) {
-        for _ in 0..m.len().max(1) {
-            for (k, v) in m {
-                if let Some(s) = v.as_str() {
-                    let e = substitute(s, &vars);
-                    vars.insert(k.clone(), e);
-                }
-            }
-        }
-    }
+    let Ok(vars) = manifest_vars(path, &cc) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for (list, keys) in [
         ("/networks/nodes", ["nodes_file", "node_types_file"]),
@@ -267,19 +334,7 @@ pub fn circuit_config(path: &Path) -> Result<Config, ConfigError> {
     let cc: Value = serde_json::from_str(&text)
         .map_err(|e| bad(path, "(top level)", format!("not JSON: {e}")))?;
     let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
-    // The manifest's variables, each expanded with those before it.
-    let mut vars = BTreeMap::new();
-    if let Some(m) = cc.get("manifest").and_then(Value::as_object) {
-        for _ in 0..m.len().max(1) {
-            for (k, v) in m {
-                let Some(s) = v.as_str() else {
-                    return Err(bad(path, format!("manifest.{k}"), "must be a string"));
-                };
-                let e = substitute(s, &vars);
-                vars.insert(k.clone(), e);
-            }
-        }
-    }
+    let vars = manifest_vars(path, &cc)?;
     let path_of = |field: &str, v: Option<&Value>| -> Result<PathBuf, ConfigError> {
         let s = v
             .and_then(Value::as_str)
@@ -304,20 +359,14 @@ pub fn circuit_config(path: &Path) -> Result<Config, ConfigError> {
         return Err(bad(path, "networks.nodes", "missing or empty"));
     }
     for (i, nf) in node_files.iter().enumerate() {
-        let field = format!("networks.nodes[{i}]");
-        let h5 = path_of(&format!("{field}.nodes_file"), nf.get("nodes_file"))?;
-        let csv_path = path_of(
-            &format!("{field}.node_types_file"),
-            nf.get("node_types_file"),
-        )?;
-        let types = TypesCsv::read(&csv_path, "node_types_file")?;
-        let f = open_h5(&h5, false).map_err(|e| from_format(&h5, "/", e))?;
-        check_magic(&h5, &f).map_err(|e| from_format(&h5, "/", e))?;
-        let nodes = f
-            .group("nodes")
-            .map_err(|_| bad(&h5, "/nodes", "missing (not a SONATA nodes file)"))?;
-        let mut names = nodes.member_names().unwrap_or_default();
-        names.sort();
+        let Listed {
+            h5,
+            csv_path,
+            types,
+            top: nodes,
+            names,
+            ..
+        } = Listed::open(&path_of, nf, &format!("networks.nodes[{i}]"), "nodes")?;
         for name in names {
             let g = nodes
                 .group(&name)
@@ -502,20 +551,14 @@ pub fn circuit_config(path: &Path) -> Result<Config, ConfigError> {
         .and_then(Value::as_array)
         .unwrap_or(&empty);
     for (i, ef) in edge_files.iter().enumerate() {
-        let field = format!("networks.edges[{i}]");
-        let h5 = path_of(&format!("{field}.edges_file"), ef.get("edges_file"))?;
-        let csv_path = path_of(
-            &format!("{field}.edge_types_file"),
-            ef.get("edge_types_file"),
-        )?;
-        let types = TypesCsv::read(&csv_path, "edge_types_file")?;
-        let f = open_h5(&h5, false).map_err(|e| from_format(&h5, "/", e))?;
-        check_magic(&h5, &f).map_err(|e| from_format(&h5, "/", e))?;
-        let edges = f
-            .group("edges")
-            .map_err(|_| bad(&h5, "/edges", "missing (not a SONATA edges file)"))?;
-        let mut names = edges.member_names().unwrap_or_default();
-        names.sort();
+        let Listed {
+            h5,
+            csv_path,
+            types,
+            top: edges,
+            names,
+            ..
+        } = Listed::open(&path_of, ef, &format!("networks.edges[{i}]"), "edges")?;
         for name in names {
             let g = edges
                 .group(&name)
@@ -527,28 +570,9 @@ pub fn circuit_config(path: &Path) -> Result<Config, ConfigError> {
                     .ok_or_else(|| bad(&h5, at(d), "attribute node_population missing"))
             };
             let (source, target) = (node_pop("source_node_id")?, node_pop("target_node_id")?);
-            let group_names: Vec<String> = g
-                .member_names()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|m| m != "indices" && g.group(m).is_ok())
-                .collect();
-            if group_names.len() > 1 {
-                return Err(bad(
-                    &h5,
-                    format!("/edges/{name}"),
-                    format!(
-                        "{} edge groups ({}): only one edge group is supported",
-                        group_names.len(),
-                        group_names.join(", ")
-                    ),
-                ));
-            }
-            let per_edge = |attr: &str| {
-                group_names.len() == 1
-                    && g.group(&group_names[0])
-                        .is_ok_and(|eg| eg.link_exists(attr))
-            };
+            let (_, group) = crate::sonata_edges::edge_group(&h5, &g, &name)
+                .map_err(|e| from_format(&h5, &format!("/edges/{name}"), e))?;
+            let per_edge = |attr: &str| group.as_ref().is_some_and(|eg| eg.link_exists(attr));
             let (w_file, d_file) = (per_edge("syn_weight"), per_edge("delay"));
             // The edge types used, with their weight and delay where the
             // edges have none.
