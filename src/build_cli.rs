@@ -650,38 +650,17 @@ mod mpi_launch {
     }
 }
 
-/// A time in ms with the float noise of `steps * dt` removed.
-/// A distribution as a config writes it: a number, or `{ distribution =
-/// "normal", mean, std, [min], [max], bounds }` / `{ distribution =
-/// "uniform", min, max }` (infinite bounds left out).
+/// A distribution as a config writes it ([`Dist::to_config`]): a number,
+/// or `{ distribution = "normal", mean, std, [min], [max], bounds }` /
+/// `{ distribution = "uniform", min, max }` (absent bounds left out).
+///
+/// [`Dist::to_config`]: snn_formats::model::Dist::to_config
 fn dist_json(d: &snn_formats::model::Dist) -> serde_json::Value {
-    use snn_formats::model::Dist;
-    match *d {
-        Dist::Constant(v) => v.into(),
-        Dist::Normal {
-            mean,
-            std,
-            min,
-            max,
-            clip,
-        } => {
-            let mut o = serde_json::json!({
-                "distribution": "normal",
-                "mean": mean,
-                "std": std,
-                "bounds": if clip { "clip" } else { "redraw" },
-            });
-            for (k, v) in [("min", min), ("max", max)] {
-                if v.is_finite() {
-                    o[k] = v.into();
-                }
-            }
-            o
-        }
-        Dist::Uniform { min, max } => {
-            serde_json::json!({ "distribution": "uniform", "min": min, "max": max })
-        }
+    let mut v = serde_json::to_value(d.to_config()).unwrap_or_default();
+    if let serde_json::Value::Object(o) = &mut v {
+        o.retain(|_, x| !x.is_null());
     }
+    v
 }
 
 /// A population's neuron parameters and drive as the simulator uses them
@@ -790,6 +769,7 @@ impl Resolved {
     }
 }
 
+/// A time in ms with the float noise of `steps * dt` removed.
 fn fmt_ms(x: f64) -> String {
     let s = format!("{x:.9}");
     let s = s.trim_end_matches('0');
