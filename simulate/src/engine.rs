@@ -87,6 +87,9 @@ use crate::{state, SimError};
 /// Neurons per chunk (a chunk is a piece of one population within one
 /// worker's range: the unit of neuron state and Poisson words).
 const CHUNK: usize = 1024;
+/// Neurons whose input is converted and updated at once (the scratch
+/// vectors of a step hold one piece).
+const PIECE: usize = 256;
 
 enum Dynamics {
     Neurons(Box<Block>),
@@ -118,7 +121,7 @@ struct Worker {
     /// The delivered input waiting for its arrival step.
     input: Input,
     /// Input of the current step, pA, and Poisson counts (scratch of one
-    /// chunk).
+    /// piece of a chunk, `PIECE` neurons).
     in_ex: Vec<f64>,
     in_in: Vec<f64>,
     counts: Vec<u32>,
@@ -136,14 +139,16 @@ struct Worker {
 /// inhibitory; see the module documentation for when each is used).
 enum Input {
     /// `queue[t % slots]` holds the `(target, weight)` of the events
-    /// arriving in step `t`; `acc` sums those of the current step,
-    /// (excitatory, inhibitory) per neuron, zero between steps.
+    /// arriving in step `t`; `acc` sums those of the current step, the
+    /// `len` excitatory sums, then the `len` inhibitory ones; zero between
+    /// steps.
     Queue {
         queue: Vec<Vec<(u32, i32)>>,
         acc: Vec<i64>,
     },
-    /// `slots` rows of `len` (excitatory, inhibitory) sums: row `t % slots`
-    /// is the input arriving in step `t`.
+    /// `slots` rows of `2 len` sums (the `len` excitatory ones, then the
+    /// `len` inhibitory ones): row `t % slots` is the input arriving in
+    /// step `t`.
     Ring(Vec<i64>),
 }
 
@@ -158,16 +163,22 @@ struct StepCtx<'a> {
 
 impl Worker {
     /// Advance this worker's neurons through steps `t0..t0 + n`, leaving
-    /// the spikes of step `t0 + k` in `spikes[k]`: with AVX2 where the CPU
-    /// has it (the neuron updates and input sums then run four neurons per
-    /// instruction; the same IEEE operations in the same order, so the
-    /// same bits).
+    /// the spikes of step `t0 + k` in `spikes[k]`: with AVX-512 or AVX2
+    /// where the CPU has them (the neuron updates, Poisson counts and input
+    /// conversions then run 8 or 4 neurons per instruction; the same IEEE
+    /// operations in the same order, so the same bits).
     fn steps(&mut self, cx: &StepCtx, t0: u64, n: usize) {
         if self.spikes.len() < n {
             self.spikes.resize_with(n, Vec::new);
         }
         #[cfg(target_arch = "x86_64")]
         {
+            if snn_kernels::models::has_avx512() {
+                // SAFETY: the CPU supports these features (checked just
+                // above), the only requirement of `steps_avx512`.
+                unsafe { self.steps_avx512(cx, t0, n) };
+                return;
+            }
             if std::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2 (checked just above), the
                 // only requirement of `steps_avx2`.
@@ -175,6 +186,14 @@ impl Worker {
                 return;
             }
         }
+        for k in 0..n {
+            self.step(cx, t0 + k as u64, k);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2")]
+    fn steps_avx512(&mut self, cx: &StepCtx, t0: u64, n: usize) {
         for k in 0..n {
             self.step(cx, t0 + k as u64, k);
         }
@@ -205,21 +224,25 @@ impl Worker {
             chunk_spikes,
             ..
         } = self;
-        // The input arriving now, per neuron.
+        let len = *len;
+        // The input arriving now, per neuron: excitatory sums, then
+        // inhibitory ones.
         let row = match input {
             Input::Queue { queue, acc } => {
                 // Summed from the events (`acc` stays in cache).
                 let arriving = &mut queue[slot];
                 for &(target, w) in arriving.iter() {
-                    acc[2 * target as usize + usize::from(w < 0)] += w as i64;
+                    acc[usize::from(w < 0) * len + target as usize] += w as i64;
                 }
                 arriving.clear();
                 &mut acc[..]
             }
-            Input::Ring(ring) => &mut ring[2 * slot * *len..2 * (slot + 1) * *len],
+            Input::Ring(ring) => &mut ring[2 * slot * len..2 * (slot + 1) * len],
         };
+        let (row_ex, row_in) = row.split_at_mut(len);
         let out = &mut spikes[k];
         out.clear();
+        let scale = cx.weight_scale;
         for c in chunks.iter_mut() {
             let drive = cx.poisson[c.pop].as_ref();
             // The Poisson words of the emission step whose input arrives now.
@@ -231,34 +254,44 @@ impl Worker {
                         c.poisson_block = e >> 2;
                         refill_poisson(cx.seed, &c.gids, e >> 2, &mut c.poisson_cache);
                     }
-                    word = Some((p, (e & 3) as usize));
+                    word = Some((p, (e & 3) * c.len as u64));
                 }
             }
-            let cells = &mut row[2 * (c.start - *start)..2 * (c.start - *start + c.len)];
-            let (ie, ii) = (&mut in_ex[..c.len], &mut in_in[..c.len]);
-            let scale = cx.weight_scale;
-            if let Some((p, w)) = word {
-                // Poisson counts, then the inputs; the drive's receptor is
-                // fixed by the sign of its weight.
-                let counts = &mut counts[..c.len];
-                p.table
-                    .sample_all(&c.poisson_cache[w * c.len..(w + 1) * c.len], counts);
-                let (wf, r) = (p.weight_fixed, usize::from(p.weight_fixed < 0));
-                for (cell, &k) in cells.chunks_exact_mut(2).zip(counts.iter()) {
-                    cell[r] += k as i64 * wf;
-                }
-            }
-            for ((cell, e), i) in cells.chunks_exact(2).zip(ie.iter_mut()).zip(ii.iter_mut()) {
-                *e = cell[0] as f64 * scale;
-                *i = cell[1] as f64 * scale;
-            }
-            cells.fill(0);
             chunk_spikes.clear();
-            match &mut c.dynamics {
-                Dynamics::Neurons(b) => b.step(0..c.len, ie, ii, chunk_spikes),
-                Dynamics::Generator(steps) => {
-                    if steps.binary_search(&t).is_ok() {
-                        chunk_spikes.extend(0..c.len as u32);
+            let first = c.start - *start;
+            // Piece by piece, so that the counts and converted inputs are
+            // still in L1 when the update reads them.
+            for a in (0..c.len).step_by(PIECE) {
+                let m = PIECE.min(c.len - a);
+                let ex = &mut row_ex[first + a..first + a + m];
+                let inh = &mut row_in[first + a..first + a + m];
+                if let Some((p, w0)) = word {
+                    // Poisson counts, then the inputs; the drive's receptor
+                    // is fixed by the sign of its weight.
+                    let counts = &mut counts[..m];
+                    let w0 = w0 as usize + a;
+                    p.table.sample_all(&c.poisson_cache[w0..w0 + m], counts);
+                    let wf = p.weight_fixed;
+                    let cells = if wf < 0 { &mut *inh } else { &mut *ex };
+                    for (cell, &k) in cells.iter_mut().zip(counts.iter()) {
+                        *cell += k as i64 * wf;
+                    }
+                }
+                let (ie, ii) = (&mut in_ex[..m], &mut in_in[..m]);
+                for (cell, x) in ex.iter_mut().zip(ie.iter_mut()) {
+                    *x = *cell as f64 * scale;
+                    *cell = 0;
+                }
+                for (cell, x) in inh.iter_mut().zip(ii.iter_mut()) {
+                    *x = *cell as f64 * scale;
+                    *cell = 0;
+                }
+                match &mut c.dynamics {
+                    Dynamics::Neurons(b) => b.step(a..a + m, ie, ii, chunk_spikes),
+                    Dynamics::Generator(steps) => {
+                        if a == 0 && steps.binary_search(&t).is_ok() {
+                            chunk_spikes.extend(0..c.len as u32);
+                        }
                     }
                 }
             }
@@ -278,7 +311,7 @@ impl Worker {
             Input::Ring(ring) => {
                 let n = n as usize;
                 for_each_event(cx.d, pending, start, n as u32, slots, |slot, target, w| {
-                    ring[2 * (slot * n + target as usize) + usize::from(w < 0)] += w as i64
+                    ring[(2 * slot + usize::from(w < 0)) * n + target as usize] += w as i64
                 })
             }
         };
@@ -505,9 +538,9 @@ impl Engine {
                 len,
                 chunks,
                 input,
-                in_ex: vec![0.0; CHUNK],
-                in_in: vec![0.0; CHUNK],
-                counts: vec![0; CHUNK],
+                in_ex: vec![0.0; PIECE],
+                in_in: vec![0.0; PIECE],
+                counts: vec![0; PIECE],
                 spikes: Vec::new(),
                 chunk_spikes: Vec::with_capacity(CHUNK),
                 misrouted: 0,
@@ -859,7 +892,7 @@ impl Engine {
                 Input::Ring(ring) => {
                     for slot in 0..self.slots as usize {
                         for j in 0..w.len {
-                            out[slot * n + w.start + j] = ring[2 * (slot * w.len + j) + r];
+                            out[slot * n + w.start + j] = ring[(2 * slot + r) * w.len + j];
                         }
                     }
                 }
@@ -1001,7 +1034,7 @@ impl Engine {
                             }
                         }
                         Input::Ring(ring) => {
-                            ring[2 * (slot * len + target as usize) + r] = v;
+                            ring[(2 * slot + r) * len + target as usize] = v;
                         }
                     }
                 }

@@ -18,6 +18,10 @@ pub struct PoissonTable {
     /// How many thresholds [`PoissonTable::sample`] compares without
     /// branching: the counts below it hold all but under 1 % of the mass.
     lead: usize,
+    /// The thresholds [`PoissonTable::sample_all`] counts on vector units,
+    /// as `u32` (none of them is the saturated `2^32`): all but under
+    /// 2^-12 of the mass lies below the last of them.
+    wide: Vec<u32>,
     /// Mean count per step.
     pub lambda: f64,
 }
@@ -53,13 +57,15 @@ impl PoissonTable {
         }
         // The first threshold at or above 99 % of the mass (never the last,
         // 2^32, which no word reaches).
-        let lead = thresholds
+        let lead = lead_count(&thresholds, 0.99);
+        let wide = thresholds[..lead_count(&thresholds, 1.0 - 1.0 / 4096.0)]
             .iter()
-            .position(|&t| t as f64 >= 0.99 * 4_294_967_296.0)
-            .map_or(0, |j| (j + 1).min(thresholds.len() - 1));
+            .map(|&t| t as u32)
+            .collect();
         PoissonTable {
             thresholds,
             lead,
+            wide,
             lambda,
         }
     }
@@ -74,21 +80,36 @@ impl PoissonTable {
     #[inline(always)]
     pub fn sample_all(&self, words: &[u32], out: &mut [u32]) {
         // As `sample`, threshold by threshold over all words (so that the
-        // counting runs on vector units), then the rare words past the
-        // leading thresholds one by one.
-        let s = self.sampler();
+        // counting runs on vector units, 32-bit lanes), then the rare words
+        // past those thresholds (under 2^-12 of them) one by one.
         let n = out.len().min(words.len());
         let (out, words) = (&mut out[..n], &words[..n]);
-        out.fill(0);
-        for &t in s.lead {
-            for (k, &u) in out.iter_mut().zip(words) {
-                *k += u32::from(t <= u as u64);
+        // Groups of 32 words, their counts kept in registers over the
+        // thresholds.
+        const G: usize = 32;
+        let mut ks = out.chunks_exact_mut(G);
+        let mut us = words.chunks_exact(G);
+        for (k, u) in (&mut ks).zip(&mut us) {
+            let mut acc = [0u32; G];
+            for &t in &self.wide {
+                for (a, &u) in acc.iter_mut().zip(u) {
+                    *a += u32::from(t <= u);
+                }
             }
+            k.copy_from_slice(&acc);
         }
-        let lead = s.lead.len() as u32;
-        for (k, &u) in out.iter_mut().zip(words) {
-            if *k == lead {
-                *k = s.sample(u);
+        for (k, &u) in ks.into_remainder().iter_mut().zip(us.remainder()) {
+            *k = self.wide.iter().map(|&t| u32::from(t <= u)).sum();
+        }
+        let wide = self.wide.len() as u32;
+        // Whether any word needs the search: a reduction without early
+        // exit, so that it too runs on vector units.
+        if out.iter().fold(0u32, |m, &k| m.max(k)) == wide {
+            let s = self.sampler();
+            for (k, &u) in out.iter_mut().zip(words) {
+                if *k == wide {
+                    *k = s.sample(u);
+                }
             }
         }
     }
@@ -110,6 +131,15 @@ impl PoissonTable {
     pub fn is_empty(&self) -> bool {
         self.thresholds.is_empty()
     }
+}
+
+/// How many leading thresholds hold at least `mass` of the distribution
+/// (never the last, `2^32`, which no word reaches).
+fn lead_count(thresholds: &[u64], mass: f64) -> usize {
+    thresholds
+        .iter()
+        .position(|&t| t as f64 >= mass * 4_294_967_296.0)
+        .map_or(0, |j| (j + 1).min(thresholds.len() - 1))
 }
 
 /// [`PoissonTable::sample`] with the table's parts in locals (kept in
@@ -268,8 +298,23 @@ mod tests {
                 }
             }
             words.extend((0..2000).map(|_| g.next_u32()));
-            for u in words {
+            for &u in &words {
                 assert_eq!(t.sample(u), by_search(u), "lambda {lambda}, u {u}");
+            }
+            // `sample_all` agrees, on every word, past the vectorised
+            // thresholds too, in pieces of every length up to 70.
+            let mut counts = vec![0u32; words.len()];
+            let mut at = 0;
+            for len in (0..71).cycle() {
+                if at >= words.len() {
+                    break;
+                }
+                let end = (at + len).min(words.len());
+                t.sample_all(&words[at..end], &mut counts[at..end]);
+                at = end;
+            }
+            for (&u, &k) in words.iter().zip(&counts) {
+                assert_eq!(k, by_search(u), "sample_all: lambda {lambda}, u {u}");
             }
         }
     }

@@ -193,9 +193,22 @@ impl Default for ModelParams {
     }
 }
 
-/// `step`, run compiled for AVX2 where the CPU has it (four neurons per
-/// instruction; the same operations in the same order, so the same bits),
-/// and `step_avx2`, for a model `State` whose update is its `step_body`.
+/// Whether the CPU has the AVX-512 features the vectorised updates are
+/// compiled for (F, DQ, VL, BW) besides AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx2")
+}
+
+/// `step`, run compiled for AVX-512 or AVX2 where the CPU has them (eight or
+/// four neurons per instruction; the same operations in the same order, so
+/// the same bits), and `step_avx512` and `step_avx2`, for a model `State`
+/// whose update is its `step_body`.
 macro_rules! step_with_avx2 {
     () => {
         /// Advance neurons `range` of this block by one step (NEST's update
@@ -221,6 +234,12 @@ macro_rules! step_with_avx2 {
         ) {
             #[cfg(target_arch = "x86_64")]
             {
+                if $crate::models::has_avx512() {
+                    // SAFETY: the CPU supports these features (checked just
+                    // above), the only requirement of `step_avx512`.
+                    unsafe { self.step_avx512(c, range, in_ex_pa, in_in_pa, spikes) };
+                    return;
+                }
                 if std::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU supports AVX2 (checked just above),
                     // the only requirement of `step_avx2`.
@@ -228,6 +247,19 @@ macro_rules! step_with_avx2 {
                     return;
                 }
             }
+            self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2")]
+        fn step_avx512(
+            &mut self,
+            c: &Consts,
+            range: Range<usize>,
+            in_ex_pa: &[f64],
+            in_in_pa: &[f64],
+            spikes: &mut Vec<u32>,
+        ) {
             self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
         }
 
@@ -264,6 +296,11 @@ fn check_step_args(len: usize, range: &Range<usize>, in_ex_pa: &[f64], in_in_pa:
 /// Append `first + k` for every `flags[k] != 0` to `spikes`.
 #[inline(always)]
 fn push_flagged(flags: &[u32], first: usize, spikes: &mut Vec<u32>) {
+    // Spikes are rare: a reduction without early exit (on vector units)
+    // spares the scan of a block without any.
+    if flags.iter().fold(0, |a, &f| a | f) == 0 {
+        return;
+    }
     for (k, &f) in flags.iter().enumerate() {
         if f != 0 {
             spikes.push((first + k) as u32);
