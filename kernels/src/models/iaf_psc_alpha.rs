@@ -151,6 +151,10 @@ impl State {
         for b in (0..n).step_by(64) {
             let m = 64.min(n - b);
             let f = &mut flags[..m];
+            // Whether any neuron of the block fired, accumulated in the
+            // loop (in a register), so that blocks without a spike skip
+            // the scan of their flags.
+            let mut any = 0u32;
             let v_rel = &mut v_rel[b..b + m];
             let i_ex = &mut i_ex[b..b + m];
             let di_ex = &mut di_ex[b..b + m];
@@ -185,8 +189,11 @@ impl State {
                 i_in[k] = ii;
                 di_in[k] = dii;
                 f[k] = u32::from(spike);
+                any |= u32::from(spike);
             }
-            push_flagged(f, start + b, spikes);
+            if any != 0 {
+                push_flagged(f, start + b, spikes);
+            }
         }
     }
 }

@@ -103,6 +103,10 @@ impl State {
         for b in (0..n).step_by(64) {
             let m = 64.min(n - b);
             let f = &mut flags[..m];
+            // Whether any neuron of the block fired, accumulated in the
+            // loop (in a register), so that blocks without a spike skip
+            // the scan of their flags.
+            let mut any = 0u32;
             let v_rel = &mut v_rel[b..b + m];
             let r_ref = &mut r_ref[b..b + m];
             let (in_ex, in_in) = (&in_ex[b..b + m], &in_in[b..b + m]);
@@ -117,8 +121,11 @@ impl State {
                 v_rel[k] = if spike { v_reset } else { v };
                 r_ref[k] = if spike { c.refractory_steps } else { r };
                 f[k] = u32::from(spike);
+                any |= u32::from(spike);
             }
-            push_flagged(f, start + b, spikes);
+            if any != 0 {
+                push_flagged(f, start + b, spikes);
+            }
         }
     }
 }

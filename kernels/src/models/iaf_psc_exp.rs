@@ -130,6 +130,10 @@ impl State {
         for b in (0..n).step_by(64) {
             let m = 64.min(n - b);
             let f = &mut flags[..m];
+            // Whether any neuron of the block fired, accumulated in the
+            // loop (in a register), so that blocks without a spike skip
+            // the scan of their flags.
+            let mut any = 0u32;
             let v_rel = &mut v_rel[b..b + m];
             let i_ex = &mut i_ex[b..b + m];
             let i_in = &mut i_in[b..b + m];
@@ -150,8 +154,11 @@ impl State {
                 i_ex[k] = ie;
                 i_in[k] = ii;
                 f[k] = u32::from(spike);
+                any |= u32::from(spike);
             }
-            push_flagged(f, start + b, spikes);
+            if any != 0 {
+                push_flagged(f, start + b, spikes);
+            }
         }
     }
 }

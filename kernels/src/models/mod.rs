@@ -296,11 +296,6 @@ fn check_step_args(len: usize, range: &Range<usize>, in_ex_pa: &[f64], in_in_pa:
 /// Append `first + k` for every `flags[k] != 0` to `spikes`.
 #[inline(always)]
 fn push_flagged(flags: &[u32], first: usize, spikes: &mut Vec<u32>) {
-    // Spikes are rare: a reduction without early exit (on vector units)
-    // spares the scan of a block without any.
-    if flags.iter().fold(0, |a, &f| a | f) == 0 {
-        return;
-    }
     for (k, &f) in flags.iter().enumerate() {
         if f != 0 {
             spikes.push((first + k) as u32);
