@@ -214,3 +214,67 @@ fn placement_does_not_change_spikes() {
     assert!(!runs[0].is_empty());
     assert!(runs[1] == runs[0] && runs[2] == runs[0]);
 }
+
+/// The vector code the CPU engine runs (AVX-512, AVX2 or none, forced by
+/// `SNN_SIMD` in a process of its own) does not change a spike: the
+/// queued input of the microcircuit and the dense ring of the balanced
+/// network, 2 threads.
+#[test]
+fn spikes_identical_for_every_vector_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let micro = config(
+        "microcircuit.toml",
+        &["scale.neurons=0.05", "scale.indegree=0.1"],
+    );
+    let balanced = config(
+        "balanced.toml",
+        &[
+            "scale.neurons=0.2",
+            "scale.indegree=0.1",
+            "poisson_background.rate_Hz=23.173374667665403",
+        ],
+    );
+    for (name, cfg) in [("micro", micro), ("balanced", balanced)] {
+        let net = tmp.path().join(name);
+        build(&cfg, &net, 1, 2);
+        let mut runs = Vec::new();
+        for level in ["scalar", "avx2", "avx512"] {
+            let out = tmp.path().join(format!("{name}-{level}"));
+            let status = std::process::Command::new(env!("CARGO_BIN_EXE_snn-sim"))
+                .env("SNN_SIMD", level)
+                .args(["--t-presim", "50", "--t-sim", "200", "--threads", "2", "-o"])
+                .arg(&out)
+                .arg(&net)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("snn-sim");
+            assert!(status.success(), "{name} {level}");
+            // The level ran (this machine kind has AVX-512; a CPU without
+            // it runs the best it has).
+            let summary: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+            let ran = summary["cpu_simd"].as_str().unwrap_or("").to_string();
+            let best = snn_kernels::models::simd();
+            let want = match (level, best) {
+                ("scalar", _) => "scalar",
+                ("avx2", snn_kernels::models::Simd::Scalar) => "scalar",
+                ("avx2", _) => "avx2",
+                (_, snn_kernels::models::Simd::Avx512) => "avx512",
+                (_, snn_kernels::models::Simd::Avx2) => "avx2",
+                _ => "scalar",
+            };
+            assert_eq!(ran, want, "{name} {level}");
+            runs.push((level, common::spikes(&out)));
+        }
+        let (_, reference) = &runs[0];
+        assert!(
+            reference.len() > 500,
+            "{name}: only {} spikes",
+            reference.len()
+        );
+        for (level, spikes) in &runs[1..] {
+            assert!(spikes == reference, "{name}: {level} differs from scalar");
+        }
+    }
+}

@@ -44,11 +44,18 @@
 //! dense ring (each cell the sum of its queued events), so the saved state
 //! is the same for every backend and worker count. Where the delays (nearly)
 //! all agree (the balanced network: one delay), a worker keeps a dense ring
-//! of `slots` rows of its neurons' (excitatory, inhibitory) sums instead:
-//! each spike's run of synapses then adds, in target order, into one or two
-//! rows that stay in cache, which beats queueing the events (balanced
-//! network at 11,250 neurons: 2.7 s per biological second against 4.2 on
-//! dev-2c).
+//! of `slots` rows of its neurons' sums instead (a row: the excitatory sums,
+//! then the inhibitory ones): each spike's run of synapses then adds, in
+//! target order, into one or two rows that stay in cache, which beats
+//! queueing the events (balanced network at 11,250 neurons: 2.7 s per
+//! biological second against 4.2 on dev-2c).
+//!
+//! A step goes through a worker's chunks in pieces of `PIECE` neurons: the
+//! Poisson counts of the piece, its input sums converted to pA (and zeroed),
+//! then its neuron updates, so that what one stage writes is still in L1
+//! when the next reads it. The excitatory and inhibitory sums lie in
+//! separate runs so that each conversion is one vector loop (AVX-512 DQ
+//! converts 8 `i64` at once; AVX2 has no such instruction).
 //!
 //! # Checkpoints
 //!
@@ -173,19 +180,22 @@ impl Worker {
         }
         #[cfg(target_arch = "x86_64")]
         {
-            if snn_kernels::models::has_avx512() {
-                // SAFETY: the CPU supports these features (checked just
-                // above), the only requirement of `steps_avx512`.
-                unsafe { self.steps_avx512(cx, t0, n) };
-                return;
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above), the
+            use snn_kernels::models::{simd, Simd};
+            match simd() {
+                // SAFETY: `simd` reports AVX-512 only where the CPU has
+                // these features, the only requirement of `steps_avx512`.
+                Simd::Avx512 => unsafe { self.steps_avx512(cx, t0, n) },
+                // SAFETY: `simd` reports AVX2 only where the CPU has it, the
                 // only requirement of `steps_avx2`.
-                unsafe { self.steps_avx2(cx, t0, n) };
-                return;
+                Simd::Avx2 => unsafe { self.steps_avx2(cx, t0, n) },
+                Simd::Scalar => {
+                    for k in 0..n {
+                        self.step(cx, t0 + k as u64, k);
+                    }
+                }
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
         for k in 0..n {
             self.step(cx, t0 + k as u64, k);
         }

@@ -62,6 +62,9 @@ pub struct RunSummary {
     pub comm: String,
     /// Threads.
     pub threads: usize,
+    /// CPU backend: the vector instructions of its updates (`avx512`,
+    /// `avx2` or `scalar`; see `snn_kernels::models::simd`).
+    pub cpu_simd: Option<String>,
     /// Time step, ms.
     pub dt_ms: f64,
     /// Communication interval, steps.
@@ -208,6 +211,14 @@ impl RunSummary {
                 },
             })
             .collect();
+        let cpu_simd = (t.backend == "cpu").then(|| {
+            match snn_kernels::models::simd() {
+                snn_kernels::models::Simd::Avx512 => "avx512",
+                snn_kernels::models::Simd::Avx2 => "avx2",
+                snn_kernels::models::Simd::Scalar => "scalar",
+            }
+            .to_string()
+        });
         RunSummary {
             format: "snn-run".into(),
             network: f.network,
@@ -222,6 +233,7 @@ impl RunSummary {
             device_memory_bytes: t.device_memory_bytes,
             comm: f.comm.into(),
             threads: rayon::current_num_threads(),
+            cpu_simd,
             dt_ms: dt,
             interval_steps: f.interval_steps,
             steps: f.step,

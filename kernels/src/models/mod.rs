@@ -193,16 +193,49 @@ impl Default for ModelParams {
     }
 }
 
-/// Whether the CPU has the AVX-512 features the vectorised updates are
-/// compiled for (F, DQ, VL, BW) besides AVX2.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-pub fn has_avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512dq")
-        && std::is_x86_feature_detected!("avx512vl")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx2")
+/// The vector instructions the CPU engine's updates run with (the same
+/// IEEE operations in the same order on each, so the same bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// Plain code (what the compiler makes of it for the baseline CPU).
+    Scalar,
+    /// AVX2: four `f64` per instruction.
+    Avx2,
+    /// AVX-512 F, DQ, VL and BW (with AVX2): eight `f64` per instruction.
+    Avx512,
+}
+
+/// The best [`Simd`] this CPU has, at most the one the environment
+/// variable `SNN_SIMD` names (`scalar`, `avx2` or `avx512`; for testing
+/// that every level gives the same results; any other value is ignored).
+/// Decided once per process.
+pub fn simd() -> Simd {
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = match std::env::var("SNN_SIMD").as_deref() {
+            Ok("scalar") => Simd::Scalar,
+            Ok("avx2") => Simd::Avx2,
+            _ => Simd::Avx512,
+        };
+        detect_simd().min(cap)
+    })
+}
+
+fn detect_simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512dq")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512bw")
+            {
+                return Simd::Avx512;
+            }
+            return Simd::Avx2;
+        }
+    }
+    Simd::Scalar
 }
 
 /// `step`, run compiled for AVX-512 or AVX2 where the CPU has them (eight or
@@ -234,19 +267,23 @@ macro_rules! step_with_avx2 {
         ) {
             #[cfg(target_arch = "x86_64")]
             {
-                if $crate::models::has_avx512() {
-                    // SAFETY: the CPU supports these features (checked just
-                    // above), the only requirement of `step_avx512`.
-                    unsafe { self.step_avx512(c, range, in_ex_pa, in_in_pa, spikes) };
-                    return;
-                }
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2 (checked just above),
+                match $crate::models::simd() {
+                    // SAFETY: `simd` reports AVX-512 only where the CPU has
+                    // these features, the only requirement of `step_avx512`.
+                    $crate::models::Simd::Avx512 => unsafe {
+                        self.step_avx512(c, range, in_ex_pa, in_in_pa, spikes)
+                    },
+                    // SAFETY: `simd` reports AVX2 only where the CPU has it,
                     // the only requirement of `step_avx2`.
-                    unsafe { self.step_avx2(c, range, in_ex_pa, in_in_pa, spikes) };
-                    return;
+                    $crate::models::Simd::Avx2 => unsafe {
+                        self.step_avx2(c, range, in_ex_pa, in_in_pa, spikes)
+                    },
+                    $crate::models::Simd::Scalar => {
+                        self.step_body(c, range, in_ex_pa, in_in_pa, spikes)
+                    }
                 }
             }
+            #[cfg(not(target_arch = "x86_64"))]
             self.step_body(c, range, in_ex_pa, in_in_pa, spikes);
         }
 
