@@ -85,7 +85,7 @@ use snn_formats::model::Model;
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
-use crate::input::{generator_steps, initial_v_m, poisson_words_x32};
+use crate::input::{generator_steps, initial_v_m, poisson_gid_words, poisson_words_x32_of};
 use crate::layout::{self, PoissonDrive};
 use crate::neuron::{self, Block};
 use crate::team::Team;
@@ -109,8 +109,9 @@ struct Chunk {
     start: usize,
     len: usize,
     dynamics: Dynamics,
-    /// Global ids of the chunk's neurons (for the Poisson words).
-    gids: Vec<u64>,
+    /// The Philox counter words of the chunk's neurons' Poisson words (see
+    /// [`gid_words`]).
+    gid_words: Vec<[[u32; 32]; 2]>,
     /// Poisson words for the emission-step block `poisson_block` (see
     /// `input::poisson_words`), word by word: word `w` of neuron `i` at
     /// `w * len + i`.
@@ -262,7 +263,7 @@ impl Worker {
                     let e = t - p.delay_steps;
                     if c.poisson_block != e >> 2 {
                         c.poisson_block = e >> 2;
-                        refill_poisson(cx.seed, &c.gids, e >> 2, &mut c.poisson_cache);
+                        refill_poisson(cx.seed, &c.gid_words, c.len, e >> 2, &mut c.poisson_cache);
                     }
                     word = Some((p, (e & 3) * c.len as u64));
                 }
@@ -275,27 +276,38 @@ impl Worker {
                 let m = PIECE.min(c.len - a);
                 let ex = &mut row_ex[first + a..first + a + m];
                 let inh = &mut row_in[first + a..first + a + m];
+                let (ie, ii) = (&mut in_ex[..m], &mut in_in[..m]);
+                // The Poisson input is added as the receptor's sums are
+                // converted; the drive's receptor is fixed by the sign of
+                // its weight.
+                let mut drive = None;
                 if let Some((p, w0)) = word {
-                    // Poisson counts, then the inputs; the drive's receptor
-                    // is fixed by the sign of its weight.
                     let counts = &mut counts[..m];
                     let w0 = w0 as usize + a;
                     p.table.sample_all(&c.poisson_cache[w0..w0 + m], counts);
-                    let wf = p.weight_fixed;
-                    let cells = if wf < 0 { &mut *inh } else { &mut *ex };
-                    for (cell, &k) in cells.iter_mut().zip(counts.iter()) {
-                        *cell += k as i64 * wf;
+                    drive = Some((&*counts, p.weight_fixed));
+                }
+                let convert = |cells: &mut [i64], x: &mut [f64], add: Option<(&[u32], i32)>| {
+                    match add {
+                        Some((counts, wf)) => {
+                            for ((cell, x), &k) in cells.iter_mut().zip(x.iter_mut()).zip(counts) {
+                                // A count is below 2^31 (the table's
+                                // length), so both factors are 32-bit.
+                                *x = (*cell + i64::from(k as i32) * i64::from(wf)) as f64 * scale;
+                                *cell = 0;
+                            }
+                        }
+                        None => {
+                            for (cell, x) in cells.iter_mut().zip(x.iter_mut()) {
+                                *x = *cell as f64 * scale;
+                                *cell = 0;
+                            }
+                        }
                     }
-                }
-                let (ie, ii) = (&mut in_ex[..m], &mut in_in[..m]);
-                for (cell, x) in ex.iter_mut().zip(ie.iter_mut()) {
-                    *x = *cell as f64 * scale;
-                    *cell = 0;
-                }
-                for (cell, x) in inh.iter_mut().zip(ii.iter_mut()) {
-                    *x = *cell as f64 * scale;
-                    *cell = 0;
-                }
+                };
+                let inhibitory_drive = drive.is_some_and(|(_, wf)| wf < 0);
+                convert(ex, ie, drive.filter(|_| !inhibitory_drive));
+                convert(inh, ii, drive.filter(|_| inhibitory_drive));
                 match &mut c.dynamics {
                     Dynamics::Neurons(b) => b.step(a..a + m, ie, ii, chunk_spikes),
                     Dynamics::Generator(steps) => {
@@ -397,28 +409,35 @@ impl Pending<'_> {
     }
 }
 
-/// Fill `cache` with the Poisson words of `gids` for block `block`, word
-/// by word (see `Chunk::poisson_cache`).
-fn refill_poisson(seed: u64, gids: &[u64], block: u64, cache: &mut Vec<u32>) {
-    let n = gids.len();
+/// The [`poisson_gid_words`] of `gids` in groups of 32, the last padded
+/// with copies of the last id (their words are computed and dropped, still
+/// faster than one by one).
+fn gid_words(gids: &[u64]) -> Vec<[[u32; 32]; 2]> {
+    gids.chunks(32)
+        .map(|g| {
+            let last = g.last().copied().unwrap_or(0);
+            let padded: [u64; 32] = std::array::from_fn(|j| *g.get(j).unwrap_or(&last));
+            poisson_gid_words(&padded)
+        })
+        .collect()
+}
+
+/// Fill `cache` with the Poisson words of the `n` neurons of `gid_words`
+/// (see [`gid_words`]) for block `block`, word by word (see
+/// `Chunk::poisson_cache`).
+fn refill_poisson(
+    seed: u64,
+    gid_words: &[[[u32; 32]; 2]],
+    n: usize,
+    block: u64,
+    cache: &mut Vec<u32>,
+) {
     cache.resize(4 * n, 0);
-    let mut at = 0;
-    for g in gids.chunks_exact(32) {
-        let g: &[u64; 32] = g.try_into().unwrap_or(&[0; 32]);
-        let words = poisson_words_x32(seed, g, block);
+    for (g, gw) in gid_words.iter().enumerate() {
+        let words = poisson_words_x32_of(seed, gw, block);
+        let (at, m) = (32 * g, 32.min(n - 32 * g));
         for (w, lanes) in words.iter().enumerate() {
-            cache[w * n + at..w * n + at + 32].copy_from_slice(lanes);
-        }
-        at += 32;
-    }
-    // The last few: a group of 32 padded with copies of the last id (their
-    // words are computed and dropped), still faster than one by one.
-    let rest = &gids[at..];
-    if let Some(&last) = rest.last() {
-        let padded: [u64; 32] = std::array::from_fn(|j| *rest.get(j).unwrap_or(&last));
-        let words = poisson_words_x32(seed, &padded, block);
-        for (w, lanes) in words.iter().enumerate() {
-            cache[w * n + at..w * n + n].copy_from_slice(&lanes[..rest.len()]);
+            cache[w * n + at..w * n + at + m].copy_from_slice(&lanes[..m]);
         }
     }
 }
@@ -525,9 +544,11 @@ impl Engine {
                         start: s,
                         len,
                         dynamics,
-                        gids: (s..s + len)
-                            .map(|l| d.local_to_global[l].to_native())
-                            .collect(),
+                        gid_words: gid_words(
+                            &(s..s + len)
+                                .map(|l| d.local_to_global[l].to_native())
+                                .collect::<Vec<_>>(),
+                        ),
                         poisson_cache: Vec::with_capacity(4 * len),
                         poisson_block: u64::MAX,
                     });

@@ -529,7 +529,7 @@ impl GpuEngine {
                     if let Some(pd) = layout::poisson_drive(&model, p) {
                         desc.table_offset = table.len() as u64;
                         desc.poisson_len = pd.table.thresholds().len() as u32;
-                        desc.poisson_weight = pd.weight_fixed;
+                        desc.poisson_weight = i64::from(pd.weight_fixed);
                         desc.poisson_delay = pd.delay_steps;
                         table.extend_from_slice(pd.table.thresholds());
                     }

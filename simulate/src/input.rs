@@ -188,14 +188,31 @@ pub fn poisson_words(seed: u64, gid: u64, block: u64) -> [u32; 4] {
 /// of neuron `gids[j]` is `out[w][j]`.
 #[inline]
 pub fn poisson_words_x32(seed: u64, gids: &[u64; 32], block: u64) -> [[u32; 32]; 4] {
+    poisson_words_x32_of(seed, &poisson_gid_words(gids), block)
+}
+
+/// The Philox counter words of [`poisson_words_x32`] that depend only on the
+/// neurons (words 1 and 2), to be reused for every block.
+pub fn poisson_gid_words(gids: &[u64; 32]) -> [[u32; 32]; 2] {
     let tag = (Purpose::PoissonDrive as u32) << 24;
-    let mut counters = [[0u32; 32]; 4];
-    counters[0] = [(block >> 32) as u32; 32];
-    counters[3] = [block as u32; 32];
+    let mut out = [[0u32; 32]; 2];
     for (j, &g) in gids.iter().enumerate() {
-        counters[1][j] = tag | ((g >> 32) as u32 & 0x00ff_ffff);
-        counters[2][j] = g as u32;
+        out[0][j] = tag | ((g >> 32) as u32 & 0x00ff_ffff);
+        out[1][j] = g as u32;
     }
+    out
+}
+
+/// [`poisson_words_x32`] of the neurons whose [`poisson_gid_words`] are
+/// `gid_words`.
+#[inline]
+pub fn poisson_words_x32_of(seed: u64, gid_words: &[[u32; 32]; 2], block: u64) -> [[u32; 32]; 4] {
+    let counters = [
+        [(block >> 32) as u32; 32],
+        gid_words[0],
+        gid_words[1],
+        [block as u32; 32],
+    ];
     snn_kernels::rng::philox4x32_10_x32(&counters, [seed as u32, (seed >> 32) as u32])
 }
 

@@ -46,8 +46,8 @@ pub(crate) fn population_ranges(
 pub(crate) struct PoissonDrive {
     /// Counts per step.
     pub table: PoissonTable,
-    /// Weight per input spike, fixed point.
-    pub weight_fixed: i64,
+    /// Weight per input spike, fixed point (as a synapse's).
+    pub weight_fixed: i32,
     /// Delay, steps.
     pub delay_steps: u64,
 }
@@ -61,7 +61,7 @@ pub(crate) fn poisson_drive(model: &Model, p: &Population) -> Option<PoissonDriv
     }
     Some(PoissonDrive {
         table: PoissonTable::new(p.poisson_rate_hz * model.dt_ms * 1e-3),
-        weight_fixed: quantize_weight(pi.weight_pa, model.weight_frac_bits) as i64,
+        weight_fixed: quantize_weight(pi.weight_pa, model.weight_frac_bits),
         delay_steps: pi.delay_steps as u64,
     })
 }
