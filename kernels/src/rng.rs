@@ -38,22 +38,22 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 
 /// [`philox4x32_10`] of 32 counters at once, all with the same key: counter
 /// word `i` of lane `j` is `counters[i][j]`, and so is output word `i`. With
-/// AVX-512 or AVX2 (detected at run time) two groups of sixteen or four of
+/// AVX-512 or AVX2 (as [`crate::models::simd`] reports) two groups of sixteen or four of
 /// eight lanes go through the rounds side by side (2.5 or 3.3 ns per block
 /// on dev-2c, against about 5 for the scalar function); without, lane by
 /// lane. The words are the same either way (integer arithmetic only).
 pub fn philox4x32_10_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]; 4] {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above), the
-            // only requirement of `avx512::philox_x32`.
-            return unsafe { avx512::philox_x32(counters, key) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above), the only
-            // requirement of `avx2::philox_x32`.
-            return unsafe { avx2::philox_x32(counters, key) };
+        use crate::models::{simd, Simd};
+        match simd() {
+            // SAFETY: `simd` reports AVX-512 only where the CPU has it
+            // (AVX-512F is the only requirement of `avx512::philox_x32`).
+            Simd::Avx512 => return unsafe { avx512::philox_x32(counters, key) },
+            // SAFETY: `simd` reports AVX2 only where the CPU has it, the
+            // only requirement of `avx2::philox_x32`.
+            Simd::Avx2 => return unsafe { avx2::philox_x32(counters, key) },
+            Simd::Scalar => {}
         }
     }
     let mut out = [[0u32; 32]; 4];

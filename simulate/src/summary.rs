@@ -211,14 +211,7 @@ impl RunSummary {
                 },
             })
             .collect();
-        let cpu_simd = (t.backend == "cpu").then(|| {
-            match snn_kernels::models::simd() {
-                snn_kernels::models::Simd::Avx512 => "avx512",
-                snn_kernels::models::Simd::Avx2 => "avx2",
-                snn_kernels::models::Simd::Scalar => "scalar",
-            }
-            .to_string()
-        });
+        let cpu_simd = (t.backend == "cpu").then(|| snn_kernels::models::simd().name().to_string());
         RunSummary {
             format: "snn-run".into(),
             network: f.network,

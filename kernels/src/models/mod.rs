@@ -193,8 +193,8 @@ impl Default for ModelParams {
     }
 }
 
-/// The vector instructions the CPU engine's updates run with (the same
-/// IEEE operations in the same order on each, so the same bits).
+/// The vector instructions the CPU engine's updates and Poisson words run
+/// with (the same operations in the same order on each, so the same bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Simd {
     /// Plain code (what the compiler makes of it for the baseline CPU).
@@ -203,6 +203,17 @@ pub enum Simd {
     Avx2,
     /// AVX-512 F, DQ, VL and BW (with AVX2): eight `f64` per instruction.
     Avx512,
+}
+
+impl Simd {
+    /// `scalar`, `avx2` or `avx512` (as `SNN_SIMD` names it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Scalar => "scalar",
+            Simd::Avx2 => "avx2",
+            Simd::Avx512 => "avx512",
+        }
+    }
 }
 
 /// The best [`Simd`] this CPU has, at most the one the environment
