@@ -178,6 +178,7 @@ pub fn main() -> ExitCode {
 }
 
 fn sim(cli: Cli, started: Instant) -> Result<ExitCode> {
+    snn_kernels::models::simd_cap().map_err(anyhow::Error::msg)?;
     if cli.initial_state {
         return initial_state(&cli);
     }

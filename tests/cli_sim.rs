@@ -243,6 +243,21 @@ fn run_writes_summary_and_spikes() {
     assert!(run_spikes(&run2) == run_spikes(&run), "--threads 1 vs 2");
 }
 
+/// A vector level (`SNN_SIMD`) that is not one: one clean line naming the
+/// variable and the levels, refused before anything is read or written.
+#[test]
+fn bad_simd_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = tmp.path().join("net");
+    build(&net, &[]);
+    let out_dir = tmp.path().join("run");
+    let out = run(Command::new(bin("snn-sim"))
+        .env("SNN_SIMD", "avx")
+        .args(args(&[&net, &"-o", &out_dir, &"--t-sim", &"10"])));
+    expect_error(&out, "SNN_SIMD=avx", &["SNN_SIMD", "'avx'", "avx512"]);
+    assert!(!out_dir.exists(), "no run directory after a failure");
+}
+
 /// Missing, corrupt and non-network directories: one clean line naming the
 /// path, and no run directory created.
 #[test]

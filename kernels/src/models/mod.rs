@@ -216,18 +216,37 @@ impl Simd {
     }
 }
 
-/// The best [`Simd`] this CPU has, at most the one the environment
-/// variable `SNN_SIMD` names (`scalar`, `avx2` or `avx512`; for testing
-/// that every level gives the same results; any other value is ignored).
-/// Decided once per process.
+impl std::str::FromStr for Simd {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Simd, String> {
+        [Simd::Scalar, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| format!("unknown vector level '{s}' (scalar, avx2 or avx512)"))
+    }
+}
+
+/// The level the environment variable `SNN_SIMD` caps [`simd`] at (for
+/// testing that every level gives the same results): `None` if unset, an
+/// error naming the variable for a value that is no level (the command
+/// lines check it before anything runs).
+pub fn simd_cap() -> Result<Option<Simd>, String> {
+    match std::env::var("SNN_SIMD") {
+        Ok(v) => v.parse().map(Some).map_err(|e| format!("SNN_SIMD: {e}")),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err("SNN_SIMD: not a vector level (scalar, avx2 or avx512)".into())
+        }
+    }
+}
+
+/// The best [`Simd`] this CPU has, at most [`simd_cap`]'s (a value that is
+/// no level caps nothing here). Decided once per process.
 pub fn simd() -> Simd {
     static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| {
-        let cap = match std::env::var("SNN_SIMD").as_deref() {
-            Ok("scalar") => Simd::Scalar,
-            Ok("avx2") => Simd::Avx2,
-            _ => Simd::Avx512,
-        };
+        let cap = simd_cap().ok().flatten().unwrap_or(Simd::Avx512);
         detect_simd().min(cap)
     })
 }
