@@ -79,30 +79,28 @@ mod avx512 {
     use super::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
     use std::arch::x86_64::*;
 
-    /// High and low 32-bit halves of `a * m`, lane by lane (16 lanes).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn mulhilo(a: __m512i, m: __m512i) -> (__m512i, __m512i) {
-        let even = _mm512_mul_epu32(a, m);
-        let odd = _mm512_mul_epu32(_mm512_srli_epi64::<32>(a), m);
-        let lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
-        let hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(even), odd);
-        (hi, lo)
-    }
-
-    /// Philox4x32-10 of 32 lanes (see `philox4x32_10_x32`): two groups of
-    /// sixteen lanes side by side.
+    /// Philox4x32-10 of 32 lanes (see `philox4x32_10_x32`): four groups of
+    /// eight lanes side by side, each 32-bit word held in the low half of a
+    /// 64-bit lane. One `vpmuludq` then gives a lane's whole 64-bit product
+    /// (low word in the low half, high word in the high half), a `vpshufd`
+    /// swaps the high word down and one `vpternlogd` makes the three-way
+    /// XOR: six instructions per round and eight lanes, against nine for
+    /// sixteen 32-bit lanes, whose odd lanes need shifts and blends. The
+    /// high halves carry leftovers that never reach a low half
+    /// (`vpmuludq` reads only the low 32 bits, XOR is bitwise) and are
+    /// dropped when the words are packed.
     #[target_feature(enable = "avx512f")]
     pub(super) fn philox_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]; 4] {
         let load = |w: &[u32; 32], g: usize| {
-            // SAFETY: `w[16 g..16 g + 16]` is in bounds (g < 2) and an
-            // unaligned load reads exactly those 64 bytes.
-            unsafe { _mm512_loadu_si512(w.as_ptr().add(16 * g) as *const __m512i) }
+            // SAFETY: `w[8 g..8 g + 8]` is in bounds (g < 4) and an
+            // unaligned load reads exactly those 32 bytes.
+            let v = unsafe { _mm256_loadu_si256(w.as_ptr().add(8 * g) as *const __m256i) };
+            _mm512_cvtepu32_epi64(v)
         };
-        let mut c: [[__m512i; 4]; 2] =
+        let mut c: [[__m512i; 4]; 4] =
             std::array::from_fn(|g| std::array::from_fn(|i| load(&counters[i], g)));
-        let m0 = _mm512_set1_epi32(PHILOX_M0 as i32);
-        let m1 = _mm512_set1_epi32(PHILOX_M1 as i32);
+        let m0 = _mm512_set1_epi64(i64::from(PHILOX_M0));
+        let m1 = _mm512_set1_epi64(i64::from(PHILOX_M1));
         let (mut k0, mut k1) = (key[0], key[1]);
         for round in 0..10 {
             if round > 0 {
@@ -111,22 +109,30 @@ mod avx512 {
             }
             let (kk0, kk1) = (_mm512_set1_epi32(k0 as i32), _mm512_set1_epi32(k1 as i32));
             for g in c.iter_mut() {
-                let (hi0, lo0) = mulhilo(g[0], m0);
-                let (hi1, lo1) = mulhilo(g[2], m1);
+                let p0 = _mm512_mul_epu32(g[0], m0);
+                let p1 = _mm512_mul_epu32(g[2], m1);
+                // 0xB1 = (2, 3, 0, 1): the two 32-bit halves of each 64-bit
+                // lane swapped, so the high word is in the low half.
+                let hi0 = _mm512_shuffle_epi32::<0xB1>(p0);
+                let hi1 = _mm512_shuffle_epi32::<0xB1>(p1);
+                // 0x96: a ^ b ^ c.
                 *g = [
-                    _mm512_xor_si512(_mm512_xor_si512(hi1, g[1]), kk0),
-                    lo1,
-                    _mm512_xor_si512(_mm512_xor_si512(hi0, g[3]), kk1),
-                    lo0,
+                    _mm512_ternarylogic_epi32::<0x96>(hi1, g[1], kk0),
+                    p1,
+                    _mm512_ternarylogic_epi32::<0x96>(hi0, g[3], kk1),
+                    p0,
                 ];
             }
         }
+        // The low halves of two groups' lanes, in lane order: 16 words.
+        let pick = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let mut out = [[0u32; 32]; 4];
-        for (g, group) in c.iter().enumerate() {
-            for (i, v) in group.iter().enumerate() {
-                // SAFETY: `out[i][16 g..16 g + 16]` is in bounds (g < 2) and
-                // an unaligned store writes exactly those 64 bytes.
-                unsafe { _mm512_storeu_si512(out[i].as_mut_ptr().add(16 * g) as *mut __m512i, *v) };
+        for (i, o) in out.iter_mut().enumerate() {
+            for h in 0..2 {
+                let v = _mm512_permutex2var_epi32(c[2 * h][i], pick, c[2 * h + 1][i]);
+                // SAFETY: `o[16 h..16 h + 16]` is in bounds (h < 2) and an
+                // unaligned store writes exactly those 64 bytes.
+                unsafe { _mm512_storeu_si512(o.as_mut_ptr().add(16 * h) as *mut __m512i, v) };
             }
         }
         out
