@@ -18,8 +18,10 @@
 //! of a persistent `Team` of threads (the calling thread and `threads - 1`
 //! others), balanced by expected work (neuron updates, per-chunk set-up,
 //! synaptic events) at population-chunk granularity. A worker owns
-//! everything of its range: the neuron states, the Poisson caches and its
-//! input queues. One job per interval, one wake-up of the team:
+//! everything of its range (the neuron states and its input queues) but
+//! the Poisson words, which any member of the team may compute ahead while
+//! it would otherwise wait (see `pool`). One job per interval, one wake-up
+//! of the team:
 //!
 //! * [`Engine::deliver`] only records the interval's spikes (own and
 //!   received); the next [`Engine::update`] job has every worker first go
@@ -69,8 +71,8 @@
 //! dense rows in order of arrival step, starting with the current step, so
 //! the layout does not depend on where the ring's start happens to be, nor
 //! on the number of workers). The Poisson drive and spike generators are pure functions of
-//! (seed, neuron, step) and hold no state; the cache of Poisson words is
-//! simply invalidated on restore.
+//! (seed, neuron, step) and hold no state; the Poisson words computed ahead
+//! are dropped on restore.
 //!
 //! Interval boundaries need not be multiples of the interval: any split of
 //! the steps into pieces of at most `D` steps gives the same results, since
@@ -78,17 +80,18 @@
 //! `s + d >= s + D >= e` and input sums do not depend on delivery order.
 
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use snn_formats::checkpoint::Section;
 use snn_formats::model::Model;
 use snn_formats::shard::ArchivedShardData;
 use snn_formats::Shard;
 
-use crate::input::{generator_steps, initial_v_m, poisson_gid_words, poisson_words_x32_of};
+use crate::input::{generator_steps, initial_v_m};
 use crate::layout::{self, PoissonDrive};
 use crate::neuron::{self, Block};
-use crate::team::Team;
+use crate::pool::PoissonPool;
+use crate::team::{Idle, Team};
 use crate::{state, SimError};
 
 /// Neurons per chunk (a chunk is a piece of one population within one
@@ -109,18 +112,15 @@ struct Chunk {
     start: usize,
     len: usize,
     dynamics: Dynamics,
-    /// The Philox counter words of the chunk's neurons' Poisson words (see
-    /// [`gid_words`]).
-    gid_words: Vec<[[u32; 32]; 2]>,
-    /// Poisson words for the emission-step block `poisson_block` (see
-    /// `input::poisson_words`), word by word: word `w` of neuron `i` at
-    /// `w * len + i`.
-    poisson_cache: Vec<u32>,
-    poisson_block: u64,
+    /// The pool unit of the chunk's first piece (piece `k`: unit
+    /// `unit0 + k`), if the population has a Poisson drive.
+    unit0: usize,
 }
 
 /// What one worker owns: a contiguous range of local neurons.
 struct Worker {
+    /// Index (= team member).
+    index: usize,
     /// First local index.
     start: usize,
     /// Neurons.
@@ -164,7 +164,7 @@ enum Input {
 struct StepCtx<'a> {
     d: &'a ArchivedShardData,
     poisson: &'a [Option<PoissonDrive>],
-    seed: u64,
+    pool: &'a PoissonPool,
     slots: u64,
     weight_scale: f64,
 }
@@ -223,6 +223,7 @@ impl Worker {
     #[inline(always)]
     fn step(&mut self, cx: &StepCtx, t: u64, k: usize) {
         let slot = (t % cx.slots) as usize;
+        cx.pool.set_progress(self.index, t);
         let Worker {
             start,
             len,
@@ -256,18 +257,15 @@ impl Worker {
         let scale = cx.weight_scale;
         for c in chunks.iter_mut() {
             let drive = cx.poisson[c.pop].as_ref();
-            // The Poisson words of the emission step whose input arrives now.
-            let mut word = None;
-            if let Some(p) = drive {
-                if t >= p.delay_steps {
-                    let e = t - p.delay_steps;
-                    if c.poisson_block != e >> 2 {
-                        c.poisson_block = e >> 2;
-                        refill_poisson(cx.seed, &c.gid_words, c.len, e >> 2, &mut c.poisson_cache);
-                    }
-                    word = Some((p, (e & 3) * c.len as u64));
-                }
-            }
+            // The block and word of the emission step whose input arrives
+            // now.
+            let word = drive.filter(|p| t >= p.delay_steps).map(|p| {
+                (
+                    p,
+                    (t - p.delay_steps) >> 2,
+                    ((t - p.delay_steps) & 3) as usize,
+                )
+            });
             chunk_spikes.clear();
             let first = c.start - *start;
             // Piece by piece, so that the counts and converted inputs are
@@ -281,10 +279,14 @@ impl Worker {
                 // converted; the drive's receptor is fixed by the sign of
                 // its weight.
                 let mut drive = None;
-                if let Some((p, w0)) = word {
+                if let Some((p, block, w)) = word {
                     let counts = &mut counts[..m];
-                    let w0 = w0 as usize + a;
-                    p.table.sample_all(&c.poisson_cache[w0..w0 + m], counts);
+                    let unit = c.unit0 + a / PIECE;
+                    // SAFETY: this worker owns the unit (`unit0` of its
+                    // chunk), has published step `t` (whose block this
+                    // is) and drops the words with this piece.
+                    let words = unsafe { cx.pool.words(unit, block, w) };
+                    p.table.sample_all(words, counts);
                     drive = Some((&*counts, p.weight_fixed));
                 }
                 let convert = |cells: &mut [i64], x: &mut [f64], add: Option<(&[u32], i32)>| {
@@ -409,44 +411,10 @@ impl Pending<'_> {
     }
 }
 
-/// The [`poisson_gid_words`] of `gids` in groups of 32, the last padded
-/// with copies of the last id (their words are computed and dropped, still
-/// faster than one by one).
-fn gid_words(gids: &[u64]) -> Vec<[[u32; 32]; 2]> {
-    gids.chunks(32)
-        .map(|g| {
-            let last = g.last().copied().unwrap_or(0);
-            let padded: [u64; 32] = std::array::from_fn(|j| *g.get(j).unwrap_or(&last));
-            poisson_gid_words(&padded)
-        })
-        .collect()
-}
-
-/// Fill `cache` with the Poisson words of the `n` neurons of `gid_words`
-/// (see [`gid_words`]) for block `block`, word by word (see
-/// `Chunk::poisson_cache`).
-fn refill_poisson(
-    seed: u64,
-    gid_words: &[[[u32; 32]; 2]],
-    n: usize,
-    block: u64,
-    cache: &mut Vec<u32>,
-) {
-    cache.resize(4 * n, 0);
-    for (g, gw) in gid_words.iter().enumerate() {
-        let words = poisson_words_x32_of(seed, gw, block);
-        let (at, m) = (32 * g, 32.min(n - 32 * g));
-        for (w, lanes) in words.iter().enumerate() {
-            cache[w * n + at..w * n + at + m].copy_from_slice(&lanes[..m]);
-        }
-    }
-}
-
 /// One rank's simulation state.
 pub struct Engine {
     model: Model,
     shard: Shard,
-    seed: u64,
     n_local: usize,
     workers: Vec<Mutex<Worker>>,
     /// Per row, the offsets (from the row's start) where the synapses of
@@ -460,6 +428,8 @@ pub struct Engine {
     step: u64,
     interval: u64,
     poisson: Vec<Option<PoissonDrive>>,
+    /// The Poisson words, computed ahead by idle members of the team.
+    pool: Arc<PoissonPool>,
     /// Population of each local neuron's chunk range (by population).
     pop_first_local: Vec<usize>,
     /// Per local neuron: range into `send_entries`.
@@ -515,6 +485,12 @@ impl Engine {
             .min(n_local.div_ceil(64))
             .max(1);
         let cuts = worker_cuts(&model, &ranges, n_workers);
+        let poisson: Vec<Option<PoissonDrive>> = model
+            .populations
+            .iter()
+            .map(|p| layout::poisson_drive(&model, p))
+            .collect();
+        let mut pool = PoissonPool::new(seed, cuts.len() - 1, 0);
         // A dense ring where the delays (nearly) all agree: each spike's
         // run of synapses then adds into one or two rows, in target order.
         let widest = cuts.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as u64;
@@ -525,7 +501,7 @@ impl Engine {
             < DENSE_RING_DELAY_SPREAD
             && 16 * slots * widest <= DENSE_RING_MAX_BYTES;
         let mut workers = Vec::with_capacity(cuts.len() - 1);
-        for wr in cuts.windows(2) {
+        for (index, wr) in cuts.windows(2).enumerate() {
             let (ws, we) = (wr[0], wr[1]);
             let mut chunks = Vec::new();
             for ((pi, p), r) in model.populations.iter().enumerate().zip(&ranges) {
@@ -539,18 +515,22 @@ impl Engine {
                         Some(b) => Dynamics::Neurons(Box::new(b)),
                         None => Dynamics::Generator(generator_steps(&p.params.spike_times, dt)),
                     };
+                    let mut unit0 = usize::MAX;
+                    if let Some(drive) = &poisson[pi] {
+                        for a in (s..s + len).step_by(PIECE) {
+                            let gids: Vec<u64> = (a..(a + PIECE).min(s + len))
+                                .map(|l| d.local_to_global[l].to_native())
+                                .collect();
+                            let u = pool.add_unit(index, drive.delay_steps, &gids);
+                            unit0 = unit0.min(u);
+                        }
+                    }
                     chunks.push(Chunk {
                         pop: pi,
                         start: s,
                         len,
                         dynamics,
-                        gid_words: gid_words(
-                            &(s..s + len)
-                                .map(|l| d.local_to_global[l].to_native())
-                                .collect::<Vec<_>>(),
-                        ),
-                        poisson_cache: Vec::with_capacity(4 * len),
-                        poisson_block: u64::MAX,
+                        unit0,
                     });
                     s += len;
                 }
@@ -565,6 +545,7 @@ impl Engine {
                 }
             };
             workers.push(Mutex::new(Worker {
+                index,
                 start: ws,
                 len,
                 chunks,
@@ -579,7 +560,12 @@ impl Engine {
         }
         let starts: Vec<u32> = workers.iter().map(|w| lock(w).start as u32).collect();
         let splits = row_splits(d, &starts[1..]);
-        let team = Team::new(workers.len()).map_err(|e| {
+        let pool = Arc::new(pool);
+        let idle: Idle = {
+            let pool = pool.clone();
+            Arc::new(move |member| pool.idle(member))
+        };
+        let team = Team::new(workers.len(), Some(idle)).map_err(|e| {
             SimError::Invalid(format!(
                 "cannot start {} worker threads: {e}",
                 workers.len()
@@ -587,11 +573,6 @@ impl Engine {
         })?;
         let frac = model.weight_frac_bits;
         let weight_scale = 1.0 / (2f64).powi(frac as i32);
-        let poisson = model
-            .populations
-            .iter()
-            .map(|p| layout::poisson_drive(&model, p))
-            .collect();
         let layout::Routing {
             send_ptr,
             send_entries,
@@ -600,7 +581,6 @@ impl Engine {
         Ok(Engine {
             model,
             shard,
-            seed,
             n_local,
             workers,
             splits,
@@ -611,6 +591,7 @@ impl Engine {
             step: 0,
             interval: min_delay_steps.max(1) as u64,
             poisson,
+            pool,
             pop_first_local,
             send_ptr,
             send_entries,
@@ -785,7 +766,7 @@ impl Engine {
         StepCtx {
             d: self.shard.data(),
             poisson: &self.poisson,
-            seed: self.seed,
+            pool: &self.pool,
             slots: self.slots,
             weight_scale: self.weight_scale,
         }
@@ -1076,13 +1057,8 @@ impl Engine {
                 "engine/ring_ex holds a negative or engine/ring_in a positive input",
             ));
         }
-        for g in guards.iter_mut() {
-            for c in &mut g.chunks {
-                c.poisson_block = u64::MAX;
-                c.poisson_cache.clear();
-            }
-        }
         drop(guards);
+        self.pool.reset(step);
         self.step = step;
         Ok(())
     }

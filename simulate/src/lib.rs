@@ -17,6 +17,7 @@ pub mod input;
 mod layout;
 pub mod neuron;
 mod plan;
+mod pool;
 pub mod rank;
 mod recorders;
 pub mod run;

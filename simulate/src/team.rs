@@ -8,6 +8,13 @@
 //! instead of the several a fork-join thread pool spends waking threads and
 //! joining them.
 //!
+//! A team may have idle work (`Fn(member) -> bool`, true when it did
+//! something):
+//! a member that waits, for the others to finish a job or for the next job,
+//! calls it while it spins (the CPU engine computes Poisson words ahead in
+//! that time, see `pool`). It must be short (a job start waits for it) and
+//! must not block.
+//!
 //! A job is `Fn(member) + Sync`: it borrows from the caller's stack, which is
 //! sound because `run` does not return before every member has finished it.
 //! A member that panics makes `run` panic in the caller (after the others
@@ -21,6 +28,9 @@ use std::time::{Duration, Instant};
 
 /// How long a waiting member spins before it parks.
 const SPIN: Duration = Duration::from_micros(50);
+
+/// Idle work of a team (see the module documentation).
+pub(crate) type Idle = Arc<dyn Fn(usize) -> bool + Send + Sync>;
 
 /// The job of the current epoch, its lifetime erased (see [`Team::run`]).
 type Job = *const (dyn Fn(usize) + Sync);
@@ -48,11 +58,13 @@ unsafe impl Send for SendJob {}
 pub struct Team {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    idle: Option<Idle>,
 }
 
 impl Team {
-    /// A team of `n >= 1` members; fails if the threads cannot be started.
-    pub fn new(n: usize) -> std::io::Result<Team> {
+    /// A team of `n >= 1` members with idle work `idle`; fails if the
+    /// threads cannot be started.
+    pub fn new(n: usize, idle: Option<Idle>) -> std::io::Result<Team> {
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
             done: AtomicUsize::new(0),
@@ -63,14 +75,16 @@ impl Team {
         let mut team = Team {
             shared,
             threads: Vec::with_capacity(n.saturating_sub(1)),
+            idle: idle.clone(),
         };
         for member in 1..n.max(1) {
             let s = team.shared.clone();
+            let idle = idle.clone();
             // On failure, dropping `team` stops the threads already started.
             team.threads.push(
                 std::thread::Builder::new()
                     .name(format!("snn-worker-{member}"))
-                    .spawn(move || member_loop(&s, member))?,
+                    .spawn(move || member_loop(&s, member, idle.as_deref()))?,
             );
         }
         Ok(team)
@@ -101,8 +115,10 @@ impl Team {
         let mut wait = Waiter::new();
         while s.done.load(Ordering::Acquire) < others {
             if wait.spinning() {
-                std::hint::spin_loop();
-            } else {
+                if !self.idle.as_ref().is_some_and(|f| f(0)) {
+                    std::hint::spin_loop();
+                }
+            } else if !self.idle.as_ref().is_some_and(|f| f(0)) {
                 std::thread::yield_now();
             }
         }
@@ -142,7 +158,7 @@ impl Waiter {
     }
 }
 
-fn member_loop(s: &Shared, member: usize) {
+fn member_loop(s: &Shared, member: usize, idle: Option<&(dyn Fn(usize) -> bool + Send + Sync)>) {
     let mut seen = 0u64;
     loop {
         // Wait for the next epoch: spin, then park (an unpark between the
@@ -154,7 +170,9 @@ fn member_loop(s: &Shared, member: usize) {
                 break e;
             }
             if wait.spinning() {
-                std::hint::spin_loop();
+                if !idle.is_some_and(|f| f(member)) {
+                    std::hint::spin_loop();
+                }
             } else {
                 std::thread::park();
             }
@@ -195,7 +213,7 @@ mod tests {
     #[test]
     fn every_member_runs_each_job_once() {
         for n in [1usize, 2, 3, 5] {
-            let team = Team::new(n).unwrap();
+            let team = Team::new(n, None).unwrap();
             let counts: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
             for round in 1..=200 {
                 team.run(&|m| {
@@ -211,8 +229,37 @@ mod tests {
     }
 
     #[test]
+    fn waiting_members_do_the_idle_work() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        // Counted only on the caller's thread (member 0).
+        let caller = std::thread::current().id();
+        let idle: Idle = {
+            let calls = calls.clone();
+            Arc::new(move |m| {
+                if std::thread::current().id() == caller && m == 0 {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+                false
+            })
+        };
+        let team = Team::new(2, Some(idle)).unwrap();
+        for _ in 0..3 {
+            let before = calls.load(Ordering::Relaxed);
+            // Member 1 finishes only once member 0, waiting for it, has
+            // called the idle work.
+            team.run(&|m| {
+                let t0 = Instant::now();
+                while m == 1 && calls.load(Ordering::Relaxed) == before {
+                    assert!(t0.elapsed() < Duration::from_secs(60));
+                    std::thread::yield_now();
+                }
+            });
+        }
+    }
+
+    #[test]
     fn a_panicking_member_panics_the_caller() {
-        let team = Team::new(3).unwrap();
+        let team = Team::new(3, None).unwrap();
         let r = catch_unwind(AssertUnwindSafe(|| {
             team.run(&|m| {
                 if m == 2 {
