@@ -6,12 +6,13 @@
 //! within microseconds: the next step) and then parked, so an idle team
 //! costs nothing and a busy one starts a job in well under a microsecond
 //! instead of the several a fork-join thread pool spends waking threads and
-//! joining them.
+//! joining them. The caller's writes (epoch, job) and the members' (done
+//! count) lie in two cache lines, no lock taken: an empty job on two
+//! members takes 0.25 us on dev-2c (0.72 with the job behind a mutex).
 //!
 //! A team may have idle work (`Fn(member) -> bool`, true when it did
-//! something):
-//! a member that waits, for the others to finish a job or for the next job,
-//! calls it while it spins (the CPU engine computes Poisson words ahead in
+//! something): a member that waits, for the others to finish a job or for
+//! the next job, calls it while it spins (the CPU engine computes Poisson words ahead in
 //! that time, see `pool`). It must be short (a job start waits for it) and
 //! must not block.
 //!
@@ -20,9 +21,10 @@
 //! A member that panics makes `run` panic in the caller (after the others
 //! have finished), as a scoped thread would.
 
+use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,18 +37,40 @@ pub(crate) type Idle = Arc<dyn Fn(usize) -> bool + Send + Sync>;
 /// The job of the current epoch, its lifetime erased (see [`Team::run`]).
 type Job = *const (dyn Fn(usize) + Sync);
 
-struct Shared {
+/// What the caller of [`Team::run`] writes and the members read: one cache
+/// line, so that a job start moves one line between cores.
+#[repr(align(64))]
+struct Start {
     /// Incremented to start a job; a member runs each epoch once.
     epoch: AtomicU64,
-    /// Members (other than the caller) that finished the current epoch.
-    done: AtomicUsize,
-    /// The current job (set before `epoch` is incremented).
-    job: Mutex<Option<SendJob>>,
-    /// A member panicked in the current epoch.
-    panicked: AtomicBool,
+    /// The job of the current epoch: written by [`Team::run`] before it
+    /// raises `epoch` (`Release`), read by each member once it sees the new
+    /// epoch (`Acquire`) and before it counts itself done; written again
+    /// only after every member has.
+    job: UnsafeCell<Option<SendJob>>,
     /// The team is being dropped.
     stop: AtomicBool,
 }
+
+/// What the members write and the caller reads: its own cache line.
+#[repr(align(64))]
+struct Finish {
+    /// Jobs finished by the members other than the caller, over all
+    /// epochs (`epoch x (n - 1)` once the current one is done).
+    done: AtomicU64,
+    /// A member panicked in the current epoch.
+    panicked: AtomicBool,
+}
+
+struct Shared {
+    start: Start,
+    finish: Finish,
+}
+
+// SAFETY: `job` is the only field not `Sync`; its writes and reads never
+// overlap (the epoch protocol on `Start::job`), and the `Release`/`Acquire`
+// pairs on `epoch` and `done` order them.
+unsafe impl Sync for Shared {}
 
 #[derive(Clone, Copy)]
 struct SendJob(Job);
@@ -66,11 +90,15 @@ impl Team {
     /// threads cannot be started.
     pub fn new(n: usize, idle: Option<Idle>) -> std::io::Result<Team> {
         let shared = Arc::new(Shared {
-            epoch: AtomicU64::new(0),
-            done: AtomicUsize::new(0),
-            job: Mutex::new(None),
-            panicked: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
+            start: Start {
+                epoch: AtomicU64::new(0),
+                job: UnsafeCell::new(None),
+                stop: AtomicBool::new(false),
+            },
+            finish: Finish {
+                done: AtomicU64::new(0),
+                panicked: AtomicBool::new(false),
+            },
         });
         let mut team = Team {
             shared,
@@ -103,17 +131,18 @@ impl Team {
         // caller's own part is caught) before `done` counts every member,
         // so the borrow outlives every call.
         let erased: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(job) };
-        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(SendJob(erased));
-        s.done.store(0, Ordering::Relaxed);
-        s.panicked.store(false, Ordering::Relaxed);
-        s.epoch.fetch_add(1, Ordering::Release);
+        // SAFETY: no member reads `job` now: each has counted itself done
+        // with the previous epoch (the wait below), and none reads it
+        // before it sees the increment that follows.
+        unsafe { *s.start.job.get() = Some(SendJob(erased)) };
+        let epoch = s.start.epoch.fetch_add(1, Ordering::Release) + 1;
         for t in &self.threads {
             t.thread().unpark();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        let others = self.threads.len();
+        let target = epoch * self.threads.len() as u64;
         let mut wait = Waiter::new();
-        while s.done.load(Ordering::Acquire) < others {
+        while s.finish.done.load(Ordering::Acquire) < target {
             if wait.spinning() {
                 if !self.idle.as_ref().is_some_and(|f| f(0)) {
                     std::hint::spin_loop();
@@ -122,11 +151,19 @@ impl Team {
                 std::thread::yield_now();
             }
         }
-        *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // SAFETY: every member has counted itself done with this epoch,
+        // so none reads `job` until the next.
+        unsafe { *s.start.job.get() = None };
+        // Written only after a panic, so that the line stays with the
+        // members otherwise.
+        let panicked = s.finish.panicked.load(Ordering::Relaxed);
+        if panicked {
+            s.finish.panicked.store(false, Ordering::Relaxed);
+        }
         if let Err(p) = mine {
             std::panic::resume_unwind(p);
         }
-        if s.panicked.load(Ordering::Relaxed) {
+        if panicked {
             panic!("a worker thread of the CPU engine panicked");
         }
     }
@@ -165,8 +202,8 @@ fn member_loop(s: &Shared, member: usize, idle: Option<&(dyn Fn(usize) -> bool +
         // check and the park makes the park return at once).
         let mut wait = Waiter::new();
         let epoch = loop {
-            let e = s.epoch.load(Ordering::Acquire);
-            if e != seen || s.stop.load(Ordering::Relaxed) {
+            let e = s.start.epoch.load(Ordering::Acquire);
+            if e != seen || s.start.stop.load(Ordering::Relaxed) {
                 break e;
             }
             if wait.spinning() {
@@ -177,26 +214,29 @@ fn member_loop(s: &Shared, member: usize, idle: Option<&(dyn Fn(usize) -> bool +
                 std::thread::park();
             }
         };
-        if s.stop.load(Ordering::Relaxed) {
+        if s.start.stop.load(Ordering::Relaxed) {
             return;
         }
         seen = epoch;
-        let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the caller wrote `job` before raising `epoch` to the value
+        // just read (`Acquire`), and writes it again only after this member
+        // counts itself done below.
+        let job = unsafe { *s.start.job.get() };
         if let Some(SendJob(job)) = job {
             // SAFETY: see `Team::run`: the job is alive until every member
             // has counted itself done below.
             let f = unsafe { &*job };
             if catch_unwind(AssertUnwindSafe(|| f(member))).is_err() {
-                s.panicked.store(true, Ordering::Relaxed);
+                s.finish.panicked.store(true, Ordering::Relaxed);
             }
         }
-        s.done.fetch_add(1, Ordering::Release);
+        s.finish.done.fetch_add(1, Ordering::Release);
     }
 }
 
 impl Drop for Team {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.start.stop.store(true, Ordering::Relaxed);
         for t in &self.threads {
             t.thread().unpark();
         }
@@ -209,6 +249,7 @@ impl Drop for Team {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn every_member_runs_each_job_once() {
