@@ -6,8 +6,8 @@
 //! of the engine's work on the microcircuit, and a pure function of (seed,
 //! neuron, emission-step block) that no spike changes. So it need not be
 //! computed by the neuron's worker, nor in the step that reads it. The pool
-//! holds the words in *units* (a piece of at most `PIECE` neurons of one
-//! population chunk, read by one worker) for [`BLOCKS`] consecutive blocks
+//! holds the words in *units* (at most `UNIT` neurons of one population
+//! chunk, read by one worker) for [`BLOCKS`] consecutive blocks
 //! of four steps each. A member of the team that waits, for the others to
 //! finish the interval or for the next one to start, fills units whose next
 //! blocks are missing (the `Team`'s idle work); a worker that finds the block
@@ -127,7 +127,7 @@ impl PoissonPool {
     }
 
     /// Add a unit read by worker `owner`, for the neurons with global ids
-    /// `gids` (at most `PIECE`) and a drive delayed by `delay_steps`;
+    /// `gids` (at most `UNIT`) and a drive delayed by `delay_steps`;
     /// returns its index. Units are added worker by worker (`owner` never
     /// decreases).
     pub(crate) fn add_unit(&mut self, owner: usize, delay_steps: u64, gids: &[u64]) -> usize {
