@@ -23,6 +23,7 @@
 
 use std::ops::Range;
 
+use super::subnormal::{margin, mul_exact, settle, threshold, visit, Factor};
 use super::{check_step_args, iaf::iaf_propagators, push_flagged, refractory_steps, ModelParams};
 
 /// The CUDA update, `snn_iaf_psc_exp_neuron`.
@@ -100,6 +101,54 @@ neuron_state! {
     }
 }
 
+/// The update of neurons `0..n` of the slices, NEST's order (see
+/// `step_body`), `$mul(x, k)` being `x` times factor `k` of `[P22, P21ex,
+/// P21in, P11ex, P11in]`. Branch-free, so that the loop runs on vector
+/// units: the propagation is computed for refractory neurons too and
+/// discarded (the same IEEE operations in the same order either way);
+/// spikes are flagged per block of 64 and collected after it.
+macro_rules! update {
+    ($mul:expr, $n:expr, $start:expr, $c:expr, $e_term:expr,
+     $v_rel:ident, $i_ex:ident, $i_in:ident, $r_ref:ident, $in_ex:ident, $in_in:ident,
+     $spikes:ident) => {
+        let mut flags = [0u32; 64];
+        for b in (0..$n).step_by(64) {
+            let m = 64.min($n - b);
+            let f = &mut flags[..m];
+            // Whether any neuron of the block fired, accumulated in the
+            // loop (in a register), so that blocks without a spike skip
+            // the scan of their flags.
+            let mut any = 0u32;
+            let v_rel = &mut $v_rel[b..b + m];
+            let i_ex = &mut $i_ex[b..b + m];
+            let i_in = &mut $i_in[b..b + m];
+            let r_ref = &mut $r_ref[b..b + m];
+            let (in_ex, in_in) = (&$in_ex[b..b + m], &$in_in[b..b + m]);
+            for k in 0..m {
+                let mul = $mul;
+                let v0 = v_rel[k];
+                let (ie0, ii0, r0) = (i_ex[k], i_in[k], r_ref[k]);
+                let propagated = mul(v0, 0) + mul(ie0, 1) + mul(ii0, 2) + $e_term;
+                let free = r0 == 0;
+                let v = if free { propagated } else { v0 };
+                let r = if free { 0 } else { r0.wrapping_sub(1) };
+                let ie = mul(ie0, 3) + in_ex[k];
+                let ii = mul(ii0, 4) + in_in[k];
+                let spike = v >= $c.theta;
+                v_rel[k] = if spike { $c.v_reset } else { v };
+                r_ref[k] = if spike { $c.refractory_steps } else { r };
+                i_ex[k] = ie;
+                i_in[k] = ii;
+                f[k] = u32::from(spike);
+                any |= u32::from(spike);
+            }
+            if any != 0 {
+                push_flagged(f, $start + b, $spikes);
+            }
+        }
+    };
+}
+
 impl State {
     step_with_avx2!();
 
@@ -119,48 +168,198 @@ impl State {
         let i_in = &mut self.i_syn_in[range.clone()];
         let r_ref = &mut self.refractory[range];
         let (in_ex, in_in) = (&in_ex_pa[..n], &in_in_pa[..n]);
-        let (i_e, p22, p20) = (c.i_e, c.p22, c.p20);
-        let (p11_ex, p11_in, p21_ex, p21_in) = (c.p11_ex, c.p11_in, c.p21_ex, c.p21_in);
-        let (theta, v_reset) = (c.theta, c.v_reset);
-        // Branch-free, so that the loop runs on vector units: the
-        // propagation is computed for refractory neurons too and discarded
-        // (the same IEEE operations in the same order either way); spikes
-        // are flagged per block of 64 and collected after it.
-        let mut flags = [0u32; 64];
-        for b in (0..n).step_by(64) {
-            let m = 64.min(n - b);
-            let f = &mut flags[..m];
-            // Whether any neuron of the block fired, accumulated in the
-            // loop (in a register), so that blocks without a spike skip
-            // the scan of their flags.
-            let mut any = 0u32;
-            let v_rel = &mut v_rel[b..b + m];
-            let i_ex = &mut i_ex[b..b + m];
-            let i_in = &mut i_in[b..b + m];
-            let r_ref = &mut r_ref[b..b + m];
-            let (in_ex, in_in) = (&in_ex[b..b + m], &in_in[b..b + m]);
-            for k in 0..m {
-                let v0 = v_rel[k];
-                let (ie0, ii0, r0) = (i_ex[k], i_in[k], r_ref[k]);
-                let propagated = v0 * p22 + ie0 * p21_ex + ii0 * p21_in + i_e * p20;
-                let free = r0 == 0;
-                let v = if free { propagated } else { v0 };
-                let r = if free { 0 } else { r0.wrapping_sub(1) };
-                let ie = ie0 * p11_ex + in_ex[k];
-                let ii = ii0 * p11_in + in_in[k];
-                let spike = v >= theta;
-                v_rel[k] = if spike { v_reset } else { v };
-                r_ref[k] = if spike { c.refractory_steps } else { r };
-                i_ex[k] = ie;
-                i_in[k] = ii;
-                f[k] = u32::from(spike);
-                any |= u32::from(spike);
+        let (p22, p11_ex, p11_in) = (c.p22, c.p11_ex, c.p11_in);
+        let (p21_ex, p21_in) = (c.p21_ex, c.p21_in);
+        // `I_e P20` once (the loop would compute the same product).
+        let e_term = c.i_e * c.p20;
+        // A call whose neurons may make subnormal products takes the exact
+        // path for them (`subnormal::mul_exact`: the same bits, without the
+        // microcode assists), in a function of its own (its constants
+        // would crowd the registers of this loop). A check every
+        // `CHECK_EVERY` calls: the smallest nonzero magnitudes' bits (less
+        // one, so that a zero wraps to the largest) against thresholds
+        // raised by the decay until the next check. One hint per call,
+        // kept with its first block of 64 (the engine calls pieces of 256
+        // that start at multiples of 256).
+        let hint = &mut self.tiny.blocks(start / 64 + 1)[start / 64];
+        let (tiny, check) = visit(hint);
+        let exact = if tiny {
+            match [p22, p21_ex, p21_in, p11_ex, p11_in].map(Factor::new) {
+                [Some(a), Some(b), Some(c), Some(d), Some(e)] => Some([a, b, c, d, e]),
+                _ => None,
             }
-            if any != 0 {
-                push_flagged(f, start + b, spikes);
+        } else {
+            None
+        };
+        match exact {
+            None => {
+                let ps = [p22, p21_ex, p21_in, p11_ex, p11_in];
+                update!(
+                    |x: f64, k: usize| x * ps[k],
+                    n,
+                    start,
+                    c,
+                    e_term,
+                    v_rel,
+                    i_ex,
+                    i_in,
+                    r_ref,
+                    in_ex,
+                    in_in,
+                    spikes
+                );
             }
+            Some(fs) => exact_update(
+                c, e_term, &fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
+            ),
+        }
+        if check {
+            // The groups of 8 neurons (a vector) holding a value below
+            // its threshold: the exact path is taken where more than
+            // three in four would take the slow multiplications. (It
+            // costs ~4 ns more per neuron than the fast path, as much as
+            // the slow path of groups with a tiny value in one in two or
+            // three of them; where they are fewer, the multi-area model
+            // measured slower with it.)
+            const ABS: u64 = !(1 << 63);
+            let bits = |t: f64| t.to_bits().wrapping_sub(1);
+            let (t_v, t_ex, t_in) = (
+                bits(threshold(&[p22]) * margin(p22)),
+                bits(threshold(&[p11_ex, p21_ex]) * margin(p11_ex)),
+                bits(threshold(&[p11_in, p21_in]) * margin(p11_in)),
+            );
+            let low = |x: f64, t: u64| (x.to_bits() & ABS).wrapping_sub(1) < t;
+            let mut groups = 0;
+            for g in (0..n).step_by(8) {
+                let e = (g + 8).min(n);
+                let mut any = false;
+                for k in g..e {
+                    any |= low(v_rel[k], t_v) | low(i_ex[k], t_ex) | low(i_in[k], t_in);
+                }
+                groups += usize::from(any);
+            }
+            settle(hint, 4 * groups > 3 * n.div_ceil(8));
         }
     }
+}
+
+/// The update with `subnormal::mul_exact` for every product of a state
+/// variable (see `update!`), compiled for the CPU's vector level.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn exact_update(
+    c: &Consts,
+    e_term: f64,
+    fs: &[Factor; 5],
+    start: usize,
+    v_rel: &mut [f64],
+    i_ex: &mut [f64],
+    i_in: &mut [f64],
+    r_ref: &mut [u32],
+    in_ex: &[f64],
+    in_in: &[f64],
+    spikes: &mut Vec<u32>,
+) {
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn body(
+        c: &Consts,
+        e_term: f64,
+        fs: &[Factor; 5],
+        start: usize,
+        v_rel: &mut [f64],
+        i_ex: &mut [f64],
+        i_in: &mut [f64],
+        r_ref: &mut [u32],
+        in_ex: &[f64],
+        in_in: &[f64],
+        spikes: &mut Vec<u32>,
+    ) {
+        let n = v_rel.len();
+        let (i_ex, i_in, r_ref) = (&mut i_ex[..n], &mut i_in[..n], &mut r_ref[..n]);
+        let (in_ex, in_in) = (&in_ex[..n], &in_in[..n]);
+        update!(
+            |x: f64, k: usize| mul_exact(x, &fs[k]),
+            n,
+            start,
+            c,
+            e_term,
+            v_rel,
+            i_ex,
+            i_in,
+            r_ref,
+            in_ex,
+            in_in,
+            spikes
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx512(
+            c: &Consts,
+            e_term: f64,
+            fs: &[Factor; 5],
+            start: usize,
+            v_rel: &mut [f64],
+            i_ex: &mut [f64],
+            i_in: &mut [f64],
+            r_ref: &mut [u32],
+            in_ex: &[f64],
+            in_in: &[f64],
+            spikes: &mut Vec<u32>,
+        ) {
+            body(
+                c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
+            )
+        }
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx2(
+            c: &Consts,
+            e_term: f64,
+            fs: &[Factor; 5],
+            start: usize,
+            v_rel: &mut [f64],
+            i_ex: &mut [f64],
+            i_in: &mut [f64],
+            r_ref: &mut [u32],
+            in_ex: &[f64],
+            in_in: &[f64],
+            spikes: &mut Vec<u32>,
+        ) {
+            body(
+                c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
+            )
+        }
+        use super::{simd, Simd};
+        match simd() {
+            Simd::Avx512 => {
+                // SAFETY: `simd` reports AVX-512 only where the CPU has
+                // these features and FMA, the only requirements of
+                // `avx512`.
+                return unsafe {
+                    avx512(
+                        c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
+                    )
+                };
+            }
+            Simd::Avx2 => {
+                // SAFETY: `simd` reports AVX2 only where the CPU has it and
+                // FMA, the only requirements of `avx2`.
+                return unsafe {
+                    avx2(
+                        c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
+                    )
+                };
+            }
+            Simd::Scalar => {}
+        }
+    }
+    body(
+        c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
+    )
 }
 
 #[cfg(test)]
@@ -200,6 +399,165 @@ mod tests {
         assert!(steps.len() > 5);
         for w in steps.windows(2) {
             assert!(w[1] - w[0] > 20);
+        }
+    }
+
+    /// One step of neuron `k` with the hardware's multiplications (exact
+    /// IEEE, slow for subnormals): the reference for the exact path.
+    fn reference_step(s: &mut State, c: &Consts, k: usize, in_ex: f64, in_in: f64) -> bool {
+        let (v0, ie0, ii0, r0) = (s.v_rel[k], s.i_syn_ex[k], s.i_syn_in[k], s.refractory[k]);
+        let propagated = v0 * c.p22 + ie0 * c.p21_ex + ii0 * c.p21_in + c.i_e * c.p20;
+        let (v, r) = if r0 == 0 {
+            (propagated, 0)
+        } else {
+            (v0, r0 - 1)
+        };
+        s.i_syn_ex[k] = ie0 * c.p11_ex + in_ex;
+        s.i_syn_in[k] = ii0 * c.p11_in + in_in;
+        let spike = v >= c.theta;
+        s.v_rel[k] = if spike { c.v_reset } else { v };
+        s.refractory[k] = if spike { c.refractory_steps } else { r };
+        spike
+    }
+
+    /// Currents and potentials in and near the subnormal range (where the
+    /// exact path takes over), stepped by `step` at every vector level
+    /// and by the reference: the same bits every step, the same spikes.
+    #[test]
+    fn subnormal_state_same_bits_as_the_hardware() {
+        let p = ModelParams {
+            I_e: 0.0,
+            ..ModelParams::default()
+        };
+        let c = consts(&p, 0.1);
+        let n = 300;
+        let tiny = |i: usize| match i % 5 {
+            0 => f64::from_bits(1 + i as u64),
+            1 => f64::from_bits((3 << 52) | (i as u64 * 7919)),
+            2 => 1e-300,
+            3 => 0.0,
+            _ => 5.0,
+        };
+        let start = State {
+            v_rel: (0..n)
+                .map(|i| if i % 7 == 0 { 14.9 } else { tiny(i / 3) })
+                .collect(),
+            i_syn_ex: (0..n).map(tiny).collect(),
+            i_syn_in: (0..n).map(|i| -tiny(i + 2)).collect(),
+            refractory: (0..n).map(|i| (i % 3) as u32).collect(),
+            tiny: Default::default(),
+        };
+        // Input to the first half only: the other half's currents decay
+        // undisturbed.
+        let input = |t: usize, k: usize| {
+            if k >= n / 2 {
+                (0.0, 0.0)
+            } else if (t * 31 + k).is_multiple_of(97) {
+                (87.8, 0.0)
+            } else if (t * 17 + k).is_multiple_of(89) {
+                (0.0, -351.2)
+            } else {
+                (0.0, 0.0)
+            }
+        };
+        let mut want = start.clone();
+        let mut want_spikes = Vec::new();
+        for t in 0..400 {
+            for k in 0..n {
+                let (e, i) = input(t, k);
+                if reference_step(&mut want, &c, k, e, i) {
+                    want_spikes.push((t, k as u32));
+                }
+            }
+        }
+        let levels = [
+            super::super::Simd::Scalar,
+            super::super::Simd::Avx2,
+            super::super::Simd::Avx512,
+        ];
+        for level in levels.into_iter().filter(|&l| l <= super::super::simd()) {
+            let mut s = start.clone();
+            let mut spikes_all = Vec::new();
+            for t in 0..400 {
+                let (ex, inh): (Vec<f64>, Vec<f64>) = (0..n).map(|k| input(t, k)).unzip();
+                let mut spikes = Vec::new();
+                // In pieces of 64 and 128, as the engine's 256.
+                for r in [0..64, 64..192, 192..n] {
+                    let (a, b) = (r.start, r.end);
+                    match level {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `simd` reports this level (or a higher
+                        // one) only where the CPU has its features.
+                        super::super::Simd::Avx512 => unsafe {
+                            s.step_avx512(&c, r, &ex[a..b], &inh[a..b], &mut spikes)
+                        },
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: as above.
+                        super::super::Simd::Avx2 => unsafe {
+                            s.step_avx2(&c, r, &ex[a..b], &inh[a..b], &mut spikes)
+                        },
+                        _ => s.step_body(&c, r, &ex[a..b], &inh[a..b], &mut spikes),
+                    }
+                }
+                spikes_all.extend(spikes.into_iter().map(|k| (t, k)));
+            }
+            for (name, x, y) in [
+                ("v_rel", &s.v_rel, &want.v_rel),
+                ("i_syn_ex", &s.i_syn_ex, &want.i_syn_ex),
+                ("i_syn_in", &s.i_syn_in, &want.i_syn_in),
+            ] {
+                for k in 0..n {
+                    assert_eq!(x[k].to_bits(), y[k].to_bits(), "{level:?} {name}[{k}]");
+                }
+            }
+            assert_eq!(s.refractory, want.refractory);
+            assert_eq!(spikes_all, want_spikes, "{level:?}");
+        }
+        // Some currents are still subnormal at the end (stuck at the
+        // smallest ones), so the exact path had work to do.
+        assert!(want.i_syn_ex.iter().any(|x| x.is_subnormal()));
+    }
+
+    /// The exact path alone, on a block whose every current is tiny.
+    #[test]
+    fn exact_update_same_bits_as_the_hardware() {
+        let c = consts(&ModelParams::default(), 0.1);
+        let n = 100;
+        let mut s = State::new(n, |i| i as f64 * 0.15);
+        for k in 0..n {
+            s.i_syn_ex[k] = f64::from_bits(1 + 1_000_003 * k as u64);
+            s.i_syn_in[k] = -f64::from_bits((2 << 52) + 999_983 * k as u64);
+        }
+        let mut want = s.clone();
+        let (ex, inh) = (vec![0.0; n], vec![0.0; n]);
+        let fs = [c.p22, c.p21_ex, c.p21_in, c.p11_ex, c.p11_in].map(|p| Factor::new(p).unwrap());
+        for _ in 0..50 {
+            let mut spikes = Vec::new();
+            exact_update(
+                &c,
+                c.i_e * c.p20,
+                &fs,
+                0,
+                &mut s.v_rel,
+                &mut s.i_syn_ex,
+                &mut s.i_syn_in,
+                &mut s.refractory,
+                &ex,
+                &inh,
+                &mut spikes,
+            );
+            let mut want_spikes = Vec::new();
+            for k in 0..n {
+                if reference_step(&mut want, &c, k, 0.0, 0.0) {
+                    want_spikes.push(k as u32);
+                }
+            }
+            assert_eq!(spikes, want_spikes);
+            for k in 0..n {
+                assert_eq!(s.v_rel[k].to_bits(), want.v_rel[k].to_bits());
+                assert_eq!(s.i_syn_ex[k].to_bits(), want.i_syn_ex[k].to_bits(), "{k}");
+                assert_eq!(s.i_syn_in[k].to_bits(), want.i_syn_in[k].to_bits(), "{k}");
+            }
         }
     }
 

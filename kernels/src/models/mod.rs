@@ -199,9 +199,10 @@ impl Default for ModelParams {
 pub enum Simd {
     /// Plain code (what the compiler makes of it for the baseline CPU).
     Scalar,
-    /// AVX2: four `f64` per instruction.
+    /// AVX2 (with FMA): four `f64` per instruction.
     Avx2,
-    /// AVX-512 F, DQ, VL and BW (with AVX2): eight `f64` per instruction.
+    /// AVX-512 F, DQ, VL and BW (with AVX2 and FMA): eight `f64` per
+    /// instruction.
     Avx512,
 }
 
@@ -254,7 +255,9 @@ pub fn simd() -> Simd {
 fn detect_simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
+        // FMA: only for exact remainders (`subnormal::mul_exact`); Rust
+        // never contracts `a * b + c` into it.
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             if std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512dq")
                 && std::is_x86_feature_detected!("avx512vl")
@@ -303,8 +306,8 @@ macro_rules! step_with_avx2 {
                     $crate::models::Simd::Avx512 => unsafe {
                         self.step_avx512(c, range, in_ex_pa, in_in_pa, spikes)
                     },
-                    // SAFETY: `simd` reports AVX2 only where the CPU has it,
-                    // the only requirement of `step_avx2`.
+                    // SAFETY: `simd` reports AVX2 only where the CPU has it
+                    // and FMA, the only requirements of `step_avx2`.
                     $crate::models::Simd::Avx2 => unsafe {
                         self.step_avx2(c, range, in_ex_pa, in_in_pa, spikes)
                     },
@@ -318,7 +321,7 @@ macro_rules! step_with_avx2 {
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2")]
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
         fn step_avx512(
             &mut self,
             c: &Consts,
@@ -331,7 +334,7 @@ macro_rules! step_with_avx2 {
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         fn step_avx2(
             &mut self,
             c: &Consts,
@@ -448,6 +451,10 @@ macro_rules! neuron_state {
             $($(#[$fm])* pub $f: Vec<f64>,)*
             /// Remaining refractory steps.
             pub refractory: Vec<u32>,
+            /// Which pieces may hold subnormal products (a hint about
+            /// speed, no part of the state's value: see
+            /// [`subnormal`](crate::models::subnormal)).
+            pub tiny: $crate::models::subnormal::Hint,
         }
 
         impl State {
@@ -472,6 +479,7 @@ macro_rules! neuron_state {
                     v_rel: self.v_rel[r.clone()].to_vec(),
                     $($f: self.$f[r.clone()].to_vec(),)*
                     refractory: self.refractory[r].to_vec(),
+                    tiny: Default::default(),
                 }
             }
 
@@ -483,6 +491,7 @@ macro_rules! neuron_state {
                     v_rel: (0..n).map(v_rel_init).collect(),
                     $($f: vec![0.0; n],)*
                     refractory: vec![0; n],
+                    tiny: Default::default(),
                 }
             }
 
@@ -538,6 +547,7 @@ macro_rules! neuron_state {
                     v_rel: r.f64s(n)?,
                     $($f: r.f64s(n)?,)*
                     refractory: r.u32s(n)?,
+                    tiny: Default::default(),
                 };
                 r.done().then_some(s)
             }
@@ -549,6 +559,7 @@ mod iaf;
 pub mod iaf_psc_alpha;
 pub mod iaf_psc_delta;
 pub mod iaf_psc_exp;
+pub mod subnormal;
 
 /// The constants of any model, as one `#[repr(C)]` block of 8-byte words
 /// (the C union `SnnModelConsts` of `models.cuh`, whose members are the
