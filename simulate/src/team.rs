@@ -12,9 +12,9 @@
 //!
 //! A team may have idle work (`Fn(member) -> bool`, true when it did
 //! something): a member that waits, for the others to finish a job or for
-//! the next job, calls it while it spins (the CPU engine computes Poisson words ahead in
-//! that time, see `pool`). It must be short (a job start waits for it) and
-//! must not block.
+//! the next job, calls it while it spins (the CPU engine computes Poisson
+//! words ahead in that time, see `pool`). It must be short (a job start
+//! waits for it) and must not block.
 //!
 //! A job is `Fn(member) + Sync`: it borrows from the caller's stack, which is
 //! sound because `run` does not return before every member has finished it.

@@ -209,9 +209,19 @@ impl State {
                     spikes
                 );
             }
-            Some(fs) => exact_update(
-                c, e_term, &fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
-            ),
+            Some(fs) => exact_update(Exact {
+                c,
+                e_term,
+                fs,
+                start,
+                v_rel,
+                i_ex,
+                i_in,
+                r_ref,
+                in_ex,
+                in_in,
+                spikes,
+            }),
         }
         if check {
             // The groups of 8 neurons (a vector) holding a value below
@@ -243,38 +253,40 @@ impl State {
     }
 }
 
-/// The update with `subnormal::mul_exact` for every product of a state
-/// variable (see `update!`), compiled for the CPU's vector level.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-fn exact_update(
-    c: &Consts,
+/// The operands of one exact update (see [`exact_update`]): the state
+/// and input slices of the neurons from `start` on.
+struct Exact<'a> {
+    c: &'a Consts,
     e_term: f64,
-    fs: &[Factor; 5],
+    fs: [Factor; 5],
     start: usize,
-    v_rel: &mut [f64],
-    i_ex: &mut [f64],
-    i_in: &mut [f64],
-    r_ref: &mut [u32],
-    in_ex: &[f64],
-    in_in: &[f64],
-    spikes: &mut Vec<u32>,
-) {
+    v_rel: &'a mut [f64],
+    i_ex: &'a mut [f64],
+    i_in: &'a mut [f64],
+    r_ref: &'a mut [u32],
+    in_ex: &'a [f64],
+    in_in: &'a [f64],
+    spikes: &'a mut Vec<u32>,
+}
+
+impl Exact<'_> {
+    /// `update!` with `subnormal::mul_exact` for every product of a state
+    /// variable.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn body(
-        c: &Consts,
-        e_term: f64,
-        fs: &[Factor; 5],
-        start: usize,
-        v_rel: &mut [f64],
-        i_ex: &mut [f64],
-        i_in: &mut [f64],
-        r_ref: &mut [u32],
-        in_ex: &[f64],
-        in_in: &[f64],
-        spikes: &mut Vec<u32>,
-    ) {
+    fn run(self) {
+        let Exact {
+            c,
+            e_term,
+            fs,
+            start,
+            v_rel,
+            i_ex,
+            i_in,
+            r_ref,
+            in_ex,
+            in_in,
+            spikes,
+        } = self;
         let n = v_rel.len();
         let (i_ex, i_in, r_ref) = (&mut i_ex[..n], &mut i_in[..n], &mut r_ref[..n]);
         let (in_ex, in_in) = (&in_ex[..n], &in_in[..n]);
@@ -293,73 +305,33 @@ fn exact_update(
             spikes
         );
     }
+}
+
+/// [`Exact::run`], compiled for the CPU's vector level.
+#[inline(never)]
+fn exact_update(x: Exact) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        fn avx512(
-            c: &Consts,
-            e_term: f64,
-            fs: &[Factor; 5],
-            start: usize,
-            v_rel: &mut [f64],
-            i_ex: &mut [f64],
-            i_in: &mut [f64],
-            r_ref: &mut [u32],
-            in_ex: &[f64],
-            in_in: &[f64],
-            spikes: &mut Vec<u32>,
-        ) {
-            body(
-                c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
-            )
+        fn avx512(x: Exact) {
+            x.run()
         }
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        fn avx2(
-            c: &Consts,
-            e_term: f64,
-            fs: &[Factor; 5],
-            start: usize,
-            v_rel: &mut [f64],
-            i_ex: &mut [f64],
-            i_in: &mut [f64],
-            r_ref: &mut [u32],
-            in_ex: &[f64],
-            in_in: &[f64],
-            spikes: &mut Vec<u32>,
-        ) {
-            body(
-                c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
-            )
+        fn avx2(x: Exact) {
+            x.run()
         }
         use super::{simd, Simd};
         match simd() {
-            Simd::Avx512 => {
-                // SAFETY: `simd` reports AVX-512 only where the CPU has
-                // these features and FMA, the only requirements of
-                // `avx512`.
-                return unsafe {
-                    avx512(
-                        c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
-                    )
-                };
-            }
-            Simd::Avx2 => {
-                // SAFETY: `simd` reports AVX2 only where the CPU has it and
-                // FMA, the only requirements of `avx2`.
-                return unsafe {
-                    avx2(
-                        c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
-                    )
-                };
-            }
+            // SAFETY: `simd` reports AVX-512 only where the CPU has these
+            // features and FMA, the only requirements of `avx512`.
+            Simd::Avx512 => return unsafe { avx512(x) },
+            // SAFETY: `simd` reports AVX2 only where the CPU has it and FMA,
+            // the only requirements of `avx2`.
+            Simd::Avx2 => return unsafe { avx2(x) },
             Simd::Scalar => {}
         }
     }
-    body(
-        c, e_term, fs, start, v_rel, i_ex, i_in, r_ref, in_ex, in_in, spikes,
-    )
+    x.run()
 }
 
 #[cfg(test)]
@@ -533,19 +505,19 @@ mod tests {
         let fs = [c.p22, c.p21_ex, c.p21_in, c.p11_ex, c.p11_in].map(|p| Factor::new(p).unwrap());
         for _ in 0..50 {
             let mut spikes = Vec::new();
-            exact_update(
-                &c,
-                c.i_e * c.p20,
-                &fs,
-                0,
-                &mut s.v_rel,
-                &mut s.i_syn_ex,
-                &mut s.i_syn_in,
-                &mut s.refractory,
-                &ex,
-                &inh,
-                &mut spikes,
-            );
+            exact_update(Exact {
+                c: &c,
+                e_term: c.i_e * c.p20,
+                fs,
+                start: 0,
+                v_rel: &mut s.v_rel,
+                i_ex: &mut s.i_syn_ex,
+                i_in: &mut s.i_syn_in,
+                r_ref: &mut s.refractory,
+                in_ex: &ex,
+                in_in: &inh,
+                spikes: &mut spikes,
+            });
             let mut want_spikes = Vec::new();
             for k in 0..n {
                 if reference_step(&mut want, &c, k, 0.0, 0.0) {
