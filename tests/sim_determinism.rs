@@ -294,3 +294,94 @@ fn spikes_identical_for_every_vector_level() {
         }
     }
 }
+
+/// [`Engine::run_alone`] (the workers meet at a barrier after every
+/// interval and deliver each other's spikes, for a rank alone in its run)
+/// against [`Engine::update`] and [`Engine::deliver`] interval by interval:
+/// the same spikes, synaptic events and saved state (checked after every
+/// call, calls of odd lengths that split intervals), for 1 to 3 workers, on
+/// a network with events queued (microcircuit, interval of one step) and
+/// one with dense rings (balanced, one delay of 15 steps).
+#[test]
+fn run_alone_equals_interval_by_interval() {
+    use snn_formats::{Check, NetworkDir};
+    use snn_simulate::engine::Engine;
+    let tmp = tempfile::tempdir().unwrap();
+    let micro = config(
+        "microcircuit.toml",
+        &["scale.neurons=0.05", "scale.indegree=0.1"],
+    );
+    let balanced = config(
+        "balanced.toml",
+        &[
+            "scale.neurons=0.2",
+            "scale.indegree=0.1",
+            "poisson_background.rate_Hz=23.173374667665403",
+        ],
+    );
+    for (name, cfg) in [("micro", micro), ("balanced", balanced)] {
+        let net = tmp.path().join(name);
+        build(&cfg, &net, 1, 2);
+        let dir = NetworkDir::open(&net).unwrap();
+        let model = dir.manifest.model(&net).unwrap();
+        for threads in [1usize, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let engine = || {
+                pool.install(|| {
+                    Engine::new(
+                        model.clone(),
+                        dir.open_shard(0, Check::Full).unwrap(),
+                        dir.manifest.min_delay_steps,
+                        dir.manifest.max_delay_steps,
+                        7,
+                    )
+                    .unwrap()
+                })
+            };
+            let (mut a, mut b) = (engine(), engine());
+            let iv = a.interval();
+            let (mut spikes_a, mut spikes_b) = (Vec::new(), Vec::new());
+            let (mut events_a, mut events_b) = (0u64, 0u64);
+            // Calls of odd lengths; events counted from the second on.
+            for (call, n) in [1u64, 7, 33, 100, 3, 256, 45, 555].into_iter().enumerate() {
+                let count = call > 0;
+                let (spikes, events) = b.run_alone(n, count).unwrap();
+                spikes_b.extend(spikes);
+                events_b += events;
+                let mut done = 0;
+                while done < n {
+                    let k = iv.min(n - done);
+                    let out = a.update(k).unwrap();
+                    let all: Vec<(u64, u32)> = out
+                        .iter()
+                        .flat_map(|s| s.local.iter().map(move |&l| (s.step, l)))
+                        .collect();
+                    let e = a.deliver(&all).unwrap();
+                    if count {
+                        events_a += e;
+                    }
+                    spikes_a.extend(all);
+                    done += k;
+                }
+                assert_eq!(a.step(), b.step());
+                let what = format!("{name}, {threads} threads, after call {call}");
+                assert_eq!(spikes_a, spikes_b, "{what}: spikes");
+                assert_eq!(events_a, events_b, "{what}: events");
+                let (sa, sb) = (a.save_state().unwrap(), b.save_state().unwrap());
+                assert_eq!(sa.len(), sb.len());
+                for (x, y) in sa.iter().zip(&sb) {
+                    assert!(x.name == y.name && x.data == y.data, "{what}: {}", x.name);
+                }
+            }
+            assert!(
+                spikes_a.len() > 200,
+                "{name}: only {} spikes",
+                spikes_a.len()
+            );
+            assert!(events_a > 0);
+        }
+    }
+}

@@ -32,7 +32,7 @@ use snn_formats::model::{
 };
 use snn_kernels::detmath;
 use snn_kernels::registry::DistParams;
-use snn_kernels::rng::{philox4x32_10_x32, CounterRng, Purpose};
+use snn_kernels::rng::{philox4x32_10_x32_to, CounterRng, Lanes, Purpose};
 use snn_kernels::ziggurat::{normal_zig_with, ZigguratTables};
 
 /// Normal variates by the ziggurat ([`normal_zig_with`]): one stream word
@@ -327,14 +327,17 @@ impl ProjPlan {
     #[inline]
     fn synapse_rngs(&self, t: u64, k0: u64, n: usize) -> impl Iterator<Item = CounterRng> + '_ {
         let w0 = ((Purpose::Synapse as u32) << 24) | self.proj.index;
+        // The counters made in registers (see `philox4x32_10_x32_to`).
         let counters = [
-            [0u32; 32],
-            [w0; 32],
-            [t as u32; 32],
-            std::array::from_fn(|j| (k0 + j as u64) as u32),
+            Lanes::Same(0),
+            Lanes::Same(w0),
+            Lanes::Same(t as u32),
+            Lanes::Iota(k0 as u32),
         ];
         let key = [self.seed as u32, (self.seed >> 32) as u32];
-        let first = philox4x32_10_x32(&counters, key);
+        let mut first = [[0u32; 32]; 4];
+        let [a, b, c, d] = &mut first;
+        philox4x32_10_x32_to(&counters, key, &mut [a, b, c, d]);
         (0..n).map(move |j| {
             CounterRng::with_first_block(
                 self.seed,

@@ -36,69 +36,151 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
+/// One counter word of 32 lanes (see [`philox4x32_10_x32_to`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Lanes<'a> {
+    /// The same word in every lane.
+    Same(u32),
+    /// Word `j` in lane `j`.
+    Each(&'a [u32; 32]),
+    /// `base + j` (wrapping) in lane `j`.
+    Iota(u32),
+}
+
+impl Lanes<'_> {
+    /// The word of lane `j`.
+    #[inline(always)]
+    fn lane(&self, j: usize) -> u32 {
+        match *self {
+            Lanes::Same(x) => x,
+            Lanes::Each(w) => w[j],
+            Lanes::Iota(base) => base.wrapping_add(j as u32),
+        }
+    }
+}
+
 /// [`philox4x32_10`] of 32 counters at once, all with the same key: counter
-/// word `i` of lane `j` is `counters[i][j]`, and so is output word `i`. With
-/// AVX-512 or AVX2 (as [`crate::models::simd`] reports) two groups of sixteen or four of
-/// eight lanes go through the rounds side by side (2.5 or 3.3 ns per block
-/// on dev-2c, against about 5 for the scalar function); without, lane by
-/// lane. The words are the same either way (integer arithmetic only).
+/// word `i` of lane `j` is `counters[i][j]`, and so is output word `i`. See
+/// [`philox4x32_10_x32_to`], which this calls.
 pub fn philox4x32_10_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]; 4] {
+    let mut out = [[0u32; 32]; 4];
+    let [a, b, c, d] = &mut out;
+    philox4x32_10_x32_to(
+        &[
+            Lanes::Each(&counters[0]),
+            Lanes::Each(&counters[1]),
+            Lanes::Each(&counters[2]),
+            Lanes::Each(&counters[3]),
+        ],
+        key,
+        &mut [a, b, c, d],
+    );
+    out
+}
+
+/// [`philox4x32_10`] of 32 counters at once, all with the same key: counter
+/// word `i` of lane `j` is `counters[i]`'s lane `j`, and output word `i` of
+/// lane `j < m` goes to `out[i][j]` (`m`: the common length of the `out`
+/// slices, at most 32; lanes from `m` on are computed and dropped).
+///
+/// With AVX-512 or AVX2 (as [`crate::models::simd`] reports) four groups of
+/// eight lanes go through the rounds side by side; without, lane by lane.
+/// The words are the same either way (integer arithmetic only). The
+/// counters are made in registers from what [`Lanes`] says (a broadcast, a
+/// load, a ramp) and the words stored straight into `out`: counters just
+/// written to memory by narrower stores, or words copied out of a returned
+/// array, stall the loads that read them (store forwarding fails for a load
+/// that spans several stores), which had made the engine's Philox twice as
+/// slow as the rounds themselves.
+///
+/// Everything is passed by reference and read field by field, for the same
+/// reason (a by-value array of slices had been copied 16 bytes at a time
+/// from its 8-byte fields).
+///
+/// # Panics
+///
+/// If the `out` slices differ in length or are longer than 32.
+#[inline]
+pub fn philox4x32_10_x32_to(counters: &[Lanes<'_>; 4], key: [u32; 2], out: &mut [&mut [u32]; 4]) {
+    let m = out[0].len();
+    assert!(
+        m <= 32 && out.iter().all(|o| o.len() == m),
+        "philox4x32_10_x32_to: output slices of different lengths or over 32"
+    );
     #[cfg(target_arch = "x86_64")]
     {
         use crate::models::{simd, Simd};
         match simd() {
             // SAFETY: `simd` reports AVX-512 only where the CPU has it
             // (AVX-512F is the only requirement of `avx512::philox_x32`).
-            Simd::Avx512 => return unsafe { avx512::philox_x32(counters, key) },
+            Simd::Avx512 => return unsafe { avx512::philox_x32(counters, key, out) },
             // SAFETY: `simd` reports AVX2 only where the CPU has it, the
             // only requirement of `avx2::philox_x32`.
-            Simd::Avx2 => return unsafe { avx2::philox_x32(counters, key) },
+            Simd::Avx2 => return unsafe { avx2::philox_x32(counters, key, out) },
             Simd::Scalar => {}
         }
     }
-    let mut out = [[0u32; 32]; 4];
-    for j in 0..32 {
+    scalar_x32(counters, key, out);
+}
+
+/// Lane by lane (the plain variant of [`philox4x32_10_x32_to`]).
+fn scalar_x32(counters: &[Lanes<'_>; 4], key: [u32; 2], out: &mut [&mut [u32]; 4]) {
+    let [a, b, c, d] = out;
+    for j in 0..a.len() {
         let w = philox4x32_10(
             [
-                counters[0][j],
-                counters[1][j],
-                counters[2][j],
-                counters[3][j],
+                counters[0].lane(j),
+                counters[1].lane(j),
+                counters[2].lane(j),
+                counters[3].lane(j),
             ],
             key,
         );
-        for i in 0..4 {
-            out[i][j] = w[i];
-        }
+        (a[j], b[j], c[j], d[j]) = (w[0], w[1], w[2], w[3]);
     }
-    out
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
+    use super::{Lanes, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
     use std::arch::x86_64::*;
 
-    /// Philox4x32-10 of 32 lanes (see `philox4x32_10_x32`): four groups of
-    /// eight lanes side by side, each 32-bit word held in the low half of a
-    /// 64-bit lane. One `vpmuludq` then gives a lane's whole 64-bit product
-    /// (low word in the low half, high word in the high half), a `vpshufd`
-    /// swaps the high word down and one `vpternlogd` makes the three-way
-    /// XOR: six instructions per round and eight lanes, against nine for
-    /// sixteen 32-bit lanes, whose odd lanes need shifts and blends. The
-    /// high halves carry leftovers that never reach a low half
+    /// Lanes `8 g..8 g + 8` of `w`, each in the low half of a 64-bit lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn group(w: &Lanes<'_>, g: usize) -> __m512i {
+        match *w {
+            Lanes::Same(x) => _mm512_set1_epi64(i64::from(x)),
+            Lanes::Each(w) => {
+                // SAFETY: `w[8 g..8 g + 8]` is in bounds (g < 4) and an
+                // unaligned load reads exactly those 32 bytes.
+                let v = unsafe { _mm256_loadu_si256(w.as_ptr().add(8 * g) as *const __m256i) };
+                _mm512_cvtepu32_epi64(v)
+            }
+            Lanes::Iota(base) => {
+                let ramp = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+                let first = _mm512_set1_epi64(i64::from(base.wrapping_add(8 * g as u32)));
+                // 32-bit additions: the low halves wrap as `u32` does, the
+                // high halves stay zero.
+                _mm512_add_epi32(first, ramp)
+            }
+        }
+    }
+
+    /// Philox4x32-10 of 32 lanes (see `philox4x32_10_x32_to`): four groups
+    /// of eight lanes side by side, each 32-bit word held in the low half
+    /// of a 64-bit lane. One `vpmuludq` then gives a lane's whole 64-bit
+    /// product (low word in the low half, high word in the high half), a
+    /// `vpshufd` swaps the high word down and one `vpternlogd` makes the
+    /// three-way XOR: six instructions per round and eight lanes, against
+    /// nine for sixteen 32-bit lanes, whose odd lanes need shifts and
+    /// blends. The high halves carry leftovers that never reach a low half
     /// (`vpmuludq` reads only the low 32 bits, XOR is bitwise) and are
     /// dropped when the words are packed.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn philox_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]; 4] {
-        let load = |w: &[u32; 32], g: usize| {
-            // SAFETY: `w[8 g..8 g + 8]` is in bounds (g < 4) and an
-            // unaligned load reads exactly those 32 bytes.
-            let v = unsafe { _mm256_loadu_si256(w.as_ptr().add(8 * g) as *const __m256i) };
-            _mm512_cvtepu32_epi64(v)
-        };
+    pub(super) fn philox_x32(counters: &[Lanes<'_>; 4], key: [u32; 2], out: &mut [&mut [u32]; 4]) {
         let mut c: [[__m512i; 4]; 4] =
-            std::array::from_fn(|g| std::array::from_fn(|i| load(&counters[i], g)));
+            std::array::from_fn(|g| std::array::from_fn(|i| group(&counters[i], g)));
         let m0 = _mm512_set1_epi64(i64::from(PHILOX_M0));
         let m1 = _mm512_set1_epi64(i64::from(PHILOX_M1));
         let (mut k0, mut k1) = (key[0], key[1]);
@@ -124,24 +206,34 @@ mod avx512 {
                 ];
             }
         }
-        // The low halves of two groups' lanes, in lane order: 16 words.
+        // The low halves of two groups' lanes, in lane order: 16 words,
+        // stored (the first `m` lanes of them) straight into `out`.
         let pick = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let mut out = [[0u32; 32]; 4];
         for (i, o) in out.iter_mut().enumerate() {
             for h in 0..2 {
                 let v = _mm512_permutex2var_epi32(c[2 * h][i], pick, c[2 * h + 1][i]);
-                // SAFETY: `o[16 h..16 h + 16]` is in bounds (h < 2) and an
-                // unaligned store writes exactly those 64 bytes.
-                unsafe { _mm512_storeu_si512(o.as_mut_ptr().add(16 * h) as *mut __m512i, v) };
+                let at = 16 * h;
+                if o.len() >= at + 16 {
+                    // SAFETY: `o[at..at + 16]` is in bounds (just checked)
+                    // and an unaligned store writes exactly those 64 bytes.
+                    unsafe { _mm512_storeu_si512(o.as_mut_ptr().add(at) as *mut __m512i, v) };
+                } else if o.len() > at {
+                    let mask = (1u16 << (o.len() - at)) - 1;
+                    // SAFETY: `at` is inside `o`, and the masked store
+                    // writes only lanes `at..o.len()` of it (the masked-off
+                    // lanes are neither written nor faulted on).
+                    unsafe {
+                        _mm512_mask_storeu_epi32(o.as_mut_ptr().add(at) as *mut i32, mask, v)
+                    };
+                }
             }
         }
-        out
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
+    use super::{Lanes, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
     use std::arch::x86_64::*;
 
     /// High and low 32-bit halves of `a * m`, lane by lane (8 lanes).
@@ -157,16 +249,29 @@ mod avx2 {
         (hi, lo)
     }
 
-    /// Philox4x32-10 of 32 lanes (see `philox4x32_10_x32`).
+    /// Lanes `8 g..8 g + 8` of `w`.
+    #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) fn philox_x32(counters: &[[u32; 32]; 4], key: [u32; 2]) -> [[u32; 32]; 4] {
-        let load = |w: &[u32; 32], g: usize| {
-            // SAFETY: `w[8 g..8 g + 8]` is in bounds (g < 4) and an
-            // unaligned load reads exactly those 32 bytes.
-            unsafe { _mm256_loadu_si256(w.as_ptr().add(8 * g) as *const __m256i) }
-        };
+    fn group(w: &Lanes<'_>, g: usize) -> __m256i {
+        match *w {
+            Lanes::Same(x) => _mm256_set1_epi32(x as i32),
+            Lanes::Each(w) => {
+                // SAFETY: `w[8 g..8 g + 8]` is in bounds (g < 4) and an
+                // unaligned load reads exactly those 32 bytes.
+                unsafe { _mm256_loadu_si256(w.as_ptr().add(8 * g) as *const __m256i) }
+            }
+            Lanes::Iota(base) => _mm256_add_epi32(
+                _mm256_set1_epi32(base.wrapping_add(8 * g as u32) as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            ),
+        }
+    }
+
+    /// Philox4x32-10 of 32 lanes (see `philox4x32_10_x32_to`).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn philox_x32(counters: &[Lanes<'_>; 4], key: [u32; 2], out: &mut [&mut [u32]; 4]) {
         let mut c: [[__m256i; 4]; 4] =
-            std::array::from_fn(|g| std::array::from_fn(|i| load(&counters[i], g)));
+            std::array::from_fn(|g| std::array::from_fn(|i| group(&counters[i], g)));
         let m0 = _mm256_set1_epi32(PHILOX_M0 as i32);
         let m1 = _mm256_set1_epi32(PHILOX_M1 as i32);
         let (mut k0, mut k1) = (key[0], key[1]);
@@ -187,15 +292,24 @@ mod avx2 {
                 ];
             }
         }
-        let mut out = [[0u32; 32]; 4];
-        for (g, group) in c.iter().enumerate() {
-            for (i, v) in group.iter().enumerate() {
-                // SAFETY: `out[i][8 g..8 g + 8]` is in bounds (g < 4) and
-                // an unaligned store writes exactly those 32 bytes.
-                unsafe { _mm256_storeu_si256(out[i].as_mut_ptr().add(8 * g) as *mut __m256i, *v) };
+        for (i, o) in out.iter_mut().enumerate() {
+            for (g, group) in c.iter().enumerate() {
+                let at = 8 * g;
+                if o.len() >= at + 8 {
+                    // SAFETY: `o[at..at + 8]` is in bounds (just checked)
+                    // and an unaligned store writes exactly those 32 bytes.
+                    unsafe {
+                        _mm256_storeu_si256(o.as_mut_ptr().add(at) as *mut __m256i, group[i])
+                    };
+                } else if o.len() > at {
+                    let mut lanes = [0u32; 8];
+                    // SAFETY: `lanes` holds exactly the 32 bytes written.
+                    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, group[i]) };
+                    let n = o.len() - at;
+                    o[at..].copy_from_slice(&lanes[..n]);
+                }
             }
         }
-        out
     }
 }
 
@@ -357,46 +471,68 @@ impl CounterRng {
 mod lane_tests {
     use super::*;
 
-    /// Every lane of the 32-lane function has the scalar function's words.
+    /// Every lane of the 32-lane functions has the scalar function's words,
+    /// for every kind of counter word and output length, on every
+    /// implementation this CPU can run.
     #[test]
     fn lanes_equal_the_scalar_function() {
+        type Imp = fn(&[Lanes<'_>; 4], [u32; 2], &mut [&mut [u32]; 4]);
+        let mut imps: Vec<(&str, Imp)> = vec![
+            ("scalar", scalar_x32),
+            ("dispatched", |c, k, o| philox4x32_10_x32_to(c, k, o)),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is there (checked just above).
+                imps.push(("avx2", |c, k, o| unsafe { avx2::philox_x32(c, k, o) }));
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F is there (checked just above).
+                imps.push(("avx512", |c, k, o| unsafe { avx512::philox_x32(c, k, o) }));
+            }
+        }
         let mut g = CounterRng::from_raw(99, [1, 2, 3], 0);
-        for _ in 0..1000 {
+        for trial in 0..1000 {
             let key = [g.next_u32(), g.next_u32()];
-            let mut counters = [[0u32; 32]; 4];
-            for word in counters.iter_mut() {
+            let mut each = [[0u32; 32]; 4];
+            for word in each.iter_mut() {
                 for lane in word.iter_mut() {
                     *lane = g.next_u32();
                 }
             }
-            // Every implementation this CPU can run, whichever the
-            // dispatch picks.
-            let mut results = vec![("dispatched", philox4x32_10_x32(&counters, key))];
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: AVX2 is there (checked just above).
-                    results.push(("avx2", unsafe { avx2::philox_x32(&counters, key) }));
-                }
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: AVX-512F is there (checked just above).
-                    results.push(("avx512", unsafe { avx512::philox_x32(&counters, key) }));
+            // Word i: per lane, the same, or a ramp (crossing 2^32 now
+            // and then), by trial.
+            let counters: [Lanes; 4] = std::array::from_fn(|i| match (trial + i) % 3 {
+                0 => Lanes::Each(&each[i]),
+                1 => Lanes::Same(each[i][0]),
+                _ => Lanes::Iota(u32::MAX - (each[i][1] & 63)),
+            });
+            let m = [32, 31, 17, 16, 9, 8, 1, 0][trial % 8];
+            let want: Vec<[u32; 4]> = (0..32)
+                .map(|j| philox4x32_10(std::array::from_fn(|i| counters[i].lane(j)), key))
+                .collect();
+            for (what, imp) in &imps {
+                // Lanes past `m` must stay untouched.
+                let mut out = [[0xdead_beefu32; 33]; 4];
+                let [a, b, c, d] = &mut out;
+                imp(
+                    &counters,
+                    key,
+                    &mut [&mut a[..m], &mut b[..m], &mut c[..m], &mut d[..m]],
+                );
+                for j in 0..33 {
+                    for i in 0..4 {
+                        let expect = if j < m { want[j][i] } else { 0xdead_beef };
+                        assert_eq!(out[i][j], expect, "{what}, m = {m}, word {i}, lane {j}");
+                    }
                 }
             }
+            let whole = philox4x32_10_x32(&each, key);
             for j in 0..32 {
-                let want = philox4x32_10(
-                    [
-                        counters[0][j],
-                        counters[1][j],
-                        counters[2][j],
-                        counters[3][j],
-                    ],
-                    key,
-                );
-                for (what, x32) in &results {
-                    for i in 0..4 {
-                        assert_eq!(x32[i][j], want[i], "{what}");
-                    }
+                let w = philox4x32_10(std::array::from_fn(|i| each[i][j]), key);
+                for i in 0..4 {
+                    assert_eq!(whole[i][j], w[i]);
                 }
             }
         }

@@ -50,9 +50,10 @@ impl Deadline {
         self.checkpoint_s = self.checkpoint_s.max(s);
     }
 
-    /// Called before every interval (`intervals_done` by this process so
-    /// far); every `sync_every` intervals all processes agree (a collective)
-    /// whether the run must stop now to checkpoint before the limit.
+    /// Called before every interval, or every call of several intervals
+    /// (`intervals_done`: such calls by this process so far); every
+    /// `sync_every` of them all processes agree (a collective) whether the
+    /// run must stop now to checkpoint before the limit.
     pub(crate) fn must_stop(&mut self, cluster: &dyn Cluster, intervals_done: u64) -> bool {
         self.since_sync += 1;
         if intervals_done == 0 || self.since_sync < self.sync_every {

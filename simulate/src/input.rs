@@ -207,13 +207,32 @@ pub fn poisson_gid_words(gids: &[u64; 32]) -> [[u32; 32]; 2] {
 /// `gid_words`.
 #[inline]
 pub fn poisson_words_x32_of(seed: u64, gid_words: &[[u32; 32]; 2], block: u64) -> [[u32; 32]; 4] {
-    let counters = [
-        [(block >> 32) as u32; 32],
-        gid_words[0],
-        gid_words[1],
-        [block as u32; 32],
-    ];
-    snn_kernels::rng::philox4x32_10_x32(&counters, [seed as u32, (seed >> 32) as u32])
+    let mut out = [[0u32; 32]; 4];
+    let [a, b, c, d] = &mut out;
+    poisson_words_x32_to(seed, gid_words, block, &mut [a, b, c, d]);
+    out
+}
+
+/// [`poisson_words_x32_of`] written straight into `out`: word `w` of lane
+/// `j < m` into `out[w][j]` (`m`, the slices' common length, at most 32).
+#[inline]
+pub fn poisson_words_x32_to(
+    seed: u64,
+    gid_words: &[[u32; 32]; 2],
+    block: u64,
+    out: &mut [&mut [u32]; 4],
+) {
+    use snn_kernels::rng::Lanes;
+    snn_kernels::rng::philox4x32_10_x32_to(
+        &[
+            Lanes::Same((block >> 32) as u32),
+            Lanes::Each(&gid_words[0]),
+            Lanes::Each(&gid_words[1]),
+            Lanes::Same(block as u32),
+        ],
+        [seed as u32, (seed >> 32) as u32],
+        out,
+    )
 }
 
 /// The uniform word of the Poisson drive of neuron `gid` for inputs emitted

@@ -70,6 +70,13 @@ pub trait RankEngine: Send {
     fn v_m_now(&mut self, locals: &[usize]) -> Result<Vec<f64>, SimError>;
     /// Update `n_steps` steps (at most one interval).
     fn update(&mut self, n_steps: u64) -> Result<(), SimError>;
+    /// Run `n_steps` steps (any number) of a rank that is alone in its run
+    /// (no other rank to exchange spikes with): interval by interval,
+    /// [`RankEngine::update`] then [`RankEngine::deliver`], or anything
+    /// with the same results.
+    fn run_alone(&mut self, n_steps: u64, count_events: bool) -> Result<(), SimError> {
+        by_intervals(self, n_steps, count_events)
+    }
     /// Point-to-point wire entries of the interval for each of `n_ranks`
     /// ranks (`offset << 32 | position in the send table`, as
     /// [`Engine::route`]; order within a list unspecified).
@@ -99,6 +106,22 @@ pub trait RankEngine: Send {
     /// Restore a state saved by [`RankEngine::save_state`] of any backend.
     fn restore_state<'s>(&mut self, get: &dyn Fn(&str) -> Option<&'s [u8]>)
         -> Result<(), SimError>;
+}
+
+/// [`RankEngine::run_alone`] interval by interval.
+fn by_intervals<R: RankEngine + ?Sized>(
+    rank: &mut R,
+    n_steps: u64,
+    count_events: bool,
+) -> Result<(), SimError> {
+    let mut done = 0;
+    while done < n_steps {
+        let n = rank.interval().min(n_steps - done);
+        rank.update(n)?;
+        rank.deliver(count_events)?;
+        done += n;
+    }
+    Ok(())
 }
 
 /// The CPU backend: an [`Engine`] with the interval's spikes and received
@@ -208,6 +231,20 @@ impl RankEngine for CpuRank {
                     .extend(s.local.iter().map(|&l| (s.step, l)));
             }
         }
+        Ok(())
+    }
+    fn run_alone(&mut self, n_steps: u64, count_events: bool) -> Result<(), SimError> {
+        if !self.vm_locals.is_empty() {
+            // V_m is sampled after every step: interval by interval.
+            return by_intervals(self, n_steps, count_events);
+        }
+        self.received.clear();
+        self.spikes.clear();
+        let (spikes, events) = self.engine.run_alone(n_steps, count_events)?;
+        self.interval_start = self.engine.step();
+        self.events += events;
+        let from = spikes.partition_point(|&(s, _)| s < self.record_from);
+        self.recorded.spikes.extend_from_slice(&spikes[from..]);
         Ok(())
     }
     fn pack(&mut self, n_ranks: usize) -> Result<Vec<Vec<u64>>, SimError> {
