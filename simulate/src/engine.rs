@@ -21,7 +21,8 @@
 //! everything of its range (the neuron states and its input queues) but
 //! the Poisson words, which any member of the team may compute ahead while
 //! it would otherwise wait (see `pool`). One job per interval, one wake-up
-//! of the team:
+//! of the team (for a rank alone in its run, one job for many intervals:
+//! see [`Engine::run_alone`]):
 //!
 //! * [`Engine::deliver`] only records the interval's spikes (own and
 //!   received); the next [`Engine::update`] job has every worker first go
@@ -400,30 +401,31 @@ fn for_each_event(
     let w_all = &d.syn_weight[..];
     let mut misrouted = 0u64;
     // The synapses of a spike lie somewhere in a shard far larger than the
-    // caches: ask for those of the first spikes (up to `PREFETCH_BYTES`) at
-    // once, so that their misses overlap, and for each later one while the
-    // one before it is queued.
-    let mut budget = PREFETCH_BYTES;
-    let mut ahead = 0;
-    for &(_, row) in pending.spikes {
-        let r = pending.part(row as usize);
-        let bytes = r.len() * 8;
-        if bytes > budget {
-            break;
-        }
-        budget -= bytes;
+    // caches: ask for the start of each spike's part, of the first spikes
+    // at once, so that their misses overlap, and of each later one a few
+    // spikes ahead. Only short parts: the hardware's prefetcher follows a
+    // long one, whose first miss matters little (the balanced network's
+    // parts of ~5,600 synapses measured 4 % slower with the hint).
+    let head = |r: Range<usize>| {
+        let n = if r.len() < PREFETCH_SHORT {
+            PREFETCH_HEAD
+        } else {
+            0
+        };
+        r.start..r.end.min(r.start + n)
+    };
+    let ahead = pending.spikes.len().min(PREFETCH_SPIKES);
+    for &(_, row) in &pending.spikes[..ahead] {
+        let r = head(pending.part(row as usize));
         prefetch(&td_all[r.clone()]);
         prefetch(&w_all[r]);
-        ahead += 1;
     }
     for (j, &(s, row)) in pending.spikes.iter().enumerate() {
         let base = s % slots;
-        if j + 1 >= ahead {
-            if let Some(&(_, next)) = pending.spikes.get(j + 1) {
-                let n = pending.part(next as usize);
-                prefetch(&td_all[n.clone()]);
-                prefetch(&w_all[n]);
-            }
+        if let Some(&(_, next)) = pending.spikes.get(j + ahead) {
+            let r = head(pending.part(next as usize));
+            prefetch(&td_all[r.clone()]);
+            prefetch(&w_all[r]);
         }
         let r = pending.part(row as usize);
         for (td, w) in td_all[r.clone()].iter().zip(&w_all[r]) {
@@ -443,9 +445,13 @@ fn for_each_event(
     misrouted
 }
 
-/// How many bytes of synapses a delivery asks for before it starts (see
-/// `for_each_event`): a fraction of a core's L2.
-const PREFETCH_BYTES: usize = 256 << 10;
+/// A delivery asks for the first `PREFETCH_HEAD` synapses (two cache lines
+/// of each array) of the parts of `PREFETCH_SPIKES` spikes ahead (see
+/// `for_each_event`) ...
+const PREFETCH_HEAD: usize = 32;
+/// ... if the part is shorter than this.
+const PREFETCH_SHORT: usize = 2048;
+const PREFETCH_SPIKES: usize = 8;
 
 /// Ask for the cache lines of `x` (a hint: no effect on results).
 #[inline(always)]
@@ -976,7 +982,8 @@ impl Engine {
             },
         )?;
         self.step += n_steps;
-        // Workers own increasing ranges of local indices.
+        // Each worker's spikes are in step order; the pairs are unique, so
+        // sorting them gives step, then local-index order.
         spikes.sort_unstable();
         // The last interval's spikes, delivered by the next call.
         let last = (n_iv - 1) % 2;
