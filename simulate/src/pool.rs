@@ -305,9 +305,10 @@ impl PoissonPool {
 
     /// Idle work of team member (= worker) `member`: write one missing
     /// block of some unit, at most `BLOCKS - 1` ahead of its owner, or a
-    /// part of it until `stop` says so; returns whether there was one. The
-    /// member's own units come first (their words then stay in its core's
-    /// cache), then the others', each in round robin.
+    /// part of it until `stop` says so (which also ends a scan for one);
+    /// returns whether there was one. The member's own units come first
+    /// (their words then stay in its core's cache), then the others', each
+    /// in round robin.
     pub(crate) fn idle(&self, member: usize, stop: &dyn Fn() -> bool) -> bool {
         let n = self.units.len();
         if n == 0 {
@@ -329,6 +330,14 @@ impl PoissonPool {
             let start = cursors[pass].load(Ordering::Relaxed);
             for k in 0..len {
                 let j = (start + k) % len;
+                // A scan touches a cache line of each unit, most of the
+                // others' in another core: a long one (the multi-area model
+                // has hundreds of units) must not hold up the end of the
+                // wait. The next scan goes on from here.
+                if k % 4 == 3 && stop() {
+                    cursors[pass].store(j, Ordering::Relaxed);
+                    return false;
+                }
                 // The `j`th unit of the pass: of the member's own, or of
                 // everyone else's (those before and after its own).
                 let i = match pass {
