@@ -4,7 +4,8 @@
 //! * a neuron update (`iaf_psc_exp`, blocks of 1,024 neurons, the engine's
 //!   vectorised `Block::step`), ns per neuron and step;
 //! * the Poisson words of one neuron and step (a quarter of a Philox block,
-//!   32 neurons at a time as the engine draws them);
+//!   32 neurons at a time as the engine's pool draws them: the neurons'
+//!   counter words made once, the words written into rows of 256);
 //! * a synaptic event as the engine handles it: appended to a queue, later
 //!   added into its target's input sum at random in an array of the given
 //!   size (16 bytes per neuron), and, for comparison, a random add into a
@@ -18,7 +19,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use snn_formats::model::{NeuronModel, NeuronParams};
-use snn_simulate::input::poisson_words_x32;
+use snn_simulate::input::{poisson_gid_words, poisson_words_x32_to};
 use snn_simulate::neuron;
 
 /// xorshift64*: a fast stream of indices.
@@ -87,11 +88,19 @@ fn main() {
 
     // Poisson words.
     let gids: [u64; 32] = std::array::from_fn(|j| 1000 + j as u64);
+    let gid_words = poisson_gid_words(&gids);
     let blocks = 200_000 / scale as u64;
+    let mut rows = vec![0u32; 4 * 256];
     let t = best(reps, || {
         let mut acc = 0u32;
         for b in 0..blocks {
-            acc ^= poisson_words_x32(7, &gids, b)[2][5];
+            let at = 32 * (b as usize % 8);
+            let mut out = [0, 1, 2, 3].map(|_| &mut [][..]);
+            for (o, row) in out.iter_mut().zip(rows.chunks_exact_mut(256)) {
+                *o = &mut row[at..at + 32];
+            }
+            poisson_words_x32_to(7, &gid_words, b, &mut out);
+            acc ^= out[2][5];
         }
         black_box(acc);
     });
