@@ -405,8 +405,8 @@ mod tests {
     use std::sync::Arc;
 
     /// Words read by the owner equal `poisson_word`, whether an idle
-    /// member (another thread, racing) or the owner wrote them, and across
-    /// a reset to an earlier step.
+    /// member (another thread, racing, breaking its fills off now and then)
+    /// or the owner wrote them, and across a reset to an earlier step.
     #[test]
     fn owner_reads_the_right_words_while_others_fill() {
         let seed = 0x5eed;
@@ -425,8 +425,13 @@ mod tests {
             let (pool, stop) = (pool.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut made = 0u64;
+                // Told to stop at every other check: scans end early, and
+                // blocks are broken off after one or two groups and
+                // continued later, by this thread or by the owner.
+                let checks = AtomicUsize::new(0);
+                let now_and_then = || checks.fetch_add(1, Ordering::Relaxed) % 2 == 1;
                 while !stop.load(Ordering::Relaxed) {
-                    made += u64::from(pool.idle(1, &|| false));
+                    made += u64::from(pool.idle(1, &now_and_then));
                 }
                 made
             })
