@@ -130,20 +130,33 @@ fn microcircuit_spikes_identical_for_threads_ranks_and_repeats() {
     assert!(other != reference);
 }
 
-#[test]
-fn balanced_spikes_identical_for_ranks() {
-    // Delay 1.5 ms: communication every 15 steps.
-    let tmp = tempfile::tempdir().unwrap();
-    // In-degrees scaled by 0.1 scale the Poisson inputs too; a 10x rate per
-    // input restores the full drive so that the network is active.
-    let cfg = config(
+/// The microcircuit at 5 % of its neurons and 10 % of its in-degrees.
+fn micro_small() -> snn_formats::Config {
+    config(
+        "microcircuit.toml",
+        &["scale.neurons=0.05", "scale.indegree=0.1"],
+    )
+}
+
+/// The balanced network at 20 % of its neurons and 10 % of its in-degrees.
+/// In-degrees scaled by 0.1 scale the Poisson inputs too; a 10x rate per
+/// input restores the full drive so that the network is active.
+fn balanced_small() -> snn_formats::Config {
+    config(
         "balanced.toml",
         &[
             "scale.neurons=0.2",
             "scale.indegree=0.1",
             "poisson_background.rate_Hz=23.173374667665403",
         ],
-    );
+    )
+}
+
+#[test]
+fn balanced_spikes_identical_for_ranks() {
+    // Delay 1.5 ms: communication every 15 steps.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = balanced_small();
     let net1 = tmp.path().join("net1");
     build(&cfg, &net1, 1, 2);
     let reference = sim(&net1, &tmp.path().join("a"), 0.0, 150.0, 3, 2);
@@ -222,18 +235,8 @@ fn placement_does_not_change_spikes() {
 #[test]
 fn spikes_identical_for_every_vector_level() {
     let tmp = tempfile::tempdir().unwrap();
-    let micro = config(
-        "microcircuit.toml",
-        &["scale.neurons=0.05", "scale.indegree=0.1"],
-    );
-    let balanced = config(
-        "balanced.toml",
-        &[
-            "scale.neurons=0.2",
-            "scale.indegree=0.1",
-            "poisson_background.rate_Hz=23.173374667665403",
-        ],
-    );
+    let micro = micro_small();
+    let balanced = balanced_small();
     // DC drive instead of Poisson: a quiet network whose synaptic currents
     // sit in the subnormal range, where the models' exact path runs.
     let dc = config(
@@ -307,18 +310,8 @@ fn run_alone_equals_interval_by_interval() {
     use snn_formats::{Check, NetworkDir};
     use snn_simulate::engine::Engine;
     let tmp = tempfile::tempdir().unwrap();
-    let micro = config(
-        "microcircuit.toml",
-        &["scale.neurons=0.05", "scale.indegree=0.1"],
-    );
-    let balanced = config(
-        "balanced.toml",
-        &[
-            "scale.neurons=0.2",
-            "scale.indegree=0.1",
-            "poisson_background.rate_Hz=23.173374667665403",
-        ],
-    );
+    let micro = micro_small();
+    let balanced = balanced_small();
     for (name, cfg) in [("micro", micro), ("balanced", balanced)] {
         let net = tmp.path().join(name);
         build(&cfg, &net, 1, 2);
