@@ -41,6 +41,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::input::{poisson_gid_words, poisson_words_x32_to};
+use crate::team::Padded;
 
 /// Blocks held per unit: the one being read and two ahead (eight steps of
 /// work to even out the members with).
@@ -50,8 +51,7 @@ pub(crate) const BLOCKS: u64 = 3;
 const NO_PARTIAL: (u64, usize) = (u64::MAX, 0);
 
 /// A worker's current step, alone in its cache line.
-#[repr(align(64))]
-struct Progress(AtomicU64);
+type Progress = Padded<AtomicU64>;
 
 /// One unit: a piece of one population chunk and its words.
 #[repr(align(64))]
@@ -108,15 +108,7 @@ pub(crate) struct PoissonPool {
 }
 
 /// A member's two idle-scan cursors, alone in their cache line.
-#[repr(align(64))]
-struct Cursors([AtomicUsize; 2]);
-
-impl std::ops::Deref for Cursors {
-    type Target = [AtomicUsize; 2];
-    fn deref(&self) -> &[AtomicUsize; 2] {
-        &self.0
-    }
-}
+type Cursors = Padded<[AtomicUsize; 2]>;
 
 impl PoissonPool {
     /// An empty pool for `n_workers` workers starting at `step`, drive seed
@@ -126,12 +118,12 @@ impl PoissonPool {
             seed,
             units: Vec::new(),
             progress: (0..n_workers)
-                .map(|_| Progress(AtomicU64::new(step)))
+                .map(|_| Padded(AtomicU64::new(step)))
                 .collect(),
             idle_seen: AtomicU64::new(u64::MAX),
             owned: vec![0..0; n_workers],
             cursors: (0..n_workers)
-                .map(|_| Cursors([AtomicUsize::new(0), AtomicUsize::new(0)]))
+                .map(|_| Padded([AtomicUsize::new(0), AtomicUsize::new(0)]))
                 .collect(),
         }
     }

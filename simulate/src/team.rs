@@ -187,9 +187,17 @@ pub(crate) struct StepBarrier {
     members: u64,
 }
 
-/// A value alone in its cache line.
+/// A value alone in its cache line (atomics that one core writes and others
+/// poll; see also `pool`).
 #[repr(align(64))]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
 /// Breaks its barrier when dropped during a panic.
 pub(crate) struct BreakOnPanic<'a>(&'a StepBarrier);
