@@ -361,10 +361,12 @@ impl Worker {
         }
     }
 
-    /// Add this worker's part of the pending deliveries to its input.
-    fn deliver(&mut self, cx: &StepCtx, pending: &Pending) {
+    /// Add this worker's part of the pending deliveries to its input;
+    /// returns how many synapses that part holds (the worker's share of the
+    /// synaptic events).
+    fn deliver(&mut self, cx: &StepCtx, pending: &Pending) -> u64 {
         let (start, n, slots) = (self.start as u32, self.len as u32, cx.slots);
-        let misrouted = match &mut self.input {
+        let (events, misrouted) = match &mut self.input {
             Input::Queue { queue, .. } => {
                 for_each_event(cx.d, pending, start, n, slots, |slot, target, w| {
                     queue[slot].push((target, w))
@@ -378,14 +380,16 @@ impl Worker {
             }
         };
         self.misrouted += misrouted;
+        events
     }
 }
 
 /// Call `add(slot, target, weight)` for every synapse of the pending spikes
 /// that targets the worker with neurons `start..start + n` (target relative
-/// to `start`, slot of the arrival step); returns how many synapses were
-/// out of place (another worker's in a row's run, or a delay beyond the
-/// ring: a damaged shard).
+/// to `start`, slot of the arrival step); returns how many synapses the
+/// worker's parts of the rows hold, and how many of them were out of place
+/// (another worker's in a row's run, or a delay beyond the ring: a damaged
+/// shard).
 #[inline(always)]
 fn for_each_event(
     d: &ArchivedShardData,
@@ -394,12 +398,12 @@ fn for_each_event(
     n: u32,
     slots: u64,
     mut add: impl FnMut(usize, u32, i32),
-) -> u64 {
+) -> (u64, u64) {
     let tb = d.target_bits.to_native();
     let mask = (1u32 << tb) - 1;
     let td_all = &d.syn_target_delay[..];
     let w_all = &d.syn_weight[..];
-    let mut misrouted = 0u64;
+    let (mut events, mut misrouted) = (0u64, 0u64);
     // The synapses of a spike lie somewhere in a shard far larger than the
     // caches: ask for the start of each spike's part, of the first spikes
     // at once, so that their misses overlap, and of each later one a few
@@ -428,6 +432,7 @@ fn for_each_event(
             prefetch(&w_all[r]);
         }
         let r = pending.part(row as usize);
+        events += r.len() as u64;
         for (td, w) in td_all[r.clone()].iter().zip(&w_all[r]) {
             let td = td.to_native();
             let target = (td & mask).wrapping_sub(start);
@@ -442,7 +447,7 @@ fn for_each_event(
             add(slot as usize, target, w.to_native());
         }
     }
-    misrouted
+    (events, misrouted)
 }
 
 /// A delivery asks for the first `PREFETCH_HEAD` synapses (two cache lines
@@ -966,12 +971,9 @@ impl Engine {
                             spikes: list,
                             ..*pending
                         };
-                        w.deliver(cx, &part);
+                        let events = w.deliver(cx, &part);
                         if count_events {
-                            w.events += list
-                                .iter()
-                                .map(|&(_, row)| part.part(row as usize).len() as u64)
-                                .sum::<u64>();
+                            w.events += events;
                         }
                     }
                 }
@@ -1030,7 +1032,13 @@ impl Engine {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.run_workers(|w, cx, parts| w.deliver(cx, parts), |_| {})
+        // (Their events were counted when they were handed in.)
+        self.run_workers(
+            |w, cx, parts| {
+                w.deliver(cx, parts);
+            },
+            |_| {},
+        )
     }
 
     /// Run `job(worker, context, pending deliveries)` on every worker at
